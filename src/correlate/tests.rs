@@ -1,0 +1,290 @@
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::matcher::tests::ruleset;
+
+const CHAIN: &str = r#"
+title: read
+name: read
+detection: {sel: {eventName: GetSecretValue}, condition: sel}
+---
+title: enum
+name: enum
+detection: {sel: {eventName: ListUsers}, condition: sel}
+---
+title: persist
+name: persist
+detection: {sel: {eventName: CreateAccessKey}, condition: sel}
+---
+title: chain
+correlation:
+  type: temporal_ordered
+  rules: [read, enum, persist]
+  group-by: [userIdentity.arn]
+  timespan: 10m
+---
+title: burst
+correlation:
+  type: event_count
+  rules: [enum]
+  group-by: [userIdentity.arn]
+  timespan: 1m
+  condition: {gte: 3}
+---
+title: anyorder
+correlation:
+  type: temporal
+  rules: [read, persist]
+  group-by: [userIdentity.arn]
+  timespan: 5m
+"#;
+
+fn t(secs: i64) -> EventTime {
+    EventTime::from_millis(1_700_000_000_000 + secs * 1000)
+}
+
+fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
+    Hit {
+        target: Target::Correlation(target),
+        stages,
+        group: group.into(),
+        value: None,
+        event: EventRef {
+            time: t(secs),
+            key: crate::decode::event_key(id),
+            pos: Position {
+                source: 0,
+                offset: secs as u64,
+            },
+            id: id.into(),
+        },
+    }
+}
+
+/// Runs hits through one engine, advancing the watermark after each push as a stream would,
+/// then to the end of time. Returns findings as (target, group, event ids).
+fn run(hits: Vec<Hit>, lateness_secs: i64) -> Vec<(Target, String, Vec<String>)> {
+    let rules = Arc::new(ruleset(CHAIN));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    let mut max_seen = EventTime::MIN;
+    for h in hits {
+        max_seen = max_seen.max(h.event.time);
+        engine.push(h, &mut out);
+        engine.advance(max_seen.minus(Span::from_secs(lateness_secs)), &mut out);
+    }
+    engine.advance(EventTime::MAX, &mut out);
+    out.iter()
+        .map(|f| {
+            (
+                f.target,
+                f.group.to_string(),
+                f.events.iter().map(|(e, _)| e.id.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+// Correlation indices follow load order: chain 0, burst 1, anyorder 2.
+const ORDERED: u32 = 0;
+const BURST: u32 = 1;
+const ANY: u32 = 2;
+
+#[test]
+fn ordered_chain_fires_once_with_every_step() {
+    let got = run(
+        vec![
+            hit(ORDERED, 1, "alice", 0, "r1"),
+            hit(ORDERED, 2, "alice", 60, "e1"),
+            hit(ORDERED, 4, "alice", 120, "p1"),
+        ],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![(
+            Target::Correlation(ORDERED),
+            "alice".into(),
+            vec!["r1".into(), "e1".into(), "p1".into()]
+        )]
+    );
+}
+
+#[test]
+fn ordered_chain_needs_the_order_and_the_window() {
+    // Persistence before enumeration: no chain.
+    let wrong_order = vec![
+        hit(ORDERED, 1, "a", 0, "r"),
+        hit(ORDERED, 4, "a", 10, "p"),
+        hit(ORDERED, 2, "a", 20, "e"),
+    ];
+    assert!(run(wrong_order, 0).is_empty());
+    // Last step one second past the 10 minute window: no chain.
+    let too_slow = vec![
+        hit(ORDERED, 1, "a", 0, "r"),
+        hit(ORDERED, 2, "a", 300, "e"),
+        hit(ORDERED, 4, "a", 601, "p"),
+    ];
+    assert!(run(too_slow, 0).is_empty());
+    let just_in = vec![
+        hit(ORDERED, 1, "a", 0, "r"),
+        hit(ORDERED, 2, "a", 300, "e"),
+        hit(ORDERED, 4, "a", 600, "p"),
+    ];
+    assert_eq!(run(just_in, 0).len(), 1);
+}
+
+#[test]
+fn groups_do_not_mix() {
+    let got = run(
+        vec![
+            hit(ORDERED, 1, "a", 0, "r"),
+            hit(ORDERED, 2, "b", 10, "e"),
+            hit(ORDERED, 4, "a", 20, "p"),
+        ],
+        0,
+    );
+    assert!(got.is_empty());
+}
+
+#[test]
+fn a_later_start_replaces_an_older_partial_chain() {
+    // The read at 0 expires before the end; the read at 500 carries the chain.
+    let hits = vec![
+        hit(ORDERED, 1, "a", 0, "r-old"),
+        hit(ORDERED, 1, "a", 500, "r-new"),
+        hit(ORDERED, 2, "a", 700, "e"),
+        hit(ORDERED, 4, "a", 800, "p"),
+    ];
+    assert_eq!(run(hits, 0)[0].2, vec!["r-new", "e", "p"]);
+}
+
+#[test]
+fn event_count_fires_per_burst() {
+    let hits: Vec<Hit> = (0..7)
+        .map(|i| hit(BURST, 1, "a", i * 10, &format!("e{i}")))
+        .collect();
+    let got = run(hits, 0);
+    // Seven events 10 s apart within 1 minute windows: bursts of three fire twice.
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].2, vec!["e0", "e1", "e2"]);
+    assert_eq!(got[1].2, vec!["e3", "e4", "e5"]);
+}
+
+#[test]
+fn temporal_fires_in_any_order() {
+    let got = run(
+        vec![hit(ANY, 2, "a", 0, "p"), hit(ANY, 1, "a", 100, "r")],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![(
+            Target::Correlation(ANY),
+            "a".into(),
+            vec!["p".into(), "r".into()]
+        )]
+    );
+    assert!(
+        run(
+            vec![hit(ANY, 2, "a", 0, "p"), hit(ANY, 1, "a", 301, "r")],
+            0
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn duplicates_are_dropped() {
+    let h = hit(BURST, 1, "a", 0, "same");
+    let got = run(
+        vec![h.clone(), h.clone(), h, hit(BURST, 1, "a", 5, "other")],
+        0,
+    );
+    assert!(
+        got.is_empty(),
+        "three copies of one event and one other are two events, not four"
+    );
+}
+
+#[test]
+fn state_expires_behind_the_watermark() {
+    let rules = Arc::new(ruleset(CHAIN));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    engine.push(hit(ORDERED, 1, "a", 0, "r"), &mut out);
+    engine.advance(t(1), &mut out);
+    assert_eq!(engine.live_states(), 1);
+    engine.advance(t(700), &mut out);
+    assert_eq!(engine.live_states(), 0);
+    assert_eq!(engine.stats().expired, 1);
+}
+
+#[test]
+fn state_cap_evicts_and_counts() {
+    let rules = Arc::new(ruleset(CHAIN));
+    let mut engine = ShardEngine::new(
+        rules,
+        ShardLimits {
+            max_pending: 1 << 20,
+            max_states: 10,
+        },
+    );
+    let mut out = Vec::new();
+    for i in 0..100 {
+        engine.push(hit(ORDERED, 1, &format!("id{i}"), i, "r"), &mut out);
+        engine.advance(t(i), &mut out);
+    }
+    engine.advance(t(100), &mut out);
+    assert!(engine.live_states() <= 10);
+    assert_eq!(
+        engine.stats().evicted,
+        90,
+        "each of the last 90 new states evicts one"
+    );
+}
+
+fn scenario() -> Vec<Hit> {
+    let mut v = Vec::new();
+    for (g, base) in [("a", 0), ("b", 30), ("c", 45)] {
+        v.push(hit(ORDERED, 1, g, base, &format!("{g}-r")));
+        v.push(hit(ANY, 1, g, base, &format!("{g}-r")));
+        v.push(hit(ORDERED, 2, g, base + 20, &format!("{g}-e")));
+        v.push(hit(BURST, 1, g, base + 20, &format!("{g}-e")));
+        v.push(hit(BURST, 1, g, base + 21, &format!("{g}-e2")));
+        v.push(hit(BURST, 1, g, base + 22, &format!("{g}-e3")));
+        v.push(hit(ORDERED, 4, g, base + 40, &format!("{g}-p")));
+        v.push(hit(ANY, 2, g, base + 40, &format!("{g}-p")));
+    }
+    // Same-time events in one group: ties are broken by content, not arrival.
+    v.push(hit(BURST, 1, "d", 100, "d-x"));
+    v.push(hit(BURST, 1, "d", 100, "d-y"));
+    v.push(hit(BURST, 1, "d", 100, "d-z"));
+    v
+}
+
+proptest! {
+    /// Each hit is delivered at its event time plus a random delay of at most the lateness,
+    /// which is exactly "out of order within the allowed lateness".
+    #[test]
+    fn any_arrival_order_within_lateness_gives_the_sorted_result(
+        delays in proptest::collection::vec(0i64..=60_000, 27)
+    ) {
+        let mut sorted = scenario();
+        sorted.sort_by_key(|h| (h.event.time, h.event.key));
+        let mut want = run(sorted.clone(), 60);
+        prop_assert_eq!(want.len(), 10);
+        let mut delivered: Vec<(i64, usize, Hit)> = sorted
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (h.event.time.as_millis() + delays[i % delays.len()], i, h))
+            .collect();
+        delivered.sort_by_key(|(d, i, _)| (*d, *i));
+        let mut got = run(delivered.into_iter().map(|(_, _, h)| h).collect(), 60);
+        got.sort();
+        want.sort();
+        prop_assert_eq!(got, want);
+    }
+}

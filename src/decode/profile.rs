@@ -1,0 +1,418 @@
+//! Source profiles: for each kind of security log, where the event time, the event id and the
+//! acting identity are, where Sigma's field names live in its JSON, and how to recognise it.
+//!
+//! | profile      | recognised by                                   | time                         |
+//! |--------------|-------------------------------------------------|------------------------------|
+//! | `cloudtrail` | `eventSource` + `eventName`                     | `eventTime`, else `@timestamp` (Logstash) |
+//! | `windows`    | `EventID` + `Channel`/`SourceName`/`ProviderGuid` (flat), or `Event.System` (nested) | `@timestamp`, `TimeCreated`, `UtcTime` |
+//! | `k8s_audit`  | `auditID` + `verb`                              | `requestReceivedTimestamp`   |
+//! | `ocsf`       | `class_uid` + `metadata`                        | `time` (epoch ms)            |
+//! | `ecs`        | `@timestamp` + an `ecs` or `event` object       | `@timestamp`                 |
+//! | `generic`    | never auto-detected; paths from configuration   | configured                   |
+
+use serde::Deserialize;
+
+use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
+
+/// The built-in kinds of source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProfileKind {
+    CloudTrail,
+    Windows,
+    K8sAudit,
+    Ocsf,
+    Ecs,
+    Generic,
+}
+
+impl ProfileKind {
+    pub const ALL: [ProfileKind; 6] = [
+        ProfileKind::CloudTrail,
+        ProfileKind::Windows,
+        ProfileKind::K8sAudit,
+        ProfileKind::Ocsf,
+        ProfileKind::Ecs,
+        ProfileKind::Generic,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileKind::CloudTrail => "cloudtrail",
+            ProfileKind::Windows => "windows",
+            ProfileKind::K8sAudit => "k8s_audit",
+            ProfileKind::Ocsf => "ocsf",
+            ProfileKind::Ecs => "ecs",
+            ProfileKind::Generic => "generic",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ProfileKind> {
+        ProfileKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether a Sigma rule with this `logsource.product` can match events of this profile.
+    /// Normalised formats (ECS, OCSF, generic) can carry any product, so they accept all;
+    /// a rule without a product matches everywhere.
+    pub fn serves_product(self, product: Option<&str>) -> bool {
+        let Some(product) = product else { return true };
+        let product = product.to_ascii_lowercase();
+        match self {
+            ProfileKind::CloudTrail => product == "aws",
+            ProfileKind::Windows => product == "windows",
+            ProfileKind::K8sAudit => product == "kubernetes" || product == "k8s",
+            ProfileKind::Ocsf | ProfileKind::Ecs | ProfileKind::Generic => true,
+        }
+    }
+
+    /// The products a profile is dedicated to: a rule for any other known product never runs
+    /// on it. Used to warn about rules that can never match.
+    pub fn is_known_product(product: &str) -> bool {
+        matches!(
+            product.to_ascii_lowercase().as_str(),
+            "aws" | "windows" | "kubernetes" | "k8s" | "linux"
+        )
+    }
+}
+
+/// How to build one identity: the listed fields' first values joined by `separator`; the
+/// template applies only when every field is present and non-empty.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityTemplate {
+    pub fields: Vec<String>,
+    #[serde(default)]
+    pub separator: String,
+}
+
+impl IdentityTemplate {
+    fn one(field: &str) -> IdentityTemplate {
+        IdentityTemplate {
+            fields: vec![field.to_string()],
+            separator: String::new(),
+        }
+    }
+
+    fn joined(fields: &[&str], separator: &str) -> IdentityTemplate {
+        IdentityTemplate {
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            separator: separator.to_string(),
+        }
+    }
+}
+
+/// What a profile says about its events, in Sigma-level field names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileSpec {
+    pub kind: ProfileKind,
+    /// Candidate time fields, first present wins.
+    pub time_fields: Vec<String>,
+    /// Fields joined by `/` into the event id; empty means the id is a hash of the raw bytes.
+    pub id_fields: Vec<String>,
+    /// Identity templates in priority order.
+    pub identity: Vec<IdentityTemplate>,
+    /// Identities compare case-insensitively (Windows account names do).
+    pub lowercase_identity: bool,
+}
+
+/// Paths of the `generic` profile, from configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericPaths {
+    pub time: Vec<String>,
+    #[serde(default)]
+    pub id: Vec<String>,
+    #[serde(default)]
+    pub identity: Vec<IdentityTemplate>,
+}
+
+impl ProfileSpec {
+    /// The built-in spec of `kind`; `generic` takes its paths from `generic`.
+    pub fn builtin(kind: ProfileKind, generic: &GenericPaths) -> ProfileSpec {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        match kind {
+            ProfileKind::CloudTrail => ProfileSpec {
+                kind,
+                time_fields: s(&["eventTime", "@timestamp"]),
+                id_fields: s(&["eventID"]),
+                identity: vec![
+                    IdentityTemplate::one("userIdentity.arn"),
+                    IdentityTemplate::one("userIdentity.accessKeyId"),
+                    IdentityTemplate::one("userIdentity.principalId"),
+                    IdentityTemplate::one("userIdentity.invokedBy"),
+                ],
+                lowercase_identity: false,
+            },
+            ProfileKind::Windows => ProfileSpec {
+                kind,
+                time_fields: s(&["@timestamp", "TimeCreated", "UtcTime"]),
+                id_fields: s(&["Computer", "Channel", "EventRecordID"]),
+                identity: vec![
+                    // Sysmon writes DOMAIN\name in one field.
+                    IdentityTemplate::one("User"),
+                    IdentityTemplate::joined(&["SubjectDomainName", "SubjectUserName"], "\\"),
+                    // nxlog-shipped PowerShell events.
+                    IdentityTemplate::joined(&["Domain", "AccountName"], "\\"),
+                    IdentityTemplate::joined(&["TargetDomainName", "TargetUserName"], "\\"),
+                ],
+                lowercase_identity: true,
+            },
+            ProfileKind::K8sAudit => ProfileSpec {
+                kind,
+                time_fields: s(&["requestReceivedTimestamp", "stageTimestamp"]),
+                id_fields: s(&["auditID"]),
+                identity: vec![IdentityTemplate::one("user.username")],
+                lowercase_identity: false,
+            },
+            ProfileKind::Ocsf => ProfileSpec {
+                kind,
+                time_fields: s(&["time"]),
+                id_fields: s(&["metadata.uid"]),
+                identity: vec![
+                    IdentityTemplate::one("actor.user.uid"),
+                    IdentityTemplate::one("actor.user.name"),
+                ],
+                lowercase_identity: false,
+            },
+            ProfileKind::Ecs => ProfileSpec {
+                kind,
+                time_fields: s(&["@timestamp"]),
+                id_fields: s(&["event.id"]),
+                identity: vec![
+                    IdentityTemplate::joined(&["user.domain", "user.name"], "\\"),
+                    IdentityTemplate::one("user.name"),
+                    IdentityTemplate::one("user.id"),
+                ],
+                lowercase_identity: false,
+            },
+            ProfileKind::Generic => ProfileSpec {
+                kind,
+                time_fields: generic.time.clone(),
+                id_fields: generic.id.clone(),
+                identity: generic.identity.clone(),
+                lowercase_identity: false,
+            },
+        }
+    }
+
+    /// The JSON paths where this profile finds the Sigma field `field`, most likely first.
+    pub fn paths(&self, field: &str) -> Vec<Vec<Step>> {
+        let mut paths = vec![split_path(field)];
+        if self.kind == ProfileKind::Windows && !field.contains('.') {
+            let key = |k: &str| Step::Key(k.into());
+            // Flat spellings of the same thing by other shippers (nxlog in the OTRF data).
+            let flat_alias: &[&str] = match field {
+                "Computer" => &["Hostname"],
+                "EventRecordID" => &["RecordNumber"],
+                "Provider_Name" => &["SourceName", "ProviderName"],
+                _ => &[],
+            };
+            paths.extend(flat_alias.iter().map(|a| vec![key(a)]));
+            // The nested layout EVTX converters write.
+            let system: Option<Vec<&str>> = match field {
+                "EventID" => Some(vec!["EventID", "#text"]),
+                "Provider_Name" => Some(vec!["Provider", "#attributes", "Name"]),
+                "TimeCreated" => Some(vec!["TimeCreated", "#attributes", "SystemTime"]),
+                "ProcessID" | "ThreadID" => Some(vec!["Execution", "#attributes", field]),
+                "UserID" => Some(vec!["Security", "#attributes", "UserID"]),
+                _ => None,
+            };
+            if let Some(system) = system {
+                let mut p = vec![key("Event"), key("System")];
+                p.extend(system.into_iter().map(key));
+                paths.push(p);
+            }
+            paths.push(vec![key("Event"), key("System"), key(field)]);
+            paths.push(vec![key("Event"), key("EventData"), key(field)]);
+            paths.push(vec![
+                key("Event"),
+                key("UserData"),
+                Step::AnyKey,
+                key(field),
+            ]);
+        }
+        paths
+    }
+
+    /// Every field name the profile itself needs.
+    pub fn own_fields(&self) -> impl Iterator<Item = &str> {
+        self.time_fields
+            .iter()
+            .chain(self.id_fields.iter())
+            .chain(self.identity.iter().flat_map(|t| t.fields.iter()))
+            .map(String::as_str)
+    }
+}
+
+/// A profile ready for decoding: its spec with fields resolved to slots and its path trie.
+#[derive(Clone, Debug)]
+pub struct CompiledProfile {
+    pub spec: ProfileSpec,
+    pub trie: PathTrie,
+    pub time_slots: Vec<Slot>,
+    pub id_slots: Vec<Slot>,
+    pub identity: Vec<(Vec<Slot>, String)>,
+}
+
+impl CompiledProfile {
+    /// Interns the profile's own fields into `fields`; call [`CompiledProfile::build_trie`] once
+    /// every rule has interned its fields too.
+    pub fn new(spec: ProfileSpec, fields: &mut FieldTable) -> CompiledProfile {
+        let time_slots = spec.time_fields.iter().map(|f| fields.intern(f)).collect();
+        let id_slots = spec.id_fields.iter().map(|f| fields.intern(f)).collect();
+        let identity = spec
+            .identity
+            .iter()
+            .map(|t| {
+                (
+                    t.fields.iter().map(|f| fields.intern(f)).collect(),
+                    t.separator.clone(),
+                )
+            })
+            .collect();
+        CompiledProfile {
+            spec,
+            trie: PathTrie::default(),
+            time_slots,
+            id_slots,
+            identity,
+        }
+    }
+
+    /// Builds the trie over every slot of `fields`.
+    pub fn build_trie(&mut self, fields: &FieldTable) {
+        let mut trie = PathTrie::default();
+        for (slot, name) in fields.iter() {
+            for path in self.spec.paths(name) {
+                trie.insert(&path, slot);
+            }
+        }
+        self.trie = trie;
+    }
+}
+
+/// Recognises the profile of an event from its top-level keys; `None` when nothing fits.
+pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
+    let simd_json::Node::Object { len, .. } = tape.first()? else {
+        return None;
+    };
+    #[derive(Default)]
+    struct Seen {
+        event_source: bool,
+        event_name: bool,
+        event_id: bool,
+        channel: bool,
+        nested_event: bool,
+        audit_id: bool,
+        verb: bool,
+        class_uid: bool,
+        metadata: bool,
+        timestamp: bool,
+        ecs_object: bool,
+    }
+    let mut seen = Seen::default();
+    let mut i = 1;
+    for _ in 0..*len {
+        let simd_json::Node::String(key) = tape[i] else {
+            return None;
+        };
+        let value = &tape[i + 1];
+        let is_object = matches!(value, simd_json::Node::Object { .. });
+        match key {
+            "eventSource" => seen.event_source = true,
+            "eventName" => seen.event_name = true,
+            "EventID" => seen.event_id = true,
+            "Channel" | "SourceName" | "ProviderGuid" => seen.channel = true,
+            "Event" => seen.nested_event = is_object,
+            "auditID" => seen.audit_id = true,
+            "verb" => seen.verb = true,
+            "class_uid" => seen.class_uid = true,
+            "metadata" => seen.metadata = true,
+            "@timestamp" => seen.timestamp = true,
+            "ecs" | "event" => seen.ecs_object |= is_object,
+            _ => {}
+        }
+        i += 1 + super::fields::node_extent(value);
+    }
+    if seen.event_source && seen.event_name {
+        Some(ProfileKind::CloudTrail)
+    } else if (seen.event_id && seen.channel) || seen.nested_event {
+        Some(ProfileKind::Windows)
+    } else if seen.audit_id && seen.verb {
+        Some(ProfileKind::K8sAudit)
+    } else if seen.class_uid && seen.metadata {
+        Some(ProfileKind::Ocsf)
+    } else if seen.timestamp && seen.ecs_object {
+        Some(ProfileKind::Ecs)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_of(json: &str) -> Option<ProfileKind> {
+        let mut b = json.as_bytes().to_vec();
+        let tape = simd_json::to_tape(&mut b).unwrap();
+        detect(&tape.0)
+    }
+
+    #[test]
+    fn detects_each_builtin_layout() {
+        assert_eq!(
+            kind_of(
+                r#"{"eventTime":"x","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#
+            ),
+            Some(ProfileKind::CloudTrail)
+        );
+        assert_eq!(
+            kind_of(r#"{"EventID":4688,"Channel":"Security"}"#),
+            Some(ProfileKind::Windows)
+        );
+        assert_eq!(
+            kind_of(r#"{"Event":{"System":{"EventID":1}}}"#),
+            Some(ProfileKind::Windows)
+        );
+        assert_eq!(
+            kind_of(r#"{"auditID":"a","verb":"get","kind":"Event"}"#),
+            Some(ProfileKind::K8sAudit)
+        );
+        assert_eq!(
+            kind_of(r#"{"class_uid":3002,"metadata":{},"time":1}"#),
+            Some(ProfileKind::Ocsf)
+        );
+        assert_eq!(
+            kind_of(r#"{"@timestamp":"x","event":{"kind":"event"}}"#),
+            Some(ProfileKind::Ecs)
+        );
+        assert_eq!(kind_of(r#"{"something":"else"}"#), None);
+        assert_eq!(kind_of(r#"[1,2]"#), None);
+    }
+
+    #[test]
+    fn windows_fields_have_flat_and_nested_paths() {
+        let spec = ProfileSpec::builtin(ProfileKind::Windows, &GenericPaths::default());
+        let paths = spec.paths("EventID");
+        let key = |k: &str| Step::Key(k.into());
+        assert!(paths.contains(&vec![key("EventID")]));
+        assert!(paths.contains(&vec![key("Event"), key("System"), key("EventID")]));
+        assert!(paths.contains(&vec![
+            key("Event"),
+            key("System"),
+            key("EventID"),
+            key("#text")
+        ]));
+        let cmd = spec.paths("CommandLine");
+        assert!(cmd.contains(&vec![key("Event"), key("EventData"), key("CommandLine")]));
+    }
+
+    #[test]
+    fn products_select_profiles() {
+        assert!(ProfileKind::CloudTrail.serves_product(Some("aws")));
+        assert!(!ProfileKind::CloudTrail.serves_product(Some("windows")));
+        assert!(ProfileKind::Windows.serves_product(Some("Windows")));
+        assert!(ProfileKind::Ecs.serves_product(Some("windows")));
+        assert!(ProfileKind::Windows.serves_product(None));
+    }
+}

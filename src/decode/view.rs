@@ -1,0 +1,248 @@
+//! The borrowed view of one decoded event.
+
+use std::borrow::Cow;
+
+use simd_json::{Node, StaticNode};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::fields::{Slot, SlotValues, node_extent};
+use super::profile::ProfileKind;
+use super::{CompiledProfile, Schema};
+use crate::time::EventTime;
+
+/// A scalar value of an event field.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar<'a> {
+    Str(&'a str),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Null,
+}
+
+impl<'a> Scalar<'a> {
+    /// The value as text, as Sigma compares it: numbers and booleans in their JSON spelling,
+    /// `None` for null.
+    pub fn text(&self) -> Option<Cow<'a, str>> {
+        match *self {
+            Scalar::Str(s) => Some(Cow::Borrowed(s)),
+            Scalar::I64(i) => Some(Cow::Owned(i.to_string())),
+            Scalar::U64(u) => Some(Cow::Owned(u.to_string())),
+            Scalar::F64(f) => Some(Cow::Owned(f.to_string())),
+            Scalar::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+            Scalar::Null => None,
+        }
+    }
+
+    /// The value as a number: JSON numbers, and strings that spell one (`"4688"`).
+    pub fn number(&self) -> Option<f64> {
+        match *self {
+            Scalar::Str(s) => s.trim().parse().ok(),
+            Scalar::I64(i) => Some(i as f64),
+            Scalar::U64(u) => Some(u as f64),
+            Scalar::F64(f) => Some(f),
+            Scalar::Bool(_) | Scalar::Null => None,
+        }
+    }
+}
+
+/// A decoded event: the tape, the values found for each slot, the profile and the event time.
+pub struct EventView<'t, 'de> {
+    tape: &'t [Node<'de>],
+    slots: &'t SlotValues,
+    profile_index: u16,
+    pub kind: ProfileKind,
+    pub time: EventTime,
+    /// The event's bytes as read, unmodified.
+    pub raw: &'t [u8],
+}
+
+impl<'t, 'de> EventView<'t, 'de> {
+    pub(super) fn new(
+        tape: &'t [Node<'de>],
+        slots: &'t SlotValues,
+        profile_index: u16,
+        kind: ProfileKind,
+        time: EventTime,
+        raw: &'t [u8],
+    ) -> Self {
+        EventView {
+            tape,
+            slots,
+            profile_index,
+            kind,
+            time,
+            raw,
+        }
+    }
+
+    pub fn profile_index(&self) -> u16 {
+        self.profile_index
+    }
+
+    /// Whether the event has the field at all (any value, null included).
+    pub fn exists(&self, slot: Slot) -> bool {
+        self.slots.has(slot)
+    }
+
+    /// The scalar values of a field: each occurrence, with arrays flattened one level (Sigma
+    /// matches a list field when any element matches). Objects yield nothing.
+    pub fn values(&self, slot: Slot) -> impl Iterator<Item = Scalar<'de>> + '_ {
+        let tape = self.tape;
+        self.slots
+            .nodes(slot)
+            .flat_map(move |n| ScalarIter::new(tape, n))
+    }
+
+    /// Every scalar value of the event (object keys excluded), for keyword searches. The walk
+    /// keeps its own stack of open containers (bounded by the depth limit), never recursing.
+    pub fn all_scalars(&self) -> impl Iterator<Item = Scalar<'de>> + '_ {
+        let tape = self.tape;
+        // (is_object, entries left)
+        let mut stack: Vec<(bool, usize)> = Vec::new();
+        if let Some(Node::Object { len, .. }) = tape.first() {
+            stack.push((true, *len));
+        }
+        let mut i = 1usize;
+        std::iter::from_fn(move || {
+            while let Some(top) = stack.last_mut() {
+                if top.1 == 0 {
+                    stack.pop();
+                    continue;
+                }
+                top.1 -= 1;
+                if top.0 {
+                    i += 1; // the key
+                }
+                let at = i;
+                i += 1;
+                let scalar = match *tape.get(at)? {
+                    Node::Object { len, .. } => {
+                        stack.push((true, len));
+                        continue;
+                    }
+                    Node::Array { len, .. } => {
+                        stack.push((false, len));
+                        continue;
+                    }
+                    Node::String(s) => Scalar::Str(s),
+                    Node::Static(StaticNode::I64(v)) => Scalar::I64(v),
+                    Node::Static(StaticNode::U64(v)) => Scalar::U64(v),
+                    Node::Static(StaticNode::F64(v)) => Scalar::F64(v),
+                    Node::Static(StaticNode::Bool(v)) => Scalar::Bool(v),
+                    Node::Static(StaticNode::Null) => continue,
+                };
+                return Some(scalar);
+            }
+            None
+        })
+    }
+
+    /// The first scalar of a field as text.
+    pub fn first_text(&self, slot: Slot) -> Option<Cow<'de, str>> {
+        self.values(slot).find_map(|v| v.text())
+    }
+
+    fn profile<'s>(&self, schema: &'s Schema) -> &'s CompiledProfile {
+        &schema.profiles[self.profile_index as usize]
+    }
+
+    /// The acting identity by the profile's templates, or `None` when no template applies.
+    pub fn identity(&self, schema: &Schema) -> Option<String> {
+        let profile = self.profile(schema);
+        'templates: for (slots, separator) in &profile.identity {
+            let mut out = String::new();
+            for (i, &slot) in slots.iter().enumerate() {
+                let Some(part) = self.first_text(slot) else {
+                    continue 'templates;
+                };
+                if part.is_empty() || part == "-" {
+                    continue 'templates;
+                }
+                if i > 0 {
+                    out.push_str(separator);
+                }
+                out.push_str(&part);
+            }
+            if profile.spec.lowercase_identity {
+                out = out.to_lowercase();
+            }
+            return Some(out);
+        }
+        None
+    }
+
+    /// The event's own id by the profile's id fields joined with `/`, or a hash of its bytes
+    /// (`sha:<hex>`) when the event has none.
+    pub fn event_id(&self, schema: &Schema) -> String {
+        let profile = self.profile(schema);
+        let mut out = String::new();
+        let mut any = false;
+        for (i, &slot) in profile.id_slots.iter().enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            if let Some(v) = self.first_text(slot) {
+                out.push_str(&v);
+                any = true;
+            }
+        }
+        if any {
+            out
+        } else {
+            format!("xxh3:{:016x}", xxh3_64(self.raw))
+        }
+    }
+}
+
+/// The id-independent identity of an event's content, for ordering ties and duplicates.
+pub fn event_key(event_id: &str) -> u64 {
+    xxh3_64(event_id.as_bytes())
+}
+
+struct ScalarIter<'t, 'de> {
+    tape: &'t [Node<'de>],
+    at: usize,
+    remaining: usize,
+}
+
+impl<'t, 'de> ScalarIter<'t, 'de> {
+    fn new(tape: &'t [Node<'de>], node: usize) -> Self {
+        match tape[node] {
+            Node::Array { len, .. } => ScalarIter {
+                tape,
+                at: node + 1,
+                remaining: len,
+            },
+            _ => ScalarIter {
+                tape,
+                at: node,
+                remaining: 1,
+            },
+        }
+    }
+}
+
+impl<'de> Iterator for ScalarIter<'_, 'de> {
+    type Item = Scalar<'de>;
+
+    fn next(&mut self) -> Option<Scalar<'de>> {
+        while self.remaining > 0 {
+            self.remaining -= 1;
+            let node = &self.tape[self.at];
+            self.at += node_extent(node);
+            let scalar = match *node {
+                Node::String(s) => Scalar::Str(s),
+                Node::Static(StaticNode::I64(i)) => Scalar::I64(i),
+                Node::Static(StaticNode::U64(u)) => Scalar::U64(u),
+                Node::Static(StaticNode::F64(f)) => Scalar::F64(f),
+                Node::Static(StaticNode::Bool(b)) => Scalar::Bool(b),
+                Node::Static(StaticNode::Null) => Scalar::Null,
+                Node::Object { .. } | Node::Array { .. } => continue,
+            };
+            return Some(scalar);
+        }
+        None
+    }
+}

@@ -1,0 +1,39 @@
+//! credtrail: a streaming detection engine for credential-abuse chains.
+//!
+//! Security events (CloudTrail, Windows, Kubernetes audit, ECS, OCSF JSON) are decoded,
+//! matched against Sigma detection rules, correlated per identity in event time by Sigma
+//! correlation rules, and emitted as OCSF Detection Findings whose evidence points back at every
+//! contributing event.
+//!
+//! # Layout
+//!
+//! The path of one event, in module order:
+//!
+//! - [`input`]: where events come from (files, standard input; Kafka later) and their
+//!   [`Position`](input::Position), cut into batches of lines.
+//! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
+//!   reused buffers, size/depth/field limits), by source profile; event time and identity.
+//! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
+//! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field and
+//!   multi-pattern regexes; per event, the detections it satisfies.
+//! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
+//!   `event_count`, `value_count`) with watermarks, reordering and expiry.
+//! - [`pipeline`]: the threads of a replay (reader, workers, sequencer, shards, writer) and the
+//!   bounded channels between them.
+//! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
+//! - [`deadletter`]: events that could not be processed, with their reason.
+//! - [`demo`]: the seeded generator of the bundled demo dataset.
+//! - [`time`]: event time and durations.
+//!
+//! An alert is built in [`alert::render`] from a [`correlate::Finding`].
+
+pub mod alert;
+pub mod correlate;
+pub mod deadletter;
+pub mod decode;
+pub mod demo;
+pub mod input;
+pub mod matcher;
+pub mod pipeline;
+pub mod sigma;
+pub mod time;

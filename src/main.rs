@@ -1,0 +1,283 @@
+//! The `credtrail` command line. Exit codes: 0 success, 2 bad arguments or rules, 1 runtime error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use credtrail::correlate::ShardLimits;
+use credtrail::decode::{DecodeLimits, ProfileKind};
+use credtrail::input::ReadLimits;
+use credtrail::matcher::{self, CompileOptions, RuleSet};
+use credtrail::pipeline::{self, ReplayOptions, Summary};
+use credtrail::sigma::{self, LoadOptions};
+use credtrail::time::Span;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "credtrail",
+    version,
+    about = "Detect credential-abuse chains in security event streams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole detection path on JSON-lines files (plain, .gz, .zst) or standard input.
+    Replay(ReplayArgs),
+    /// Write a generated dataset (seeded, reproducible byte for byte).
+    Gen(GenArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Input files, read in order; `-` reads standard input.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Rule files or directories (repeatable).
+    #[arg(long, required = true)]
+    rules: Vec<PathBuf>,
+    /// Write alerts here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write events that cannot be processed here (created on the first one).
+    #[arg(long, default_value = "credtrail-dead-letter.jsonl")]
+    dead_letter: PathBuf,
+    /// Shard threads owning correlation state (default: the number of cores).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Decode-and-match threads (default: the number of shards).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// How late an event may arrive, in event time, and still count (e.g. 30s, 5m).
+    #[arg(long, default_value = "5m")]
+    lateness: String,
+    /// Use this source profile for every event instead of detecting it per event.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Largest event in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_event_bytes: usize,
+    /// Deepest nesting of an event.
+    #[arg(long, default_value_t = 64)]
+    max_depth: usize,
+    /// Most JSON values in one event.
+    #[arg(long, default_value_t = 10_000)]
+    max_fields: usize,
+    /// Do not print the summary on standard error.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct GenArgs {
+    /// What to generate.
+    #[arg(long, default_value = "demo")]
+    preset: String,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A failure with the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn bad_input(error: anyhow::Error) -> Failure {
+    Failure { code: 2, error }
+}
+
+fn runtime(error: anyhow::Error) -> Failure {
+    Failure { code: 1, error }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => replay(args),
+        Command::Gen(args) => gen_dataset(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("credtrail: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn replay(args: ReplayArgs) -> Result<(), Failure> {
+    let lateness = Span::parse(&args.lateness)
+        .with_context(|| format!("--lateness {}", args.lateness))
+        .map_err(bad_input)?;
+    let forced = match &args.profile {
+        None => None,
+        Some(name) => Some(ProfileKind::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = ProfileKind::ALL.iter().map(|k| k.name()).collect();
+            bad_input(anyhow::anyhow!(
+                "--profile {name}: unknown profile (known: {})",
+                known.join(", ")
+            ))
+        })?),
+    };
+    for p in &args.inputs {
+        if p.as_os_str() != "-" && !p.exists() {
+            return Err(bad_input(anyhow::anyhow!(
+                "input {}: no such file",
+                p.display()
+            )));
+        }
+    }
+    let limits = DecodeLimits {
+        max_event_bytes: args.max_event_bytes,
+        max_depth: args.max_depth,
+        max_fields: args.max_fields,
+    };
+    let rules = load_rules(
+        &args.rules,
+        CompileOptions {
+            limits,
+            forced_profile: forced,
+            ..CompileOptions::default()
+        },
+    )?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let shards = args.shards.unwrap_or(cores).max(1);
+    let opts = ReplayOptions {
+        inputs: args.inputs.clone(),
+        shards,
+        workers: args.workers.unwrap_or(shards).max(1),
+        lateness,
+        out: args.out.clone(),
+        dead_letter: args.dead_letter.clone(),
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+        read: ReadLimits {
+            max_line_kept: args.max_event_bytes.saturating_mul(4).max(1 << 20),
+            ..ReadLimits::default()
+        },
+        shard_limits: ShardLimits::default(),
+    };
+    let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
+    if !args.quiet {
+        print_summary(&summary, &opts);
+    }
+    Ok(())
+}
+
+fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failure> {
+    let fail = |errors: sigma::LoadErrors| {
+        for e in &errors.0 {
+            eprintln!("credtrail: rule error: {e}");
+        }
+        bad_input(anyhow::anyhow!(
+            "{} rule error(s); nothing was run",
+            errors.0.len()
+        ))
+    };
+    let catalog = sigma::load(paths, &LoadOptions::default()).map_err(fail)?;
+    if catalog.rules.is_empty() {
+        return Err(bad_input(anyhow::anyhow!(
+            "no rules found under the --rules paths"
+        )));
+    }
+    matcher::compile(&catalog, &opts).map_err(fail)
+}
+
+fn print_summary(s: &Summary, opts: &ReplayOptions) {
+    let seq = &s.sequencer;
+    eprintln!(
+        "credtrail replay: {} events in {:.3} s ({:.0} events/s), {:.1} MB read, {} shard(s), {} worker(s)",
+        seq.events,
+        s.wall.as_secs_f64(),
+        s.events_per_second(),
+        s.bytes_read as f64 / 1e6,
+        opts.shards,
+        opts.workers
+    );
+    if seq.dead_letters > 0 {
+        let reasons: Vec<String> = seq
+            .by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let path = s
+            .dead_letter_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "  dead-lettered: {} ({}) -> {path}",
+            seq.dead_letters,
+            reasons.join(", ")
+        );
+    } else {
+        eprintln!("  dead-lettered: 0");
+    }
+    eprintln!("  late events: {}", seq.late);
+    eprintln!(
+        "  detection matches by rule ({} hits routed to shards):",
+        seq.hits
+    );
+    for (title, n) in &s.matches_by_rule {
+        eprintln!("    {n:>8}  {title}");
+    }
+    let shards_total =
+        |f: fn(&credtrail::correlate::ShardStats) -> u64| s.shards.iter().map(f).sum::<u64>();
+    eprintln!("  alerts: {}", s.alerts);
+    for (rule, n) in &s.alerts_by_rule {
+        eprintln!("    {n:>8}  {rule}");
+    }
+    eprintln!(
+        "  identities in state at end of input: {} (~{} KB); peak per shard summed: {}; expired {}, evicted {}, duplicates dropped {}",
+        s.states_at_end,
+        s.state_bytes_at_end / 1024,
+        shards_total(|x| x.peak_states),
+        shards_total(|x| x.expired),
+        shards_total(|x| x.evicted),
+        shards_total(|x| x.duplicates),
+    );
+    let h = &s.workers.latency;
+    if !h.is_empty() {
+        eprintln!(
+            "  engine latency per event (decode + match, 1 in {} sampled): p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us",
+            pipeline::worker::LATENCY_SAMPLE,
+            h.value_at_quantile(0.50) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3,
+            h.value_at_quantile(0.999) as f64 / 1e3,
+        );
+    }
+}
+
+fn gen_dataset(args: GenArgs) -> Result<(), Failure> {
+    let preset = credtrail::demo::Preset::from_name(&args.preset).ok_or_else(|| {
+        bad_input(anyhow::anyhow!(
+            "--preset {}: unknown preset (known: demo)",
+            args.preset
+        ))
+    })?;
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))
+        .map_err(runtime)?;
+    let mut out = std::io::BufWriter::new(file);
+    let n =
+        credtrail::demo::generate(preset, args.seed, &mut out).map_err(|e| runtime(e.into()))?;
+    std::io::Write::flush(&mut out).map_err(|e| runtime(e.into()))?;
+    eprintln!("credtrail gen: wrote {n} events to {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,620 @@
+//! From a [`Catalog`] of parsed rules to a [`RuleSet`]: fields interned to slots, field items
+//! compiled to predicates, wildcards and `re` patterns grouped into one multi-pattern regex per
+//! field, log-source guards added, correlation references and group-by fields resolved, and
+//! the per-profile prefilter built.
+
+use std::collections::HashMap;
+
+use regex_automata::MatchKind;
+use regex_automata::meta;
+
+use super::logsource;
+use super::predicate::{Pred, StrKind, StrTest, Test, ascii_foldable};
+use super::prefilter::{self, LiteralTable};
+use super::{CompiledCorrelation, CompiledDetection, Expr, FieldSource, RegexSet, RuleSet};
+use crate::decode::{
+    DecodeLimits, FieldTable, GenericPaths, ProfileKind, ProfileSpec, Schema, Slot,
+};
+use crate::sigma::condition::Cond;
+use crate::sigma::value::{Part, Pattern, SigmaString};
+use crate::sigma::{
+    Body, Catalog, CorrelationType, FieldItem, LoadError, LoadErrorKind, LoadErrors, Loc, Rule,
+};
+
+/// The virtual field holding the identity the source profile resolved.
+pub const IDENTITY_FIELD: &str = "credtrail.identity";
+
+/// Options that shape compilation.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    pub limits: DecodeLimits,
+    /// Force one profile for every event (`--profile`).
+    pub forced_profile: Option<ProfileKind>,
+    pub generic: GenericPaths,
+    /// Largest compiled size of one field's regex set, in bytes.
+    pub regex_size_limit: Option<usize>,
+}
+
+struct Builder<'a> {
+    catalog: &'a Catalog,
+    fields: FieldTable,
+    preds: Vec<Pred>,
+    literals: LiteralTable,
+    /// Per slot: (patterns, owner rule index and location for errors).
+    regex_patterns: HashMap<Slot, Vec<(String, usize, Loc)>>,
+    errors: Vec<LoadError>,
+}
+
+/// Compiles `catalog`; any error fails the whole set.
+pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, LoadErrors> {
+    let mut b = Builder {
+        catalog,
+        fields: FieldTable::default(),
+        preds: Vec::new(),
+        literals: LiteralTable::default(),
+        regex_patterns: HashMap::new(),
+        errors: Vec::new(),
+    };
+    let mut detections = Vec::new();
+    let mut detection_of_rule = vec![None; catalog.rules.len()];
+    for (i, rule) in catalog.rules.iter().enumerate() {
+        if let Body::Detection(det) = &rule.body {
+            if let Some(d) = b.detection(i, rule, det) {
+                detection_of_rule[i] = Some(detections.len() as u32);
+                detections.push(d);
+            }
+        }
+    }
+    let mut correlations = Vec::new();
+    for (i, rule) in catalog.rules.iter().enumerate() {
+        if let Body::Correlation(c) = &rule.body {
+            if let Some(cc) = b.correlation(i, rule, c) {
+                let index = correlations.len() as u32;
+                for (stage, &r) in cc.stages.iter().enumerate() {
+                    match detection_of_rule[r as usize] {
+                        Some(d) => {
+                            let uses = &mut detections[d as usize].uses;
+                            match uses.iter_mut().find(|(c, _)| *c == index) {
+                                Some((_, mask)) => *mask |= 1u64 << stage,
+                                None => uses.push((index, 1u64 << stage)),
+                            }
+                        }
+                        None => b.errors.push(b.err(
+                            i,
+                            c.loc,
+                            LoadErrorKind::Unsupported(
+                                "a correlation over another correlation rule (correlation chaining)".into(),
+                            ),
+                        )),
+                    }
+                }
+                correlations.push(cc);
+            }
+        }
+    }
+    for d in &mut detections {
+        d.standalone = !catalog.is_silenced(d.rule as usize);
+    }
+    let specs: Vec<ProfileSpec> = ProfileKind::ALL
+        .iter()
+        .map(|k| ProfileSpec::builtin(*k, &opts.generic))
+        .collect();
+    let regex_sets = b.regex_sets(opts);
+    if !b.errors.is_empty() {
+        return Err(LoadErrors(b.errors));
+    }
+    let Builder {
+        fields,
+        preds,
+        literals,
+        ..
+    } = b;
+    let mut schema = Schema::new(fields, specs, opts.limits, opts.forced_profile);
+    schema.finish();
+    let plans = prefilter::build_plans(&schema, catalog, &detections, &preds, &literals);
+    let identity_slot = schema.fields.get(IDENTITY_FIELD);
+    Ok(RuleSet {
+        meta: catalog.rules.iter().map(|r| r.meta.clone()).collect(),
+        schema,
+        detections,
+        correlations,
+        preds,
+        regex_sets,
+        literals,
+        plans,
+        identity_slot,
+    })
+}
+
+impl Builder<'_> {
+    fn err(&self, rule: usize, loc: Loc, kind: LoadErrorKind) -> LoadError {
+        let meta = &self.catalog.rules[rule].meta;
+        LoadError {
+            file: meta.file.clone(),
+            loc,
+            rule: Some(meta.label()),
+            kind,
+        }
+    }
+
+    fn detection(
+        &mut self,
+        index: usize,
+        rule: &Rule,
+        det: &crate::sigma::Detection,
+    ) -> Option<CompiledDetection> {
+        let mut selection_exprs = Vec::with_capacity(det.selections.len());
+        for sel in &det.selections {
+            let mut alternatives = Vec::new();
+            for alt in &sel.alternatives {
+                let mut items = Vec::new();
+                for item in alt {
+                    match self.pred(index, item) {
+                        Some(p) => items.push(Expr::Pred(p)),
+                        None => return None,
+                    }
+                }
+                alternatives.push(if items.len() == 1 {
+                    items.remove(0)
+                } else {
+                    Expr::And(items)
+                });
+            }
+            selection_exprs.push(if alternatives.len() == 1 {
+                alternatives.remove(0)
+            } else {
+                Expr::Or(alternatives)
+            });
+        }
+        let cond = to_expr(&det.condition, &selection_exprs);
+        let guard_windows = logsource::guard(&rule.meta.logsource, ProfileKind::Windows).map(|g| {
+            let channel = self.fields.intern("Channel");
+            let channel_pred = self.push_pred(Pred {
+                slot: Some(channel),
+                tests: vec![Test::Str(StrTest {
+                    kind: StrKind::Exact,
+                    text: g.channel.to_ascii_lowercase().into(),
+                    cased: false,
+                    literal: None,
+                })],
+                needles: vec![None],
+                all: false,
+                negate: false,
+            });
+            if g.event_ids.is_empty() {
+                return Expr::Pred(channel_pred);
+            }
+            let event_id = self.fields.intern("EventID");
+            let tests: Vec<Test> = g
+                .event_ids
+                .iter()
+                .map(|id| {
+                    Test::Str(StrTest {
+                        kind: StrKind::Exact,
+                        text: id.to_string().into(),
+                        cased: false,
+                        literal: None,
+                    })
+                })
+                .collect();
+            let needles = vec![None; tests.len()];
+            let id_pred = self.push_pred(Pred {
+                slot: Some(event_id),
+                tests,
+                needles,
+                all: false,
+                negate: false,
+            });
+            Expr::And(vec![Expr::Pred(channel_pred), Expr::Pred(id_pred)])
+        });
+        Some(CompiledDetection {
+            rule: index as u32,
+            cond,
+            guard_windows,
+            product: rule.meta.logsource.product.clone(),
+            uses: Vec::new(),
+            standalone: true,
+        })
+    }
+
+    fn push_pred(&mut self, p: Pred) -> u32 {
+        self.preds.push(p);
+        (self.preds.len() - 1) as u32
+    }
+
+    fn pred(&mut self, rule: usize, item: &FieldItem) -> Option<u32> {
+        let slot = item.field.as_deref().map(|f| self.fields.intern(f));
+        let mut tests = Vec::with_capacity(item.patterns.len());
+        let mut needles = Vec::with_capacity(item.patterns.len());
+        for p in &item.patterns {
+            // Keyword searches scan every value: literal answers and regex sets are per field.
+            let keyword = slot.is_none();
+            let (test, needle) = match p {
+                Pattern::Str { s, cased } => {
+                    let s = if keyword { keyword_shape(s) } else { s.clone() };
+                    match self.str_test(rule, item, slot, &s, *cased, keyword) {
+                        Some(t) => t,
+                        None => return None,
+                    }
+                }
+                Pattern::Regex {
+                    re,
+                    insensitive,
+                    multiline,
+                    dot_all,
+                } => {
+                    let Some(slot) = slot else {
+                        self.errors.push(self.err(
+                            rule,
+                            item.loc,
+                            LoadErrorKind::Unsupported("`re` in a keyword search".into()),
+                        ));
+                        return None;
+                    };
+                    let mut flags = String::new();
+                    if *insensitive {
+                        flags.push('i');
+                    }
+                    if *multiline {
+                        flags.push('m');
+                    }
+                    if *dot_all {
+                        flags.push('s');
+                    }
+                    let pattern = if flags.is_empty() {
+                        re.clone()
+                    } else {
+                        format!("(?{flags}){re}")
+                    };
+                    (self.regex_test(rule, item, slot, pattern)?, None)
+                }
+                Pattern::Cidr(c) => (Test::Cidr(*c), None),
+                Pattern::Num { op, value } => (Test::Num(*op, *value), None),
+                Pattern::Exists(b) => (Test::Exists(*b), None),
+                Pattern::Null => (Test::Null, None),
+                Pattern::FieldRef {
+                    field,
+                    before,
+                    after,
+                    cased,
+                } => {
+                    let other = self.fields.intern(field);
+                    (
+                        Test::FieldRef {
+                            other,
+                            before: *before,
+                            after: *after,
+                            cased: *cased,
+                        },
+                        None,
+                    )
+                }
+                Pattern::Time { part, value } => (Test::Time(*part, *value), None),
+            };
+            tests.push(test);
+            needles.push(needle);
+        }
+        if slot.is_none() && tests.iter().any(|t| !matches!(t, Test::Str(_))) {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::Unsupported(format!("modifier in keyword search `{}`", item.spec)),
+            ));
+            return None;
+        }
+        Some(self.push_pred(Pred {
+            slot,
+            tests,
+            needles,
+            all: item.all,
+            negate: item.negate,
+        }))
+    }
+
+    /// A string pattern: a fast comparison when it has at most a leading and a trailing
+    /// wildcard, else a regex. Returns the test and its prefilter needle.
+    fn str_test(
+        &mut self,
+        rule: usize,
+        item: &FieldItem,
+        slot: Option<Slot>,
+        s: &SigmaString,
+        cased: bool,
+        keyword: bool,
+    ) -> Option<(Test, Option<u32>)> {
+        let parts = &s.0;
+        let lead = matches!(parts.first(), Some(Part::Star));
+        let trail = parts.len() > 1 && matches!(parts.last(), Some(Part::Star));
+        let inner: Vec<&Part> = parts
+            .iter()
+            .skip(usize::from(lead))
+            .take(parts.len() - usize::from(lead) - usize::from(trail))
+            .collect();
+        let simple_text = match inner.as_slice() {
+            [] => Some(String::new()),
+            [Part::Lit(t)] => Some(t.clone()),
+            _ => None,
+        };
+        if let Some(text) = simple_text.filter(|t| ascii_foldable(t, cased)) {
+            let kind = match (lead, trail) {
+                (false, false) => StrKind::Exact,
+                (false, true) => StrKind::Prefix,
+                (true, false) => StrKind::Suffix,
+                (true, true) => StrKind::Contains,
+            };
+            let stored = if cased {
+                text.clone()
+            } else {
+                text.to_ascii_lowercase()
+            };
+            let (literal, needle) = match slot {
+                Some(slot) if !keyword && !text.is_empty() => {
+                    let id = self.literals.intern(slot, &text.to_ascii_lowercase());
+                    (
+                        if kind == StrKind::Contains {
+                            Some(id)
+                        } else {
+                            None
+                        },
+                        Some(id),
+                    )
+                }
+                _ => (None, None),
+            };
+            return Some((
+                Test::Str(StrTest {
+                    kind,
+                    text: stored.into(),
+                    cased,
+                    literal,
+                }),
+                needle,
+            ));
+        }
+        let Some(slot) = slot.filter(|_| !keyword) else {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::Unsupported("wildcards inside a keyword search value".into()),
+            ));
+            return None;
+        };
+        // The longest literal piece is the prefilter needle (any match must contain it).
+        let needle = s
+            .literals()
+            .filter(|l| l.is_ascii())
+            .max_by_key(|l| l.len())
+            .filter(|l| !l.is_empty())
+            .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()));
+        let regex = glob_to_regex(s, cased);
+        Some((self.regex_test(rule, item, slot, regex)?, needle))
+    }
+
+    fn regex_test(
+        &mut self,
+        rule: usize,
+        item: &FieldItem,
+        slot: Slot,
+        pattern: String,
+    ) -> Option<Test> {
+        if let Err(e) = regex_syntax::ParserBuilder::new().build().parse(&pattern) {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::InvalidRegex {
+                    field: item.spec.clone(),
+                    reason: first_line(&e.to_string()),
+                },
+            ));
+            return None;
+        }
+        let list = self.regex_patterns.entry(slot).or_default();
+        let index = list.len() as u32;
+        list.push((pattern, rule, item.loc));
+        // The slot set index is fixed later; record the slot for now.
+        Some(Test::Regex {
+            slot_set: slot,
+            pattern: index,
+        })
+    }
+
+    fn regex_sets(&mut self, opts: &CompileOptions) -> Vec<RegexSet> {
+        let mut slots: Vec<Slot> = self.regex_patterns.keys().copied().collect();
+        slots.sort_unstable();
+        let mut sets = Vec::with_capacity(slots.len());
+        let mut set_of_slot = HashMap::new();
+        for slot in slots {
+            let patterns = &self.regex_patterns[&slot];
+            let config = meta::Config::new()
+                .match_kind(MatchKind::All)
+                .nfa_size_limit(Some(opts.regex_size_limit.unwrap_or(64 << 20)));
+            let built = meta::Regex::builder().configure(config).build_many(
+                &patterns
+                    .iter()
+                    .map(|(p, _, _)| p.as_str())
+                    .collect::<Vec<_>>(),
+            );
+            match built {
+                Ok(regex) => {
+                    set_of_slot.insert(slot, sets.len() as u32);
+                    sets.push(RegexSet { slot, regex });
+                }
+                Err(e) => {
+                    let (_, rule, loc) = patterns[0];
+                    self.errors.push(self.err(
+                        rule,
+                        loc,
+                        LoadErrorKind::Limit(format!(
+                            "the patterns of field `{}` do not compile together: {}",
+                            self.fields.name(slot),
+                            first_line(&e.to_string())
+                        )),
+                    ));
+                }
+            }
+        }
+        for p in &mut self.preds {
+            for t in &mut p.tests {
+                if let Test::Regex { slot_set, .. } = t {
+                    *slot_set = set_of_slot.get(slot_set).copied().unwrap_or(u32::MAX);
+                }
+            }
+        }
+        sets
+    }
+
+    fn correlation(
+        &mut self,
+        index: usize,
+        rule: &Rule,
+        c: &crate::sigma::Correlation,
+    ) -> Option<CompiledCorrelation> {
+        let stages: Vec<u32> = self.catalog.refs[index].iter().map(|&r| r as u32).collect();
+        if stages.len() != c.rules.len() {
+            return None; // unresolved references were reported by the loader
+        }
+        if stages.len() > 64 {
+            self.errors.push(self.err(
+                index,
+                c.loc,
+                LoadErrorKind::Limit("more than 64 rules in one correlation".into()),
+            ));
+            return None;
+        }
+        if !matches!(
+            c.kind,
+            CorrelationType::EventCount
+                | CorrelationType::ValueCount
+                | CorrelationType::Temporal
+                | CorrelationType::TemporalOrdered
+        ) {
+            self.errors.push(self.err(
+                index,
+                c.loc,
+                LoadErrorKind::Unsupported(format!("correlation type `{}`", c.kind.name())),
+            ));
+            return None;
+        }
+        let references: Vec<&str> = c.rules.iter().map(|(r, _)| r.as_str()).collect();
+        let mut field_for = |name: &str, stage: usize| -> FieldSource {
+            let alias = c.aliases.iter().find(|a| a.name == name);
+            let field = match alias {
+                Some(a) => {
+                    let target = &self.catalog.rules[stages[stage] as usize].meta;
+                    let hit = a.fields.iter().find(|(r, _)| {
+                        r == references[stage]
+                            || Some(r) == target.id.as_ref()
+                            || Some(r) == target.name.as_ref()
+                    });
+                    match hit {
+                        Some((_, f)) => f.clone(),
+                        None => return FieldSource::Missing,
+                    }
+                }
+                None => name.to_string(),
+            };
+            if field == IDENTITY_FIELD {
+                FieldSource::Identity
+            } else {
+                FieldSource::Slot(self.fields.intern(&field))
+            }
+        };
+        let group_fields: Vec<Vec<FieldSource>> = (0..stages.len())
+            .map(|s| c.group_by.iter().map(|g| field_for(g, s)).collect())
+            .collect();
+        let value_field = c
+            .field
+            .as_ref()
+            .map(|f| (0..stages.len()).map(|s| field_for(f, s)).collect());
+        for alias in &c.aliases {
+            if !c.group_by.contains(&alias.name) && c.field.as_ref() != Some(&alias.name) {
+                self.errors.push(self.err(
+                    index,
+                    c.loc,
+                    LoadErrorKind::Correlation(format!(
+                        "alias `{}` is not used in group-by or condition.field",
+                        alias.name
+                    )),
+                ));
+            }
+        }
+        let stage_names = stages
+            .iter()
+            .map(|&r| {
+                let m = &self.catalog.rules[r as usize].meta;
+                m.name
+                    .clone()
+                    .or_else(|| m.id.clone())
+                    .unwrap_or_else(|| m.title.clone())
+            })
+            .collect();
+        Some(CompiledCorrelation {
+            rule: index as u32,
+            kind: c.kind,
+            stages,
+            stage_names,
+            group_by: c.group_by.clone(),
+            group_fields,
+            value_field,
+            timespan: c.timespan,
+            threshold: c.threshold.clone(),
+            generate: c.generate,
+            level: rule.meta.level,
+        })
+    }
+}
+
+fn to_expr(c: &Cond, selections: &[Expr]) -> Expr {
+    match c {
+        Cond::Sel(i) => selections[*i].clone(),
+        Cond::And(v) => Expr::And(v.iter().map(|c| to_expr(c, selections)).collect()),
+        Cond::Or(v) => Expr::Or(v.iter().map(|c| to_expr(c, selections)).collect()),
+        Cond::Not(c) => Expr::Not(Box::new(to_expr(c, selections))),
+    }
+}
+
+/// Keyword values match as substrings of any value, as other engines do.
+fn keyword_shape(s: &SigmaString) -> SigmaString {
+    let mut parts = s.0.clone();
+    if !matches!(parts.first(), Some(Part::Star)) {
+        parts.insert(0, Part::Star);
+    }
+    if !matches!(parts.last(), Some(Part::Star)) || parts.len() == 1 {
+        parts.push(Part::Star);
+    }
+    SigmaString(parts)
+}
+
+/// A wildcard pattern as an anchored regex; `*` and `?` cross line breaks.
+pub fn glob_to_regex(s: &SigmaString, cased: bool) -> String {
+    let mut out = String::from(if cased { "(?s)^" } else { "(?is)^" });
+    for p in &s.0 {
+        match p {
+            Part::Lit(l) => out.push_str(&regex_syntax::escape(l)),
+            Part::Star => out.push_str(".*"),
+            Part::One => out.push('.'),
+        }
+    }
+    out.push('$');
+    out
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or(s)
+        .trim()
+        .to_string()
+}
+
+impl LoadErrors {
+    /// The number of errors.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

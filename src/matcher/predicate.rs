@@ -1,0 +1,333 @@
+//! Compiled predicates: what one `field|modifiers: values` item tests, in a form that runs
+//! without looking at rule text. Case-insensitive comparisons fold ASCII case on the fly
+//! against pre-lowered patterns (events are never lowercased); non-ASCII case-insensitive
+//! patterns go through the regex engine, which folds Unicode case.
+
+use std::net::IpAddr;
+
+use crate::decode::{EventView, Scalar, Slot};
+use crate::sigma::value::{Cidr, NumOp, TimePart};
+use crate::time::EventTime;
+
+/// How a string pattern compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrKind {
+    Exact,
+    Prefix,
+    Suffix,
+    /// Answered by the prefilter's literal hit when case-insensitive.
+    Contains,
+}
+
+/// A compiled string comparison without wildcards in the middle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrTest {
+    pub kind: StrKind,
+    /// ASCII-lowercased unless `cased`.
+    pub text: Box<str>,
+    pub cased: bool,
+    /// The global literal id whose prefilter hit answers a case-insensitive `Contains`.
+    pub literal: Option<u32>,
+}
+
+/// One compiled value test.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Test {
+    Str(StrTest),
+    /// Index of a pattern in the slot's regex set (wildcard globs and `re`).
+    Regex {
+        slot_set: u32,
+        pattern: u32,
+    },
+    Cidr(Cidr),
+    Num(NumOp, f64),
+    Exists(bool),
+    Null,
+    FieldRef {
+        other: Slot,
+        before: bool,
+        after: bool,
+        cased: bool,
+    },
+    Time(TimePart, i64),
+}
+
+/// A compiled field item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pred {
+    /// `None` for keyword searches over every value of the event.
+    pub slot: Option<Slot>,
+    pub tests: Vec<Test>,
+    /// For each test, the literal (id) any matching value must contain, for the prefilter.
+    pub needles: Vec<Option<u32>>,
+    pub all: bool,
+    pub negate: bool,
+}
+
+/// Per-event answers the predicates consult: literal hits from the prefilter and regex-set
+/// results, computed once per event and slot.
+pub trait EventFacts {
+    fn literal_hit(&self, literal: u32) -> bool;
+    fn regex_hit(&mut self, view: &EventView<'_, '_>, slot_set: u32, pattern: u32) -> bool;
+}
+
+impl Pred {
+    pub fn eval(
+        &self,
+        view: &EventView<'_, '_>,
+        facts: &mut dyn EventFacts,
+        scratch: &mut String,
+    ) -> bool {
+        let mut any = false;
+        let mut every = true;
+        for t in &self.tests {
+            let hit = self.test(t, view, facts, scratch);
+            any |= hit;
+            every &= hit;
+            if !self.all && hit || self.all && !hit {
+                break;
+            }
+        }
+        let matched = if self.all { every } else { any };
+        matched != self.negate
+    }
+
+    fn test(
+        &self,
+        t: &Test,
+        view: &EventView<'_, '_>,
+        facts: &mut dyn EventFacts,
+        scratch: &mut String,
+    ) -> bool {
+        let Some(slot) = self.slot else {
+            return keyword_test(t, view, scratch);
+        };
+        match t {
+            Test::Exists(want) => view.exists(slot) == *want,
+            Test::Null => view.values(slot).all(|v| v == Scalar::Null),
+            Test::Str(s) => {
+                if let (StrKind::Contains, Some(lit), false) = (s.kind, s.literal, s.cased) {
+                    return facts.literal_hit(lit);
+                }
+                view.values(slot)
+                    .any(|v| with_text(v, scratch, |text| s.matches(text)))
+            }
+            Test::Regex { slot_set, pattern } => facts.regex_hit(view, *slot_set, *pattern),
+            Test::Cidr(net) => view.values(slot).any(|v| match v {
+                Scalar::Str(s) => s.trim().parse::<IpAddr>().is_ok_and(|ip| net.contains(ip)),
+                _ => false,
+            }),
+            Test::Num(op, n) => view
+                .values(slot)
+                .any(|v| v.number().is_some_and(|x| op.test(x, *n))),
+            Test::FieldRef {
+                other,
+                before,
+                after,
+                cased,
+            } => {
+                let kind = match (before, after) {
+                    (true, true) => StrKind::Contains,
+                    (false, true) => StrKind::Prefix,
+                    (true, false) => StrKind::Suffix,
+                    (false, false) => StrKind::Exact,
+                };
+                view.values(slot).any(|v| {
+                    let Some(a) = v.text() else { return false };
+                    view.values(*other)
+                        .any(|w| w.text().is_some_and(|b| matches_kind(kind, *cased, &a, &b)))
+                })
+            }
+            Test::Time(part, want) => view
+                .values(slot)
+                .any(|v| time_part(v).is_some_and(|t| part_of(t, *part) == *want)),
+        }
+    }
+}
+
+/// Keyword searches look at every scalar of the event (object keys excluded).
+fn keyword_test(t: &Test, view: &EventView<'_, '_>, scratch: &mut String) -> bool {
+    match t {
+        Test::Str(s) => view
+            .all_scalars()
+            .any(|v| with_text(v, scratch, |text| s.matches(text))),
+        _ => false,
+    }
+}
+
+/// Calls `f` with the value's text; numbers are formatted into `scratch` (no allocation once
+/// it has grown).
+pub fn with_text(v: Scalar<'_>, scratch: &mut String, f: impl FnOnce(&str) -> bool) -> bool {
+    use std::fmt::Write;
+    match v {
+        Scalar::Str(s) => f(s),
+        Scalar::Null => false,
+        Scalar::Bool(b) => f(if b { "true" } else { "false" }),
+        Scalar::I64(i) => {
+            scratch.clear();
+            let _ = write!(scratch, "{i}");
+            f(scratch)
+        }
+        Scalar::U64(u) => {
+            scratch.clear();
+            let _ = write!(scratch, "{u}");
+            f(scratch)
+        }
+        Scalar::F64(x) => {
+            scratch.clear();
+            let _ = write!(scratch, "{x}");
+            f(scratch)
+        }
+    }
+}
+
+impl StrTest {
+    pub fn matches(&self, value: &str) -> bool {
+        matches_kind(self.kind, self.cased, value, &self.text)
+    }
+}
+
+/// Compares `value` with `pattern`, folding ASCII case unless `cased`.
+pub fn matches_kind(kind: StrKind, cased: bool, value: &str, pattern: &str) -> bool {
+    let (v, p) = (value.as_bytes(), pattern.as_bytes());
+    {
+        if cased {
+            return match kind {
+                StrKind::Exact => v == p,
+                StrKind::Prefix => v.starts_with(p),
+                StrKind::Suffix => v.ends_with(p),
+                StrKind::Contains => memchr::memmem::find(v, p).is_some(),
+            };
+        }
+        match kind {
+            StrKind::Exact => v.eq_ignore_ascii_case(p),
+            StrKind::Prefix => v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p),
+            StrKind::Suffix => v.len() >= p.len() && v[v.len() - p.len()..].eq_ignore_ascii_case(p),
+            StrKind::Contains => contains_ignore_ascii_case(v, p),
+        }
+    }
+}
+
+/// Whether `hay` contains `needle`, folding ASCII case.
+fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if hay.len() < needle.len() {
+        return false;
+    }
+    let first = needle[0].to_ascii_lowercase();
+    let upper = needle[0].to_ascii_uppercase();
+    let last_start = hay.len() - needle.len();
+    let mut i = 0;
+    while i <= last_start {
+        let found = if first == upper {
+            memchr::memchr(first, &hay[i..=last_start])
+        } else {
+            memchr::memchr2(first, upper, &hay[i..=last_start])
+        };
+        let Some(off) = found else { return false };
+        let at = i + off;
+        if hay[at..at + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
+}
+
+fn time_part(v: Scalar<'_>) -> Option<EventTime> {
+    match v {
+        Scalar::Str(s) => EventTime::parse(s),
+        other => other.number().and_then(EventTime::from_epoch_number),
+    }
+}
+
+fn part_of(t: EventTime, part: TimePart) -> i64 {
+    let secs = t.0.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    match part {
+        TimePart::Minute => (sod / 60) % 60,
+        TimePart::Hour => sod / 3600,
+        // Day of the month, month, year in UTC; weeks are ISO weeks.
+        TimePart::Day | TimePart::Month | TimePart::Year => {
+            let s = t.to_string();
+            let field = match part {
+                TimePart::Year => &s[0..4],
+                TimePart::Month => &s[5..7],
+                _ => &s[8..10],
+            };
+            field.parse().unwrap_or(-1)
+        }
+        TimePart::Week => {
+            // ISO week number: Thursday decides the year.
+            let weekday = (days + 3).rem_euclid(7); // 0 = Monday
+            let thursday = days - weekday + 3;
+            let year_start = {
+                let s = EventTime(thursday * 86_400 * 1_000_000_000).to_string();
+                let y: i64 = s[0..4].parse().unwrap_or(1970);
+                days_from_year(y)
+            };
+            (thursday - year_start) / 7 + 1
+        }
+    }
+}
+
+fn days_from_year(y: i64) -> i64 {
+    EventTime::parse(&format!("{y:04}-01-01"))
+        .map(|t| t.0.div_euclid(86_400_000_000_000))
+        .unwrap_or(0)
+}
+
+/// Whether a pattern literal can use the fast ASCII paths: case-sensitive patterns always can;
+/// case-insensitive ones only when ASCII (Unicode case folding goes to the regex engine).
+pub fn ascii_foldable(text: &str, cased: bool) -> bool {
+    cased || text.is_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(kind: StrKind, text: &str, cased: bool) -> StrTest {
+        StrTest {
+            kind,
+            text: text.into(),
+            cased,
+            literal: None,
+        }
+    }
+
+    #[test]
+    fn ascii_case_folding_without_lowercasing_the_event() {
+        assert!(t(StrKind::Exact, "getsecretvalue", false).matches("GetSecretValue"));
+        assert!(!t(StrKind::Exact, "getsecretvalue", true).matches("GetSecretValue"));
+        assert!(t(StrKind::Suffix, "\\net.exe", false).matches("C:\\Windows\\System32\\NET.EXE"));
+        assert!(t(StrKind::Prefix, "c:\\", false).matches("C:\\x"));
+        assert!(t(StrKind::Contains, "sekurlsa", false).matches("x SekurLSA::logonpasswords"));
+        assert!(!t(StrKind::Contains, "sekurlsa", false).matches("sekurls"));
+        assert!(t(StrKind::Contains, "", false).matches(""));
+        assert!(t(StrKind::Contains, "Ab", true).matches("xAbx"));
+        assert!(!t(StrKind::Contains, "Ab", true).matches("xabx"));
+    }
+
+    #[test]
+    fn time_parts_in_utc() {
+        let ts = EventTime::parse("2023-07-10T11:42:18Z").unwrap();
+        assert_eq!(part_of(ts, TimePart::Hour), 11);
+        assert_eq!(part_of(ts, TimePart::Minute), 42);
+        assert_eq!(part_of(ts, TimePart::Day), 10);
+        assert_eq!(part_of(ts, TimePart::Month), 7);
+        assert_eq!(part_of(ts, TimePart::Year), 2023);
+        assert_eq!(part_of(ts, TimePart::Week), 28);
+        // 2021-01-01 is a Friday: ISO week 53 of 2020.
+        assert_eq!(
+            part_of(
+                EventTime::parse("2021-01-01T00:00:00Z").unwrap(),
+                TimePart::Week
+            ),
+            53
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! The prefilter: which rules are worth evaluating for this event.
+//!
+//! For every detection we derive a *necessary literal set*: literals (field, text) such that if
+//! the detection matches, at least one of them occurs in its field, ignoring ASCII case. An
+//! `and` may pick any child's set (we pick the most selective), an `or` needs the union of all
+//! children, a `not` gives nothing. Per source profile and field, one Aho-Corasick automaton
+//! holds every literal of the rules that can run on that profile; scanning an event's fields
+//! with them marks the literals present, which (a) answers every case-insensitive `contains`
+//! test outright and (b) makes candidates of the rules whose necessary set was hit. Rules with
+//! no necessary set (only `not`, numeric or `exists` tests) are always candidates.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::predicate::Pred;
+use super::{CompiledDetection, Expr};
+use crate::decode::{Schema, Slot};
+use crate::sigma::Catalog;
+
+/// Interned literals: (field slot, ASCII-lowercase text) → id.
+#[derive(Clone, Debug, Default)]
+pub struct LiteralTable {
+    pub entries: Vec<(Slot, Box<str>)>,
+    by_key: HashMap<(Slot, Box<str>), u32>,
+}
+
+impl LiteralTable {
+    pub fn intern(&mut self, slot: Slot, text: &str) -> u32 {
+        let key = (slot, Box::<str>::from(text));
+        if let Some(&id) = self.by_key.get(&key) {
+            return id;
+        }
+        let id = self.entries.len() as u32;
+        self.entries.push(key.clone());
+        self.by_key.insert(key, id);
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// One field's automaton in a plan.
+pub struct SlotScan {
+    pub slot: Slot,
+    pub automaton: AhoCorasick,
+    /// Automaton pattern index → literal id.
+    pub literal_of_pattern: Vec<u32>,
+}
+
+/// The prefilter for one source profile.
+pub struct ProfilePlan {
+    pub scans: Vec<SlotScan>,
+    /// Literal id → detections made candidates by it (only detections that run on this profile).
+    pub rules_of_literal: HashMap<u32, Vec<u32>>,
+    /// Detections that run on this profile with no necessary literal.
+    pub always: Vec<u32>,
+    /// Number of detections that can run on this profile.
+    pub applicable: usize,
+}
+
+/// Builds a plan per profile of `schema`.
+pub fn build_plans(
+    schema: &Schema,
+    catalog: &Catalog,
+    detections: &[CompiledDetection],
+    preds: &[Pred],
+    literals: &LiteralTable,
+) -> Vec<ProfilePlan> {
+    let necessary: Vec<Option<Vec<u32>>> = detections
+        .iter()
+        .map(|d| necessary_set(&d.cond, preds, literals))
+        .collect();
+    let detection_literals: Vec<Vec<u32>> = detections
+        .iter()
+        .map(|d| {
+            let mut out = Vec::new();
+            d.cond
+                .preds(&mut |p| out.extend(preds[p as usize].needles.iter().flatten().copied()));
+            out.sort_unstable();
+            out.dedup();
+            out
+        })
+        .collect();
+    schema
+        .profiles
+        .iter()
+        .map(|profile| {
+            let kind = profile.spec.kind;
+            let mut by_slot: HashMap<Slot, Vec<u32>> = HashMap::new();
+            let mut rules_of_literal: HashMap<u32, Vec<u32>> = HashMap::new();
+            let mut always = Vec::new();
+            let mut applicable = 0;
+            for (i, d) in detections.iter().enumerate() {
+                let product = catalog.rules[d.rule as usize]
+                    .meta
+                    .logsource
+                    .product
+                    .as_deref();
+                if !kind.serves_product(product) {
+                    continue;
+                }
+                applicable += 1;
+                for &lit in &detection_literals[i] {
+                    by_slot
+                        .entry(literals.entries[lit as usize].0)
+                        .or_default()
+                        .push(lit);
+                }
+                match &necessary[i] {
+                    Some(set) => {
+                        for &lit in set {
+                            rules_of_literal.entry(lit).or_default().push(i as u32);
+                        }
+                    }
+                    None => always.push(i as u32),
+                }
+            }
+            let mut slots: Vec<Slot> = by_slot.keys().copied().collect();
+            slots.sort_unstable();
+            let scans = slots
+                .into_iter()
+                .filter_map(|slot| {
+                    let mut lits = by_slot.remove(&slot).unwrap_or_default();
+                    lits.sort_unstable();
+                    lits.dedup();
+                    let texts: Vec<&str> = lits
+                        .iter()
+                        .map(|&l| &*literals.entries[l as usize].1)
+                        .collect();
+                    let automaton = AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(true)
+                        .match_kind(MatchKind::Standard)
+                        .build(&texts)
+                        .ok()?;
+                    Some(SlotScan {
+                        slot,
+                        automaton,
+                        literal_of_pattern: lits,
+                    })
+                })
+                .collect();
+            for v in rules_of_literal.values_mut() {
+                v.sort_unstable();
+                v.dedup();
+            }
+            ProfilePlan {
+                scans,
+                rules_of_literal,
+                always,
+                applicable,
+            }
+        })
+        .collect()
+}
+
+/// The necessary literal set of `expr`, or `None` when there is none.
+pub fn necessary_set(expr: &Expr, preds: &[Pred], literals: &LiteralTable) -> Option<Vec<u32>> {
+    match expr {
+        Expr::Pred(p) => pred_set(&preds[*p as usize], literals),
+        Expr::Not(_) => None,
+        Expr::Or(children) => {
+            let mut union = Vec::new();
+            for c in children {
+                union.extend(necessary_set(c, preds, literals)?);
+            }
+            union.sort_unstable();
+            union.dedup();
+            Some(union)
+        }
+        Expr::And(children) => children
+            .iter()
+            .filter_map(|c| necessary_set(c, preds, literals))
+            .max_by_key(|set| selectivity(set, literals)),
+    }
+}
+
+fn pred_set(p: &Pred, literals: &LiteralTable) -> Option<Vec<u32>> {
+    if p.negate || p.slot.is_none() {
+        return None;
+    }
+    if p.all {
+        // Every test must hold, so any one test's needle is necessary: take the longest.
+        return p
+            .needles
+            .iter()
+            .flatten()
+            .max_by_key(|&&l| literals.entries[l as usize].1.len())
+            .map(|&l| vec![l]);
+    }
+    let mut set: Vec<u32> = p.needles.iter().copied().collect::<Option<Vec<u32>>>()?;
+    set.sort_unstable();
+    set.dedup();
+    if set.is_empty() { None } else { Some(set) }
+}
+
+/// Higher is more selective: longer shortest literal first, then fewer literals.
+fn selectivity(set: &[u32], literals: &LiteralTable) -> (usize, std::cmp::Reverse<usize>) {
+    let shortest = set
+        .iter()
+        .map(|&l| literals.entries[l as usize].1.len())
+        .min()
+        .unwrap_or(0);
+    (shortest.min(16), std::cmp::Reverse(set.len()))
+}

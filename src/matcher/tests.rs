@@ -1,0 +1,256 @@
+use std::path::Path;
+
+use super::*;
+use crate::decode::Decoder;
+use crate::sigma::{self, LoadOptions};
+
+pub(crate) fn ruleset(yaml: &str) -> RuleSet {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    sigma::parse_text(
+        Path::new("test.yml"),
+        yaml,
+        &LoadOptions::default(),
+        &mut rules,
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let catalog = sigma::resolve(rules, &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    compile(&catalog, &CompileOptions::default()).unwrap()
+}
+
+/// Titles of the detections `event` matches.
+pub(crate) fn matched(rules: &RuleSet, event: &str) -> Vec<String> {
+    let mut decoder = Decoder::new(&rules.schema);
+    let mut matcher = Matcher::new(rules);
+    decoder.decode(&rules.schema, event.as_bytes(), event.len(), |view| {
+        let view = view.unwrap();
+        let mut out = Vec::new();
+        matcher.matches(rules, &view, &mut out);
+        out.iter()
+            .map(|&d| rules.detection_meta(d).title.clone())
+            .collect()
+    })
+}
+
+fn one(detection: &str, event: &str) -> bool {
+    let yaml = format!("title: t\nlogsource:\n  product: aws\ndetection:\n{detection}");
+    let rules = ruleset(&yaml);
+    !matched(&rules, event).is_empty()
+}
+
+const CT: &str = r#"{"eventVersion":"1.08","eventTime":"2023-07-10T11:42:18Z","eventSource":"secretsmanager.amazonaws.com","eventName":"GetSecretValue","userAgent":"aws-cli/2.0 Python/3.8","sourceIPAddress":"10.1.2.3","requestParameters":{"secretId":"prod/db/Password"},"userIdentity":{"arn":"arn:aws:iam::1:user/bert-jan","type":"IAMUser"},"resources":[{"ARN":"arn:a"},{"ARN":"arn:b"}],"readOnly":true,"count":42}"#;
+
+#[test]
+fn equality_is_case_insensitive_and_cased_is_not() {
+    assert!(one(
+        "  sel:\n    eventName: getsecretvalue\n  condition: sel\n",
+        CT
+    ));
+    assert!(!one(
+        "  sel:\n    eventName|cased: getsecretvalue\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    eventName|cased: GetSecretValue\n  condition: sel\n",
+        CT
+    ));
+}
+
+#[test]
+fn string_shapes_and_wildcards() {
+    assert!(one(
+        "  sel:\n    userAgent|startswith: AWS-CLI\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    userAgent|endswith: 3.8\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    userAgent|contains: python\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    userAgent: 'aws-cli/*python/?.?'\n  condition: sel\n",
+        CT
+    ));
+    assert!(!one(
+        "  sel:\n    userAgent: 'aws-cli/*ruby*'\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    requestParameters.secretId|contains|all: [prod, password]\n  condition: sel\n",
+        CT
+    ));
+    assert!(!one(
+        "  sel:\n    requestParameters.secretId|contains|all: [prod, staging]\n  condition: sel\n",
+        CT
+    ));
+}
+
+#[test]
+fn lists_in_events_match_any_element() {
+    assert!(one(
+        "  sel:\n    resources.ARN: arn:b\n  condition: sel\n",
+        CT
+    ));
+    assert!(!one(
+        "  sel:\n    resources.ARN: arn:c\n  condition: sel\n",
+        CT
+    ));
+}
+
+#[test]
+fn numbers_booleans_cidr_exists_regex() {
+    assert!(one("  sel:\n    count: 42\n  condition: sel\n", CT));
+    assert!(one("  sel:\n    count|gt: 41\n  condition: sel\n", CT));
+    assert!(!one("  sel:\n    count|lt: 42\n  condition: sel\n", CT));
+    assert!(one("  sel:\n    count|lte: 42\n  condition: sel\n", CT));
+    assert!(one("  sel:\n    readOnly: true\n  condition: sel\n", CT));
+    assert!(one(
+        "  sel:\n    sourceIPAddress|cidr: 10.0.0.0/8\n  condition: sel\n",
+        CT
+    ));
+    assert!(!one(
+        "  sel:\n    sourceIPAddress|cidr: 192.168.0.0/16\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    errorCode|exists: false\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    eventName|exists: true\n  condition: sel\n",
+        CT
+    ));
+    assert!(one("  sel:\n    errorCode: null\n  condition: sel\n", CT));
+    assert!(one(
+        "  sel:\n    eventName|re: '^Get[A-Z]'\n  condition: sel\n",
+        CT
+    ));
+    // `re` is case-sensitive unless `i` is given.
+    assert!(!one(
+        "  sel:\n    eventName|re: '^get'\n  condition: sel\n",
+        CT
+    ));
+    assert!(one(
+        "  sel:\n    eventName|re|i: '^get'\n  condition: sel\n",
+        CT
+    ));
+}
+
+#[test]
+fn conditions_with_not_and_of() {
+    let d = "  sel:\n    eventSource: secretsmanager.amazonaws.com\n  filter:\n    eventName: ListSecrets\n  condition: sel and not filter\n";
+    assert!(one(d, CT));
+    let d = "  sel_a:\n    eventName: nope\n  sel_b:\n    eventName: GetSecretValue\n  condition: 1 of sel_*\n";
+    assert!(one(d, CT));
+    let d = "  sel_a:\n    eventName: nope\n  sel_b:\n    eventName: GetSecretValue\n  condition: all of sel_*\n";
+    assert!(!one(d, CT));
+    // A rule with only a negation has no prefilter literal and must still run.
+    assert!(one(
+        "  filter:\n    eventName: ListSecrets\n  condition: not filter\n",
+        CT
+    ));
+}
+
+#[test]
+fn fieldref_and_keywords() {
+    let ev = r#"{"eventSource":"s","eventName":"x","eventTime":"2023-07-10T11:42:18Z","a":"Same","b":"same"}"#;
+    assert!(one("  sel:\n    a|fieldref: b\n  condition: sel\n", ev));
+    assert!(!one(
+        "  sel:\n    a|fieldref|cased: b\n  condition: sel\n",
+        ev
+    ));
+    assert!(one(
+        "  keywords:\n    - 'prod/db'\n  condition: keywords\n",
+        CT
+    ));
+    assert!(
+        !one(
+            "  keywords:\n    - 'eventName'\n  condition: keywords\n",
+            CT
+        ),
+        "keys are not values"
+    );
+}
+
+#[test]
+fn logsource_product_selects_profiles() {
+    let rules = ruleset(
+        "title: win\nlogsource:\n  product: windows\ndetection:\n  sel:\n    eventName: GetSecretValue\n  condition: sel\n",
+    );
+    assert!(
+        matched(&rules, CT).is_empty(),
+        "a Windows rule never runs on CloudTrail events"
+    );
+}
+
+#[test]
+fn windows_guards_and_both_layouts() {
+    let rule = "title: net\nlogsource:\n  product: windows\n  category: process_creation\ndetection:\n  sel:\n    Image|endswith: '\\net.exe'\n  condition: sel\n";
+    let rules = ruleset(rule);
+    let flat = r#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2020-09-21T19:26:06.000Z","Image":"C:\\Windows\\System32\\net.exe"}"#;
+    assert_eq!(matched(&rules, flat), vec!["net"]);
+    let other_id = flat.replace("\"EventID\":1", "\"EventID\":5");
+    assert!(
+        matched(&rules, &other_id).is_empty(),
+        "process_creation is Sysmon event 1 only"
+    );
+    let nested = r##"{"Event":{"System":{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","TimeCreated":{"#attributes":{"SystemTime":"2020-09-21T19:26:06.000Z"}}},"EventData":{"Image":"C:\\Windows\\System32\\net.exe"}}}"##;
+    assert_eq!(matched(&rules, nested), vec!["net"]);
+    let nested_text = nested.replace(
+        "\"EventID\":1",
+        "\"EventID\":{\"#attributes\":{\"Qualifiers\":0},\"#text\":1}",
+    );
+    assert_eq!(matched(&rules, &nested_text), vec!["net"]);
+    let string_id = flat.replace("\"EventID\":1", "\"EventID\":\"1\"");
+    assert_eq!(matched(&rules, &string_id), vec!["net"]);
+}
+
+#[test]
+fn invalid_regex_fails_the_load_with_its_location() {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    let yaml = "title: bad\nid: r1\ndetection:\n  sel:\n    a|re: '(?<=x)y'\n  condition: sel\n";
+    sigma::parse_text(
+        Path::new("bad.yml"),
+        yaml,
+        &LoadOptions::default(),
+        &mut rules,
+        &mut errors,
+    );
+    let catalog = sigma::resolve(rules, &mut errors);
+    let errs = compile(&catalog, &CompileOptions::default()).err().unwrap();
+    assert_eq!(errs.0.len(), 1);
+    let e = &errs.0[0];
+    assert_eq!(e.loc.line, 5);
+    assert_eq!(e.construct(), "regex");
+    assert!(e.to_string().contains("bad.yml:5"), "{e}");
+}
+
+#[test]
+fn prefilter_skips_rules_whose_literals_are_absent() {
+    let mut yaml = String::new();
+    for i in 0..50 {
+        yaml.push_str(&format!(
+            "title: r{i}\nlogsource:\n  product: aws\ndetection:\n  sel:\n    eventName: Name{i}\n  condition: sel\n---\n"
+        ));
+    }
+    yaml.push_str("title: hit\nlogsource:\n  product: aws\ndetection:\n  sel:\n    eventName: GetSecretValue\n  condition: sel\n");
+    let rules = ruleset(&yaml);
+    let mut decoder = Decoder::new(&rules.schema);
+    let mut matcher = Matcher::new(&rules);
+    let evaluated = decoder.decode(&rules.schema, CT.as_bytes(), CT.len(), |view| {
+        let mut out = Vec::new();
+        matcher.matches(&rules, &view.unwrap(), &mut out);
+        assert_eq!(out.len(), 1);
+        matcher.last_candidates()
+    });
+    assert_eq!(
+        evaluated, 1,
+        "only the rule whose literal occurs is evaluated"
+    );
+}

@@ -1,0 +1,260 @@
+//! Sigma: reading rule files into typed rules, loudly.
+//!
+//! [`load`] walks files and directories (sorted, so loads are reproducible), parses every YAML
+//! document under budgets, turns each into a [`Rule`] and resolves correlation references by
+//! id or name. Every problem becomes a [`LoadError`] naming file, line, column, rule and
+//! construct; all of them are returned, not just the first, so `rules lint` can show everything.
+
+pub mod condition;
+pub mod correlation;
+pub mod error;
+pub mod rule;
+pub mod value;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use correlation::{Correlation, CorrelationType, Threshold};
+pub use error::{LoadError, LoadErrorKind, LoadErrors};
+pub use rule::{Body, Detection, Level, LogSource, Rule, RuleMeta, Selection};
+pub use value::{FieldItem, Pattern, Placeholders, SigmaString};
+pub use yaml::{Loc, YamlBudget};
+
+/// Options of a load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub budget: YamlBudget,
+    /// Values for `expand` placeholders.
+    pub placeholders: Placeholders,
+}
+
+/// Loaded rules with correlation references resolved.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub rules: Vec<Rule>,
+    /// For each rule: the indices of the rules it correlates (empty for detections).
+    pub refs: Vec<Vec<usize>>,
+}
+
+impl Catalog {
+    /// Whether rule `i` is referenced by a correlation that does not `generate` its matches.
+    pub fn is_silenced(&self, i: usize) -> bool {
+        let mut referenced = false;
+        for (c, refs) in self.refs.iter().enumerate() {
+            if refs.contains(&i) {
+                referenced = true;
+                if let Body::Correlation(corr) = &self.rules[c].body {
+                    if corr.generate {
+                        return false;
+                    }
+                }
+            }
+        }
+        referenced
+    }
+}
+
+/// Whether a file is a rule file (sidecar test files `*.tests.yml` are not).
+pub fn is_rule_file(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    (name.ends_with(".yml") || name.ends_with(".yaml"))
+        && !name.ends_with(".tests.yml")
+        && !name.ends_with(".tests.yaml")
+}
+
+/// Every rule file under `paths`, sorted; a path that is a file is taken as given.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(LoadError {
+                file: p.clone(),
+                loc: Loc::default(),
+                rule: None,
+                kind: LoadErrorKind::Io("no such file or directory".into()),
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let io = |e: std::io::Error| LoadError {
+        file: dir.to_path_buf(),
+        loc: Loc::default(),
+        rule: None,
+        kind: LoadErrorKind::Io(e.to_string()),
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if is_rule_file(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Parses the rules of one file; errors are appended to `errors`.
+pub fn parse_file(
+    path: &Path,
+    opts: &LoadOptions,
+    rules: &mut Vec<Rule>,
+    errors: &mut Vec<LoadError>,
+) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(LoadError {
+                file: path.to_path_buf(),
+                loc: Loc::default(),
+                rule: None,
+                kind: LoadErrorKind::Io(e.to_string()),
+            });
+            return;
+        }
+    };
+    parse_text(path, &text, opts, rules, errors);
+}
+
+/// Parses rules from `text` as if read from `path`.
+pub fn parse_text(
+    path: &Path,
+    text: &str,
+    opts: &LoadOptions,
+    rules: &mut Vec<Rule>,
+    errors: &mut Vec<LoadError>,
+) {
+    let docs = match yaml::parse_documents(text, opts.budget) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(LoadError {
+                file: path.to_path_buf(),
+                loc: e.loc,
+                rule: None,
+                kind: LoadErrorKind::Yaml(e.message),
+            });
+            return;
+        }
+    };
+    for doc in &docs {
+        match rule::parse_rule(path, doc, &opts.placeholders) {
+            Ok(r) => rules.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+/// Loads every rule under `paths`. All errors are collected; any error fails the load.
+pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Catalog, LoadErrors> {
+    let files = collect_files(paths).map_err(|e| LoadErrors(vec![e]))?;
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for f in &files {
+        parse_file(f, opts, &mut rules, &mut errors);
+    }
+    let catalog = resolve(rules, &mut errors);
+    if errors.is_empty() {
+        Ok(catalog)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+/// Checks ids and names are unique and resolves correlation references.
+pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
+    let mut by_ref: HashMap<String, usize> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        let err = |kind| LoadError {
+            file: r.meta.file.clone(),
+            loc: r.meta.loc,
+            rule: Some(r.meta.label()),
+            kind,
+        };
+        if let Some(id) = &r.meta.id {
+            if let Some(&other) = by_ref.get(id) {
+                errors.push(err(LoadErrorKind::DuplicateId {
+                    id: id.clone(),
+                    other: describe(&rules[other]),
+                }));
+            } else {
+                by_ref.insert(id.clone(), i);
+            }
+        }
+        if let Some(name) = &r.meta.name {
+            if let Some(&other) = by_ref.get(name) {
+                if Some(name) != r.meta.id.as_ref() {
+                    errors.push(err(LoadErrorKind::DuplicateName {
+                        name: name.clone(),
+                        other: describe(&rules[other]),
+                    }));
+                }
+            } else {
+                by_ref.insert(name.clone(), i);
+            }
+        }
+    }
+    let mut refs = vec![Vec::new(); rules.len()];
+    for (i, r) in rules.iter().enumerate() {
+        if let Body::Correlation(c) = &r.body {
+            for (reference, loc) in &c.rules {
+                match by_ref.get(reference) {
+                    Some(&j) if j != i => refs[i].push(j),
+                    _ => errors.push(LoadError {
+                        file: r.meta.file.clone(),
+                        loc: *loc,
+                        rule: Some(r.meta.label()),
+                        kind: LoadErrorKind::UnknownRuleReference(reference.clone()),
+                    }),
+                }
+            }
+        }
+    }
+    // Correlations of correlations must not loop.
+    for start in 0..rules.len() {
+        let mut stack = vec![(start, 0usize)];
+        let mut seen = vec![false; rules.len()];
+        while let Some((at, depth)) = stack.pop() {
+            for &next in &refs[at] {
+                if next == start {
+                    errors.push(LoadError {
+                        file: rules[start].meta.file.clone(),
+                        loc: rules[start].meta.loc,
+                        rule: Some(rules[start].meta.label()),
+                        kind: LoadErrorKind::Correlation(
+                            "correlation references form a cycle".into(),
+                        ),
+                    });
+                    stack.clear();
+                    break;
+                }
+                if !seen[next] && depth < 16 {
+                    seen[next] = true;
+                    stack.push((next, depth + 1));
+                }
+            }
+        }
+    }
+    Catalog { rules, refs }
+}
+
+fn describe(r: &Rule) -> String {
+    format!(
+        "{} in {}:{}",
+        r.meta.label(),
+        r.meta.file.display(),
+        r.meta.loc
+    )
+}

@@ -1,0 +1,818 @@
+//! Values and modifiers: `CommandLine|contains|all: [...]` turned into patterns.
+//!
+//! Modifiers apply left to right as the Sigma specification (modifiers appendix v2.1.0) says:
+//! `contains`, `startswith` and `endswith` add wildcards to the value; `windash`, `base64`,
+//! `base64offset`, `utf16le`/`wide`, `utf16be`, `utf16` and `expand` transform it; `re`, `cidr`,
+//! `exists`, `gt`/`gte`/`lt`/`lte`, the time parts, `fieldref` change what is compared; `all`,
+//! `cased` and `neq` change how. Every chain is checked here; one that cannot mean anything
+//! (`cidr|contains`, `re|base64`) is a load error, never silently reinterpreted.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+
+use super::yaml::{Node, Value};
+
+/// A Sigma string: literal text with `*` (any run) and `?` (any one character) wildcards.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SigmaString(pub Vec<Part>);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Part {
+    Lit(String),
+    Star,
+    One,
+}
+
+impl SigmaString {
+    /// Parses a plain Sigma value: `*` and `?` are wildcards, `\*`, `\?` and `\\` escape them
+    /// and the backslash; any other backslash is literal (as in `C:\Windows\`).
+    pub fn parse(s: &str) -> SigmaString {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if matches!(chars.peek(), Some('*' | '?' | '\\')) => {
+                    lit.extend(chars.next());
+                }
+                '*' | '?' => {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(if c == '*' { Part::Star } else { Part::One });
+                }
+                _ => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        SigmaString(parts)
+    }
+
+    pub fn literal(s: &str) -> SigmaString {
+        if s.is_empty() {
+            SigmaString(Vec::new())
+        } else {
+            SigmaString(vec![Part::Lit(s.to_string())])
+        }
+    }
+
+    pub fn has_wildcards(&self) -> bool {
+        self.0.iter().any(|p| !matches!(p, Part::Lit(_)))
+    }
+
+    /// The text, when there are no wildcards.
+    pub fn plain(&self) -> Option<String> {
+        let mut out = String::new();
+        for p in &self.0 {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
+    fn starts_with_star(&self) -> bool {
+        matches!(self.0.first(), Some(Part::Star))
+    }
+
+    fn ends_with_star(&self) -> bool {
+        matches!(self.0.last(), Some(Part::Star))
+    }
+
+    fn wrap(mut self, before: bool, after: bool) -> SigmaString {
+        if before && !self.starts_with_star() {
+            self.0.insert(0, Part::Star);
+        }
+        if after && !self.ends_with_star() {
+            self.0.push(Part::Star);
+        }
+        self
+    }
+
+    /// The literal pieces, for prefilter needles.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| match p {
+            Part::Lit(s) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Every modifier of the Sigma specification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Modifier {
+    Contains,
+    StartsWith,
+    EndsWith,
+    All,
+    Exists,
+    Cased,
+    Neq,
+    Windash,
+    Re,
+    ReI,
+    ReM,
+    ReS,
+    Base64,
+    Base64Offset,
+    Utf16Le,
+    Utf16Be,
+    Utf16,
+    Cidr,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+    Expand,
+    FieldRef,
+}
+
+impl Modifier {
+    pub fn from_name(name: &str) -> Option<Modifier> {
+        Some(match name {
+            "contains" => Modifier::Contains,
+            "startswith" => Modifier::StartsWith,
+            "endswith" => Modifier::EndsWith,
+            "all" => Modifier::All,
+            "exists" => Modifier::Exists,
+            "cased" => Modifier::Cased,
+            "neq" => Modifier::Neq,
+            "windash" => Modifier::Windash,
+            "re" => Modifier::Re,
+            "i" => Modifier::ReI,
+            "m" => Modifier::ReM,
+            "s" => Modifier::ReS,
+            "base64" => Modifier::Base64,
+            "base64offset" => Modifier::Base64Offset,
+            "utf16le" | "wide" => Modifier::Utf16Le,
+            "utf16be" => Modifier::Utf16Be,
+            "utf16" => Modifier::Utf16,
+            "cidr" => Modifier::Cidr,
+            "gt" => Modifier::Gt,
+            "gte" => Modifier::Gte,
+            "lt" => Modifier::Lt,
+            "lte" => Modifier::Lte,
+            "minute" => Modifier::Minute,
+            "hour" => Modifier::Hour,
+            "day" => Modifier::Day,
+            "week" => Modifier::Week,
+            "month" => Modifier::Month,
+            "year" => Modifier::Year,
+            "expand" => Modifier::Expand,
+            "fieldref" => Modifier::FieldRef,
+            _ => return None,
+        })
+    }
+}
+
+/// Numeric comparisons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NumOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Eq,
+}
+
+impl NumOp {
+    pub fn test(self, a: f64, b: f64) -> bool {
+        match self {
+            NumOp::Gt => a > b,
+            NumOp::Gte => a >= b,
+            NumOp::Lt => a < b,
+            NumOp::Lte => a <= b,
+            NumOp::Eq => a == b,
+        }
+    }
+}
+
+/// The part of a timestamp the time modifiers compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimePart {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// An IP network for `cidr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|&p| p <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What one value of a field item tests.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pattern {
+    /// A (possibly wildcarded) string; case-insensitive unless `cased`.
+    Str {
+        s: SigmaString,
+        cased: bool,
+    },
+    /// A regular expression (case-sensitive by default, as the specification says).
+    Regex {
+        re: String,
+        insensitive: bool,
+        multiline: bool,
+        dot_all: bool,
+    },
+    Cidr(Cidr),
+    Num {
+        op: NumOp,
+        value: f64,
+    },
+    Exists(bool),
+    /// The field is absent or null.
+    Null,
+    /// Equal (or contains/startswith/endswith) to another field of the same event.
+    FieldRef {
+        field: String,
+        before: bool,
+        after: bool,
+        cased: bool,
+    },
+    /// A part of the field's timestamp compared to a number.
+    Time {
+        part: TimePart,
+        value: i64,
+    },
+}
+
+/// One `field|modifiers: values` entry of a selection, compiled to patterns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldItem {
+    /// `None` for keyword searches (values matched against the whole event).
+    pub field: Option<String>,
+    /// `field|modifiers` as written, for messages.
+    pub spec: String,
+    pub patterns: Vec<Pattern>,
+    /// All patterns must match (`|all`), instead of any.
+    pub all: bool,
+    /// The item matches when no pattern does (`|neq`).
+    pub negate: bool,
+    /// Where the item's key is written.
+    pub loc: super::yaml::Loc,
+}
+
+/// Why a field item does not compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemError {
+    UnknownModifier(String),
+    Chain(String),
+    Value(String),
+    Unsupported(String),
+}
+
+/// Placeholder values for `expand`, from a processing pipeline.
+pub type Placeholders = HashMap<String, Vec<String>>;
+
+/// Compiles `spec` (`Field|mod|mod`) with its YAML `value` into a field item.
+pub fn compile_item(
+    spec: &str,
+    value: &Node,
+    placeholders: &Placeholders,
+) -> Result<FieldItem, ItemError> {
+    let mut pieces = spec.split('|');
+    let field = pieces.next().unwrap_or("").trim();
+    let field = if field.is_empty() {
+        None
+    } else {
+        Some(field.to_string())
+    };
+    let mut mods = Vec::new();
+    for name in pieces {
+        let m = Modifier::from_name(name)
+            .ok_or_else(|| ItemError::UnknownModifier(name.to_string()))?;
+        if mods.contains(&m) {
+            return Err(ItemError::Chain(format!("modifier `{name}` appears twice")));
+        }
+        mods.push(m);
+    }
+    let raw_values: Vec<&Node> = match &value.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![value],
+    };
+    if raw_values.is_empty() {
+        return Err(ItemError::Value("empty list of values".into()));
+    }
+    let mut item = FieldItem {
+        field,
+        spec: spec.to_string(),
+        patterns: Vec::new(),
+        all: mods.contains(&Modifier::All),
+        negate: mods.contains(&Modifier::Neq),
+        loc: value.loc,
+    };
+    let cased = mods.contains(&Modifier::Cased);
+    let kind = value_kind(&mods)?;
+    for raw in raw_values {
+        compile_value(&mut item.patterns, raw, &mods, kind, cased, placeholders)?;
+    }
+    Ok(item)
+}
+
+/// The one modifier that decides what a value is compared as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ValueKind {
+    Plain,
+    Regex,
+    Cidr,
+    Num(NumOp),
+    Exists,
+    Time(TimePart),
+    FieldRef,
+}
+
+fn value_kind(mods: &[Modifier]) -> Result<ValueKind, ItemError> {
+    use Modifier as M;
+    let mut kind = ValueKind::Plain;
+    let mut set = |k: ValueKind, name: &str| {
+        if kind != ValueKind::Plain {
+            return Err(ItemError::Chain(format!(
+                "`{name}` cannot be combined with another comparison modifier"
+            )));
+        }
+        kind = k;
+        Ok(())
+    };
+    for m in mods {
+        match m {
+            M::Re => set(ValueKind::Regex, "re")?,
+            M::Cidr => set(ValueKind::Cidr, "cidr")?,
+            M::Gt => set(ValueKind::Num(NumOp::Gt), "gt")?,
+            M::Gte => set(ValueKind::Num(NumOp::Gte), "gte")?,
+            M::Lt => set(ValueKind::Num(NumOp::Lt), "lt")?,
+            M::Lte => set(ValueKind::Num(NumOp::Lte), "lte")?,
+            M::Exists => set(ValueKind::Exists, "exists")?,
+            M::Minute => set(ValueKind::Time(TimePart::Minute), "minute")?,
+            M::Hour => set(ValueKind::Time(TimePart::Hour), "hour")?,
+            M::Day => set(ValueKind::Time(TimePart::Day), "day")?,
+            M::Week => set(ValueKind::Time(TimePart::Week), "week")?,
+            M::Month => set(ValueKind::Time(TimePart::Month), "month")?,
+            M::Year => set(ValueKind::Time(TimePart::Year), "year")?,
+            M::FieldRef => set(ValueKind::FieldRef, "fieldref")?,
+            _ => {}
+        }
+    }
+    let string_shaping = |m: &Modifier| {
+        matches!(
+            m,
+            M::Contains
+                | M::StartsWith
+                | M::EndsWith
+                | M::Windash
+                | M::Base64
+                | M::Base64Offset
+                | M::Utf16Le
+                | M::Utf16Be
+                | M::Utf16
+                | M::Expand
+        )
+    };
+    let shapes = mods
+        .iter()
+        .filter(|m| matches!(m, M::Contains | M::StartsWith | M::EndsWith))
+        .count();
+    if shapes > 1 {
+        return Err(ItemError::Chain(
+            "only one of `contains`, `startswith`, `endswith` may be used".into(),
+        ));
+    }
+    for m in mods {
+        let ok = match (kind, m) {
+            (_, M::All) => !matches!(kind, ValueKind::Exists),
+            (ValueKind::Plain, M::ReI | M::ReM | M::ReS) => false,
+            (ValueKind::Plain, _) => true,
+            (ValueKind::Regex, M::Re | M::ReI | M::ReM | M::ReS | M::Neq) => true,
+            (
+                ValueKind::FieldRef,
+                M::FieldRef | M::Contains | M::StartsWith | M::EndsWith | M::Cased | M::Neq,
+            ) => true,
+            (ValueKind::Cidr, M::Cidr | M::Neq) => true,
+            (ValueKind::Num(_), M::Gt | M::Gte | M::Lt | M::Lte) => true,
+            (ValueKind::Exists, M::Exists) => true,
+            (ValueKind::Time(_), M::Minute | M::Hour | M::Day | M::Week | M::Month | M::Year) => {
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            let what = if string_shaping(m) {
+                "a string modifier"
+            } else {
+                "this modifier"
+            };
+            return Err(ItemError::Chain(format!(
+                "{what} `{}` cannot be used with {kind:?}",
+                modifier_name(*m)
+            )));
+        }
+    }
+    Ok(kind)
+}
+
+fn modifier_name(m: Modifier) -> &'static str {
+    use Modifier as M;
+    match m {
+        M::Contains => "contains",
+        M::StartsWith => "startswith",
+        M::EndsWith => "endswith",
+        M::All => "all",
+        M::Exists => "exists",
+        M::Cased => "cased",
+        M::Neq => "neq",
+        M::Windash => "windash",
+        M::Re => "re",
+        M::ReI => "i",
+        M::ReM => "m",
+        M::ReS => "s",
+        M::Base64 => "base64",
+        M::Base64Offset => "base64offset",
+        M::Utf16Le => "utf16le",
+        M::Utf16Be => "utf16be",
+        M::Utf16 => "utf16",
+        M::Cidr => "cidr",
+        M::Gt => "gt",
+        M::Gte => "gte",
+        M::Lt => "lt",
+        M::Lte => "lte",
+        M::Minute => "minute",
+        M::Hour => "hour",
+        M::Day => "day",
+        M::Week => "week",
+        M::Month => "month",
+        M::Year => "year",
+        M::Expand => "expand",
+        M::FieldRef => "fieldref",
+    }
+}
+
+fn compile_value(
+    out: &mut Vec<Pattern>,
+    raw: &Node,
+    mods: &[Modifier],
+    kind: ValueKind,
+    cased: bool,
+    placeholders: &Placeholders,
+) -> Result<(), ItemError> {
+    let text = || {
+        raw.scalar_text().ok_or_else(|| {
+            ItemError::Value(format!(
+                "expected a scalar value, found {}",
+                raw.value.kind()
+            ))
+        })
+    };
+    match kind {
+        ValueKind::Exists => match raw.value {
+            Value::Bool(b) => out.push(Pattern::Exists(b)),
+            _ => return Err(ItemError::Value("`exists` takes true or false".into())),
+        },
+        ValueKind::Num(op) => {
+            let n = match raw.value {
+                Value::Int(i) => i as f64,
+                Value::Float(f) => f,
+                _ => {
+                    return Err(ItemError::Value(format!(
+                        "`{op:?}` takes a number",
+                        op = op
+                    )));
+                }
+            };
+            out.push(Pattern::Num { op, value: n });
+        }
+        ValueKind::Time(part) => match raw.value {
+            Value::Int(i) => out.push(Pattern::Time { part, value: i }),
+            _ => return Err(ItemError::Value("time modifiers take an integer".into())),
+        },
+        ValueKind::Cidr => {
+            let t = text()?;
+            let c = Cidr::parse(&t)
+                .ok_or_else(|| ItemError::Value(format!("`{t}` is not an IP network")))?;
+            out.push(Pattern::Cidr(c));
+        }
+        ValueKind::Regex => {
+            let t = text()?;
+            out.push(Pattern::Regex {
+                re: t,
+                insensitive: mods.contains(&Modifier::ReI),
+                multiline: mods.contains(&Modifier::ReM),
+                dot_all: mods.contains(&Modifier::ReS),
+            });
+        }
+        ValueKind::FieldRef => {
+            let t = text()?;
+            out.push(Pattern::FieldRef {
+                field: t,
+                before: mods
+                    .iter()
+                    .any(|m| matches!(m, Modifier::Contains | Modifier::EndsWith)),
+                after: mods
+                    .iter()
+                    .any(|m| matches!(m, Modifier::Contains | Modifier::StartsWith)),
+                cased,
+            });
+        }
+        ValueKind::Plain => {
+            if raw.value == Value::Null {
+                if mods
+                    .iter()
+                    .any(|m| !matches!(m, Modifier::All | Modifier::Neq))
+                {
+                    return Err(ItemError::Value("null cannot take string modifiers".into()));
+                }
+                out.push(Pattern::Null);
+                return Ok(());
+            }
+            let t = text()?;
+            // Numbers and booleans are compared as their text; they have no wildcards.
+            let start = match raw.value {
+                Value::Str(_) => SigmaString::parse(&t),
+                _ => SigmaString::literal(&t),
+            };
+            for s in transform(start, mods, placeholders)? {
+                out.push(Pattern::Str { s, cased });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value while modifiers transform it: text with wildcards, or bytes after a UTF-16 encoding
+/// (which only `base64`/`base64offset` turn back into text).
+enum Val {
+    Text(SigmaString),
+    Bytes(Vec<u8>),
+}
+
+/// Applies the string-shaping modifiers in order, expanding into several strings where a
+/// modifier makes variants (`windash`, `base64offset`, `expand`).
+fn transform(
+    start: SigmaString,
+    mods: &[Modifier],
+    placeholders: &Placeholders,
+) -> Result<Vec<SigmaString>, ItemError> {
+    let mut values = vec![Val::Text(start)];
+    for m in mods {
+        let mut next = Vec::new();
+        for v in values {
+            let text = |v: Val, what: &str| match v {
+                Val::Text(t) => Ok(t),
+                Val::Bytes(_) => Err(ItemError::Chain(format!(
+                    "`{what}` cannot follow a UTF-16 encoding"
+                ))),
+            };
+            match m {
+                Modifier::Contains => next.push(Val::Text(text(v, "contains")?.wrap(true, true))),
+                Modifier::StartsWith => {
+                    next.push(Val::Text(text(v, "startswith")?.wrap(false, true)))
+                }
+                Modifier::EndsWith => next.push(Val::Text(text(v, "endswith")?.wrap(true, false))),
+                Modifier::Windash => {
+                    next.extend(windash(&text(v, "windash")?)?.into_iter().map(Val::Text))
+                }
+                Modifier::Expand => next.extend(
+                    expand(&text(v, "expand")?, placeholders)?
+                        .into_iter()
+                        .map(Val::Text),
+                ),
+                Modifier::Base64 => {
+                    let b = bytes(v, "base64")?;
+                    next.push(Val::Text(SigmaString::literal(
+                        &base64::engine::general_purpose::STANDARD.encode(b),
+                    )));
+                }
+                Modifier::Base64Offset => {
+                    let b = bytes(v, "base64offset")?;
+                    next.extend(
+                        base64_offsets(&b)
+                            .into_iter()
+                            .map(|s| Val::Text(SigmaString::literal(&s))),
+                    );
+                }
+                Modifier::Utf16Le | Modifier::Utf16Be | Modifier::Utf16 => {
+                    let b = bytes(v, "utf16")?;
+                    let s = String::from_utf8(b)
+                        .map_err(|_| ItemError::Chain("UTF-16 of non-text".into()))?;
+                    let mut out = Vec::new();
+                    if *m == Modifier::Utf16 {
+                        out.extend_from_slice(&[0xFF, 0xFE]);
+                    }
+                    for u in s.encode_utf16() {
+                        out.extend_from_slice(&if *m == Modifier::Utf16Be {
+                            u.to_be_bytes()
+                        } else {
+                            u.to_le_bytes()
+                        });
+                    }
+                    next.push(Val::Bytes(out));
+                }
+                _ => next.push(v),
+            }
+        }
+        values = next;
+        if values.len() > MAX_VARIANTS {
+            return Err(ItemError::Value(format!(
+                "modifiers expand to more than {MAX_VARIANTS} values"
+            )));
+        }
+    }
+    values
+        .into_iter()
+        .map(|v| match v {
+            Val::Text(t) => Ok(t),
+            Val::Bytes(b) => String::from_utf8(b).map(|s| SigmaString::literal(&s)).map_err(|_| {
+                ItemError::Chain("a UTF-16 encoding that is not valid text must be followed by `base64` or `base64offset`".into())
+            }),
+        })
+        .collect()
+}
+
+/// Bound on the variants one value may expand into (`windash` grows as 5^dashes).
+const MAX_VARIANTS: usize = 4096;
+
+fn bytes(v: Val, what: &str) -> Result<Vec<u8>, ItemError> {
+    match v {
+        Val::Bytes(b) => Ok(b),
+        Val::Text(t) => t.plain().map(String::into_bytes).ok_or_else(|| {
+            ItemError::Chain(format!("`{what}` cannot encode a value with wildcards"))
+        }),
+    }
+}
+
+/// The three base64 spellings of `value` at the three offsets it can have inside a longer
+/// encoded string, with the characters that depend on unknown neighbours cut off.
+pub fn base64_offsets(value: &[u8]) -> Vec<String> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let start = [0usize, 2, 3];
+    let end = [0usize, 3, 2];
+    (0..3)
+        .map(|i| {
+            let mut padded = vec![b' '; i];
+            padded.extend_from_slice(value);
+            let enc = engine.encode(&padded);
+            let cut_end = end[(value.len() + i) % 3];
+            let stop = enc.len().saturating_sub(cut_end);
+            enc.get(start[i]..stop).unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+fn windash(v: &SigmaString) -> Result<Vec<SigmaString>, ItemError> {
+    const DASHES: [char; 5] = ['-', '/', '\u{2013}', '\u{2014}', '\u{2015}'];
+    // A dash or slash that starts a word (after a non-word character or at the start) is an
+    // option prefix; each such one gets every dash variant.
+    let mut out = vec![Vec::<Part>::new()];
+    let mut prev_word = false;
+    for p in &v.0 {
+        match p {
+            Part::Lit(s) => {
+                let chars: Vec<char> = s.chars().collect();
+                let mut current = String::new();
+                for (i, &c) in chars.iter().enumerate() {
+                    let next_word = chars
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_alphanumeric() || *n == '_');
+                    if (c == '-' || c == '/') && !prev_word && next_word {
+                        let mut grown = Vec::with_capacity(out.len() * DASHES.len());
+                        for prefix in &out {
+                            for d in DASHES {
+                                let mut p2 = prefix.clone();
+                                push_lit(&mut p2, &current);
+                                push_lit(&mut p2, &d.to_string());
+                                grown.push(p2);
+                            }
+                        }
+                        if grown.len() > MAX_VARIANTS {
+                            return Err(ItemError::Value(
+                                "`windash` expands to too many values".into(),
+                            ));
+                        }
+                        out = grown;
+                        current.clear();
+                    } else {
+                        current.push(c);
+                    }
+                    prev_word = c.is_alphanumeric() || c == '_';
+                }
+                for o in &mut out {
+                    push_lit(o, &current);
+                }
+            }
+            other => {
+                for o in &mut out {
+                    o.push(other.clone());
+                }
+                prev_word = false;
+            }
+        }
+    }
+    Ok(out.into_iter().map(SigmaString).collect())
+}
+
+fn push_lit(parts: &mut Vec<Part>, s: &str) {
+    if s.is_empty() {
+        return;
+    }
+    if let Some(Part::Lit(last)) = parts.last_mut() {
+        last.push_str(s);
+    } else {
+        parts.push(Part::Lit(s.to_string()));
+    }
+}
+
+fn expand(v: &SigmaString, placeholders: &Placeholders) -> Result<Vec<SigmaString>, ItemError> {
+    let mut out = vec![Vec::<Part>::new()];
+    for p in &v.0 {
+        let Part::Lit(s) = p else {
+            for o in &mut out {
+                o.push(p.clone());
+            }
+            continue;
+        };
+        let mut rest = s.as_str();
+        while let Some(open) = rest.find('%') {
+            let Some(close) = rest[open + 1..].find('%') else {
+                break;
+            };
+            let name = &rest[open + 1..open + 1 + close];
+            let values = placeholders.get(name).ok_or_else(|| {
+                ItemError::Unsupported(format!(
+                    "`expand` placeholder `%{name}%` has no value (define it in a processing pipeline)"
+                ))
+            })?;
+            let before = &rest[..open];
+            let mut grown = Vec::new();
+            for o in &out {
+                for val in values {
+                    let mut p2 = o.clone();
+                    push_lit(&mut p2, before);
+                    p2.extend(SigmaString::parse(val).0);
+                    grown.push(p2);
+                }
+            }
+            out = grown;
+            rest = &rest[open + close + 2..];
+        }
+        for o in &mut out {
+            push_lit(o, rest);
+        }
+    }
+    Ok(out.into_iter().map(SigmaString).collect())
+}
+
+#[cfg(test)]
+mod tests;
