@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use credtrail::matcher::{self, CompileOptions};
 use credtrail::sigma::{self, LoadOptions};
 
 fn corpus() -> PathBuf {
@@ -23,6 +24,13 @@ fn every_public_rule_loads_or_names_its_construct() {
         let mut rules = Vec::new();
         let mut errors = Vec::new();
         sigma::parse_file(f, &opts, &mut rules, &mut errors);
+        if errors.is_empty() {
+            // Compiling is part of loading: a rule that parses but cannot run fails too.
+            let catalog = sigma::resolve(rules.clone(), &mut errors);
+            if let Err(e) = matcher::compile(&catalog, &CompileOptions::default()) {
+                errors.extend(e.0);
+            }
+        }
         if errors.is_empty() {
             assert_eq!(rules.len(), 1, "{} holds one rule", f.display());
             loaded += 1;

@@ -74,7 +74,7 @@ impl ValueCount {
         {
             let mut events: Vec<(EventRef, u32)> =
                 self.values.drain(..).map(|(_, e)| (e, 0)).collect();
-            events.sort_by(|a, b| (a.0.time, a.0.key).cmp(&(b.0.time, b.0.key)));
+            events.sort_by_key(|a| (a.0.time, a.0.key));
             return Step::Fired(events);
         }
         self.pending(p)

@@ -50,7 +50,7 @@ impl Temporal {
                 .enumerate()
                 .filter_map(|(k, e)| e.take().map(|e| (e, k as u32)))
                 .collect();
-            events.sort_by(|a, b| (a.0.time, a.0.key, a.1).cmp(&(b.0.time, b.0.key, b.1)));
+            events.sort_by_key(|a| (a.0.time, a.0.key, a.1));
             return Step::Fired(events);
         }
         match self.latest.iter().flatten().map(|e| e.time).min() {

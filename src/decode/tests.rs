@@ -1,1 +1,176 @@
+use super::*;
+use crate::decode::profile::GenericPaths;
 
+fn schema(limits: DecodeLimits, forced: Option<ProfileKind>) -> Schema {
+    let mut fields = FieldTable::default();
+    fields.intern("eventName");
+    fields.intern("CommandLine");
+    let specs = ProfileKind::ALL
+        .iter()
+        .map(|k| ProfileSpec::builtin(*k, &GenericPaths::default()))
+        .collect();
+    let mut s = Schema::new(fields, specs, limits, forced);
+    s.finish();
+    s
+}
+
+fn decode(
+    schema: &Schema,
+    raw: &[u8],
+) -> Result<(ProfileKind, EventTime, Option<String>, String), DecodeError> {
+    let mut d = Decoder::new(schema);
+    d.decode(schema, raw, raw.len(), |v| {
+        let v = v?;
+        Ok((v.kind, v.time, v.identity(schema), v.event_id(schema)))
+    })
+}
+
+const CT: &[u8] = br#"{"eventTime":"2023-07-10T11:42:18Z","eventSource":"iam.amazonaws.com","eventName":"ListUsers","eventID":"e-1","userIdentity":{"arn":"arn:aws:iam::1:user/bert-jan"}}"#;
+
+#[test]
+fn cloudtrail_raw_and_logstash_flattened() {
+    let s = schema(DecodeLimits::default(), None);
+    let (kind, time, who, id) = decode(&s, CT).unwrap();
+    assert_eq!(kind, ProfileKind::CloudTrail);
+    assert_eq!(time.to_string(), "2023-07-10T11:42:18.000Z");
+    assert_eq!(who.as_deref(), Some("arn:aws:iam::1:user/bert-jan"));
+    assert_eq!(id, "e-1");
+    // Logstash writes @timestamp instead of eventTime.
+    let flat = br#"{"@timestamp":"2020-09-14T00:44:23.000Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"accessKeyId":"ASIA1"}}"#;
+    let (_, time, who, id) = decode(&s, flat).unwrap();
+    assert_eq!(time.to_string(), "2020-09-14T00:44:23.000Z");
+    assert_eq!(who.as_deref(), Some("ASIA1"));
+    assert!(
+        id.starts_with("xxh3:"),
+        "no eventID: the id is a hash of the bytes ({id})"
+    );
+}
+
+#[test]
+fn windows_identities_from_each_shipper_agree() {
+    let s = schema(DecodeLimits::default(), None);
+    let sysmon = br#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2020-09-21T19:26:06.000Z","User":"THESHIRE\\pgustavo","Hostname":"WKS5","RecordNumber":7}"#;
+    let security = br#"{"EventID":4656,"Channel":"Security","@timestamp":"2020-08-07T14:32:57.000Z","SubjectDomainName":"THESHIRE","SubjectUserName":"pgustavo"}"#;
+    let nested = br##"{"Event":{"System":{"EventID":4698,"Channel":"Security","Computer":"WKS5","EventRecordID":9,"TimeCreated":{"#attributes":{"SystemTime":"2020-09-21T07:15:27.705Z"}}},"EventData":{"SubjectDomainName":"THESHIRE","SubjectUserName":"PGustavo"}}}"##;
+    let mut ids = Vec::new();
+    for raw in [&sysmon[..], &security[..], &nested[..]] {
+        let (kind, _, who, id) = decode(&s, raw).unwrap();
+        assert_eq!(kind, ProfileKind::Windows);
+        assert_eq!(who.as_deref(), Some("theshire\\pgustavo"));
+        ids.push(id);
+    }
+    assert_eq!(ids[0], "WKS5/Microsoft-Windows-Sysmon/Operational/7");
+    assert_eq!(ids[2], "WKS5/Security/9");
+}
+
+#[test]
+fn limits_are_checked_and_named() {
+    let limits = DecodeLimits {
+        max_event_bytes: 64,
+        max_depth: 4,
+        max_fields: 8,
+    };
+    let s = schema(limits, None);
+    assert!(matches!(
+        decode(&s, CT),
+        Err(DecodeError::TooLarge { limit: 64, .. })
+    ));
+    let deep = br#"{"a":{"b":{"c":{"d":{"e":1}}}}}"#;
+    assert_eq!(decode(&s, deep), Err(DecodeError::TooDeep { limit: 4 }));
+    let wide = br#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8}"#;
+    assert!(matches!(
+        decode(&s, wide),
+        Err(DecodeError::TooManyFields { limit: 8, .. })
+    ));
+}
+
+#[test]
+fn hostile_bytes_are_errors_not_panics() {
+    let s = schema(DecodeLimits::default(), None);
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(matches!(
+        decode(&s, deep.as_bytes()),
+        Err(DecodeError::TooLarge { .. } | DecodeError::TooDeep { .. })
+    ));
+    let deep_small = format!("{{\"a\":{}1{}}}", "[".repeat(5_000), "]".repeat(5_000));
+    let big = schema(
+        DecodeLimits {
+            max_event_bytes: 1 << 20,
+            ..DecodeLimits::default()
+        },
+        None,
+    );
+    assert_eq!(
+        decode(&big, deep_small.as_bytes()),
+        Err(DecodeError::TooDeep { limit: 64 })
+    );
+    assert_eq!(
+        decode(&s, b"{\"eventName\":\"\xff\xfe\"}"),
+        Err(DecodeError::InvalidUtf8)
+    );
+    assert!(matches!(
+        decode(&s, br#"{"eventName":"ListUs"#),
+        Err(DecodeError::InvalidJson(_))
+    ));
+    assert!(matches!(decode(&s, b""), Err(DecodeError::InvalidJson(_))));
+    assert_eq!(decode(&s, b"[1,2,3]"), Err(DecodeError::NotAnObject));
+    assert_eq!(decode(&s, b"\"text\""), Err(DecodeError::NotAnObject));
+    assert_eq!(
+        decode(&s, br#"{"hello":"world"}"#),
+        Err(DecodeError::UnknownProfile)
+    );
+}
+
+#[test]
+fn wrong_types_where_a_time_is_expected() {
+    let s = schema(DecodeLimits::default(), None);
+    let array = br#"{"eventTime":["2023-07-10T11:42:18Z"],"eventSource":"x","eventName":"y"}"#;
+    let err = decode(&s, array).unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::BadTime {
+            field: "eventTime".into(),
+            found: "an array".into()
+        }
+    );
+    assert!(err.to_string().contains("eventTime"), "{err}");
+    let text = br#"{"eventTime":"yesterday","eventSource":"x","eventName":"y"}"#;
+    assert!(matches!(decode(&s, text), Err(DecodeError::BadTime { .. })));
+    let missing = br#"{"eventSource":"x","eventName":"y"}"#;
+    assert!(matches!(
+        decode(&s, missing),
+        Err(DecodeError::NoTime {
+            profile: "cloudtrail",
+            ..
+        })
+    ));
+    let boolean = br#"{"eventTime":true,"eventSource":"x","eventName":"y"}"#;
+    assert!(matches!(
+        decode(&s, boolean),
+        Err(DecodeError::BadTime { .. })
+    ));
+}
+
+#[test]
+fn forced_profile_skips_detection() {
+    let s = schema(DecodeLimits::default(), Some(ProfileKind::Ocsf));
+    let (kind, time, ..) = decode(&s, br#"{"time":1688989338000,"anything":1}"#).unwrap();
+    assert_eq!(kind, ProfileKind::Ocsf);
+    assert_eq!(time.to_string(), "2023-07-10T11:42:18.000Z");
+}
+
+#[test]
+fn buffers_are_reused_across_events_of_different_sizes() {
+    let s = schema(DecodeLimits::default(), None);
+    let mut d = Decoder::new(&s);
+    let long = format!(
+        r#"{{"eventTime":"2023-07-10T11:42:18Z","eventSource":"x","eventName":"{}","eventID":"long"}}"#,
+        "A".repeat(10_000)
+    );
+    for raw in [CT, long.as_bytes(), CT, b"{bad", CT] {
+        let r = d.decode(&s, raw, raw.len(), |v| v.map(|v| v.time));
+        if raw == CT {
+            assert_eq!(r.unwrap().to_string(), "2023-07-10T11:42:18.000Z");
+        }
+    }
+}

@@ -58,20 +58,21 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
     let mut detections = Vec::new();
     let mut detection_of_rule = vec![None; catalog.rules.len()];
     for (i, rule) in catalog.rules.iter().enumerate() {
-        if let Body::Detection(det) = &rule.body {
-            if let Some(d) = b.detection(i, rule, det) {
-                detection_of_rule[i] = Some(detections.len() as u32);
-                detections.push(d);
-            }
+        if let Body::Detection(det) = &rule.body
+            && let Some(d) = b.detection(i, rule, det)
+        {
+            detection_of_rule[i] = Some(detections.len() as u32);
+            detections.push(d);
         }
     }
     let mut correlations = Vec::new();
     for (i, rule) in catalog.rules.iter().enumerate() {
-        if let Body::Correlation(c) = &rule.body {
-            if let Some(cc) = b.correlation(i, rule, c) {
-                let index = correlations.len() as u32;
-                for (stage, &r) in cc.stages.iter().enumerate() {
-                    match detection_of_rule[r as usize] {
+        if let Body::Correlation(c) = &rule.body
+            && let Some(cc) = b.correlation(i, rule, c)
+        {
+            let index = correlations.len() as u32;
+            for (stage, &r) in cc.stages.iter().enumerate() {
+                match detection_of_rule[r as usize] {
                         Some(d) => {
                             let uses = &mut detections[d as usize].uses;
                             match uses.iter_mut().find(|(c, _)| *c == index) {
@@ -87,9 +88,8 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
                             ),
                         )),
                     }
-                }
-                correlations.push(cc);
             }
+            correlations.push(cc);
         }
     }
     for d in &mut detections {
@@ -232,10 +232,7 @@ impl Builder<'_> {
             let (test, needle) = match p {
                 Pattern::Str { s, cased } => {
                     let s = if keyword { keyword_shape(s) } else { s.clone() };
-                    match self.str_test(rule, item, slot, &s, *cased, keyword) {
-                        Some(t) => t,
-                        None => return None,
-                    }
+                    self.str_test(rule, item, slot, &s, *cased, keyword)?
                 }
                 Pattern::Regex {
                     re,
@@ -601,8 +598,7 @@ pub fn glob_to_regex(s: &SigmaString, cased: bool) -> String {
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()

@@ -248,12 +248,11 @@ impl Matcher {
         };
         for &d in &self.candidates {
             let det = &rules.detections[d as usize];
-            if view.kind == ProfileKind::Windows {
-                if let Some(g) = &det.guard_windows {
-                    if !g.eval(&rules.preds, view, &mut facts, &mut scratch) {
-                        continue;
-                    }
-                }
+            if view.kind == ProfileKind::Windows
+                && let Some(g) = &det.guard_windows
+                && !g.eval(&rules.preds, view, &mut facts, &mut scratch)
+            {
+                continue;
             }
             if det.cond.eval(&rules.preds, view, &mut facts, &mut scratch) {
                 out.push(d);

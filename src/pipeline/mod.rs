@@ -248,10 +248,10 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
                 decoded,
                 &mut |shard, hit| per_shard[shard].push(hit),
                 &mut |letter| {
-                    if dead_error.is_none() {
-                        if let Err(e) = dead.write(&letter, &sources) {
-                            dead_error = Some(e);
-                        }
+                    if dead_error.is_none()
+                        && let Err(e) = dead.write(&letter, &sources)
+                    {
+                        dead_error = Some(e);
                     }
                 },
                 &mut |d| {

@@ -186,10 +186,10 @@ impl Sequencer {
                 }
             }
         }
-        if d.batch.source_done {
-            if let Some(clock) = self.clocks.get_mut(source as usize) {
-                clock.done = true;
-            }
+        if d.batch.source_done
+            && let Some(clock) = self.clocks.get_mut(source as usize)
+        {
+            clock.done = true;
         }
     }
 }

@@ -104,7 +104,7 @@ impl Worker {
             let line = out.batch.lines[i];
             let raw = &out.batch.buf[line.start..line.start + line.len];
             self.stats.events += 1;
-            let timed = self.stats.events % LATENCY_SAMPLE == 0;
+            let timed = self.stats.events.is_multiple_of(LATENCY_SAMPLE);
             let started = timed.then(Instant::now);
             let pos = Position {
                 source: out.batch.source,

@@ -50,7 +50,6 @@ enum Token {
     One,
     All,
     Them,
-    Pipe,
     Ident(String),
 }
 
@@ -69,10 +68,6 @@ fn tokenize(text: &str) -> Result<Vec<Token>, CondError> {
             }
             ')' => {
                 out.push(Token::Close);
-                chars.next();
-            }
-            '|' => {
-                out.push(Token::Pipe);
                 chars.next();
             }
             _ if c.is_alphanumeric() || matches!(c, '_' | '*' | '-' | '.') => {
@@ -111,13 +106,14 @@ struct Parser<'a> {
 
 /// Parses `text` against the rule's search identifiers `names`.
 pub fn parse(text: &str, names: &[String]) -> Result<Cond, CondError> {
-    let tokens = tokenize(text)?;
-    if tokens.contains(&Token::Pipe) {
+    // Checked on the text: what follows a pipe is not condition syntax at all.
+    if text.contains('|') {
         return Err(CondError::Unsupported(
             "aggregation after `|` in a condition (Sigma v1); write a correlation rule instead"
                 .into(),
         ));
     }
+    let tokens = tokenize(text)?;
     if tokens.is_empty() {
         return Err(CondError::Syntax("empty condition".into()));
     }

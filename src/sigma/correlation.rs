@@ -239,10 +239,8 @@ pub(crate) fn parse(ctx: &Ctx<'_>, node: &Node) -> Result<Correlation, LoadError
             format!("`{}` needs `condition.field`", kind.name()),
         ));
     }
-    if matches!(kind, CorrelationType::EventCount) || kind.needs_field() {
-        if threshold.is_none() {
-            return Err(ctx.err(node.loc, LoadErrorKind::Missing("correlation.condition")));
-        }
+    if (matches!(kind, CorrelationType::EventCount) || kind.needs_field()) && threshold.is_none() {
+        return Err(ctx.err(node.loc, LoadErrorKind::Missing("correlation.condition")));
     }
     if kind == CorrelationType::ValuePercentile {
         match percentile {

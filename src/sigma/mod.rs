@@ -44,10 +44,10 @@ impl Catalog {
         for (c, refs) in self.refs.iter().enumerate() {
             if refs.contains(&i) {
                 referenced = true;
-                if let Body::Correlation(corr) = &self.rules[c].body {
-                    if corr.generate {
-                        return false;
-                    }
+                if let Body::Correlation(corr) = &self.rules[c].body
+                    && corr.generate
+                {
+                    return false;
                 }
             }
         }

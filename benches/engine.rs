@@ -1,0 +1,153 @@
+//! Per-stage benches of the detection path on the demo and invictus data with the shipped
+//! rule pack: decode, decode + match, shard push/advance, alert rendering.
+//! `cargo bench --bench engine`; the replay harness figures are in BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+use credtrail::correlate::{EventRef, Finding, Hit, ShardEngine, ShardLimits, Target};
+use credtrail::decode::Decoder;
+use credtrail::input::{Position, SourceInfo, Sources};
+use credtrail::matcher::{self, CompileOptions, Matcher, RuleSet};
+use credtrail::sigma::{self, LoadOptions};
+use credtrail::time::{EventTime, Span};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pack() -> RuleSet {
+    let catalog = sigma::load(&[root().join("rules")], &LoadOptions::default()).unwrap();
+    matcher::compile(&catalog, &CompileOptions::default()).unwrap()
+}
+
+fn lines(rel: &str) -> Vec<Vec<u8>> {
+    std::fs::read_to_string(root().join(rel))
+        .unwrap()
+        .lines()
+        .map(|l| l.as_bytes().to_vec())
+        .collect()
+}
+
+fn bench_decode_and_match(c: &mut Criterion) {
+    let rules = pack();
+    for (name, rel) in [
+        ("demo", "datasets/demo/events.jsonl"),
+        (
+            "invictus",
+            "../shared/datasets/cloudtrail/invictus-stratus/cloudtrail_records.jsonl",
+        ),
+    ] {
+        let events = lines(rel);
+        let bytes: usize = events.iter().map(Vec::len).sum();
+        let mut group = c.benchmark_group(format!("stage/{name}"));
+        group.throughput(Throughput::Elements(events.len() as u64));
+        let mut decoder = Decoder::new(&rules.schema);
+        group.bench_function("decode", |b| {
+            b.iter(|| {
+                let mut ok = 0u64;
+                for e in &events {
+                    ok += decoder.decode(&rules.schema, e, e.len(), |v| u64::from(v.is_ok()));
+                }
+                ok
+            })
+        });
+        let mut matcher = Matcher::new(&rules);
+        let mut out = Vec::new();
+        group.bench_function("decode+match", |b| {
+            b.iter(|| {
+                let mut hits = 0usize;
+                for e in &events {
+                    hits += decoder.decode(&rules.schema, e, e.len(), |v| {
+                        out.clear();
+                        if let Ok(v) = v {
+                            matcher.matches(&rules, &v, &mut out);
+                        }
+                        out.len()
+                    });
+                }
+                hits
+            })
+        });
+        group.finish();
+        eprintln!("{name}: {} events, {bytes} bytes", events.len());
+    }
+}
+
+fn hits(n: usize) -> Vec<Hit> {
+    let base = EventTime::parse("2026-01-01T00:00:00Z").unwrap();
+    (0..n)
+        .map(|i| Hit {
+            target: Target::Correlation(0),
+            stages: 1 << (i % 3),
+            group: format!("arn:aws:iam::1:user/u{}", i % 1000).into(),
+            value: None,
+            event: EventRef {
+                time: base.plus(Span::from_millis(i as i64 * 10)),
+                key: i as u64,
+                pos: Position {
+                    source: 0,
+                    offset: i as u64,
+                },
+                id: format!("ev-{i}").into(),
+            },
+        })
+        .collect()
+}
+
+fn bench_shard(c: &mut Criterion) {
+    let rules = Arc::new(pack());
+    let batch = hits(10_000);
+    let mut group = c.benchmark_group("stage/shard");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("push+advance 10k hits, 1k identities", |b| {
+        b.iter_batched(
+            || batch.clone(),
+            |hits| {
+                let mut engine = ShardEngine::new(rules.clone(), ShardLimits::default());
+                let mut out = Vec::new();
+                for (i, h) in hits.into_iter().enumerate() {
+                    let t = h.event.time;
+                    engine.push(h, &mut out);
+                    if i % 64 == 0 {
+                        engine.advance(t, &mut out);
+                    }
+                }
+                engine.advance(EventTime::MAX, &mut out);
+                out.len()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn bench_alert(c: &mut Criterion) {
+    let rules = pack();
+    let mut sources = Sources::new();
+    sources.register(SourceInfo::File("datasets/demo/events.jsonl".into()));
+    let events: Vec<(EventRef, u32)> = hits(4)
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| (h.event, i as u32))
+        .collect();
+    let finding = Finding {
+        target: Target::Correlation(0),
+        group: "arn:aws:iam::1:user/u1".into(),
+        time: events[3].0.time,
+        events,
+    };
+    let mut buf = Vec::with_capacity(4096);
+    c.bench_function("stage/alert/render 4-event finding", |b| {
+        b.iter(|| {
+            buf.clear();
+            credtrail::alert::render(&finding, &rules, &sources, &mut buf).unwrap();
+            buf.len()
+        })
+    });
+}
+
+criterion_group!(benches, bench_decode_and_match, bench_shard, bench_alert);
+criterion_main!(benches);

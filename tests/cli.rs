@@ -1,0 +1,150 @@
+//! The `credtrail` binary: exit codes (0 ok, 2 bad arguments or rules, 1 runtime error),
+//! alerts on standard output, the summary on standard error.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn credtrail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_credtrail"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn replay_prints_alerts_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let o = credtrail(&[
+        "replay",
+        "datasets/demo/events.jsonl",
+        "--rules",
+        "rules",
+        "--dead-letter",
+        dead.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(out.lines().count(), 7);
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["class_uid"], 2004);
+    }
+    let err = stderr(&o);
+    for needle in [
+        "events/s",
+        "dead-lettered: 0",
+        "alerts: 7",
+        "identities in state",
+        "p50",
+        "p99",
+    ] {
+        assert!(err.contains(needle), "summary lacks `{needle}`:\n{err}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let o = credtrail(&["replay", "no/such/file.jsonl", "--rules", "rules"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no/such/file.jsonl"));
+    let o = credtrail(&[
+        "replay",
+        "datasets/demo/events.jsonl",
+        "--rules",
+        "rules",
+        "--lateness",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--lateness"));
+    let o = credtrail(&[
+        "replay",
+        "datasets/demo/events.jsonl",
+        "--rules",
+        "rules",
+        "--profile",
+        "syslog",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cloudtrail"),
+        "lists the known profiles"
+    );
+    let o = credtrail(&["replay", "datasets/demo/events.jsonl"]);
+    assert_eq!(o.status.code(), Some(2), "--rules is required");
+}
+
+#[test]
+fn a_bad_rule_fails_the_load_naming_file_line_rule_and_construct() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "title: broken\nid: r-1\nlogsource: {product: aws}\ndetection:\n  sel:\n    eventName|base64offset|cidr: x\n  condition: sel\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.yml"),
+        "title: ok\ndetection:\n  sel: {a: b}\n  condition: sel and nope\n",
+    )
+    .unwrap();
+    let o = credtrail(&[
+        "replay",
+        "datasets/demo/events.jsonl",
+        "--rules",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("bad.yml:6:5: rule r-1"), "{err}");
+    assert!(err.contains("eventName|base64offset|cidr"), "{err}");
+    assert!(
+        err.contains("good.yml:4:14"),
+        "every error is printed, not only the first:\n{err}"
+    );
+    assert!(err.contains("nope"), "{err}");
+    assert!(o.stdout.is_empty(), "nothing runs when a rule fails");
+}
+
+#[test]
+fn runtime_errors_exit_1() {
+    let o = credtrail(&[
+        "replay",
+        "datasets/demo/events.jsonl",
+        "--rules",
+        "rules",
+        "--out",
+        "/nonexistent-dir/alerts.jsonl",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent-dir/alerts.jsonl"));
+}
+
+#[test]
+fn the_committed_demo_dataset_is_what_the_generator_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out: PathBuf = dir.path().join("demo.jsonl");
+    let o = credtrail(&[
+        "gen",
+        "--preset",
+        "demo",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fresh = std::fs::read(&out).unwrap();
+    let committed =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/events.jsonl"))
+            .unwrap();
+    assert!(
+        fresh == committed,
+        "regenerate datasets/demo/events.jsonl with `credtrail gen --preset demo --seed 7`"
+    );
+}

@@ -1,0 +1,89 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use credtrail::correlate::ShardLimits;
+use credtrail::input::ReadLimits;
+use credtrail::matcher::{self, CompileOptions, RuleSet};
+use credtrail::pipeline::{self, ReplayOptions, Summary};
+use credtrail::sigma::{self, LoadOptions};
+use credtrail::time::Span;
+
+/// The project root (tests run from there too).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path under `../shared/datasets`, relative to the project root.
+pub fn shared(rel: &str) -> PathBuf {
+    PathBuf::from("../shared/datasets").join(rel)
+}
+
+pub fn rules(paths: &[PathBuf]) -> Arc<RuleSet> {
+    let catalog = sigma::load(paths, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(
+        matcher::compile(&catalog, &CompileOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+pub fn pack() -> Arc<RuleSet> {
+    rules(&[PathBuf::from("rules")])
+}
+
+/// Options for a replay of `inputs` writing into `dir`.
+pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) -> ReplayOptions {
+    ReplayOptions {
+        inputs: inputs.to_vec(),
+        shards,
+        workers: shards,
+        lateness: Span::parse(lateness).unwrap(),
+        out: Some(dir.join("alerts.jsonl")),
+        dead_letter: dir.join("dead.jsonl"),
+        progress: false,
+        read: ReadLimits::default(),
+        shard_limits: ShardLimits::default(),
+    }
+}
+
+/// Replays and returns the alert file's text and the summary.
+pub fn replay(
+    rules: &Arc<RuleSet>,
+    inputs: &[PathBuf],
+    shards: usize,
+    lateness: &str,
+) -> (String, Summary, tempfile::TempDir) {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(inputs, dir.path(), shards, lateness);
+    let summary = pipeline::replay(rules.clone(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
+    (text, summary, dir)
+}
+
+/// Parsed alert lines.
+pub fn alerts(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// (title, group) of each alert.
+pub fn titles_and_groups(text: &str) -> Vec<(String, String)> {
+    alerts(text)
+        .iter()
+        .map(|a| {
+            (
+                a["finding_info"]["title"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                a["metadata"]["correlation_uid"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
