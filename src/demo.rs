@@ -1,4 +1,4 @@
-//! The demo dataset generator: one hour of CloudTrail and Windows events, seeded and
+//! The demo dataset (the `demo` preset of [`crate::generator`]): one hour of CloudTrail and Windows events, seeded and
 //! byte-reproducible, with full credential-abuse chains for a few identities (at machine speed
 //! and at human speed) among benign traffic that shares their vocabulary (an admin listing
 //! users, a CI role reading its deploy secret, a user running whoami, a machine account
@@ -25,45 +25,8 @@ impl Preset {
     }
 }
 
-/// SplitMix64: tiny, fast and the same on every platform, so a seed always gives the same file.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    /// A UUID-shaped hex string.
-    pub fn uuid(&mut self) -> String {
-        let a = self.next_u64();
-        let b = self.next_u64();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            (b >> 48) & 0xfff,
-            b & 0xffff_ffff_ffff
-        )
-    }
-}
+/// The generator's random stream (SplitMix64), re-exported for the tests that shuffle input.
+pub use crate::generator::rng::Rng;
 
 const ACCOUNT: &str = "111122223333";
 

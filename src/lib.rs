@@ -23,6 +23,9 @@
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
 //! - [`demo`]: the seeded generator of the bundled demo dataset.
+//! - [`generator`]: seeded, streaming, labelled datasets of every source (`credtrail gen`) and
+//!   the W500 rule set.
+//! - [`eval`]: detection quality of a replay against labels (`credtrail eval`).
 //! - [`time`]: event time and durations.
 //!
 //! An alert is built in [`alert::render`] from a [`correlate::Finding`].
@@ -32,6 +35,8 @@ pub mod correlate;
 pub mod deadletter;
 pub mod decode;
 pub mod demo;
+pub mod eval;
+pub mod generator;
 pub mod input;
 pub mod matcher;
 pub mod pipeline;

@@ -16,6 +16,11 @@ use credtrail::pipeline::{self, ReplayOptions, Summary};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
+#[path = "cli/eval.rs"]
+mod eval_cli;
+#[path = "cli/generate.rs"]
+mod generate_cli;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -34,8 +39,10 @@ struct Cli {
 enum Command {
     /// Run the whole detection path on JSON-lines files (plain, .gz, .zst) or standard input.
     Replay(ReplayArgs),
-    /// Write a generated dataset (seeded, reproducible byte for byte).
-    Gen(GenArgs),
+    /// Write a generated dataset (seeded, reproducible byte for byte) and its labels.
+    Gen(generate_cli::GenArgs),
+    /// Replay labelled events and print recall, precision and time to detect.
+    Eval(eval_cli::EvalArgs),
 }
 
 #[derive(clap::Args)]
@@ -78,19 +85,6 @@ struct ReplayArgs {
     quiet: bool,
 }
 
-#[derive(clap::Args)]
-struct GenArgs {
-    /// What to generate.
-    #[arg(long, default_value = "demo")]
-    preset: String,
-    /// Seed of the generator.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    /// Output file.
-    #[arg(long)]
-    out: PathBuf,
-}
-
 /// A failure with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -109,7 +103,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay(args),
-        Command::Gen(args) => gen_dataset(args),
+        Command::Gen(args) => {
+            generate_cli::run(args).map_err(|(code, error)| Failure { code, error })
+        }
+        Command::Eval(args) => eval_cli::run(args).map_err(|(code, error)| Failure { code, error }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -262,22 +259,4 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
             h.value_at_quantile(0.999) as f64 / 1e3,
         );
     }
-}
-
-fn gen_dataset(args: GenArgs) -> Result<(), Failure> {
-    let preset = credtrail::demo::Preset::from_name(&args.preset).ok_or_else(|| {
-        bad_input(anyhow::anyhow!(
-            "--preset {}: unknown preset (known: demo)",
-            args.preset
-        ))
-    })?;
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))
-        .map_err(runtime)?;
-    let mut out = std::io::BufWriter::new(file);
-    let n =
-        credtrail::demo::generate(preset, args.seed, &mut out).map_err(|e| runtime(e.into()))?;
-    std::io::Write::flush(&mut out).map_err(|e| runtime(e.into()))?;
-    eprintln!("credtrail gen: wrote {n} events to {}", args.out.display());
-    Ok(())
 }
