@@ -36,6 +36,9 @@ pub struct GenArgs {
     /// Background events per second of event time.
     #[arg(long)]
     rate: Option<f64>,
+    /// Exponent of the identities' Zipf law (default 1.1; lower is flatter).
+    #[arg(long)]
+    zipf: Option<f64>,
     /// Largest delivery delay, in event time (e.g. 20s); keep it below the replay's lateness.
     #[arg(long)]
     jitter: Option<String>,
@@ -72,10 +75,11 @@ pub fn run(args: GenArgs) -> Result<(), (u8, anyhow::Error)> {
         identities: args.identities,
         rate: args.rate,
         jitter,
+        zipf_exponent: args.zipf.map(|z| z.max(0.01)),
     };
     if preset == Preset::Demo && overrides != Overrides::default() {
         return Err(bad(anyhow::anyhow!(
-            "--preset demo is fixed: it takes no --events, --identities, --rate or --jitter"
+            "--preset demo is fixed: it takes no --events, --identities, --rate, --zipf or --jitter"
         )));
     }
     if let Some(dir) = &args.rules_out {

@@ -116,6 +116,9 @@ impl Preset {
         if let Some(j) = overrides.jitter {
             plan.jitter = j;
         }
+        if let Some(z) = overrides.zipf_exponent {
+            plan.zipf_exponent = z;
+        }
         Some(plan)
     }
 }
@@ -131,6 +134,8 @@ pub struct Overrides {
     pub rate: Option<f64>,
     /// Largest delivery delay.
     pub jitter: Option<Span>,
+    /// Exponent of the identities' Zipf law (lower is flatter: more distinct identities).
+    pub zipf_exponent: Option<f64>,
 }
 
 /// Writes `preset` with `seed`: events into `out`, labels into `labels` (ignored by `demo`).

@@ -263,7 +263,10 @@ impl Builder<'_> {
                     } else {
                         format!("(?{flags}){re}")
                     };
-                    (self.regex_test(rule, item, slot, pattern)?, None)
+                    // A literal every match contains lets the prefilter skip the rule.
+                    let needle = super::literal::required_literal(&pattern)
+                        .map(|l| self.literals.intern(slot, &l));
+                    (self.regex_test(rule, item, slot, pattern)?, needle)
                 }
                 Pattern::Cidr(c) => (Test::Cidr(*c), None),
                 Pattern::Num { op, value } => (Test::Num(*op, *value), None),

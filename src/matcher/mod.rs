@@ -5,8 +5,11 @@
 //! list, one regex cache per field set). Per event: the profile's prefilter scans the needed
 //! fields once with Aho-Corasick, only candidate rules are evaluated, and the result is the
 //! list of matched detections. No rule text is interpreted per event.
+//!
+//! [`literal`] finds the fixed piece of a `re` pattern, so regex rules are prefiltered too.
 
 pub mod compile;
+pub mod literal;
 pub mod logsource;
 pub mod predicate;
 pub mod prefilter;

@@ -155,30 +155,45 @@ fn keyword_test(t: &Test, view: &EventView<'_, '_>, scratch: &mut String) -> boo
     }
 }
 
-/// Calls `f` with the value's text; numbers are formatted into `scratch` (no allocation once
-/// it has grown).
+/// Calls `f` with the value's text. Integers are spelled into a stack buffer (the common case:
+/// Windows `EventID`, ports, codes), floats into `scratch` (no allocation once it has grown).
 pub fn with_text(v: Scalar<'_>, scratch: &mut String, f: impl FnOnce(&str) -> bool) -> bool {
     use std::fmt::Write;
+    let mut digits = [0u8; 20];
     match v {
         Scalar::Str(s) => f(s),
         Scalar::Null => false,
         Scalar::Bool(b) => f(if b { "true" } else { "false" }),
-        Scalar::I64(i) => {
+        Scalar::I64(i) if i < 0 => {
             scratch.clear();
-            let _ = write!(scratch, "{i}");
+            scratch.push('-');
+            scratch.push_str(spell(i.unsigned_abs(), &mut digits));
             f(scratch)
         }
-        Scalar::U64(u) => {
-            scratch.clear();
-            let _ = write!(scratch, "{u}");
-            f(scratch)
-        }
+        Scalar::I64(i) => f(spell(i as u64, &mut digits)),
+        Scalar::U64(u) => f(spell(u, &mut digits)),
         Scalar::F64(x) => {
             scratch.clear();
             let _ = write!(scratch, "{x}");
             f(scratch)
         }
     }
+}
+
+/// The decimal spelling of `n`, written from the end of `buf`: the formatting machinery costs
+/// ten times more and runs once per numeric field per event.
+fn spell(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
 impl StrTest {
@@ -310,6 +325,31 @@ mod tests {
         assert!(t(StrKind::Contains, "", false).matches(""));
         assert!(t(StrKind::Contains, "Ab", true).matches("xAbx"));
         assert!(!t(StrKind::Contains, "Ab", true).matches("xabx"));
+    }
+
+    #[test]
+    fn numbers_are_spelled_as_json_writes_them() {
+        let mut scratch = String::new();
+        let text = |v: Scalar<'_>, scratch: &mut String| {
+            let mut out = String::new();
+            with_text(v, scratch, |t| {
+                out = t.to_string();
+                true
+            });
+            out
+        };
+        assert_eq!(text(Scalar::I64(0), &mut scratch), "0");
+        assert_eq!(text(Scalar::I64(4688), &mut scratch), "4688");
+        assert_eq!(text(Scalar::I64(-17), &mut scratch), "-17");
+        assert_eq!(
+            text(Scalar::I64(i64::MIN), &mut scratch),
+            i64::MIN.to_string()
+        );
+        assert_eq!(
+            text(Scalar::U64(u64::MAX), &mut scratch),
+            u64::MAX.to_string()
+        );
+        assert_eq!(text(Scalar::F64(1.5), &mut scratch), "1.5");
     }
 
     #[test]

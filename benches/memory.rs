@@ -1,0 +1,98 @@
+//! Bytes of correlation state per identity, counted by the allocator (not estimated):
+//! `cargo bench --bench memory`.
+//!
+//! A [`ShardEngine`] with the shipped rule pack receives, for N distinct identities, either
+//! nothing correlated (idle: the identity's events matched no correlation stage) or the first
+//! stage of a three-stage `temporal_ordered` chain (a chain in flight), with the event id and
+//! group key sizes of real CloudTrail data (36-character event ids, IAM user ARNs). The live
+//! heap after the watermark has passed every hit, divided by N, is the cost per identity.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use credtrail::correlate::{EventRef, Hit, ShardEngine, ShardLimits, Target};
+use credtrail::input::Position;
+use credtrail::matcher::{self, CompileOptions};
+use credtrail::sigma::{self, LoadOptions};
+use credtrail::time::{EventTime, Span};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let catalog = sigma::load(&[root.join("rules")], &LoadOptions::default()).expect("rules");
+    let rules = Arc::new(matcher::compile(&catalog, &CompileOptions::default()).expect("compile"));
+    let chain = rules
+        .correlations
+        .iter()
+        .position(|c| {
+            rules.meta[c.rule as usize].name.as_deref() == Some("ct_chain_secret_to_persistence")
+        })
+        .expect("the pack's secret-to-persistence chain") as u32;
+    let base = EventTime::parse("2026-11-02T09:00:00Z").expect("time");
+    println!("correlation state per identity (allocator-counted live heap / identities)");
+    for n in [1_000usize, 100_000, 1_000_000] {
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut engine = ShardEngine::new(rules.clone(), ShardLimits::default());
+        let mut out = Vec::new();
+        let empty = LIVE.load(Ordering::Relaxed) - before;
+        for i in 0..n {
+            let t = base.plus(Span::from_millis(i as i64));
+            engine.push(
+                Hit {
+                    target: Target::Correlation(chain),
+                    stages: 1,
+                    group: format!("arn:aws:iam::111122223333:user/identity-{i:07}").into(),
+                    value: None,
+                    event: EventRef {
+                        time: t,
+                        key: i as u64,
+                        pos: Position {
+                            source: 0,
+                            offset: i as u64,
+                        },
+                        id: format!("{:08x}-0000-4000-a000-{:012x}", i, i).into(),
+                    },
+                },
+                &mut out,
+            );
+            if i % 4096 == 0 {
+                engine.advance(t, &mut out);
+            }
+        }
+        engine.advance(base.plus(Span::from_millis(n as i64 + 1)), &mut out);
+        let live = LIVE.load(Ordering::Relaxed) - before - empty;
+        println!(
+            "  {n:>9} identities with a chain in flight: {:>6.0} B each ({} states; idle identities hold no state: 0 B)",
+            live as f64 / n as f64,
+            engine.live_states()
+        );
+        drop(engine);
+    }
+}
