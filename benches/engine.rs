@@ -1,5 +1,6 @@
-//! Per-stage benches of the detection path on the demo and invictus data with the shipped
-//! rule pack: decode, decode + match, shard push/advance, alert rendering.
+//! Per-stage benches of the detection path: decode, decode + match with the shipped pack on the
+//! demo and invictus data, decode + match (prefilter and full evaluation) on W500 events at 1,
+//! 100 and 1,000 generated rules, shard push/advance, alert rendering.
 //! `cargo bench --bench engine`; the replay harness figures are in BENCHMARKS.md.
 
 use std::path::PathBuf;
@@ -76,6 +77,60 @@ fn bench_decode_and_match(c: &mut Criterion) {
     }
 }
 
+/// W500 events and rule sets of 1, 100 and 1,000 rules, generated (seed 7).
+fn bench_w500_rule_counts(c: &mut Criterion) {
+    use credtrail::generator::{self, Overrides, Preset};
+    let mut bytes = Vec::new();
+    let overrides = Overrides {
+        events: Some(20_000),
+        ..Overrides::default()
+    };
+    generator::generate(Preset::W500, 7, &overrides, &mut bytes, None).unwrap();
+    let events: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut group = c.benchmark_group("stage/w500");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    for count in [1usize, 100, 1000] {
+        let dir = root().join(format!("target/bench-rules/w500-{count}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        generator::rules::write(&dir, count, 7).unwrap();
+        let catalog = sigma::load(&[dir], &LoadOptions::default()).unwrap();
+        let rules = matcher::compile(&catalog, &CompileOptions::default()).unwrap();
+        let mut decoder = Decoder::new(&rules.schema);
+        if count == 100 {
+            group.bench_function("decode", |b| {
+                b.iter(|| {
+                    let mut ok = 0u64;
+                    for e in &events {
+                        ok += decoder.decode(&rules.schema, e, e.len(), |v| u64::from(v.is_ok()));
+                    }
+                    ok
+                })
+            });
+        }
+        let mut matcher = Matcher::new(&rules);
+        let mut out = Vec::new();
+        group.bench_function(format!("decode+match {count} rules"), |b| {
+            b.iter(|| {
+                let mut hits = 0usize;
+                for e in &events {
+                    hits += decoder.decode(&rules.schema, e, e.len(), |v| {
+                        out.clear();
+                        if let Ok(v) = v {
+                            matcher.matches(&rules, &v, &mut out);
+                        }
+                        out.len()
+                    });
+                }
+                hits
+            })
+        });
+    }
+    group.finish();
+}
+
 fn hits(n: usize) -> Vec<Hit> {
     let base = EventTime::parse("2026-01-01T00:00:00Z").unwrap();
     (0..n)
@@ -149,5 +204,11 @@ fn bench_alert(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_decode_and_match, bench_shard, bench_alert);
+criterion_group!(
+    benches,
+    bench_decode_and_match,
+    bench_w500_rule_counts,
+    bench_shard,
+    bench_alert
+);
 criterion_main!(benches);

@@ -135,6 +135,8 @@ pub struct Matcher {
     literal_seen: Vec<u32>,
     candidate_seen: Vec<u32>,
     candidates: Vec<u32>,
+    /// Per scan of the current plan: the generation it was last run in.
+    scan_done: Vec<u32>,
     regex_caches: Vec<meta::Cache>,
     regex_done: Vec<u32>,
     regex_hits: Vec<PatternSet>,
@@ -143,7 +145,9 @@ pub struct Matcher {
 
 struct Facts<'a> {
     generation: u32,
-    literal_seen: &'a [u32],
+    literal_seen: &'a mut [u32],
+    scan_done: &'a mut [u32],
+    plan: &'a ProfilePlan,
     rules: &'a RuleSet,
     regex_caches: &'a mut [meta::Cache],
     regex_done: &'a mut [u32],
@@ -152,7 +156,37 @@ struct Facts<'a> {
 }
 
 impl EventFacts for Facts<'_> {
-    fn literal_hit(&self, literal: u32) -> bool {
+    fn literal_hit(&mut self, view: &EventView<'_, '_>, literal: u32) -> bool {
+        if self.literal_seen.get(literal as usize) == Some(&self.generation) {
+            return true;
+        }
+        // A field no necessary set needs was left unscanned: scan it now, once per event.
+        let Some(slot) = self
+            .rules
+            .literals
+            .entries
+            .get(literal as usize)
+            .map(|e| e.0)
+        else {
+            return false;
+        };
+        let Some(&k) = self.plan.scan_of_slot.get(&slot) else {
+            return false;
+        };
+        if self.scan_done[k] == self.generation {
+            return false;
+        }
+        self.scan_done[k] = self.generation;
+        let scan = &self.plan.scans[k];
+        let (seen, generation) = (&mut *self.literal_seen, self.generation);
+        for v in view.values(scan.slot) {
+            with_text(v, &mut self.scratch, |text| {
+                for m in scan.automaton.find_overlapping_iter(text) {
+                    seen[scan.literal_of_pattern[m.pattern().as_usize()] as usize] = generation;
+                }
+                false
+            });
+        }
         self.literal_seen.get(literal as usize) == Some(&self.generation)
     }
 
@@ -185,6 +219,7 @@ impl Matcher {
             literal_seen: vec![0; rules.literals.len()],
             candidate_seen: vec![0; rules.detections.len()],
             candidates: Vec::new(),
+            scan_done: vec![0; rules.plans.iter().map(|p| p.scans.len()).max().unwrap_or(0)],
             regex_caches: rules
                 .regex_sets
                 .iter()
@@ -207,6 +242,7 @@ impl Matcher {
             self.literal_seen.iter_mut().for_each(|g| *g = 0);
             self.candidate_seen.iter_mut().for_each(|g| *g = 0);
             self.regex_done.iter_mut().for_each(|g| *g = 0);
+            self.scan_done.iter_mut().for_each(|g| *g = 0);
             self.generation = 1;
         }
         let generation = self.generation;
@@ -217,7 +253,11 @@ impl Matcher {
             self.candidates.push(d);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        for scan in &plan.scans {
+        for (k, scan) in plan.scans.iter().enumerate() {
+            if !scan.eager {
+                continue;
+            }
+            self.scan_done[k] = generation;
             for v in view.values(scan.slot) {
                 with_text(v, &mut scratch, |text| {
                     for m in scan.automaton.find_overlapping_iter(text) {
@@ -242,7 +282,9 @@ impl Matcher {
         self.candidates.sort_unstable();
         let mut facts = Facts {
             generation,
-            literal_seen: &self.literal_seen,
+            literal_seen: &mut self.literal_seen,
+            scan_done: &mut self.scan_done,
+            plan,
             rules,
             regex_caches: &mut self.regex_caches,
             regex_done: &mut self.regex_done,

@@ -67,7 +67,9 @@ pub struct Pred {
 /// Per-event answers the predicates consult: literal hits from the prefilter and regex-set
 /// results, computed once per event and slot.
 pub trait EventFacts {
-    fn literal_hit(&self, literal: u32) -> bool;
+    /// Whether the literal occurs in its field (scanning the field first if the prefilter left
+    /// it for later).
+    fn literal_hit(&mut self, view: &EventView<'_, '_>, literal: u32) -> bool;
     fn regex_hit(&mut self, view: &EventView<'_, '_>, slot_set: u32, pattern: u32) -> bool;
 }
 
@@ -107,7 +109,7 @@ impl Pred {
             Test::Null => view.values(slot).all(|v| v == Scalar::Null),
             Test::Str(s) => {
                 if let (StrKind::Contains, Some(lit), false) = (s.kind, s.literal, s.cased) {
-                    return facts.literal_hit(lit);
+                    return facts.literal_hit(view, lit);
                 }
                 view.values(slot)
                     .any(|v| with_text(v, scratch, |text| s.matches(text)))

@@ -49,6 +49,10 @@ impl LiteralTable {
 /// One field's automaton in a plan.
 pub struct SlotScan {
     pub slot: Slot,
+    /// Whether the field holds a literal of some rule's necessary set: eager fields are scanned
+    /// for every event (they choose the candidates); the others only when a candidate's
+    /// `contains` test asks, at most once per event.
+    pub eager: bool,
     pub automaton: AhoCorasick,
     /// Automaton pattern index → literal id.
     pub literal_of_pattern: Vec<u32>,
@@ -57,6 +61,8 @@ pub struct SlotScan {
 /// The prefilter for one source profile.
 pub struct ProfilePlan {
     pub scans: Vec<SlotScan>,
+    /// Slot → index in `scans`.
+    pub scan_of_slot: HashMap<Slot, usize>,
     /// Literal id → detections made candidates by it (only detections that run on this profile).
     pub rules_of_literal: HashMap<u32, Vec<u32>>,
     /// Detections that run on this profile with no necessary literal.
@@ -124,7 +130,11 @@ pub fn build_plans(
             }
             let mut slots: Vec<Slot> = by_slot.keys().copied().collect();
             slots.sort_unstable();
-            let scans = slots
+            let necessary_slots: std::collections::HashSet<Slot> = rules_of_literal
+                .keys()
+                .map(|&l| literals.entries[l as usize].0)
+                .collect();
+            let scans: Vec<SlotScan> = slots
                 .into_iter()
                 .filter_map(|slot| {
                     let mut lits = by_slot.remove(&slot).unwrap_or_default();
@@ -141,6 +151,7 @@ pub fn build_plans(
                         .ok()?;
                     Some(SlotScan {
                         slot,
+                        eager: necessary_slots.contains(&slot),
                         automaton,
                         literal_of_pattern: lits,
                     })
@@ -150,8 +161,14 @@ pub fn build_plans(
                 v.sort_unstable();
                 v.dedup();
             }
+            let scan_of_slot = scans
+                .iter()
+                .enumerate()
+                .map(|(i, s): (usize, &SlotScan)| (s.slot, i))
+                .collect();
             ProfilePlan {
                 scans,
+                scan_of_slot,
                 rules_of_literal,
                 always,
                 applicable,

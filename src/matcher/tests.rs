@@ -254,3 +254,36 @@ fn prefilter_skips_rules_whose_literals_are_absent() {
         "only the rule whose literal occurs is evaluated"
     );
 }
+
+/// Fields whose literals no necessary set holds are scanned only when a candidate asks: the
+/// answer must be the same as an eager scan's, in both directions, and for a second test on the
+/// same field in the same event.
+#[test]
+fn lazily_scanned_fields_answer_contains_tests_exactly() {
+    let filter = "  sel:\n    eventName: GetSecretValue\n  filter:\n    userAgent|contains: '{}'\n  condition: sel and not filter\n";
+    assert!(
+        one(&filter.replace("{}", "terraform"), CT),
+        "no terraform in the user agent"
+    );
+    assert!(
+        !one(&filter.replace("{}", "aws-CLI"), CT),
+        "aws-cli is in the user agent"
+    );
+    let both = "  sel:\n    eventName: GetSecretValue\n  a:\n    userAgent|contains: python\n  b:\n    userAgent|contains: 'cli/2'\n  condition: sel and a and b\n";
+    assert!(one(both, CT));
+    let plan_rules = ruleset(&format!(
+        "title: t\nlogsource:\n  product: aws\ndetection:\n{}",
+        filter.replace("{}", "terraform")
+    ));
+    let plan = &plan_rules.plans[plan_rules
+        .schema
+        .profile(ProfileKind::CloudTrail)
+        .unwrap()
+        .0 as usize];
+    let agent = plan_rules.schema.fields.get("userAgent").unwrap();
+    let scan = plan.scans.iter().find(|s| s.slot == agent).unwrap();
+    assert!(
+        !scan.eager,
+        "the filter's literal is not necessary: scanned on demand"
+    );
+}
