@@ -171,6 +171,19 @@ fn run(cmd: &mut Command) -> (Usage, String) {
     )
 }
 
+fn count_lines(path: &Path) -> u64 {
+    let mut f = std::fs::File::open(path).expect("events");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf).expect("read");
+        if got == 0 {
+            return n;
+        }
+        n += buf[..got].iter().filter(|&&c| c == b'\n').count() as u64;
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
@@ -257,9 +270,9 @@ fn main() {
         run(&mut generate);
     }
     let bytes = std::fs::metadata(&events).map(|m| m.len()).unwrap_or(0);
-    let lines = std::fs::read(&events)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-        .unwrap_or(0) as f64;
+    // Counted in a stream: reading the file whole would inflate every child's peak RSS, which
+    // `wait4` reports including the image forked from this process before `exec`.
+    let lines = count_lines(&events) as f64;
     let rsigma = a.rsigma
         && Command::new("rsigma")
             .arg("--version")
