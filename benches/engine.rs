@@ -92,6 +92,7 @@ fn hits(n: usize) -> Vec<Hit> {
                     offset: i as u64,
                 },
                 id: format!("ev-{i}").into(),
+                actor: None,
             },
         })
         .collect()

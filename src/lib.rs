@@ -14,6 +14,8 @@
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
 //!   reused buffers, size/depth/field limits), by source profile; event time and identity.
 //! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
+//! - [`identity`]: who is really acting: identity references, credential lineage across
+//!   `AssumeRole` and new access keys, resolved in event-time order to a root identity.
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field and
 //!   multi-pattern regexes; per event, the detections it satisfies.
 //! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
@@ -32,6 +34,7 @@ pub mod correlate;
 pub mod deadletter;
 pub mod decode;
 pub mod demo;
+pub mod identity;
 pub mod input;
 pub mod matcher;
 pub mod pipeline;

@@ -172,6 +172,8 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
             ..ReadLimits::default()
         },
         shard_limits: ShardLimits::default(),
+        mint: credtrail::decode::MintLifetimes::default(),
+        lineage: credtrail::identity::LineageLimits::default(),
     };
     let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
     if !args.quiet {

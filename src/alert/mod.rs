@@ -125,6 +125,9 @@ struct EvidenceData<'a> {
     stage: u32,
     stage_name: &'a str,
     source: SourceRef<'a>,
+    /// Who acted in this event, and how lineage tied it to the group's identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -267,6 +270,7 @@ pub fn render(
                         offset: e.pos.offset,
                     },
                 },
+                actor: e.actor.as_deref(),
             },
         })
         .collect();

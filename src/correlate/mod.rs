@@ -35,6 +35,8 @@ pub struct EventRef {
     pub key: u64,
     pub pos: Position,
     pub id: Box<str>,
+    /// Who acted, as the event says and as lineage resolved it (for the evidence).
+    pub actor: Option<Box<str>>,
 }
 
 /// What consumes a hit.
@@ -287,6 +289,14 @@ impl ShardEngine {
             }
         }
         self.expire();
+    }
+
+    /// Processes every buffered hit now, in order, without moving the watermark (the input
+    /// ended; the caller then advances to the end of time).
+    pub fn process_pending(&mut self, out: &mut Vec<Finding>) {
+        while let Some(Reverse(p)) = self.pending.pop() {
+            self.process(p.hit.0, out);
+        }
     }
 
     fn process(&mut self, hit: Hit, out: &mut Vec<Finding>) {

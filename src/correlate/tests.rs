@@ -59,6 +59,7 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
                 offset: secs as u64,
             },
             id: id.into(),
+            actor: None,
         },
     }
 }

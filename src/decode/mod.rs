@@ -16,7 +16,7 @@ use std::fmt;
 
 pub use fields::{FieldTable, Slot, SlotValues};
 pub use profile::{CompiledProfile, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec};
-pub use view::{EventView, Scalar, event_key};
+pub use view::{EventView, MintLifetimes, Scalar, event_key};
 
 use crate::time::EventTime;
 

@@ -112,6 +112,12 @@ pub struct ProfileSpec {
     pub identity: Vec<IdentityTemplate>,
     /// Identities compare case-insensitively (Windows account names do).
     pub lowercase_identity: bool,
+    /// The field naming the credential used (an access key id), for lineage.
+    pub credential_field: Option<String>,
+    /// The field naming the session (an assumed-role session ARN), for lineage.
+    pub session_field: Option<String>,
+    /// Whether events of this profile can mint credentials (CloudTrail's STS and IAM calls).
+    pub mints_credentials: bool,
 }
 
 /// Paths of the `generic` profile, from configuration.
@@ -135,12 +141,17 @@ impl ProfileSpec {
                 time_fields: s(&["eventTime", "@timestamp"]),
                 id_fields: s(&["eventID"]),
                 identity: vec![
+                    // Session credentials act for the role behind the session.
+                    IdentityTemplate::one("userIdentity.sessionContext.sessionIssuer.arn"),
                     IdentityTemplate::one("userIdentity.arn"),
                     IdentityTemplate::one("userIdentity.accessKeyId"),
                     IdentityTemplate::one("userIdentity.principalId"),
                     IdentityTemplate::one("userIdentity.invokedBy"),
                 ],
                 lowercase_identity: false,
+                credential_field: Some("userIdentity.accessKeyId".into()),
+                session_field: Some("userIdentity.arn".into()),
+                mints_credentials: true,
             },
             ProfileKind::Windows => ProfileSpec {
                 kind,
@@ -155,6 +166,9 @@ impl ProfileSpec {
                     IdentityTemplate::joined(&["TargetDomainName", "TargetUserName"], "\\"),
                 ],
                 lowercase_identity: true,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
             },
             ProfileKind::K8sAudit => ProfileSpec {
                 kind,
@@ -162,6 +176,9 @@ impl ProfileSpec {
                 id_fields: s(&["auditID"]),
                 identity: vec![IdentityTemplate::one("user.username")],
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
             },
             ProfileKind::Ocsf => ProfileSpec {
                 kind,
@@ -172,6 +189,9 @@ impl ProfileSpec {
                     IdentityTemplate::one("actor.user.name"),
                 ],
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
             },
             ProfileKind::Ecs => ProfileSpec {
                 kind,
@@ -183,6 +203,9 @@ impl ProfileSpec {
                     IdentityTemplate::one("user.id"),
                 ],
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
             },
             ProfileKind::Generic => ProfileSpec {
                 kind,
@@ -190,6 +213,9 @@ impl ProfileSpec {
                 id_fields: generic.id.clone(),
                 identity: generic.identity.clone(),
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
             },
         }
     }
@@ -240,6 +266,17 @@ impl ProfileSpec {
             .chain(self.id_fields.iter())
             .chain(self.identity.iter().flat_map(|t| t.fields.iter()))
             .map(String::as_str)
+            .chain(self.credential_field.as_deref())
+            .chain(self.session_field.as_deref())
+            .chain(
+                if self.mints_credentials {
+                    &MINT_FIELDS[..]
+                } else {
+                    &[]
+                }
+                .iter()
+                .copied(),
+            )
     }
 }
 
@@ -251,7 +288,25 @@ pub struct CompiledProfile {
     pub time_slots: Vec<Slot>,
     pub id_slots: Vec<Slot>,
     pub identity: Vec<(Vec<Slot>, String)>,
+    pub credential_slot: Option<Slot>,
+    pub session_slot: Option<Slot>,
+    /// Slots of [`MINT_FIELDS`], in order, when the profile mints credentials.
+    pub mint_slots: Option<[Slot; 7]>,
 }
+
+/// CloudTrail fields that say which credential an event minted: the event name, its error
+/// code (a failed call mints nothing), the caller's type (an AWS service minting instance or
+/// function credentials is not a person to follow), the new access key or session ARN in the response, and
+/// the requested session duration.
+pub const MINT_FIELDS: [&str; 7] = [
+    "eventName",
+    "userIdentity.type",
+    "errorCode",
+    "responseElements.credentials.accessKeyId",
+    "responseElements.assumedRoleUser.arn",
+    "responseElements.accessKey.accessKeyId",
+    "requestParameters.durationSeconds",
+];
 
 impl CompiledProfile {
     /// Interns the profile's own fields into `fields`; call [`CompiledProfile::build_trie`] once
@@ -269,12 +324,20 @@ impl CompiledProfile {
                 )
             })
             .collect();
+        let credential_slot = spec.credential_field.as_deref().map(|f| fields.intern(f));
+        let session_slot = spec.session_field.as_deref().map(|f| fields.intern(f));
+        let mint_slots = spec
+            .mints_credentials
+            .then(|| MINT_FIELDS.map(|f| fields.intern(f)));
         CompiledProfile {
             spec,
             trie: PathTrie::default(),
             time_slots,
             id_slots,
             identity,
+            credential_slot,
+            session_slot,
+            mint_slots,
         }
     }
 

@@ -31,6 +31,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::alert;
 use crate::correlate::{Finding, Hit, ShardEngine, ShardLimits, ShardStats, Target};
 use crate::deadletter::DeadLetterFile;
+use crate::decode::MintLifetimes;
+use crate::identity::{LineageLimits, Resolver};
 use crate::input::{self, Batch, InputError, LineBatcher, ReadLimits, SourceInfo, Sources};
 use crate::matcher::RuleSet;
 use crate::time::{EventTime, Span};
@@ -55,6 +57,9 @@ pub struct ReplayOptions {
     pub progress: bool,
     pub read: ReadLimits,
     pub shard_limits: ShardLimits,
+    /// How long credentials minted by `AssumeRole` and friends are followed.
+    pub mint: MintLifetimes,
+    pub lineage: LineageLimits,
 }
 
 /// Why a replay stopped.
@@ -192,8 +197,9 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             .map(|_| {
                 let (rules, batch_rx, decoded_tx) =
                     (rules.clone(), batch_rx.clone(), decoded_tx.clone());
+                let mint = opts.mint;
                 s.spawn(move || {
-                    let mut w = Worker::new(rules);
+                    let mut w = Worker::new(rules, mint);
                     for batch in batch_rx.iter() {
                         if decoded_tx.send(w.process(batch)).is_err() {
                             break;
@@ -237,7 +243,8 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
 
         // The sequencer runs on this thread.
         let clocks = vec![SourceClock::new(opts.lateness); sources.len()];
-        let mut seq = Sequencer::new(clocks, shards);
+        let resolver = Resolver::new(opts.lineage, opts.shard_limits.max_pending);
+        let mut seq = Sequencer::new(clocks, shards, resolver);
         let mut dead = DeadLetterFile::new(&opts.dead_letter);
         let mut dead_error: Option<io::Error> = None;
         let mut per_shard: Vec<Vec<Hit>> = vec![Vec::new(); shards];
@@ -279,6 +286,13 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             }
         }
         drop(decoded_rx);
+        // The input ended: hand on every hit still waiting for the watermark, then finish.
+        seq.release(EventTime::MAX, &mut |shard, hit| per_shard[shard].push(hit));
+        for (i, hits) in per_shard.iter_mut().enumerate() {
+            if !hits.is_empty() {
+                let _ = senders[i].send(ShardMsg::Hits(std::mem::take(hits)));
+            }
+        }
         for tx in &senders {
             let _ = tx.send(ShardMsg::Finish);
         }
@@ -367,6 +381,7 @@ fn run_shard(
                 let _ = writer.send((index, WriterMsg::Progress(w)));
             }
             ShardMsg::Finish => {
+                engine.process_pending(&mut out);
                 states_at_end = engine.live_states() as u64;
                 bytes_at_end = engine.state_bytes() as u64;
                 break;

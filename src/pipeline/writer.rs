@@ -100,6 +100,7 @@ mod tests {
                         offset: 1,
                     },
                     id: "e".into(),
+                    actor: None,
                 },
                 0,
             )],

@@ -44,6 +44,8 @@ pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) ->
         progress: false,
         read: ReadLimits::default(),
         shard_limits: ShardLimits::default(),
+        mint: credtrail::decode::MintLifetimes::default(),
+        lineage: credtrail::identity::LineageLimits::default(),
     }
 }
 
