@@ -94,6 +94,7 @@ fn hits(n: usize) -> Vec<Hit> {
                 id: format!("ev-{i}").into(),
                 actor: None,
             },
+            touched: Vec::new(),
         })
         .collect()
 }
@@ -134,11 +135,19 @@ fn bench_alert(c: &mut Criterion) {
         .enumerate()
         .map(|(i, h)| (h.event, i as u32))
         .collect();
+    let time = events[3].0.time;
     let finding = Finding {
         target: Target::Correlation(0),
         group: "arn:aws:iam::1:user/u1".into(),
-        time: events[3].0.time,
+        time,
         events,
+        score: Default::default(),
+        touched: Default::default(),
+        resources: Vec::new(),
+        stage: (4, 4),
+        canary: false,
+        update: false,
+        is_alert: true,
     };
     let mut buf = Vec::with_capacity(4096);
     c.bench_function("stage/alert/render 4-event finding", |b| {

@@ -22,6 +22,9 @@
 //!   `event_count`, `value_count`) with watermarks, reordering and expiry.
 //! - [`pipeline`]: the threads of a replay (reader, workers, sequencer, shards, writer) and the
 //!   bounded channels between them.
+//! - [`inventory`]: what each identity can reach (identity context file), canaries.
+//! - [`score`]: blast radius 0-100 from reach, what the chain touched, stage and tempo, with a
+//!   breakdown whose points add up to the score.
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
 //! - [`demo`]: the seeded generator of the bundled demo dataset.
@@ -36,7 +39,9 @@ pub mod decode;
 pub mod demo;
 pub mod identity;
 pub mod input;
+pub mod inventory;
 pub mod matcher;
 pub mod pipeline;
+pub mod score;
 pub mod sigma;
 pub mod time;

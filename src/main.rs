@@ -11,8 +11,10 @@ use clap::{Parser, Subcommand};
 use credtrail::correlate::ShardLimits;
 use credtrail::decode::{DecodeLimits, ProfileKind};
 use credtrail::input::ReadLimits;
+use credtrail::inventory::Inventory;
 use credtrail::matcher::{self, CompileOptions, RuleSet};
 use credtrail::pipeline::{self, ReplayOptions, Summary};
+use credtrail::score::{Assessor, ScoreConfig, Weights};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
@@ -33,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole detection path on JSON-lines files (plain, .gz, .zst) or standard input.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Write a generated dataset (seeded, reproducible byte for byte).
     Gen(GenArgs),
 }
@@ -73,6 +75,23 @@ struct ReplayArgs {
     /// Most JSON values in one event.
     #[arg(long, default_value_t = 10_000)]
     max_fields: usize,
+    /// Identity context (YAML, JSON or CSV): what each identity can reach, canaries.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Identity priority lists per source profile (YAML), replacing the built-in ones.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// Chain steps closer than this run at machine speed (scored higher).
+    #[arg(long, default_value = "10s")]
+    machine_speed: String,
+    /// Blast-radius weights `reach,touched,stage,tempo`, adding up to 100.
+    #[arg(long, default_value = "35,20,25,20")]
+    weights: String,
+    /// Announce ordered chains early, once they complete this many stages: a finding with
+    /// activity Create and `is_alert` false, then Updates with the same id as the chain
+    /// advances or its score changes, the last one alerting.
+    #[arg(long)]
+    escalate_at: Option<u32>,
     /// Do not print the summary on standard error.
     #[arg(long)]
     quiet: bool,
@@ -108,7 +127,7 @@ fn runtime(error: anyhow::Error) -> Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Replay(args) => replay(args),
+        Command::Replay(args) => replay(*args),
         Command::Gen(args) => gen_dataset(args),
     };
     match result {
@@ -147,11 +166,16 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         max_depth: args.max_depth,
         max_fields: args.max_fields,
     };
+    let identity = match &args.identity {
+        None => Default::default(),
+        Some(p) => credtrail::identity::config::load(p).map_err(|e| bad_input(e.into()))?,
+    };
     let rules = load_rules(
         &args.rules,
         CompileOptions {
             limits,
             forced_profile: forced,
+            identity,
             ..CompileOptions::default()
         },
     )?;
@@ -174,12 +198,60 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         shard_limits: ShardLimits::default(),
         mint: credtrail::decode::MintLifetimes::default(),
         lineage: credtrail::identity::LineageLimits::default(),
+        assessor: Arc::new(assessor(&args)?),
     };
     let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
     if !args.quiet {
         print_summary(&summary, &opts);
     }
     Ok(())
+}
+
+/// The scorer from `--inventory`, `--machine-speed` and `--weights`.
+fn assessor(args: &ReplayArgs) -> Result<Assessor, Failure> {
+    let inventory = match &args.inventory {
+        None => None,
+        Some(p) => Some(Arc::new(
+            Inventory::load(p).map_err(|e| bad_input(e.into()))?,
+        )),
+    };
+    let machine_speed_gap = Span::parse(&args.machine_speed)
+        .with_context(|| format!("--machine-speed {}", args.machine_speed))
+        .map_err(bad_input)?;
+    let parts: Vec<u32> = args
+        .weights
+        .split(',')
+        .map(|w| w.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad_input(anyhow::anyhow!("--weights {}: {e}", args.weights)))?;
+    let [reach, touched, stage, tempo] = parts[..] else {
+        return Err(bad_input(anyhow::anyhow!(
+            "--weights {}: give four numbers: reach,touched,stage,tempo",
+            args.weights
+        )));
+    };
+    let weights = Weights {
+        reach,
+        touched,
+        stage,
+        tempo,
+    };
+    if weights.total() != 100 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--weights {}: the weights add up to {}, not 100",
+            args.weights,
+            weights.total()
+        )));
+    }
+    Ok(Assessor {
+        inventory,
+        config: ScoreConfig {
+            weights,
+            machine_speed_gap,
+        },
+        rule_weights: Default::default(),
+        escalate_at: args.escalate_at,
+    })
 }
 
 fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failure> {

@@ -13,6 +13,8 @@
 //! bounded by a per-shard cap with counted evictions.
 
 pub mod count;
+pub mod eviction;
+pub mod footprint;
 pub mod ordered;
 pub mod temporal;
 
@@ -22,10 +24,18 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::decode::TouchKind;
 use crate::input::Position;
 use crate::matcher::RuleSet;
+use crate::score::{Assessor, Score, Touched};
 use crate::sigma::CorrelationType;
 use crate::time::{EventTime, Span};
+use eviction::{Rank, Ranks};
+use footprint::Footprint;
+
+/// Bytes a state costs besides its machine, footprint and key: the map entry, expiry and rank
+/// bookkeeping.
+const ENTRY_OVERHEAD: usize = 160;
 
 /// One contributing event, as much as an alert needs to point back at it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,13 +68,15 @@ pub struct Hit {
     /// The aggregated field's value (`value_count`).
     pub value: Option<Box<str>>,
     pub event: EventRef,
+    /// What the event touched (secrets, resources, hosts, ...), for the blast radius.
+    pub touched: Vec<(TouchKind, Box<str>)>,
 }
 
 /// Separates group-by values inside a group key.
 pub const GROUP_SEPARATOR: char = '\u{1f}';
 
 /// A decided detection: one alert to emit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     pub target: Target,
     pub group: Box<str>,
@@ -72,6 +84,20 @@ pub struct Finding {
     pub events: Vec<(EventRef, u32)>,
     /// The event time at which the finding was decided (its last event).
     pub time: EventTime,
+    /// Blast radius with its breakdown.
+    pub score: Score,
+    /// Distinct things the chain touched, by kind.
+    pub touched: Touched,
+    /// Examples of what the chain touched, for the alert's `resources`.
+    pub resources: Vec<(TouchKind, Box<str>)>,
+    /// Stages reached (1-based) and stages of the rule.
+    pub stage: (u32, u32),
+    /// A canary identity or secret was used.
+    pub canary: bool,
+    /// An update of a finding announced earlier (same id), not a new one.
+    pub update: bool,
+    /// Whether this is an alert (a decided chain) or an early announcement.
+    pub is_alert: bool,
 }
 
 impl Finding {
@@ -88,6 +114,16 @@ pub enum Step {
     Pending { expires: EventTime },
     /// A finding was decided; the state is spent.
     Fired(Vec<(EventRef, u32)>),
+    /// A chain announced earlier reached its end: the final update of its finding.
+    FiredUpdate(Vec<(EventRef, u32)>),
+    /// A chain completed `stage` stages, at or past the escalation stage: announce it (a
+    /// Create, or an Update when `update`); the state lives on until `expires`.
+    Advanced {
+        events: Vec<(EventRef, u32)>,
+        stage: u32,
+        update: bool,
+        expires: EventTime,
+    },
     /// The hit changed nothing that needs keeping.
     Idle,
 }
@@ -127,6 +163,8 @@ pub struct Params<'a> {
     pub timespan: Span,
     pub threshold: Option<&'a crate::sigma::Threshold>,
     pub stages: usize,
+    /// Announce ordered chains once they complete this many stages (see `ordered`).
+    pub escalate_at: Option<usize>,
 }
 
 /// Bounds of one shard.
@@ -134,8 +172,10 @@ pub struct Params<'a> {
 pub struct ShardLimits {
     /// Hits waiting for the watermark; beyond it the oldest are processed early (counted).
     pub max_pending: usize,
-    /// Live group states; beyond it the state closest to expiry is evicted (counted).
+    /// Live group states; beyond it the lowest-ranked state is evicted (counted).
     pub max_states: usize,
+    /// Approximate bytes of live state; beyond it the lowest-ranked states are evicted.
+    pub max_state_bytes: usize,
 }
 
 impl Default for ShardLimits {
@@ -143,6 +183,7 @@ impl Default for ShardLimits {
         ShardLimits {
             max_pending: 1 << 20,
             max_states: 1 << 21,
+            max_state_bytes: 512 << 20,
         }
     }
 }
@@ -197,6 +238,13 @@ struct Entry {
     expires: EventTime,
     /// The expiry bucket the state is filed under.
     bucket: i64,
+    footprint: Footprint,
+    /// (stage, score, events) of the last announcement of this state's chain.
+    announced: Option<(u32, u32, u32)>,
+    /// Eviction rank: (stages completed, blast tier).
+    rank: Rank,
+    /// Approximate bytes, counted in the shard's total.
+    bytes: usize,
 }
 
 /// Width of an expiry bucket: states are swept at most this late (memory only, never results).
@@ -205,10 +253,13 @@ const BUCKET: i64 = 1_000_000_000;
 /// The state machines of one shard. Pure: no threads, no I/O; the pipeline drives it.
 pub struct ShardEngine {
     rules: Arc<RuleSet>,
+    assessor: Arc<Assessor>,
     limits: ShardLimits,
     pending: BinaryHeap<Reverse<Pending>>,
     seq: u64,
     states: HashMap<u128, Entry>,
+    ranks: Ranks,
+    state_bytes: usize,
     buckets: BTreeMap<i64, Vec<u128>>,
     watermark: EventTime,
     last: Option<(EventTime, u64, Target, Box<str>)>,
@@ -219,15 +270,24 @@ impl ShardEngine {
     pub fn new(rules: Arc<RuleSet>, limits: ShardLimits) -> ShardEngine {
         ShardEngine {
             rules,
+            assessor: Arc::new(Assessor::default()),
             limits,
             pending: BinaryHeap::new(),
             seq: 0,
             states: HashMap::new(),
+            ranks: Ranks::default(),
+            state_bytes: 0,
             buckets: BTreeMap::new(),
             watermark: EventTime::MIN,
             last: None,
             stats: ShardStats::default(),
         }
+    }
+
+    /// Scores findings with `assessor` (inventory and weights) instead of the defaults.
+    pub fn with_assessor(mut self, assessor: Arc<Assessor>) -> ShardEngine {
+        self.assessor = assessor;
+        self
     }
 
     pub fn stats(&self) -> &ShardStats {
@@ -242,12 +302,9 @@ impl ShardEngine {
         self.watermark
     }
 
-    /// Approximate bytes held by state machines, for the summary.
+    /// Approximate bytes held by live state (the figure the budget applies to).
     pub fn state_bytes(&self) -> usize {
-        self.states
-            .values()
-            .map(|e| e.machine.approx_bytes() + e.group.len() + 64)
-            .sum()
+        self.state_bytes
     }
 
     /// Buffers a hit until the watermark passes its event time. A hit older than the current
@@ -308,15 +365,67 @@ impl ShardEngine {
         self.last = Some(dedupe);
         match hit.target {
             Target::Detection(_) => {
-                self.stats.findings += 1;
-                out.push(Finding {
-                    target: hit.target,
-                    group: hit.group,
-                    time: hit.event.time,
-                    events: vec![(hit.event, 0)],
-                });
+                let mut footprint = Footprint::default();
+                hit.touched.iter().for_each(|(k, v)| footprint.add(*k, v));
+                let canary = self.assessor.is_canary(&hit.group, &hit.touched);
+                let time = hit.event.time;
+                let events = vec![(hit.event, 0)];
+                out.push(self.finding(
+                    hit.target,
+                    hit.group,
+                    events,
+                    time,
+                    &footprint,
+                    (1, 1),
+                    canary,
+                ));
             }
             Target::Correlation(c) => self.correlate(c, hit, out),
+        }
+    }
+
+    /// Builds a finding and scores it.
+    #[allow(clippy::too_many_arguments)]
+    fn finding(
+        &mut self,
+        target: Target,
+        group: Box<str>,
+        events: Vec<(EventRef, u32)>,
+        time: EventTime,
+        footprint: &Footprint,
+        stage: (u32, u32),
+        canary: bool,
+    ) -> Finding {
+        self.stats.findings += 1;
+        let gaps: Vec<Span> = events
+            .windows(2)
+            .map(|w| w[1].0.time.since(w[0].0.time))
+            .collect();
+        let rule = match target {
+            Target::Correlation(c) => self.rules.correlations[c as usize].rule,
+            Target::Detection(d) => self.rules.detections[d as usize].rule,
+        };
+        let touched = footprint.counts();
+        let score = self.assessor.score(
+            &self.rules.meta[rule as usize],
+            &group,
+            touched,
+            stage,
+            gaps,
+            canary,
+        );
+        Finding {
+            target,
+            group,
+            events,
+            time,
+            score,
+            touched,
+            resources: footprint.examples().to_vec(),
+            stage,
+            canary,
+            update: false,
+            is_alert: true,
         }
     }
 
@@ -325,9 +434,17 @@ impl ShardEngine {
         let corr = &rules.correlations[c as usize];
         let id = state_id(c, &hit.group);
         if !self.states.contains_key(&id) {
-            if self.states.len() >= self.limits.max_states {
+            while !self.states.is_empty()
+                && (self.states.len() >= self.limits.max_states
+                    || self.state_bytes >= self.limits.max_state_bytes)
+            {
                 self.evict_one();
             }
+            let rank = Rank {
+                stage: 0,
+                blast: self.assessor.blast_tier(&hit.group),
+            };
+            self.ranks.file(id, rank);
             self.states.insert(
                 id,
                 Entry {
@@ -336,6 +453,10 @@ impl ShardEngine {
                     machine: Machine::new(corr.kind, corr.stages.len()),
                     expires: EventTime::MIN,
                     bucket: i64::MIN,
+                    footprint: Footprint::default(),
+                    announced: None,
+                    rank,
+                    bytes: 0,
                 },
             );
             self.stats.peak_states = self.stats.peak_states.max(self.states.len() as u64);
@@ -344,43 +465,151 @@ impl ShardEngine {
             timespan: corr.timespan,
             threshold: corr.threshold.as_ref(),
             stages: corr.stages.len(),
+            escalate_at: self.assessor.escalate_at.map(|n| n as usize),
         };
         let Some(entry) = self.states.get_mut(&id) else {
             return;
         };
         let time = hit.event.time;
+        hit.touched
+            .iter()
+            .for_each(|(k, v)| entry.footprint.add(*k, v));
+        let stages = corr.stages.len() as u32;
+        let canary = self.assessor.is_canary(&hit.group, &hit.touched);
         let step = match &mut entry.machine {
+            // A canary is never used by accident: the chain jumps to its end.
+            Machine::Ordered(m) if canary => {
+                let mut events = m.take_furthest();
+                events.push((hit.event, stages - 1));
+                Step::Fired(events)
+            }
             Machine::Ordered(m) => m.step(&params, hit.stages, hit.event),
             Machine::Temporal(m) => m.step(&params, hit.stages, hit.event),
             Machine::EventCount(m) => m.step(&params, hit.stages, hit.event),
             Machine::ValueCount(m) => m.step(&params, hit.stages, hit.value, hit.event),
         };
         match step {
-            Step::Fired(events) => {
-                self.stats.findings += 1;
-                let group = entry.group.clone();
-                self.states.remove(&id);
-                out.push(Finding {
-                    target: Target::Correlation(c),
-                    group,
-                    events,
-                    time,
-                });
+            Step::Fired(events) => self.fire(c, id, events, time, canary, false, out),
+            Step::FiredUpdate(events) => self.fire(c, id, events, time, canary, true, out),
+            Step::Advanced {
+                events,
+                stage,
+                update,
+                expires,
+            } => {
+                self.schedule(id, expires);
+                self.announce(c, id, events, time, (stage, stages), update, out);
             }
             Step::Pending { expires } => {
-                entry.expires = entry.expires.max(expires);
-                let bucket = bucket_of(entry.expires);
-                if entry.bucket == i64::MIN {
-                    entry.bucket = bucket;
-                    self.buckets.entry(bucket).or_default().push(id);
+                self.schedule(id, expires);
+                // What the group touched grew: an announced chain's score may have changed.
+                let announced = self.states.get(&id).and_then(|e| match &e.machine {
+                    Machine::Ordered(m) => m.announced().map(|(ev, st)| (ev.to_vec(), st)),
+                    _ => None,
+                });
+                if let Some((events, stage)) = announced {
+                    self.announce(c, id, events, time, (stage, stages), true, out);
                 }
             }
             Step::Idle => {
-                if entry.bucket == i64::MIN {
-                    self.states.remove(&id);
+                if self.states.get(&id).is_some_and(|e| e.bucket == i64::MIN) {
+                    self.remove_state(id);
                 }
             }
         }
+    }
+
+    /// Files the state under its expiry bucket (once; it is re-filed when its bucket comes).
+    fn schedule(&mut self, id: u128, expires: EventTime) {
+        let Some(entry) = self.states.get_mut(&id) else {
+            return;
+        };
+        entry.expires = entry.expires.max(expires);
+        if entry.bucket == i64::MIN {
+            entry.bucket = bucket_of(entry.expires);
+            self.buckets.entry(entry.bucket).or_default().push(id);
+        }
+        self.refresh(id);
+    }
+
+    /// Emits the final finding of a state and drops the state.
+    #[allow(clippy::too_many_arguments)]
+    fn fire(
+        &mut self,
+        c: u32,
+        id: u128,
+        events: Vec<(EventRef, u32)>,
+        time: EventTime,
+        canary: bool,
+        update: bool,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(entry) = self.remove_state(id) else {
+            return;
+        };
+        let corr = &self.rules.correlations[c as usize];
+        let stages = corr.stages.len() as u32;
+        let (reached, total) = match corr.kind {
+            CorrelationType::Temporal => {
+                let mut seen: Vec<u32> = events.iter().map(|(_, s)| *s).collect();
+                seen.sort_unstable();
+                seen.dedup();
+                (seen.len() as u32, stages)
+            }
+            CorrelationType::TemporalOrdered => (stages, stages),
+            _ => (1, 1),
+        };
+        let mut f = self.finding(
+            Target::Correlation(c),
+            entry.group,
+            events,
+            time,
+            &entry.footprint,
+            (reached, total),
+            canary,
+        );
+        f.update = update;
+        out.push(f);
+    }
+
+    /// Emits an early (not yet alerting) finding for an announced chain, unless nothing
+    /// changed since the last announcement.
+    #[allow(clippy::too_many_arguments)]
+    fn announce(
+        &mut self,
+        c: u32,
+        id: u128,
+        events: Vec<(EventRef, u32)>,
+        time: EventTime,
+        stage: (u32, u32),
+        update: bool,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(entry) = self.states.get(&id) else {
+            return;
+        };
+        let (group, footprint) = (entry.group.clone(), entry.footprint.clone());
+        let mut f = self.finding(
+            Target::Correlation(c),
+            group,
+            events,
+            time,
+            &footprint,
+            stage,
+            false,
+        );
+        let signature = (f.stage.0, f.score.score, f.events.len() as u32);
+        let Some(entry) = self.states.get_mut(&id) else {
+            return;
+        };
+        if update && entry.announced == Some(signature) {
+            self.stats.findings -= 1;
+            return;
+        }
+        entry.announced = Some(signature);
+        f.update = update;
+        f.is_alert = false;
+        out.push(f);
     }
 
     fn expire(&mut self) {
@@ -398,7 +627,7 @@ impl ShardEngine {
                     continue;
                 }
                 if entry.expires < self.watermark {
-                    self.states.remove(&id);
+                    self.remove_state(id);
                     self.stats.expired += 1;
                 } else {
                     entry.bucket = bucket_of(entry.expires);
@@ -408,20 +637,42 @@ impl ShardEngine {
         }
     }
 
-    /// Evicts the state filed under the earliest expiry bucket.
+    /// Evicts the lowest-ranked state (see [`eviction`]).
     fn evict_one(&mut self) {
-        while let Some(mut first) = self.buckets.first_entry() {
-            let b = *first.key();
-            let Some(id) = first.get_mut().pop() else {
-                first.remove();
-                continue;
-            };
-            if self.states.get(&id).is_some_and(|e| e.bucket == b) {
-                self.states.remove(&id);
-                self.stats.evicted += 1;
-                return;
-            }
+        let states = &self.states;
+        if let Some(id) = self.ranks.pop_lowest(|id| states.get(&id).map(|e| e.rank)) {
+            self.remove_state(id);
+            self.stats.evicted += 1;
         }
+    }
+
+    /// Removes a state and its bytes from the shard's total.
+    fn remove_state(&mut self, id: u128) -> Option<Entry> {
+        let e = self.states.remove(&id)?;
+        self.state_bytes = self.state_bytes.saturating_sub(e.bytes);
+        Some(e)
+    }
+
+    /// Recomputes a state's bytes and rank after it changed.
+    fn refresh(&mut self, id: u128) {
+        let Some(e) = self.states.get_mut(&id) else {
+            return;
+        };
+        let bytes =
+            e.machine.approx_bytes() + e.footprint.approx_bytes() + e.group.len() + ENTRY_OVERHEAD;
+        self.state_bytes = self.state_bytes + bytes - e.bytes;
+        e.bytes = bytes;
+        let stage = match &e.machine {
+            Machine::Ordered(m) => m.stage_reached().map(|k| k as u8 + 1).unwrap_or(0),
+            _ => 1,
+        };
+        if stage != e.rank.stage {
+            e.rank.stage = stage;
+            self.ranks.file(id, e.rank);
+        }
+        let states = &self.states;
+        self.ranks
+            .compact(states.len(), |id| states.get(&id).map(|e| e.rank));
     }
 
     /// The number of states per correlation target, for the summary.

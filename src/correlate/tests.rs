@@ -61,6 +61,7 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
             id: id.into(),
             actor: None,
         },
+        touched: Vec::new(),
     }
 }
 
@@ -231,6 +232,7 @@ fn state_cap_evicts_and_counts() {
         ShardLimits {
             max_pending: 1 << 20,
             max_states: 10,
+            max_state_bytes: usize::MAX,
         },
     );
     let mut out = Vec::new();

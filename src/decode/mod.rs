@@ -15,7 +15,9 @@ mod view;
 use std::fmt;
 
 pub use fields::{FieldTable, Slot, SlotValues};
-pub use profile::{CompiledProfile, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec};
+pub use profile::{
+    CompiledProfile, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec, TouchKind,
+};
 pub use view::{EventView, MintLifetimes, Scalar, event_key};
 
 use crate::time::EventTime;

@@ -118,6 +118,106 @@ pub struct ProfileSpec {
     pub session_field: Option<String>,
     /// Whether events of this profile can mint credentials (CloudTrail's STS and IAM calls).
     pub mints_credentials: bool,
+    /// Fields naming what an event touched, for the blast radius.
+    pub touches: Vec<TouchField>,
+}
+
+/// What kind of thing an event touched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TouchKind {
+    Secret,
+    Resource,
+    Host,
+    Region,
+    Service,
+}
+
+/// A field naming something touched, optionally only when another field has a given value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TouchField {
+    pub kind: TouchKind,
+    pub field: String,
+    pub when: Option<(String, String)>,
+}
+
+impl TouchField {
+    fn new(kind: TouchKind, field: &str) -> TouchField {
+        TouchField {
+            kind,
+            field: field.into(),
+            when: None,
+        }
+    }
+
+    fn when(kind: TouchKind, field: &str, other: &str, value: &str) -> TouchField {
+        TouchField {
+            kind,
+            field: field.into(),
+            when: Some((other.into(), value.into())),
+        }
+    }
+}
+
+/// What each built-in profile says an event touched.
+fn touch_fields(kind: ProfileKind) -> Vec<TouchField> {
+    use TouchKind::*;
+    let t = TouchField::new;
+    match kind {
+        ProfileKind::CloudTrail => vec![
+            t(Service, "eventSource"),
+            t(Region, "awsRegion"),
+            t(Secret, "requestParameters.secretId"),
+            TouchField::when(
+                Secret,
+                "requestParameters.name",
+                "eventSource",
+                "ssm.amazonaws.com",
+            ),
+            TouchField::when(
+                Secret,
+                "requestParameters.names",
+                "eventSource",
+                "ssm.amazonaws.com",
+            ),
+            t(Resource, "requestParameters.bucketName"),
+            t(Resource, "requestParameters.instanceId"),
+            t(Resource, "requestParameters.snapshotId"),
+            t(Resource, "requestParameters.imageId"),
+            t(Resource, "requestParameters.dBSnapshotIdentifier"),
+            t(Resource, "requestParameters.userName"),
+            t(Resource, "requestParameters.roleName"),
+            t(Resource, "requestParameters.functionName"),
+            t(Resource, "resources.ARN"),
+        ],
+        ProfileKind::Windows => vec![
+            t(Host, "Computer"),
+            t(Service, "Channel"),
+            t(Resource, "TargetFilename"),
+            t(Resource, "TaskName"),
+            t(Resource, "ObjectName"),
+            t(Resource, "TargetImage"),
+        ],
+        ProfileKind::K8sAudit => vec![
+            t(Service, "objectRef.resource"),
+            t(Resource, "objectRef.name"),
+            TouchField::when(Secret, "objectRef.name", "objectRef.resource", "secrets"),
+        ],
+        ProfileKind::Ocsf => vec![
+            t(Host, "device.hostname"),
+            t(Region, "cloud.region"),
+            t(Service, "api.service.name"),
+            t(Resource, "resources.uid"),
+        ],
+        ProfileKind::Ecs => vec![
+            t(Host, "host.name"),
+            t(Region, "cloud.region"),
+            t(Service, "event.dataset"),
+            t(Resource, "file.path"),
+            t(Resource, "url.domain"),
+        ],
+        ProfileKind::Generic => Vec::new(),
+    }
 }
 
 /// Paths of the `generic` profile, from configuration.
@@ -152,6 +252,7 @@ impl ProfileSpec {
                 credential_field: Some("userIdentity.accessKeyId".into()),
                 session_field: Some("userIdentity.arn".into()),
                 mints_credentials: true,
+                touches: touch_fields(kind),
             },
             ProfileKind::Windows => ProfileSpec {
                 kind,
@@ -169,6 +270,7 @@ impl ProfileSpec {
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::K8sAudit => ProfileSpec {
                 kind,
@@ -179,6 +281,7 @@ impl ProfileSpec {
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::Ocsf => ProfileSpec {
                 kind,
@@ -192,6 +295,7 @@ impl ProfileSpec {
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::Ecs => ProfileSpec {
                 kind,
@@ -206,6 +310,7 @@ impl ProfileSpec {
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::Generic => ProfileSpec {
                 kind,
@@ -216,6 +321,7 @@ impl ProfileSpec {
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
+                touches: touch_fields(kind),
             },
         }
     }
@@ -277,6 +383,9 @@ impl ProfileSpec {
                 .iter()
                 .copied(),
             )
+            .chain(self.touches.iter().flat_map(|t| {
+                std::iter::once(t.field.as_str()).chain(t.when.as_ref().map(|w| w.0.as_str()))
+            }))
     }
 }
 
@@ -292,7 +401,12 @@ pub struct CompiledProfile {
     pub session_slot: Option<Slot>,
     /// Slots of [`MINT_FIELDS`], in order, when the profile mints credentials.
     pub mint_slots: Option<[Slot; 7]>,
+    /// (kind, field slot, optional (other slot, required value)).
+    pub touch_slots: Vec<TouchSlot>,
 }
+
+/// A touch field resolved: (kind, field slot, optional (other slot, required value)).
+pub type TouchSlot = (TouchKind, Slot, Option<(Slot, String)>);
 
 /// CloudTrail fields that say which credential an event minted: the event name, its error
 /// code (a failed call mints nothing), the caller's type (an AWS service minting instance or
@@ -329,6 +443,17 @@ impl CompiledProfile {
         let mint_slots = spec
             .mints_credentials
             .then(|| MINT_FIELDS.map(|f| fields.intern(f)));
+        let touch_slots = spec
+            .touches
+            .iter()
+            .map(|t| {
+                (
+                    t.kind,
+                    fields.intern(&t.field),
+                    t.when.as_ref().map(|(f, v)| (fields.intern(f), v.clone())),
+                )
+            })
+            .collect();
         CompiledProfile {
             spec,
             trie: PathTrie::default(),
@@ -338,6 +463,7 @@ impl CompiledProfile {
             credential_slot,
             session_slot,
             mint_slots,
+            touch_slots,
         }
     }
 

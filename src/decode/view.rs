@@ -6,7 +6,7 @@ use simd_json::{Node, StaticNode};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::fields::{Slot, SlotValues, node_extent};
-use super::profile::ProfileKind;
+use super::profile::{ProfileKind, TouchKind};
 use super::{CompiledProfile, Schema};
 use crate::identity::{IdentityRef, Link, LinkKind};
 use crate::time::{EventTime, Span};
@@ -195,6 +195,29 @@ impl<'t, 'de> EventView<'t, 'de> {
             return Some(out);
         }
         None
+    }
+
+    /// What the event touched (secrets, resources, hosts, regions, services), by the profile's
+    /// touch fields; at most `limit` values.
+    pub fn touches(&self, schema: &Schema, limit: usize) -> Vec<(TouchKind, Box<str>)> {
+        let profile = self.profile(schema);
+        let mut out = Vec::new();
+        for (kind, slot, when) in &profile.touch_slots {
+            if let Some((other, value)) = when
+                && self.first_text(*other).as_deref() != Some(value.as_str())
+            {
+                continue;
+            }
+            for v in self.values(*slot) {
+                if out.len() >= limit {
+                    return out;
+                }
+                if let Some(t) = v.text().filter(|t| !t.is_empty()) {
+                    out.push((*kind, t.as_ref().into()));
+                }
+            }
+        }
+        out
     }
 
     /// The acting identity with the credential and session it used, for lineage.

@@ -12,6 +12,7 @@
 //! Links and hits are applied in event-time order behind the watermark (see [`resolver`]), so
 //! the result does not depend on delivery order within the allowed lateness.
 
+pub mod config;
 pub mod lineage;
 pub mod resolver;
 

@@ -13,7 +13,8 @@ use super::predicate::{Pred, StrKind, StrTest, Test, ascii_foldable};
 use super::prefilter::{self, LiteralTable};
 use super::{CompiledCorrelation, CompiledDetection, Expr, FieldSource, RegexSet, RuleSet};
 use crate::decode::{
-    DecodeLimits, FieldTable, GenericPaths, ProfileKind, ProfileSpec, Schema, Slot,
+    DecodeLimits, FieldTable, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec, Schema,
+    Slot,
 };
 use crate::sigma::condition::Cond;
 use crate::sigma::value::{Part, Pattern, SigmaString};
@@ -33,6 +34,8 @@ pub struct CompileOptions {
     pub generic: GenericPaths,
     /// Largest compiled size of one field's regex set, in bytes.
     pub regex_size_limit: Option<usize>,
+    /// Identity templates replacing a profile's built-in priority list (`--identity`).
+    pub identity: HashMap<ProfileKind, Vec<IdentityTemplate>>,
 }
 
 struct Builder<'a> {
@@ -97,7 +100,13 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
     }
     let specs: Vec<ProfileSpec> = ProfileKind::ALL
         .iter()
-        .map(|k| ProfileSpec::builtin(*k, &opts.generic))
+        .map(|k| {
+            let mut spec = ProfileSpec::builtin(*k, &opts.generic);
+            if let Some(templates) = opts.identity.get(k) {
+                spec.identity = templates.clone();
+            }
+            spec
+        })
         .collect();
     let regex_sets = b.regex_sets(opts);
     if !b.errors.is_empty() {

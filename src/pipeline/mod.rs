@@ -35,6 +35,7 @@ use crate::decode::MintLifetimes;
 use crate::identity::{LineageLimits, Resolver};
 use crate::input::{self, Batch, InputError, LineBatcher, ReadLimits, SourceInfo, Sources};
 use crate::matcher::RuleSet;
+use crate::score::Assessor;
 use crate::time::{EventTime, Span};
 use sequencer::{Sequencer, SequencerStats, SourceClock};
 use worker::{Worker, WorkerStats};
@@ -60,6 +61,8 @@ pub struct ReplayOptions {
     /// How long credentials minted by `AssumeRole` and friends are followed.
     pub mint: MintLifetimes,
     pub lineage: LineageLimits,
+    /// Scores findings: inventory and weights.
+    pub assessor: Arc<Assessor>,
 }
 
 /// Why a replay stopped.
@@ -218,7 +221,8 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             .map(|(i, (_, rx))| {
                 let (rules, rx, writer_tx) = (rules.clone(), rx.clone(), writer_tx.clone());
                 let limits = opts.shard_limits;
-                s.spawn(move || run_shard(i, rules, limits, rx, writer_tx))
+                let assessor = opts.assessor.clone();
+                s.spawn(move || run_shard(i, rules, limits, assessor, rx, writer_tx))
             })
             .collect();
         drop(writer_tx);
@@ -355,10 +359,11 @@ fn run_shard(
     index: usize,
     rules: Arc<RuleSet>,
     limits: ShardLimits,
+    assessor: Arc<Assessor>,
     rx: Receiver<ShardMsg>,
     writer: Sender<(usize, WriterMsg)>,
 ) -> ShardReport {
-    let mut engine = ShardEngine::new(rules, limits);
+    let mut engine = ShardEngine::new(rules, limits).with_assessor(assessor);
     let mut out = Vec::new();
     let mut states_at_end = 0;
     let mut bytes_at_end = 0;

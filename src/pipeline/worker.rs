@@ -43,6 +43,9 @@ pub struct WorkerStats {
     pub latency: Histogram<u64>,
 }
 
+/// Most touched values taken from one event (a policy listing a thousand resources stays small).
+pub const TOUCHES_PER_EVENT: usize = 16;
+
 /// One event in this many has its engine latency recorded (the clock read costs ~25 ns).
 pub const LATENCY_SAMPLE: u64 = 16;
 
@@ -201,6 +204,7 @@ impl EventCtx<'_> {
         // The identity is resolved later, in event-time order, through the lineage: group keys
         // carry a mark where it goes.
         let identity = view.identity_ref(&rules.schema);
+        let touched = view.touches(&rules.schema, TOUCHES_PER_EVENT);
         for &d in self.matched.iter() {
             self.stats.matches[d as usize] += 1;
             let det = &rules.detections[d as usize];
@@ -216,6 +220,7 @@ impl EventCtx<'_> {
                     group,
                     value: None,
                     event: event.clone(),
+                    touched: touched.clone(),
                 };
                 self.hits.push((self.line, hit, identity.clone()));
             }
@@ -247,6 +252,7 @@ impl EventCtx<'_> {
                     group: group.into(),
                     value,
                     event: event.clone(),
+                    touched: touched.clone(),
                 };
                 self.hits.push((self.line, hit, who));
             }

@@ -105,6 +105,13 @@ mod tests {
                 0,
             )],
             time,
+            score: Default::default(),
+            touched: Default::default(),
+            resources: Vec::new(),
+            stage: (1, 1),
+            canary: false,
+            update: false,
+            is_alert: true,
         }
     }
 
