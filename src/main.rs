@@ -326,6 +326,10 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
         shards_total(|x| x.evicted),
         shards_total(|x| x.duplicates),
     );
+    eprintln!(
+        "  credential lineage: {} credential(s) linked to their minter, {} hit(s) resolved through a link, {} link(s) expired, {} evicted",
+        s.lineage.links, s.lineage.resolved_through_links, s.lineage.expired, s.lineage.evicted
+    );
     let h = &s.workers.latency;
     if !h.is_empty() {
         eprintln!(

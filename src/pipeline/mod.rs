@@ -96,6 +96,8 @@ pub struct Summary {
     /// Group states alive when the input ended (before the final flush), and their bytes.
     pub states_at_end: u64,
     pub state_bytes_at_end: u64,
+    /// Credential lineage: links recorded and hits resolved through them.
+    pub lineage: crate::identity::LineageStats,
     pub dead_letter_path: Option<PathBuf>,
 }
 
@@ -346,6 +348,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             workers: worker_stats,
             states_at_end: shard_reports.iter().map(|r| r.states_at_end).sum(),
             state_bytes_at_end: shard_reports.iter().map(|r| r.bytes_at_end).sum(),
+            lineage: seq.resolver().lineage().stats().clone(),
             shards: shard_reports.into_iter().map(|r| r.stats).collect(),
             alerts: writer_report.alerts,
             matches_by_rule,
