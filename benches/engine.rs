@@ -84,6 +84,7 @@ fn hits(n: usize) -> Vec<Hit> {
             stages: 1 << (i % 3),
             group: format!("arn:aws:iam::1:user/u{}", i % 1000).into(),
             value: None,
+            shard_key: 0,
             event: EventRef {
                 time: base.plus(Span::from_millis(i as i64 * 10)),
                 key: i as u64,
@@ -92,6 +93,7 @@ fn hits(n: usize) -> Vec<Hit> {
                     offset: i as u64,
                 },
                 id: format!("ev-{i}").into(),
+                parts: None,
             },
         })
         .collect()

@@ -173,6 +173,10 @@ struct CredtrailFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     timespan: Option<String>,
     duration_ms: i64,
+    /// The aggregate the condition compared, when it is not just the number of events
+    /// (sums, averages, percentiles, counts decided when a window closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregate: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -344,6 +348,7 @@ pub fn render(
                 group_by,
                 timespan,
                 duration_ms: duration.as_millis(),
+                aggregate: finding.measure,
             },
         },
     };

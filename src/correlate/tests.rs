@@ -4,6 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::matcher::tests::ruleset;
+use crate::time::Span;
 
 const CHAIN: &str = r#"
 title: read
@@ -51,6 +52,7 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
         stages,
         group: group.into(),
         value: None,
+        shard_key: 0,
         event: EventRef {
             time: t(secs),
             key: crate::decode::event_key(id),
@@ -59,6 +61,7 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
                 offset: secs as u64,
             },
             id: id.into(),
+            parts: None,
         },
     }
 }

@@ -182,7 +182,7 @@ impl Sequencer {
             while hits.peek().is_some_and(|(hi, _)| *hi == i32_) {
                 if let Some((_, h)) = hits.next() {
                     self.stats.hits += 1;
-                    route(self.shard_of(&h.group), h);
+                    route((h.shard_key % self.shards as u64) as usize, h);
                 }
             }
         }

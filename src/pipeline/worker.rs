@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target};
 use crate::decode::{DecodeError, Decoder, EventView, event_key};
@@ -162,6 +163,7 @@ fn emit_hits(
         key: event_key(&id),
         pos,
         id,
+        parts: None,
     };
     for &d in matched {
         stats.matches[d as usize] += 1;
@@ -173,6 +175,7 @@ fn emit_hits(
                 Hit {
                     target: Target::Detection(d),
                     stages: 0,
+                    shard_key: xxh3_64(group.as_bytes()),
                     group: group.into(),
                     value: None,
                     event: event.clone(),
@@ -196,6 +199,7 @@ fn emit_hits(
                 Hit {
                     target: Target::Correlation(c),
                     stages,
+                    shard_key: shard_key(&group, corr.route.as_deref()),
                     group: group.into(),
                     value,
                     event: event.clone(),
@@ -203,6 +207,20 @@ fn emit_hits(
             ));
         }
     }
+}
+
+/// The hash that picks a hit's shard: of the whole group key, or of the values at `route`
+/// (a correlation routed by the group-by of the correlation that references it).
+pub fn shard_key(group: &str, route: Option<&[usize]>) -> u64 {
+    let Some(route) = route else {
+        return xxh3_64(group.as_bytes());
+    };
+    let values: Vec<&str> = group.split(GROUP_SEPARATOR).collect();
+    let picked: Vec<&str> = route
+        .iter()
+        .map(|&i| values.get(i).copied().unwrap_or(""))
+        .collect();
+    xxh3_64(picked.join(&GROUP_SEPARATOR.to_string()).as_bytes())
 }
 
 /// The values of `fields` joined by [`GROUP_SEPARATOR`]; `None` if one is missing.
@@ -216,10 +234,16 @@ fn field_values(
         if i > 0 {
             out.push(GROUP_SEPARATOR);
         }
-        match f {
-            FieldSource::Slot(s) => out.push_str(&view.first_text(*s)?),
-            FieldSource::Identity => out.push_str(&view.identity(&rules.schema)?),
+        let value = match f {
+            FieldSource::Slot(s) => view.first_text(*s)?,
+            FieldSource::Identity => view.identity(&rules.schema)?.into(),
             FieldSource::Missing => return None,
+        };
+        // A value holding the separator would split into two group values downstream.
+        if value.contains(GROUP_SEPARATOR) {
+            out.push_str(&value.replace(GROUP_SEPARATOR, "\u{fffd}"));
+        } else {
+            out.push_str(&value);
         }
     }
     Some(out)

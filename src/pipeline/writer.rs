@@ -100,10 +100,12 @@ mod tests {
                         offset: 1,
                     },
                     id: "e".into(),
+                    parts: None,
                 },
                 0,
             )],
             time,
+            measure: None,
         }
     }
 
