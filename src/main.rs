@@ -16,6 +16,8 @@ use credtrail::pipeline::{self, ReplayOptions, Summary};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
+mod cli;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -36,6 +38,17 @@ enum Command {
     Replay(ReplayArgs),
     /// Write a generated dataset (seeded, reproducible byte for byte).
     Gen(GenArgs),
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Run the test cases rules carry (`<rule>.tests.yml`) and, for correlations, generated
+    /// variants: shuffled within the lateness, duplicated, stretched past the window or gap,
+    /// with an `until` or `absence` event inserted.
+    Test(cli::rules_test::Args),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +123,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay(args),
         Command::Gen(args) => gen_dataset(args),
+        Command::Rules(RulesCommand::Test(args)) => {
+            cli::rules_test::run(args).map_err(|(code, error)| Failure { code, error })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
