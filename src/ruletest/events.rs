@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::decode::fields::Step;
 use crate::decode::{GenericPaths, ProfileKind, ProfileSpec, profile};
 use crate::time::EventTime;
 
@@ -46,7 +47,13 @@ pub fn build(
     let Value::Object(_) = event else {
         return Err("an event must be a JSON object".into());
     };
-    let kind = profile_of(event).ok_or_else(|| {
+    // ECS is recognised by its `@timestamp`, which the runner writes: try with one too.
+    let with_time = || {
+        let mut e = event.clone();
+        set(&mut e, "@timestamp", Value::String(time.to_string()));
+        profile_of(&e)
+    };
+    let kind = profile_of(event).or_else(with_time).ok_or_else(|| {
         "no source profile recognises this event (CloudTrail needs eventSource and eventName, \
          Windows EventID and Channel, Kubernetes auditID and verb, OCSF class_uid and metadata, \
          ECS @timestamp and an event object)"
@@ -55,18 +62,12 @@ pub fn build(
     let spec = ProfileSpec::builtin(kind, &GenericPaths::default());
     let mut json = event.clone();
     set_time(&mut json, kind, time);
-    let missing: Vec<&String> = spec
-        .id_fields
-        .iter()
-        .filter(|f| get(&json, f).is_none() && !nested_windows(&json, kind, f))
-        .collect();
-    if missing.len() == spec.id_fields.len() {
-        for (k, f) in spec.id_fields.iter().enumerate() {
-            let value = if k + 1 == spec.id_fields.len() {
-                id
-            } else {
-                "credtrail-test"
-            };
+    // Fill in the id fields the event lacks (wherever the profile would look for them), so
+    // that every event of a case has its own id and a duplicate keeps it.
+    let last = spec.id_fields.len().saturating_sub(1);
+    for (k, f) in spec.id_fields.iter().enumerate() {
+        if !present(&json, &spec, f) {
+            let value = if k == last { id } else { "credtrail-test" };
             set(&mut json, f, Value::String(value.into()));
         }
     }
@@ -91,9 +92,18 @@ pub fn set_time(json: &mut Value, kind: ProfileKind, time: EventTime) {
     set(json, &field, value);
 }
 
-/// Windows events in the nested EVTX layout keep their ids under `Event.System`.
-fn nested_windows(json: &Value, kind: ProfileKind, field: &str) -> bool {
-    kind == ProfileKind::Windows && get(json, &format!("Event.System.{field}")).is_some()
+/// Whether the profile finds `field` in the event, on any of its paths.
+fn present(json: &Value, spec: &ProfileSpec, field: &str) -> bool {
+    fn walk(v: &Value, path: &[Step]) -> bool {
+        match path.split_first() {
+            None => !v.is_null(),
+            Some((Step::Key(k), rest)) => v.get(&**k).is_some_and(|c| walk(c, rest)),
+            Some((Step::AnyKey, rest)) => v
+                .as_object()
+                .is_some_and(|m| m.values().any(|c| walk(c, rest))),
+        }
+    }
+    get(json, field).is_some() || spec.paths(field).iter().any(|p| walk(json, p))
 }
 
 /// The value at a dotted path (or at a top-level key spelt with the dots).
@@ -159,6 +169,10 @@ mod tests {
         assert_eq!(kind, ProfileKind::Windows);
         assert_eq!(b.json["@timestamp"], "1970-01-01T00:00:01.000Z");
         assert_eq!(b.json["EventRecordID"], "7");
+        // The nxlog spelling of the same fields counts as present.
+        let n = serde_json::json!({"EventID": 1, "Channel": "Security", "Hostname": "h", "RecordNumber": 3});
+        let (b, _) = build(0, &n, EventTime::from_millis(1_000), "7").unwrap();
+        assert!(b.json.get("EventRecordID").is_none() && b.json.get("Computer").is_none());
         let o = serde_json::json!({"class_uid": 3002, "metadata": {"product": {}}});
         let (b, _) = build(0, &o, EventTime::from_millis(1_000), "9").unwrap();
         assert_eq!(b.json["time"], 1_000);

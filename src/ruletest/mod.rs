@@ -282,6 +282,15 @@ impl Runner {
         else {
             return;
         };
+        let inner = |r: u32| prepared.rules.correlations.iter().find(|c| c.rule == r);
+        let mut derived = 0u64;
+        let mut derived_at_close = false;
+        for (k, &r) in corr.stages.iter().enumerate() {
+            if let Some(c) = inner(r) {
+                derived |= 1 << k;
+                derived_at_close |= c.decide == matcher::Decide::AtWindowClose;
+            }
+        }
         let plan = variants::Plan {
             corr,
             case,
@@ -292,6 +301,8 @@ impl Runner {
             shuffles: self.opts.shuffles,
             seed: self.opts.seed,
             id_prefix,
+            derived,
+            derived_at_close,
         };
         for v in variants::plan(&plan) {
             let skipped = case

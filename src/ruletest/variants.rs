@@ -54,6 +54,11 @@ pub struct Plan<'a> {
     pub shuffles: u32,
     pub seed: u64,
     pub id_prefix: &'a str,
+    /// Stage bits whose rule is itself a correlation: their step is the moment the inner rule
+    /// fired (its last event), not its first event.
+    pub derived: u64,
+    /// Whether a derived stage's rule is decided when its window closes (no event marks it).
+    pub derived_at_close: bool,
 }
 
 /// A variant, or the name of one that cannot apply and why.
@@ -179,7 +184,14 @@ fn stretched(p: &Plan<'_>, chain: Result<&Actual, String>) -> Planned {
             "decided when the window closes: stretching changes which events share a window, not whether it fires".into(),
         ));
     }
-    let (first, last) = span_of(chain).ok_or_else(|| (name.clone(), "no evidence".into()))?;
+    if p.derived != 0 && p.derived_at_close {
+        return Err((
+            name,
+            "a stage is a correlation decided when its window closes: no event marks its step"
+                .into(),
+        ));
+    }
+    let (first, last) = steps_span(p, chain).ok_or_else(|| (name.clone(), "no evidence".into()))?;
     let width = last.since(first).0;
     if width <= 0 {
         return Err((
@@ -208,23 +220,21 @@ fn gapped(p: &Plan<'_>, chain: Result<&Actual, String>, stage: usize, gap: Span)
     let stage_name = p.corr.stage_names.get(stage).map_or("", String::as_str);
     let name = format!("gap: stage {stage} ({stage_name}) past its max_gap {gap}");
     let chain = chain.map_err(|r| (name.clone(), r))?;
-    let prev = chain
-        .evidence
-        .iter()
-        .filter(|e| e.1 + 1 == stage as u32)
-        .map(|e| e.2)
-        .max();
-    let cur = chain
-        .evidence
-        .iter()
-        .filter(|e| e.1 == stage as u32)
-        .map(|e| e.2)
-        .min();
+    if p.derived != 0 && p.derived_at_close {
+        return Err((
+            name,
+            "a stage is a correlation decided when its window closes: no event marks its step"
+                .into(),
+        ));
+    }
+    let steps = steps(p, chain);
+    let prev = steps.iter().find(|s| s.0 + 1 == stage as u32).map(|s| s.1);
+    let cur = steps.iter().find(|s| s.0 == stage as u32).map(|s| s.1);
     let (Some(prev), Some(cur)) = (prev, cur) else {
         return Err((name, "the alert has no step for this stage".into()));
     };
     let shift = Span(gap.0 + SECOND.0 - cur.since(prev).0);
-    let (first, last) = span_of(chain).ok_or_else(|| (name.clone(), "no evidence".into()))?;
+    let (first, last) = steps_span(p, chain).ok_or_else(|| (name.clone(), "no evidence".into()))?;
     if last.plus(shift).since(first) > p.corr.timespan {
         return Err((
             name,
@@ -289,9 +299,31 @@ fn retimed(p: &Plan<'_>, f: impl Fn(EventTime) -> EventTime) -> Vec<Built> {
     out.into_iter().map(|(_, b)| b).collect()
 }
 
-fn span_of(chain: &Actual) -> Option<(EventTime, EventTime)> {
-    let first = chain.evidence.iter().map(|e| e.2).min()?;
-    let last = chain.evidence.iter().map(|e| e.2).max()?;
+/// When each stage's step happened: its event, or for a stage that is a correlation, the
+/// moment that correlation fired (its last event).
+fn steps(p: &Plan<'_>, chain: &Actual) -> Vec<(u32, EventTime)> {
+    let mut out: Vec<(u32, EventTime)> = Vec::new();
+    for &(_, stage, t) in &chain.evidence {
+        let derived = stage < 64 && p.derived & (1 << stage) != 0;
+        match out.iter_mut().find(|s| s.0 == stage) {
+            Some(s) if derived => s.1 = s.1.max(t),
+            Some(s) => s.1 = s.1.min(t),
+            None => out.push((stage, t)),
+        }
+    }
+    out
+}
+
+fn steps_span(p: &Plan<'_>, chain: &Actual) -> Option<(EventTime, EventTime)> {
+    if p.corr.stages.len() == 1 && p.derived == 0 {
+        // A count over one rule: every event is a step.
+        let first = chain.evidence.iter().map(|e| e.2).min()?;
+        let last = chain.evidence.iter().map(|e| e.2).max()?;
+        return Some((first, last));
+    }
+    let steps = steps(p, chain);
+    let first = steps.iter().map(|s| s.1).min()?;
+    let last = steps.iter().map(|s| s.1).max()?;
     Some((first, last))
 }
 
