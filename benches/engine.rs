@@ -140,6 +140,7 @@ fn bench_alert(c: &mut Criterion) {
         group: "arn:aws:iam::1:user/u1".into(),
         time: events[3].0.time,
         events,
+        measure: None,
     };
     let mut buf = Vec::with_capacity(4096);
     c.bench_function("stage/alert/render 4-event finding", |b| {

@@ -513,7 +513,7 @@ fn flatten(events: Vec<(EventRef, u32)>) -> Vec<(EventRef, u32)> {
             None => out.push((e, stage)),
         }
     }
-    out.sort_by(|a, b| (a.0.time, a.0.key, a.1).cmp(&(b.0.time, b.0.key, b.1)));
+    out.sort_by_key(|a| (a.0.time, a.0.key, a.1));
     out.dedup_by(|a, b| a.0.key == b.0.key && a.0.time == b.0.time && a.1 == b.1);
     out
 }

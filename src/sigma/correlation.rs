@@ -106,7 +106,7 @@ pub struct Correlation {
     /// Whether the referenced rules also emit their own alerts.
     pub generate: bool,
     /// The `credtrail:` extension of the rule (empty when it has none).
-    pub ext: Extension,
+    pub ext: Box<Extension>,
     pub loc: Loc,
 }
 
@@ -267,7 +267,7 @@ pub(crate) fn parse(ctx: &Ctx<'_>, node: &Node) -> Result<Correlation, LoadError
         percentile,
         aliases,
         generate,
-        ext: Extension::default(),
+        ext: Box::default(),
         loc: node.loc,
     })
 }

@@ -228,7 +228,13 @@ pub fn parse_rule(file: &Path, doc: &Node, placeholders: &Placeholders) -> Resul
         (None, Some(c)) => {
             let mut corr = correlation::parse(&ctx, c)?;
             if let Some(ext) = doc.get(extension::KEY) {
-                corr.ext = extension::parse(&ctx, ext, corr.kind, corr.rules.len(), corr.timespan)?;
+                corr.ext = Box::new(extension::parse(
+                    &ctx,
+                    ext,
+                    corr.kind,
+                    corr.rules.len(),
+                    corr.timespan,
+                )?);
             }
             Body::Correlation(corr)
         }
