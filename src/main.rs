@@ -268,6 +268,13 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
         shards_total(|x| x.evicted),
         shards_total(|x| x.duplicates),
     );
+    eprintln!(
+        "  correlation: windows and deadlines decided {}, findings fed to other correlations {}; rule budgets: states evicted {}, events trimmed {}",
+        shards_total(|x| x.timers),
+        shards_total(|x| x.derived),
+        shards_total(|x| x.budget_evicted),
+        shards_total(|x| x.trimmed),
+    );
     let h = &s.workers.latency;
     if !h.is_empty() {
         eprintln!(

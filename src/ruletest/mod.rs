@@ -12,6 +12,7 @@
 //! alert), an `until` event inserted into the chain or an `absence` event after it (no alert).
 //! Each variant is reported on its own line; one that cannot apply says why it was skipped.
 
+pub mod check;
 pub mod events;
 pub mod report;
 pub mod spec;
@@ -22,15 +23,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::correlate::{GROUP_SEPARATOR, ShardLimits};
+use crate::correlate::ShardLimits;
 use crate::decode::ProfileKind;
 use crate::input::ReadLimits;
 use crate::matcher::{self, CompileOptions, RuleSet};
 use crate::pipeline::{self, ReplayOptions};
 use crate::sigma::{self, Body, Catalog, LoadErrors, LoadOptions};
 use crate::time::{EventTime, Span};
+use check::{Actual, RuleKey, actual, compare, with_dead_letters};
 use events::Built;
-use spec::{Case, Expect, TestFile};
+use spec::{Case, TestFile};
 use variants::{Check, Named, Variant};
 
 /// What to test and how.
@@ -104,25 +106,6 @@ impl Report {
 
     pub fn passed(&self) -> bool {
         self.count(Status::Fail) == 0
-    }
-}
-
-/// An alert of the rule under test, as a test compares it.
-#[derive(Clone, Debug)]
-pub struct Actual {
-    pub group: String,
-    /// (event index, stage, time) of each evidence; inserted events have `usize::MAX`.
-    pub evidence: Vec<(usize, u32, EventTime)>,
-    pub uid: String,
-    pub aggregate: Option<f64>,
-}
-
-impl Actual {
-    fn indices(&self) -> Vec<usize> {
-        let mut v: Vec<usize> = self.evidence.iter().map(|e| e.0).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
     }
 }
 
@@ -508,105 +491,6 @@ struct Prepared {
     lateness: Span,
     built: Vec<Built>,
     kinds: Vec<ProfileKind>,
-}
-
-/// Which rule an alert is from.
-pub struct RuleKey {
-    uid: Option<String>,
-    title: String,
-}
-
-/// Reads the parts of an alert a test compares; evidence lines map back to event indices.
-fn actual(alert: &serde_json::Value, deliveries: &[Built]) -> Option<(Actual, RuleKey)> {
-    let info = &alert["finding_info"];
-    let key = RuleKey {
-        uid: info["analytic"]["uid"].as_str().map(str::to_string),
-        title: info["title"].as_str().unwrap_or("").to_string(),
-    };
-    let group = alert["metadata"]["correlation_uid"]
-        .as_str()
-        .unwrap_or("")
-        .split(GROUP_SEPARATOR)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let evidence = alert["evidences"]
-        .as_array()?
-        .iter()
-        .map(|e| {
-            let data = &e["data"];
-            let line = data["source"]["line"].as_u64().unwrap_or(0) as usize;
-            let index = line
-                .checked_sub(1)
-                .and_then(|l| deliveries.get(l))
-                .map_or(usize::MAX, |b| b.index);
-            let stage = data["stage"].as_u64().unwrap_or(0) as u32;
-            let time = EventTime::from_millis(data["time"].as_i64().unwrap_or(0));
-            (index, stage, time)
-        })
-        .collect();
-    Some((
-        Actual {
-            group,
-            evidence,
-            uid: info["uid"].as_str().unwrap_or("").to_string(),
-            aggregate: alert["unmapped"]["credtrail"]["aggregate"].as_f64(),
-        },
-        key,
-    ))
-}
-
-/// Compares alerts with the expectation; the error says what differs.
-pub fn compare(expect: &[Expect], got: &[Actual]) -> Result<(), String> {
-    let describe = |a: &Actual| format!("{{group: {:?}, events: {:?}}}", a.group, a.indices());
-    if expect.len() != got.len() {
-        let got: Vec<String> = got.iter().map(describe).collect();
-        return Err(format!(
-            "expected {} alert(s), got {}: [{}]",
-            expect.len(),
-            got.len(),
-            got.join(", ")
-        ));
-    }
-    for (i, (e, a)) in expect.iter().zip(got).enumerate() {
-        if e.group != a.group {
-            return Err(format!(
-                "alert {i}: expected group {:?}, got {}",
-                e.group,
-                describe(a)
-            ));
-        }
-        if let Some(events) = &e.events {
-            let mut want = events.clone();
-            want.sort_unstable();
-            want.dedup();
-            if want != a.indices() {
-                return Err(format!(
-                    "alert {i}: expected events {want:?}, got {:?}",
-                    a.indices()
-                ));
-            }
-        }
-        if let Some(x) = e.aggregate {
-            let ok = a
-                .aggregate
-                .is_some_and(|v| (v - x).abs() <= 1e-9 * x.abs().max(1.0));
-            if !ok {
-                return Err(format!(
-                    "alert {i}: expected aggregate {x}, got {:?}",
-                    a.aggregate
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn with_dead_letters(message: String, late: u64, dead: u64) -> String {
-    if dead == 0 {
-        message
-    } else {
-        format!("{message} ({dead} event(s) dead-lettered, {late} of them late)")
-    }
 }
 
 /// A private scratch directory, removed when dropped.
