@@ -19,7 +19,8 @@
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field and
 //!   multi-pattern regexes; per event, the detections it satisfies.
 //! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
-//!   `event_count`, `value_count`) with watermarks, reordering and expiry.
+//!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
+//!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
 //! - [`pipeline`]: the threads of a replay (reader, workers, sequencer, shards, writer) and the
 //!   bounded channels between them.
 //! - [`inventory`]: what each identity can reach (identity context file), canaries.
@@ -28,6 +29,8 @@
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
 //! - [`demo`]: the seeded generator of the bundled demo dataset.
+//! - [`ruletest`]: `rules test`: the cases rules carry, replayed through the engine, and the
+//!   generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
 //! - [`time`]: event time and durations.
 //!
 //! An alert is built in [`alert::render`] from a [`correlate::Finding`].
@@ -42,6 +45,7 @@ pub mod input;
 pub mod inventory;
 pub mod matcher;
 pub mod pipeline;
+pub mod ruletest;
 pub mod score;
 pub mod sigma;
 pub mod time;

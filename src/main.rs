@@ -18,6 +18,8 @@ use credtrail::score::{Assessor, ScoreConfig, Weights};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
+mod cli;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -38,6 +40,17 @@ enum Command {
     Replay(Box<ReplayArgs>),
     /// Write a generated dataset (seeded, reproducible byte for byte).
     Gen(GenArgs),
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Run the test cases rules carry (`<rule>.tests.yml`) and, for correlations, generated
+    /// variants: shuffled within the lateness, duplicated, stretched past the window or gap,
+    /// with an `until` or `absence` event inserted.
+    Test(cli::rules_test::Args),
 }
 
 #[derive(clap::Args)]
@@ -129,6 +142,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay(*args),
         Command::Gen(args) => gen_dataset(args),
+        Command::Rules(RulesCommand::Test(args)) => {
+            cli::rules_test::run(args).map_err(|(code, error)| Failure { code, error })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -325,6 +341,13 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
         shards_total(|x| x.expired),
         shards_total(|x| x.evicted),
         shards_total(|x| x.duplicates),
+    );
+    eprintln!(
+        "  correlation: windows and deadlines decided {}, findings fed to other correlations {}; rule budgets: states evicted {}, events trimmed {}",
+        shards_total(|x| x.timers),
+        shards_total(|x| x.derived),
+        shards_total(|x| x.budget_evicted),
+        shards_total(|x| x.trimmed),
     );
     eprintln!(
         "  credential lineage: {} credential(s) linked to their minter, {} hit(s) resolved through a link, {} link(s) expired, {} evicted",

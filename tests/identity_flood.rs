@@ -65,8 +65,10 @@ fn hit(group: &str, stage: u32, at_ms: i64, n: u64) -> Hit {
                 offset: n,
             },
             id: format!("e{n}").into(),
+            parts: None,
             actor: None,
         },
+        shard_key: 0,
         touched: Vec::new(),
     }
 }

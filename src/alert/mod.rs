@@ -198,6 +198,10 @@ struct CredtrailFields<'a> {
     /// `risk_score`).
     score: &'a crate::score::Score,
     touched: crate::score::Touched,
+    /// The aggregate the condition compared, when it is not just the number of events
+    /// (sums, averages, percentiles, counts decided when a window closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregate: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -410,6 +414,7 @@ pub fn render(
                 stage: [finding.stage.0, finding.stage.1],
                 score: &finding.score,
                 touched: finding.touched,
+                aggregate: finding.measure,
             },
         },
     };

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{IdentityRef, Lineage, LineageLimits, Link};
-use crate::correlate::Hit;
+use crate::correlate::{GROUP_SEPARATOR, Hit, Target, shard_key};
 use crate::time::EventTime;
 
 /// Placeholder for the resolved identity inside a hit's group key, replaced on release.
@@ -67,16 +67,24 @@ pub struct ResolverStats {
 pub struct Resolver {
     pending: BinaryHeap<Reverse<Item>>,
     lineage: Lineage,
+    /// Per correlation: the group-key values its shard is picked by (`None`: the whole key).
+    routes: Vec<Option<Vec<usize>>>,
     seq: u64,
     max_pending: usize,
     pub stats: ResolverStats,
 }
 
 impl Resolver {
-    pub fn new(limits: LineageLimits, max_pending: usize) -> Resolver {
+    /// `routes[c]` is how correlation `c` picks its shard (see [`shard_key`]).
+    pub fn new(
+        limits: LineageLimits,
+        max_pending: usize,
+        routes: Vec<Option<Vec<usize>>>,
+    ) -> Resolver {
         Resolver {
             pending: BinaryHeap::new(),
             lineage: Lineage::new(limits),
+            routes,
             seq: 0,
             max_pending: max_pending.max(1),
             stats: ResolverStats::default(),
@@ -157,7 +165,16 @@ impl Resolver {
                 if let Some(identity) = identity {
                     let resolved = self.lineage.resolve(&identity, hit.event.time);
                     if hit.group.contains(IDENTITY_MARK) {
-                        hit.group = hit.group.replace(IDENTITY_MARK, &resolved.root).into();
+                        // A root holding the separator would split into two group values.
+                        let root = resolved.root.replace(GROUP_SEPARATOR, "\u{fffd}");
+                        hit.group = hit.group.replace(IDENTITY_MARK, &root).into();
+                        let route = match hit.target {
+                            Target::Correlation(c) => {
+                                self.routes.get(c as usize).and_then(|r| r.as_deref())
+                            }
+                            Target::Detection(_) => None,
+                        };
+                        hit.shard_key = shard_key(&hit.group, route);
                     }
                     let mut actor = identity.describe();
                     if let Some(via) = &resolved.via {

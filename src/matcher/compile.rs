@@ -8,19 +8,18 @@ use std::collections::HashMap;
 use regex_automata::MatchKind;
 use regex_automata::meta;
 
+use super::correlation::{self, CorrelationLimits};
 use super::logsource;
 use super::predicate::{Pred, StrKind, StrTest, Test, ascii_foldable};
 use super::prefilter::{self, LiteralTable};
-use super::{CompiledCorrelation, CompiledDetection, Expr, FieldSource, RegexSet, RuleSet};
+use super::{CompiledDetection, Expr, RegexSet, RuleSet};
 use crate::decode::{
     DecodeLimits, FieldTable, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec, Schema,
     Slot,
 };
 use crate::sigma::condition::Cond;
 use crate::sigma::value::{Part, Pattern, SigmaString};
-use crate::sigma::{
-    Body, Catalog, CorrelationType, FieldItem, LoadError, LoadErrorKind, LoadErrors, Loc, Rule,
-};
+use crate::sigma::{Body, Catalog, FieldItem, LoadError, LoadErrorKind, LoadErrors, Loc, Rule};
 
 /// The virtual field holding the identity the source profile resolved.
 pub const IDENTITY_FIELD: &str = "credtrail.identity";
@@ -36,6 +35,8 @@ pub struct CompileOptions {
     pub regex_size_limit: Option<usize>,
     /// Identity templates replacing a profile's built-in priority list (`--identity`).
     pub identity: HashMap<ProfileKind, Vec<IdentityTemplate>>,
+    /// What correlation rules may ask of the engine (timespans, state budgets).
+    pub correlation: CorrelationLimits,
 }
 
 struct Builder<'a> {
@@ -69,35 +70,31 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         }
     }
     let mut correlations = Vec::new();
+    let mut correlation_of_rule = vec![None; catalog.rules.len()];
     for (i, rule) in catalog.rules.iter().enumerate() {
         if let Body::Correlation(c) = &rule.body
-            && let Some(cc) = b.correlation(i, rule, c)
+            && let Some(cc) = correlation::compile(
+                catalog,
+                i,
+                rule,
+                c,
+                &mut b.fields,
+                &opts.correlation,
+                &mut b.errors,
+            )
         {
-            let index = correlations.len() as u32;
-            for (stage, &r) in cc.stages.iter().enumerate() {
-                match detection_of_rule[r as usize] {
-                        Some(d) => {
-                            let uses = &mut detections[d as usize].uses;
-                            match uses.iter_mut().find(|(c, _)| *c == index) {
-                                Some((_, mask)) => *mask |= 1u64 << stage,
-                                None => uses.push((index, 1u64 << stage)),
-                            }
-                        }
-                        None => b.errors.push(b.err(
-                            i,
-                            c.loc,
-                            LoadErrorKind::Unsupported(
-                                "a correlation over another correlation rule (correlation chaining)".into(),
-                            ),
-                        )),
-                    }
-            }
+            correlation_of_rule[i] = Some(correlations.len() as u32);
             correlations.push(cc);
         }
     }
-    for d in &mut detections {
-        d.standalone = !catalog.is_silenced(d.rule as usize);
-    }
+    correlation::link(
+        catalog,
+        &mut correlations,
+        &mut detections,
+        &detection_of_rule,
+        &correlation_of_rule,
+        &mut b.errors,
+    );
     let specs: Vec<ProfileSpec> = ProfileKind::ALL
         .iter()
         .map(|k| {
@@ -467,106 +464,6 @@ impl Builder<'_> {
             }
         }
         sets
-    }
-
-    fn correlation(
-        &mut self,
-        index: usize,
-        rule: &Rule,
-        c: &crate::sigma::Correlation,
-    ) -> Option<CompiledCorrelation> {
-        let stages: Vec<u32> = self.catalog.refs[index].iter().map(|&r| r as u32).collect();
-        if stages.len() != c.rules.len() {
-            return None; // unresolved references were reported by the loader
-        }
-        if stages.len() > 64 {
-            self.errors.push(self.err(
-                index,
-                c.loc,
-                LoadErrorKind::Limit("more than 64 rules in one correlation".into()),
-            ));
-            return None;
-        }
-        if !matches!(
-            c.kind,
-            CorrelationType::EventCount
-                | CorrelationType::ValueCount
-                | CorrelationType::Temporal
-                | CorrelationType::TemporalOrdered
-        ) {
-            self.errors.push(self.err(
-                index,
-                c.loc,
-                LoadErrorKind::Unsupported(format!("correlation type `{}`", c.kind.name())),
-            ));
-            return None;
-        }
-        let references: Vec<&str> = c.rules.iter().map(|(r, _)| r.as_str()).collect();
-        let mut field_for = |name: &str, stage: usize| -> FieldSource {
-            let alias = c.aliases.iter().find(|a| a.name == name);
-            let field = match alias {
-                Some(a) => {
-                    let target = &self.catalog.rules[stages[stage] as usize].meta;
-                    let hit = a.fields.iter().find(|(r, _)| {
-                        r == references[stage]
-                            || Some(r) == target.id.as_ref()
-                            || Some(r) == target.name.as_ref()
-                    });
-                    match hit {
-                        Some((_, f)) => f.clone(),
-                        None => return FieldSource::Missing,
-                    }
-                }
-                None => name.to_string(),
-            };
-            if field == IDENTITY_FIELD {
-                FieldSource::Identity
-            } else {
-                FieldSource::Slot(self.fields.intern(&field))
-            }
-        };
-        let group_fields: Vec<Vec<FieldSource>> = (0..stages.len())
-            .map(|s| c.group_by.iter().map(|g| field_for(g, s)).collect())
-            .collect();
-        let value_field = c
-            .field
-            .as_ref()
-            .map(|f| (0..stages.len()).map(|s| field_for(f, s)).collect());
-        for alias in &c.aliases {
-            if !c.group_by.contains(&alias.name) && c.field.as_ref() != Some(&alias.name) {
-                self.errors.push(self.err(
-                    index,
-                    c.loc,
-                    LoadErrorKind::Correlation(format!(
-                        "alias `{}` is not used in group-by or condition.field",
-                        alias.name
-                    )),
-                ));
-            }
-        }
-        let stage_names = stages
-            .iter()
-            .map(|&r| {
-                let m = &self.catalog.rules[r as usize].meta;
-                m.name
-                    .clone()
-                    .or_else(|| m.id.clone())
-                    .unwrap_or_else(|| m.title.clone())
-            })
-            .collect();
-        Some(CompiledCorrelation {
-            rule: index as u32,
-            kind: c.kind,
-            stages,
-            stage_names,
-            group_by: c.group_by.clone(),
-            group_fields,
-            value_field,
-            timespan: c.timespan,
-            threshold: c.threshold.clone(),
-            generate: c.generate,
-            level: rule.meta.level,
-        })
     }
 }
 

@@ -249,7 +249,8 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
 
         // The sequencer runs on this thread.
         let clocks = vec![SourceClock::new(opts.lateness); sources.len()];
-        let resolver = Resolver::new(opts.lineage, opts.shard_limits.max_pending);
+        let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
+        let resolver = Resolver::new(opts.lineage, opts.shard_limits.max_pending, routes);
         let mut seq = Sequencer::new(clocks, shards, resolver);
         let mut dead = DeadLetterFile::new(&opts.dead_letter);
         let mut dead_error: Option<io::Error> = None;

@@ -132,7 +132,7 @@ impl Sequencer {
     pub fn release(&mut self, watermark: EventTime, route: &mut dyn FnMut(usize, Hit)) {
         let shards = self.shards as u64;
         self.resolver.release(watermark, &mut |h| {
-            route((xxh3_64(h.group.as_bytes()) % shards) as usize, h)
+            route((h.shard_key % shards) as usize, h)
         });
     }
 
@@ -156,7 +156,7 @@ impl Sequencer {
         let mut hits = std::mem::take(&mut d.hits).into_iter().peekable();
         let mut links = std::mem::take(&mut d.links).into_iter().peekable();
         let shards = self.shards as u64;
-        let mut route_hit = |h: Hit| route((xxh3_64(h.group.as_bytes()) % shards) as usize, h);
+        let mut route_hit = |h: Hit| route((h.shard_key % shards) as usize, h);
         for (i, &t) in d.times.iter().enumerate() {
             let i32_ = i as u32;
             self.stats.events += 1;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target};
+use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target, shard_key};
 use crate::decode::{DecodeError, Decoder, EventView, MintLifetimes, event_key};
 use crate::identity::resolver::IDENTITY_MARK;
 use crate::identity::{IdentityRef, Link};
@@ -200,6 +200,7 @@ impl EventCtx<'_> {
             pos: self.pos,
             id: id.into(),
             actor: None,
+            parts: None,
         };
         // The identity is resolved later, in event-time order, through the lineage: group keys
         // carry a mark where it goes.
@@ -214,9 +215,11 @@ impl EventCtx<'_> {
                 } else {
                     "".into()
                 };
+                // Keyed again when the resolver fills in the identity.
                 let hit = Hit {
                     target: Target::Detection(d),
                     stages: 0,
+                    shard_key: shard_key(&group, None),
                     group,
                     value: None,
                     event: event.clone(),
@@ -249,6 +252,7 @@ impl EventCtx<'_> {
                 let hit = Hit {
                     target: Target::Correlation(c),
                     stages,
+                    shard_key: shard_key(&group, corr.route.as_deref()),
                     group: group.into(),
                     value,
                     event: event.clone(),
@@ -273,11 +277,21 @@ fn field_values(
         if i > 0 {
             out.push(GROUP_SEPARATOR);
         }
-        match f {
-            FieldSource::Slot(s) => out.push_str(&view.first_text(*s)?),
-            FieldSource::Identity if mark_identity => out.push(IDENTITY_MARK),
-            FieldSource::Identity => out.push_str(&view.identity(&rules.schema)?),
+        let value = match f {
+            FieldSource::Slot(s) => view.first_text(*s)?,
+            FieldSource::Identity if mark_identity => {
+                out.push(IDENTITY_MARK);
+                continue;
+            }
+            FieldSource::Identity => view.identity(&rules.schema)?.into(),
             FieldSource::Missing => return None,
+        };
+        // A value holding the separator (or the identity mark) would split into two group
+        // values downstream.
+        if value.contains([GROUP_SEPARATOR, IDENTITY_MARK]) {
+            out.push_str(&value.replace([GROUP_SEPARATOR, IDENTITY_MARK], "\u{fffd}"));
+        } else {
+            out.push_str(&value);
         }
     }
     Some(out)

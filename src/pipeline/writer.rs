@@ -101,6 +101,7 @@ mod tests {
                     },
                     id: "e".into(),
                     actor: None,
+                    parts: None,
                 },
                 0,
             )],
@@ -112,6 +113,7 @@ mod tests {
             canary: false,
             update: false,
             is_alert: true,
+            measure: None,
         }
     }
 

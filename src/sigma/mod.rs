@@ -8,6 +8,7 @@
 pub mod condition;
 pub mod correlation;
 pub mod error;
+pub mod extension;
 pub mod rule;
 pub mod value;
 pub mod yaml;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use correlation::{Correlation, CorrelationType, Threshold};
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
+pub use extension::Extension;
 pub use rule::{Body, Detection, Level, LogSource, Rule, RuleMeta, Selection};
 pub use value::{FieldItem, Pattern, Placeholders, SigmaString};
 pub use yaml::{Loc, YamlBudget};
@@ -35,6 +37,9 @@ pub struct Catalog {
     pub rules: Vec<Rule>,
     /// For each rule: the indices of the rules it correlates (empty for detections).
     pub refs: Vec<Vec<usize>>,
+    /// For each rule: the indices of the rules its `credtrail:` extension names (`until`
+    /// rules, then the `absence` rule), in that order.
+    pub ext_refs: Vec<Vec<usize>>,
 }
 
 impl Catalog {
@@ -42,7 +47,8 @@ impl Catalog {
     pub fn is_silenced(&self, i: usize) -> bool {
         let mut referenced = false;
         for (c, refs) in self.refs.iter().enumerate() {
-            if refs.contains(&i) {
+            let by_ext = self.ext_refs.get(c).is_some_and(|r| r.contains(&i));
+            if refs.contains(&i) || by_ext {
                 referenced = true;
                 if let Body::Correlation(corr) = &self.rules[c].body
                     && corr.generate
@@ -207,16 +213,25 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
         }
     }
     let mut refs = vec![Vec::new(); rules.len()];
+    let mut ext_refs = vec![Vec::new(); rules.len()];
     for (i, r) in rules.iter().enumerate() {
         if let Body::Correlation(c) = &r.body {
-            for (reference, loc) in &c.rules {
+            let written = c.rules.iter().map(|(s, l)| (s.as_str(), *l, false));
+            let extension = c.ext.references().map(|(s, l)| (s, l, true));
+            for (reference, loc, ext) in written.chain(extension) {
                 match by_ref.get(reference) {
-                    Some(&j) if j != i => refs[i].push(j),
+                    Some(&j) if j != i => {
+                        if ext {
+                            ext_refs[i].push(j)
+                        } else {
+                            refs[i].push(j)
+                        }
+                    }
                     _ => errors.push(LoadError {
                         file: r.meta.file.clone(),
-                        loc: *loc,
+                        loc,
                         rule: Some(r.meta.label()),
-                        kind: LoadErrorKind::UnknownRuleReference(reference.clone()),
+                        kind: LoadErrorKind::UnknownRuleReference(reference.to_string()),
                     }),
                 }
             }
@@ -247,7 +262,11 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
             }
         }
     }
-    Catalog { rules, refs }
+    Catalog {
+        rules,
+        refs,
+        ext_refs,
+    }
 }
 
 fn describe(r: &Rule) -> String {

@@ -9,6 +9,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::condition::{self, Cond, CondError};
 use super::correlation::{self, Correlation};
 use super::error::{LoadError, LoadErrorKind};
+use super::extension;
 use super::value::{self, FieldItem, ItemError, Placeholders};
 use super::yaml::{Loc, Node, Value};
 
@@ -211,9 +212,32 @@ pub fn parse_rule(file: &Path, doc: &Node, placeholders: &Placeholders) -> Resul
         loc: doc.loc,
         version: format!("{:016x}", content_hash(doc)),
     };
+    if doc.get("detection").is_some()
+        && let Some(ext) = doc.get(extension::KEY)
+    {
+        return Err(ctx.err(
+            ext.loc,
+            LoadErrorKind::Extension(format!(
+                "`{}` applies to correlation rules, not detections",
+                extension::KEY
+            )),
+        ));
+    }
     let body = match (doc.get("detection"), doc.get("correlation")) {
         (Some(d), None) => Body::Detection(parse_detection(&ctx, d, placeholders)?),
-        (None, Some(c)) => Body::Correlation(correlation::parse(&ctx, c)?),
+        (None, Some(c)) => {
+            let mut corr = correlation::parse(&ctx, c)?;
+            if let Some(ext) = doc.get(extension::KEY) {
+                corr.ext = Box::new(extension::parse(
+                    &ctx,
+                    ext,
+                    corr.kind,
+                    corr.rules.len(),
+                    corr.timespan,
+                )?);
+            }
+            Body::Correlation(corr)
+        }
         (Some(_), Some(c)) => {
             return Err(ctx.err(
                 c.loc,
