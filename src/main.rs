@@ -265,7 +265,6 @@ fn assessor(args: &ReplayArgs) -> Result<Assessor, Failure> {
             weights,
             machine_speed_gap,
         },
-        rule_weights: Default::default(),
         escalate_at: args.escalate_at,
     })
 }

@@ -15,14 +15,12 @@
 //!
 //! Points are rounded so that they add up exactly to the score (largest remainder).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::decode::TouchKind;
 use crate::inventory::{CredentialKind, IdentityEntry, Inventory, Privilege};
-use crate::sigma::RuleMeta;
 use crate::time::Span;
 
 /// Weights of the factors; they must add up to 100.
@@ -297,8 +295,6 @@ pub fn score(config: &ScoreConfig, weights: &Weights, input: &ScoreInput<'_>) ->
 pub struct Assessor {
     pub inventory: Option<Arc<Inventory>>,
     pub config: ScoreConfig,
-    /// Weights for one rule, by rule id or name.
-    pub rule_weights: HashMap<String, Weights>,
     /// Announce ordered chains early once they complete this many stages (Create, then
     /// Update as they advance); `None` alerts only on complete chains.
     pub escalate_at: Option<u32>,
@@ -338,21 +334,24 @@ impl Assessor {
                 .any(|(k, v)| *k == TouchKind::Secret && inv.is_canary_secret(v))
     }
 
-    /// Scores a finding of `rule` for `group`.
+    /// Scores a finding for `group`; `weights` are the rule's own (reach, touched, stage,
+    /// tempo, from its extension), when it has them.
     pub fn score(
         &self,
-        rule: &RuleMeta,
+        weights: Option<[u32; 4]>,
         group: &str,
         touched: Touched,
         stage: (u32, u32),
         gaps: Vec<Span>,
         canary: bool,
     ) -> Score {
-        let weights = [rule.id.as_deref(), rule.name.as_deref()]
-            .into_iter()
-            .flatten()
-            .find_map(|k| self.rule_weights.get(k))
-            .copied()
+        let weights = weights
+            .map(|[reach, touched, stage, tempo]| Weights {
+                reach,
+                touched,
+                stage,
+                tempo,
+            })
             .unwrap_or(self.config.weights);
         score(
             &self.config,

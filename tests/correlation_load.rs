@@ -181,3 +181,32 @@ fn one_correlation_cannot_feed_two_differently_grouped_ones() {
     );
     assert!(e.to_string().contains("group by different fields"), "{e}");
 }
+
+#[test]
+fn score_settings_in_the_extension_are_checked() {
+    let chain = "title: c\ncorrelation: {type: temporal_ordered, rules: [a, b], group-by: [x], timespan: 5m}\n";
+    let ok = format!(
+        "{chain}credtrail:\n  score:\n    weights: {{reach: 10, touched: 10, stage: 70, tempo: 10}}\n    escalate_at: 1\n"
+    );
+    assert!(errors(&format!("{STEPS}{ok}")).is_empty());
+    for (score, needle) in [
+        (
+            "weights: {reach: 10, touched: 10, stage: 10, tempo: 10}",
+            "add up to 40",
+        ),
+        ("weights: {reach: 100}", "needs all of"),
+        (
+            "weights: {reach: 50, touched: 50, stage: 0, tempo: 0, luck: 0}",
+            "unknown weight `luck`",
+        ),
+        ("escalate_at: 2", "between 1 and 1"),
+        ("escalate_at: 0", "between 1 and 1"),
+        ("colour: red", "unknown score key `colour`"),
+    ] {
+        let e = one_error(&format!("{chain}credtrail:\n  score:\n    {score}\n"));
+        assert!(e.to_string().contains(needle), "{score}: {e}");
+        assert_eq!(e.loc.line, 13, "{score}: {e}");
+    }
+    let count = "title: c\ncorrelation: {type: event_count, rules: [a], group-by: [x], timespan: 5m, condition: {gte: 2}}\ncredtrail:\n  score:\n    escalate_at: 1\n";
+    assert!(one_error(count).to_string().contains("temporal_ordered"));
+}

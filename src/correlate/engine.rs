@@ -274,19 +274,14 @@ impl ShardEngine {
             .windows(2)
             .map(|w| w[1].0.time.since(w[0].0.time))
             .collect();
-        let rule = match target {
-            Target::Correlation(c) => self.rules.correlations[c as usize].rule,
-            Target::Detection(d) => self.rules.detections[d as usize].rule,
+        let weights = match target {
+            Target::Correlation(c) => self.rules.correlations[c as usize].weights,
+            Target::Detection(_) => None,
         };
         let touched = footprint.counts();
-        let score = self.assessor.score(
-            &self.rules.meta[rule as usize],
-            &group,
-            touched,
-            stage,
-            gaps,
-            canary,
-        );
+        let score = self
+            .assessor
+            .score(weights, &group, touched, stage, gaps, canary);
         Finding {
             target,
             group,
@@ -317,7 +312,10 @@ impl ShardEngine {
             self.open(c, id, &hit.group);
         }
         let mut params = Params::new(corr);
-        params.escalate_at = self.assessor.escalate_at.map(|n| n as usize);
+        params.escalate_at = corr
+            .escalate_at
+            .or(self.assessor.escalate_at)
+            .map(|n| n as usize);
         let time = hit.event.time;
         let stages = corr.stages.len() as u32;
         let canary = regular != 0 && self.assessor.is_canary(&hit.group, &hit.touched);

@@ -204,6 +204,8 @@ pub(crate) fn compile(
         feeds: Vec::new(),
         route: None,
         budget,
+        weights: c.ext.score.weights,
+        escalate_at: c.ext.score.escalate_at,
     })
 }
 

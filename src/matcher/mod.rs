@@ -150,6 +150,12 @@ pub struct CompiledCorrelation {
     /// both states of one chain live in one shard.
     pub route: Option<Vec<usize>>,
     pub budget: crate::correlate::StateBudget,
+    /// Blast-radius weights of this rule's findings (reach, touched, stage, tempo), from the
+    /// extension; `None` uses the engine's.
+    pub weights: Option<[u32; 4]>,
+    /// Announce chains once they complete this many stages (extension; overrides the
+    /// engine's `--escalate-at`).
+    pub escalate_at: Option<u32>,
 }
 
 impl CompiledCorrelation {

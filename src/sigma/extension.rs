@@ -17,6 +17,9 @@
 //!   state:                       # the rule's state budget (capped by the engine's)
 //!     max_groups: 100000         # live group states per shard
 //!     max_events: 1000           # events one group state keeps
+//!   score:                       # blast radius of this rule's findings (docs/scoring.md)
+//!     weights: {reach: 40, touched: 20, stage: 20, tempo: 20}   # add up to 100
+//!     escalate_at: 2             # temporal_ordered: announce once 2 stages are complete
 //! ```
 
 use super::correlation::CorrelationType;
@@ -54,6 +57,16 @@ pub struct StateRequest {
     pub loc: Loc,
 }
 
+/// How the rule's findings are scored and escalated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScoreSpec {
+    /// Weights of reach, touched, stage and tempo, adding up to 100.
+    pub weights: Option<[u32; 4]>,
+    /// `temporal_ordered`: announce a chain once it completes this many stages.
+    pub escalate_at: Option<u32>,
+    pub loc: Loc,
+}
+
 /// The parsed extension; [`Extension::default`] when the rule has none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extension {
@@ -63,6 +76,7 @@ pub struct Extension {
     pub until: Vec<(String, Loc)>,
     pub absence: Option<Absence>,
     pub state: StateRequest,
+    pub score: ScoreSpec,
     pub loc: Loc,
 }
 
@@ -111,10 +125,13 @@ pub(crate) fn parse(
             "until" => ext.until = references(ctx, v, "until")?,
             "absence" => ext.absence = Some(parse_absence(ctx, v)?),
             "state" => ext.state = parse_state(ctx, v)?,
+            "score" => ext.score = parse_score(ctx, v, kind, rules)?,
             other => {
                 return Err(err(
                     k.loc,
-                    format!("unknown key `{KEY}.{other}` (known: stages, until, absence, state)"),
+                    format!(
+                        "unknown key `{KEY}.{other}` (known: stages, until, absence, state, score)"
+                    ),
                 ));
             }
         }
@@ -278,6 +295,100 @@ fn parse_state(ctx: &Ctx<'_>, v: &Node) -> Result<StateRequest, LoadError> {
                 return Err(err(
                     k.loc,
                     format!("unknown state key `{other}` (known: max_groups, max_events)"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_score(
+    ctx: &Ctx<'_>,
+    v: &Node,
+    kind: CorrelationType,
+    rules: usize,
+) -> Result<ScoreSpec, LoadError> {
+    let err = |loc: Loc, msg: String| ctx.err(loc, LoadErrorKind::Extension(msg));
+    let Some(entries) = v.as_map() else {
+        return Err(err(v.loc, "`score` must be a mapping".into()));
+    };
+    let mut out = ScoreSpec {
+        loc: v.loc,
+        ..ScoreSpec::default()
+    };
+    let count = |val: &Node, what: &str| match val.value {
+        Value::Int(i) if (0..=100).contains(&i) => Ok(i as u32),
+        _ => Err(err(
+            val.loc,
+            format!("`score.{what}` takes an integer from 0 to 100"),
+        )),
+    };
+    for (k, val) in entries {
+        match k.as_str().unwrap_or("") {
+            "weights" => {
+                let Some(w) = val.as_map() else {
+                    return Err(err(
+                        val.loc,
+                        "`score.weights` maps reach, touched, stage and tempo to integers".into(),
+                    ));
+                };
+                let mut weights = [None; 4];
+                for (wk, wv) in w {
+                    let name = wk.as_str().unwrap_or("");
+                    let i = match name {
+                        "reach" => 0,
+                        "touched" => 1,
+                        "stage" => 2,
+                        "tempo" => 3,
+                        other => {
+                            return Err(err(
+                                wk.loc,
+                                format!(
+                                    "unknown weight `{other}` (known: reach, touched, stage, tempo)"
+                                ),
+                            ));
+                        }
+                    };
+                    weights[i] = Some(count(wv, &format!("weights.{name}"))?);
+                }
+                let Some(all) = weights.iter().copied().collect::<Option<Vec<u32>>>() else {
+                    return Err(err(
+                        val.loc,
+                        "`score.weights` needs all of reach, touched, stage and tempo".into(),
+                    ));
+                };
+                let total: u32 = all.iter().sum();
+                if total != 100 {
+                    return Err(err(
+                        val.loc,
+                        format!("`score.weights` add up to {total}, not 100"),
+                    ));
+                }
+                out.weights = Some([all[0], all[1], all[2], all[3]]);
+            }
+            "escalate_at" => {
+                if kind != CorrelationType::TemporalOrdered {
+                    return Err(err(
+                        k.loc,
+                        "`score.escalate_at` applies to temporal_ordered correlations".into(),
+                    ));
+                }
+                let n = count(val, "escalate_at")?;
+                if n == 0 || n as usize >= rules {
+                    return Err(err(
+                        val.loc,
+                        format!(
+                            "`score.escalate_at` must be between 1 and {} (the stages before the last)",
+                            rules.saturating_sub(1)
+                        ),
+                    ));
+                }
+                out.escalate_at = Some(n);
+            }
+            other => {
+                return Err(err(
+                    k.loc,
+                    format!("unknown score key `{other}` (known: weights, escalate_at)"),
                 ));
             }
         }
