@@ -13,6 +13,7 @@
 use serde::Deserialize;
 
 use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
+use super::touch::{TouchField, TouchKind, touch_fields};
 
 /// The built-in kinds of source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,104 +121,6 @@ pub struct ProfileSpec {
     pub mints_credentials: bool,
     /// Fields naming what an event touched, for the blast radius.
     pub touches: Vec<TouchField>,
-}
-
-/// What kind of thing an event touched.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TouchKind {
-    Secret,
-    Resource,
-    Host,
-    Region,
-    Service,
-}
-
-/// A field naming something touched, optionally only when another field has a given value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TouchField {
-    pub kind: TouchKind,
-    pub field: String,
-    pub when: Option<(String, String)>,
-}
-
-impl TouchField {
-    fn new(kind: TouchKind, field: &str) -> TouchField {
-        TouchField {
-            kind,
-            field: field.into(),
-            when: None,
-        }
-    }
-
-    fn when(kind: TouchKind, field: &str, other: &str, value: &str) -> TouchField {
-        TouchField {
-            kind,
-            field: field.into(),
-            when: Some((other.into(), value.into())),
-        }
-    }
-}
-
-/// What each built-in profile says an event touched.
-fn touch_fields(kind: ProfileKind) -> Vec<TouchField> {
-    use TouchKind::*;
-    let t = TouchField::new;
-    match kind {
-        ProfileKind::CloudTrail => vec![
-            t(Service, "eventSource"),
-            t(Region, "awsRegion"),
-            t(Secret, "requestParameters.secretId"),
-            TouchField::when(
-                Secret,
-                "requestParameters.name",
-                "eventSource",
-                "ssm.amazonaws.com",
-            ),
-            TouchField::when(
-                Secret,
-                "requestParameters.names",
-                "eventSource",
-                "ssm.amazonaws.com",
-            ),
-            t(Resource, "requestParameters.bucketName"),
-            t(Resource, "requestParameters.instanceId"),
-            t(Resource, "requestParameters.snapshotId"),
-            t(Resource, "requestParameters.imageId"),
-            t(Resource, "requestParameters.dBSnapshotIdentifier"),
-            t(Resource, "requestParameters.userName"),
-            t(Resource, "requestParameters.roleName"),
-            t(Resource, "requestParameters.functionName"),
-            t(Resource, "resources.ARN"),
-        ],
-        ProfileKind::Windows => vec![
-            t(Host, "Computer"),
-            t(Service, "Channel"),
-            t(Resource, "TargetFilename"),
-            t(Resource, "TaskName"),
-            t(Resource, "ObjectName"),
-            t(Resource, "TargetImage"),
-        ],
-        ProfileKind::K8sAudit => vec![
-            t(Service, "objectRef.resource"),
-            t(Resource, "objectRef.name"),
-            TouchField::when(Secret, "objectRef.name", "objectRef.resource", "secrets"),
-        ],
-        ProfileKind::Ocsf => vec![
-            t(Host, "device.hostname"),
-            t(Region, "cloud.region"),
-            t(Service, "api.service.name"),
-            t(Resource, "resources.uid"),
-        ],
-        ProfileKind::Ecs => vec![
-            t(Host, "host.name"),
-            t(Region, "cloud.region"),
-            t(Service, "event.dataset"),
-            t(Resource, "file.path"),
-            t(Resource, "url.domain"),
-        ],
-        ProfileKind::Generic => Vec::new(),
-    }
 }
 
 /// Paths of the `generic` profile, from configuration.

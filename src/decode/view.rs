@@ -6,7 +6,8 @@ use simd_json::{Node, StaticNode};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::fields::{Slot, SlotValues, node_extent};
-use super::profile::{ProfileKind, TouchKind};
+use super::profile::ProfileKind;
+use super::touch::TouchKind;
 use super::{CompiledProfile, Schema};
 use crate::identity::{IdentityRef, Link, LinkKind};
 use crate::time::{EventTime, Span};
