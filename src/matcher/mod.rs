@@ -13,7 +13,7 @@ pub mod prefilter;
 
 use regex_automata::{Input, PatternID, PatternSet, meta};
 
-pub use compile::{CompileOptions, IDENTITY_FIELD, compile};
+pub use compile::{CompileOptions, IDENTITY_FIELD, KEYWORD_SLOT, compile};
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
 
@@ -163,11 +163,20 @@ impl EventFacts for Facts<'_> {
             let hits = &mut self.regex_hits[k];
             hits.clear();
             let cache = &mut self.regex_caches[k];
-            for v in view.values(set.slot) {
+            let mut search = |v| {
                 with_text(v, &mut self.scratch, |text| {
                     set.regex
                         .which_overlapping_matches_with(cache, &Input::new(text), hits);
                     false
+                })
+            };
+            if set.slot == KEYWORD_SLOT {
+                view.all_scalars().for_each(|v| {
+                    search(v);
+                });
+            } else {
+                view.values(set.slot).for_each(|v| {
+                    search(v);
                 });
             }
         }

@@ -254,3 +254,26 @@ fn prefilter_skips_rules_whose_literals_are_absent() {
         "only the rule whose literal occurs is evaluated"
     );
 }
+
+/// Regression: `all` used to require every variant `windash` made of a value (five spellings
+/// of each dash, all at once), so `|windash|contains|all` could never match.
+#[test]
+fn all_with_windash_requires_each_written_value_not_each_variant() {
+    let yaml = "title: t\nlogsource:\n  product: windows\ndetection:\n  sel:\n    CommandLine|windash|contains|all: ['-a', '-b']\n  condition: sel\n";
+    let rules = ruleset(yaml);
+    let ev = |cmd: &str| {
+        format!(
+            r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","CommandLine":"{cmd}"}}"#
+        )
+    };
+    assert_eq!(matched(&rules, &ev("tool /a -b")), vec!["t".to_string()]);
+    assert!(matched(&rules, &ev("tool /a")).is_empty());
+}
+
+/// Regression: keyword values with wildcards inside and keyword `re` used to fail the load.
+#[test]
+fn keyword_wildcards_and_regexes_search_every_value() {
+    let yaml = "title: t\nlogsource:\n  product: aws\ndetection:\n  kw:\n    - 'get*value'\n  re:\n    '|re': 'bert-[a-z]+$'\n  condition: kw and re\n";
+    let rules = ruleset(yaml);
+    assert_eq!(matched(&rules, CT), vec!["t".to_string()]);
+}

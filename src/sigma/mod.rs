@@ -8,6 +8,7 @@
 pub mod condition;
 pub mod correlation;
 pub mod error;
+pub mod filter;
 pub mod rule;
 pub mod value;
 pub mod yaml;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use correlation::{Correlation, CorrelationType, Threshold};
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
+pub use filter::Filter;
 pub use rule::{Body, Detection, Level, LogSource, Rule, RuleMeta, Selection};
 pub use value::{FieldItem, Pattern, Placeholders, SigmaString};
 pub use yaml::{Loc, YamlBudget};
@@ -25,8 +27,29 @@ pub use yaml::{Loc, YamlBudget};
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub budget: YamlBudget,
+    pub limits: RuleLimits,
     /// Values for `expand` placeholders.
     pub placeholders: Placeholders,
+}
+
+/// Bounds on what rule files may ask the matcher to hold (rule files are untrusted input; the
+/// YAML budgets bound parsing, these bound the compiled result). Exceeding one is a load
+/// error naming the file and rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleLimits {
+    /// Most patterns (values after modifiers made their variants) in one rule.
+    pub max_patterns_per_rule: usize,
+    /// Most patterns in one file, over all its rules.
+    pub max_patterns_per_file: usize,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        RuleLimits {
+            max_patterns_per_rule: 20_000,
+            max_patterns_per_file: 100_000,
+        }
+    }
 }
 
 /// Loaded rules with correlation references resolved.
@@ -149,9 +172,33 @@ pub fn parse_text(
             return;
         }
     };
+    let mut file_patterns = 0usize;
     for doc in &docs {
         match rule::parse_rule(path, doc, &opts.placeholders) {
-            Ok(r) => rules.push(r),
+            Ok(r) => {
+                let n = r.pattern_count();
+                file_patterns += n;
+                let limit = |what: String| LoadError {
+                    file: path.to_path_buf(),
+                    loc: r.meta.loc,
+                    rule: Some(r.meta.label()),
+                    kind: LoadErrorKind::Limit(what),
+                };
+                if n > opts.limits.max_patterns_per_rule {
+                    errors.push(limit(format!(
+                        "the rule has {n} patterns, over the limit of {} per rule",
+                        opts.limits.max_patterns_per_rule
+                    )));
+                } else if file_patterns > opts.limits.max_patterns_per_file {
+                    errors.push(limit(format!(
+                        "the file's rules have more than {} patterns",
+                        opts.limits.max_patterns_per_file
+                    )));
+                    return;
+                } else {
+                    rules.push(r);
+                }
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -173,8 +220,10 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Catalog, LoadErrors
     }
 }
 
-/// Checks ids and names are unique and resolves correlation references.
+/// Merges filters into the detections they name, checks ids and names are unique and
+/// resolves correlation references.
 pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
+    let rules = filter::apply(rules, errors);
     let mut by_ref: HashMap<String, usize> = HashMap::new();
     for (i, r) in rules.iter().enumerate() {
         let err = |kind| LoadError {
