@@ -182,8 +182,9 @@ impl Builder<'_> {
             });
         }
         let cond = to_expr(&det.condition, &selection_exprs);
-        let guard_windows = logsource::guard(&rule.meta.logsource, ProfileKind::Windows).map(|g| {
-            let channel = self.fields.intern("Channel");
+        let guard = logsource::guarded_profile(&rule.meta.logsource).and_then(|profile| {
+            let g = logsource::guard(&rule.meta.logsource, profile)?;
+            let channel = self.fields.intern(g.channel_field);
             let channel_pred = self.push_pred(Pred {
                 slot: Some(channel),
                 tests: vec![Test::Str(StrTest {
@@ -197,7 +198,7 @@ impl Builder<'_> {
                 negate: false,
             });
             if g.event_ids.is_empty() {
-                return Expr::Pred(channel_pred);
+                return Some((profile, Expr::Pred(channel_pred)));
             }
             let event_id = self.fields.intern("EventID");
             let tests: Vec<Test> = g
@@ -220,12 +221,15 @@ impl Builder<'_> {
                 all: false,
                 negate: false,
             });
-            Expr::And(vec![Expr::Pred(channel_pred), Expr::Pred(id_pred)])
+            Some((
+                profile,
+                Expr::And(vec![Expr::Pred(channel_pred), Expr::Pred(id_pred)]),
+            ))
         });
         Some(CompiledDetection {
             rule: index as u32,
             cond,
-            guard_windows,
+            guard,
             product: rule.meta.logsource.product.clone(),
             uses: Vec::new(),
             standalone: true,

@@ -62,8 +62,9 @@ pub struct CompiledDetection {
     /// Index of the rule in [`RuleSet::meta`].
     pub rule: u32,
     pub cond: Expr,
-    /// Condition the rule's log source adds on Windows events (channel, event id).
-    pub guard_windows: Option<Expr>,
+    /// Condition the rule's log source adds on events of its product's profile (Windows and
+    /// Linux Sysmon: channel and event id; agent: the event type).
+    pub guard: Option<(ProfileKind, Expr)>,
     pub product: Option<String>,
     /// Correlations fed by this detection: (correlation index, bitmask of its stages).
     pub uses: Vec<(u32, u64)>,
@@ -257,8 +258,8 @@ impl Matcher {
         };
         for &d in &self.candidates {
             let det = &rules.detections[d as usize];
-            if view.kind == ProfileKind::Windows
-                && let Some(g) = &det.guard_windows
+            if let Some((kind, g)) = &det.guard
+                && view.kind == *kind
                 && !g.eval(&rules.preds, view, &mut facts, &mut scratch)
             {
                 continue;
