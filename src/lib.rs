@@ -22,6 +22,8 @@
 //!   bounded channels between them.
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
+//! - [`lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and warnings
+//!   for rules no source profile can match.
 //! - [`demo`]: the seeded generator of the bundled demo dataset.
 //! - [`time`]: event time and durations.
 //!
@@ -33,6 +35,7 @@ pub mod deadletter;
 pub mod decode;
 pub mod demo;
 pub mod input;
+pub mod lint;
 pub mod matcher;
 pub mod pipeline;
 pub mod sigma;

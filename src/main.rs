@@ -16,6 +16,8 @@ use credtrail::pipeline::{self, ReplayOptions, Summary};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
+mod cli;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -36,6 +38,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Write a generated dataset (seeded, reproducible byte for byte).
     Gen(GenArgs),
+    /// Tools for rule authors (`lint`).
+    Rules(cli::rules::RulesArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay(args),
         Command::Gen(args) => gen_dataset(args),
+        Command::Rules(args) => return cli::rules::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

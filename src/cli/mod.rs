@@ -1,0 +1,3 @@
+//! Subcommands of the `credtrail` binary that live outside `main.rs`.
+
+pub mod rules;
