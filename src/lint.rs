@@ -12,7 +12,9 @@
 //!   not Sysmon for Linux): the rule runs unguarded on every event of the product, or its fields
 //!   never occur there;
 //! - `field`: a field the product's profile never provides (CloudTrail, Kubernetes audit,
-//!   Sysmon for Linux and agent tool calls have known vocabularies; Windows event data is open);
+//!   Sysmon for Linux and agent tool calls have known vocabularies; Windows event data is open).
+//!   Not checked when processing pipelines are loaded: their field names belong to the
+//!   pipeline's target schema (ECS, OCSF), not to the product's raw events;
 //! - `all-single-value`: `|all` on one value, which the modifiers appendix does not allow;
 //! - `regex-flavour`: a regular expression outside the specification's portable subset;
 //! - `logsource-missing`: no `logsource`, which the specification makes mandatory.
@@ -118,8 +120,9 @@ pub fn lint(paths: &[PathBuf], load: &LoadOptions, compile: &CompileOptions) -> 
     }
     let parse_failures = errors.len();
     let mut warnings = Vec::new();
+    let check_fields = load.pipelines.is_empty();
     for r in &rules {
-        warn_rule(r, &mut warnings);
+        warn_rule(r, check_fields, &mut warnings);
     }
     let catalog = sigma::resolve(rules.clone(), &mut errors);
     if let Err(e) = matcher::compile(&catalog, compile) {
@@ -142,7 +145,7 @@ pub fn lint(paths: &[PathBuf], load: &LoadOptions, compile: &CompileOptions) -> 
     report
 }
 
-fn warn_rule(r: &Rule, out: &mut Vec<Finding>) {
+fn warn_rule(r: &Rule, check_fields: bool, out: &mut Vec<Finding>) {
     let warn = |line: u64, col: u64, construct: &str, message: String| Finding {
         file: r.meta.file.clone(),
         line,
@@ -219,7 +222,7 @@ fn warn_rule(r: &Rule, out: &mut Vec<Finding>) {
                     _ => {}
                 }
             }
-            if let Some(p) = profile {
+            if let Some(p) = profile.filter(|_| check_fields) {
                 for f in fields {
                     if !provides(p, f) {
                         out.push(warn(

@@ -50,6 +50,9 @@ struct ReplayArgs {
     /// Rule files or directories (repeatable).
     #[arg(long, required = true)]
     rules: Vec<PathBuf>,
+    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
+    #[arg(long)]
+    pipeline: Vec<PathBuf>,
     /// Write alerts here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -154,6 +157,7 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     };
     let rules = load_rules(
         &args.rules,
+        &args.pipeline,
         CompileOptions {
             limits,
             forced_profile: forced,
@@ -185,7 +189,11 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failure> {
+fn load_rules(
+    paths: &[PathBuf],
+    pipelines: &[PathBuf],
+    opts: CompileOptions,
+) -> Result<RuleSet, Failure> {
     let fail = |errors: sigma::LoadErrors| {
         for e in &errors.0 {
             eprintln!("credtrail: rule error: {e}");
@@ -195,7 +203,9 @@ fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failur
             errors.0.len()
         ))
     };
-    let catalog = sigma::load(paths, &LoadOptions::default()).map_err(fail)?;
+    let pipelines = sigma::processing::load(pipelines, sigma::YamlBudget::default())
+        .map_err(|e| bad_input(e.into()))?;
+    let catalog = sigma::load(paths, &LoadOptions::with_pipelines(pipelines)).map_err(fail)?;
     if catalog.rules.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
             "no rules found under the --rules paths"

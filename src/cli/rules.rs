@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use credtrail::lint::{self, Finding, Report};
 use credtrail::matcher::CompileOptions;
-use credtrail::sigma::LoadOptions;
+use credtrail::sigma::{LoadOptions, YamlBudget, processing};
 
 #[derive(Args)]
 pub struct RulesArgs {
@@ -39,6 +39,9 @@ struct LintArgs {
     /// Do not print warnings (they are still counted in the summary).
     #[arg(long)]
     no_warnings: bool,
+    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable.
+    #[arg(long)]
+    pipeline: Vec<PathBuf>,
 }
 
 /// Runs a `rules` subcommand. Exit codes: 0 no error, 1 at least one rule error, 2 bad
@@ -50,9 +53,16 @@ pub fn run(args: RulesArgs) -> ExitCode {
 }
 
 fn run_lint(args: LintArgs) -> ExitCode {
+    let pipelines = match processing::load(&args.pipeline, YamlBudget::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("credtrail: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let report = lint::lint(
         &args.paths,
-        &LoadOptions::default(),
+        &LoadOptions::with_pipelines(pipelines),
         &CompileOptions::default(),
     );
     let shown = |f: &&Finding| !(args.no_warnings && f.severity == lint::Severity::Warning);

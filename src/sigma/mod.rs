@@ -9,6 +9,7 @@ pub mod condition;
 pub mod correlation;
 pub mod error;
 pub mod filter;
+pub mod processing;
 pub mod rule;
 pub mod value;
 pub mod yaml;
@@ -30,6 +31,19 @@ pub struct LoadOptions {
     pub limits: RuleLimits,
     /// Values for `expand` placeholders.
     pub placeholders: Placeholders,
+    /// Processing pipelines applied to every rule after it is parsed, in order.
+    pub pipelines: Vec<processing::Pipeline>,
+}
+
+impl LoadOptions {
+    /// Options that apply `pipelines` (sorted by priority) and take their placeholder values.
+    pub fn with_pipelines(pipelines: Vec<processing::Pipeline>) -> LoadOptions {
+        LoadOptions {
+            placeholders: processing::placeholders(&pipelines),
+            pipelines,
+            ..LoadOptions::default()
+        }
+    }
 }
 
 /// Bounds on what rule files may ask the matcher to hold (rule files are untrusted input; the
@@ -174,7 +188,11 @@ pub fn parse_text(
     };
     let mut file_patterns = 0usize;
     for doc in &docs {
-        match rule::parse_rule(path, doc, &opts.placeholders) {
+        let parsed = rule::parse_rule(path, doc, &opts.placeholders).and_then(|mut r| {
+            processing::apply(&opts.pipelines, &mut r)?;
+            Ok(r)
+        });
+        match parsed {
             Ok(r) => {
                 let n = r.pattern_count();
                 file_patterns += n;

@@ -330,8 +330,13 @@ pub enum ItemError {
     Unsupported(String),
 }
 
-/// Placeholder values for `expand`, from a processing pipeline.
+/// Placeholder values for `expand`, from a processing pipeline. The entry
+/// [`ANY_PLACEHOLDER`], when present, gives the values of every placeholder not listed
+/// (pySigma's `wildcard_placeholders` without a list).
 pub type Placeholders = HashMap<String, Vec<String>>;
+
+/// The [`Placeholders`] key whose values stand for any placeholder without its own entry.
+pub const ANY_PLACEHOLDER: &str = "*";
 
 /// Compiles `spec` (`Field|mod|mod`) with its YAML `value` into a field item.
 pub fn compile_item(

@@ -215,7 +215,10 @@ fn expand(v: &SigmaString, placeholders: &Placeholders) -> Result<Vec<SigmaStrin
                     .all(|ch| ch.is_alphanumeric() || ch == '_')
             {
                 let name = &rest[1..1 + len];
-                let values = placeholders.get(name).ok_or_else(|| {
+                let values = placeholders
+                    .get(name)
+                    .or_else(|| placeholders.get(super::ANY_PLACEHOLDER))
+                    .ok_or_else(|| {
                     ItemError::Unsupported(format!(
                         "`expand` placeholder `%{name}%` has no value (define it in a processing pipeline)"
                     ))
