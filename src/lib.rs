@@ -28,6 +28,8 @@
 //!   breakdown whose points add up to the score.
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
+//! - [`lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and warnings
+//!   for rules no source profile can match.
 //! - [`demo`]: the seeded generator of the bundled demo dataset.
 //! - [`ruletest`]: `rules test`: the cases rules carry, replayed through the engine, and the
 //!   generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
@@ -43,6 +45,7 @@ pub mod demo;
 pub mod identity;
 pub mod input;
 pub mod inventory;
+pub mod lint;
 pub mod matcher;
 pub mod pipeline;
 pub mod ruletest;

@@ -40,17 +40,8 @@ enum Command {
     Replay(Box<ReplayArgs>),
     /// Write a generated dataset (seeded, reproducible byte for byte).
     Gen(GenArgs),
-    /// Work with rule files.
-    #[command(subcommand)]
-    Rules(RulesCommand),
-}
-
-#[derive(Subcommand)]
-enum RulesCommand {
-    /// Run the test cases rules carry (`<rule>.tests.yml`) and, for correlations, generated
-    /// variants: shuffled within the lateness, duplicated, stretched past the window or gap,
-    /// with an `until` or `absence` event inserted.
-    Test(cli::rules_test::Args),
+    /// Tools for rule authors (`lint`).
+    Rules(cli::rules::RulesArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,6 +52,9 @@ struct ReplayArgs {
     /// Rule files or directories (repeatable).
     #[arg(long, required = true)]
     rules: Vec<PathBuf>,
+    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
+    #[arg(long)]
+    pipeline: Vec<PathBuf>,
     /// Write alerts here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -142,9 +136,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay(*args),
         Command::Gen(args) => gen_dataset(args),
-        Command::Rules(RulesCommand::Test(args)) => {
-            cli::rules_test::run(args).map_err(|(code, error)| Failure { code, error })
-        }
+        Command::Rules(args) => return cli::rules::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -188,6 +180,7 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     };
     let rules = load_rules(
         &args.rules,
+        &args.pipeline,
         CompileOptions {
             limits,
             forced_profile: forced,
@@ -269,7 +262,11 @@ fn assessor(args: &ReplayArgs) -> Result<Assessor, Failure> {
     })
 }
 
-fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failure> {
+fn load_rules(
+    paths: &[PathBuf],
+    pipelines: &[PathBuf],
+    opts: CompileOptions,
+) -> Result<RuleSet, Failure> {
     let fail = |errors: sigma::LoadErrors| {
         for e in &errors.0 {
             eprintln!("credtrail: rule error: {e}");
@@ -279,7 +276,9 @@ fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failur
             errors.0.len()
         ))
     };
-    let catalog = sigma::load(paths, &LoadOptions::default()).map_err(fail)?;
+    let pipelines = sigma::processing::load(pipelines, sigma::YamlBudget::default())
+        .map_err(|e| bad_input(e.into()))?;
+    let catalog = sigma::load(paths, &LoadOptions::with_pipelines(pipelines)).map_err(fail)?;
     if catalog.rules.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
             "no rules found under the --rules paths"

@@ -1,4 +1,4 @@
-//! Conformance of the correlation engine: the rule files under `tests/conformance/` carry their
+//! Conformance of the correlation engine: the rule files under `tests/conformance/correlation/` carry their
 //! own cases (the specification's worked examples, the value aggregations and condition
 //! ranges, the `credtrail:` extension). `rules test` runs them through the whole pipeline with
 //! the generated variants; every case and variant must pass, and each kind of variant must
@@ -14,7 +14,7 @@ use credtrail::ruletest::{self, Status, TestOptions};
 fn every_conformance_case_and_variant_passes() {
     std::env::set_current_dir(common::root()).unwrap();
     let report = ruletest::run(&TestOptions {
-        paths: vec![PathBuf::from("tests/conformance")],
+        paths: vec![PathBuf::from("tests/conformance/correlation")],
         ..TestOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));

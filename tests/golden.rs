@@ -1,5 +1,6 @@
 //! Golden tests: each folder of `tests/golden/` holds `input.jsonl`, `rules/`, optionally
-//! `args` (`lateness = 1m`), and the expected outputs `expected_alerts.jsonl` and, when events
+//! `args` (`lateness = 1m`; `rules = rules/linux` to run a folder of the shipped pack instead
+//! of the case's own `rules/`), and the expected outputs `expected_alerts.jsonl` and, when events
 //! are dead-lettered, `expected_dead_letters.jsonl`. Every case runs with 1, 2 and 4 shards;
 //! all must produce exactly the expected bytes. `UPDATE_GOLDEN=1 cargo test --test golden`
 //! rewrites the expected files (review the diff before committing it).
@@ -15,10 +16,11 @@ use credtrail::score::Assessor;
 use common::*;
 
 /// A case's `args` file: `lateness = 1m`, `escalate_at = 2`, `inventory = inventory.yaml`
-/// (relative to the case folder).
-fn args(case: &Path) -> (String, Arc<Assessor>) {
+/// (relative to the case folder), `rules = <dir>` (relative to the project root).
+fn args(case: &Path) -> (String, Arc<Assessor>, PathBuf) {
     let mut lateness = "5m".to_string();
     let mut assessor = Assessor::default();
+    let mut rules = case.join("rules");
     if let Ok(text) = std::fs::read_to_string(case.join("args")) {
         for line in text.lines() {
             if let Some((k, v)) = line.split_once('=') {
@@ -31,17 +33,18 @@ fn args(case: &Path) -> (String, Arc<Assessor>) {
                             Inventory::load(&case.join(v)).unwrap_or_else(|e| panic!("{e}")),
                         ))
                     }
+                    "rules" => rules = PathBuf::from(v.trim()),
                     other => panic!("{}: unknown argument `{other}`", case.display()),
                 }
             }
         }
     }
-    (lateness, Arc::new(assessor))
+    (lateness, Arc::new(assessor), rules)
 }
 
 fn run_case(case: &Path) {
-    let (lateness, assessor) = args(case);
-    let rules = rules(&[case.join("rules")]);
+    let (lateness, assessor, rules_dir) = args(case);
+    let rules = rules(&[rules_dir]);
     let input = case.join("input.jsonl");
     let mut first: Option<(String, String)> = None;
     for shards in [1, 2, 4] {

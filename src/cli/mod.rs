@@ -1,3 +1,4 @@
-//! Command-line glue for subcommands that live in their own files.
+//! Subcommands of the `credtrail` binary that live outside `main.rs`.
 
+pub mod rules;
 pub mod rules_test;

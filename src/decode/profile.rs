@@ -4,9 +4,11 @@
 //! | profile      | recognised by                                   | time                         |
 //! |--------------|-------------------------------------------------|------------------------------|
 //! | `cloudtrail` | `eventSource` + `eventName`                     | `eventTime`, else `@timestamp` (Logstash) |
+//! | `linux`      | `Channel` = `Linux-Sysmon/Operational` (Sysmon for Linux, flat) | `@timestamp`  |
 //! | `windows`    | `EventID` + `Channel`/`SourceName`/`ProviderGuid` (flat), or `Event.System` (nested) | `@timestamp`, `TimeCreated`, `UtcTime` |
 //! | `k8s_audit`  | `auditID` + `verb`                              | `requestReceivedTimestamp`   |
 //! | `ocsf`       | `class_uid` + `metadata`                        | `time` (epoch ms)            |
+//! | `agent`      | an `agent` object + a `tool` object (AI-agent tool calls) | `timestamp`        |
 //! | `ecs`        | `@timestamp` + an `ecs` or `event` object       | `@timestamp`                 |
 //! | `generic`    | never auto-detected; paths from configuration   | configured                   |
 
@@ -24,16 +26,25 @@ pub enum ProfileKind {
     Ocsf,
     Ecs,
     Generic,
+    /// Sysmon for Linux, flat JSON lines.
+    Linux,
+    /// AI-agent tool-call audit events (credtrail's documented format).
+    Agent,
 }
 
+/// The `Channel` of Sysmon for Linux events.
+pub const LINUX_SYSMON_CHANNEL: &str = "Linux-Sysmon/Operational";
+
 impl ProfileKind {
-    pub const ALL: [ProfileKind; 6] = [
+    pub const ALL: [ProfileKind; 8] = [
         ProfileKind::CloudTrail,
         ProfileKind::Windows,
         ProfileKind::K8sAudit,
         ProfileKind::Ocsf,
         ProfileKind::Ecs,
         ProfileKind::Generic,
+        ProfileKind::Linux,
+        ProfileKind::Agent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +55,8 @@ impl ProfileKind {
             ProfileKind::Ocsf => "ocsf",
             ProfileKind::Ecs => "ecs",
             ProfileKind::Generic => "generic",
+            ProfileKind::Linux => "linux",
+            ProfileKind::Agent => "agent",
         }
     }
 
@@ -61,6 +74,8 @@ impl ProfileKind {
             ProfileKind::CloudTrail => product == "aws",
             ProfileKind::Windows => product == "windows",
             ProfileKind::K8sAudit => product == "kubernetes" || product == "k8s",
+            ProfileKind::Linux => product == "linux",
+            ProfileKind::Agent => product == AGENT_PRODUCT,
             ProfileKind::Ocsf | ProfileKind::Ecs | ProfileKind::Generic => true,
         }
     }
@@ -70,10 +85,13 @@ impl ProfileKind {
     pub fn is_known_product(product: &str) -> bool {
         matches!(
             product.to_ascii_lowercase().as_str(),
-            "aws" | "windows" | "kubernetes" | "k8s" | "linux"
+            "aws" | "windows" | "kubernetes" | "k8s" | "linux" | AGENT_PRODUCT
         )
     }
 }
+
+/// The Sigma `logsource.product` of AI-agent tool-call rules.
+pub const AGENT_PRODUCT: &str = "ai_agent";
 
 /// How to build one identity: the listed fields' first values joined by `separator`; the
 /// template applies only when every field is present and non-empty.
@@ -209,6 +227,33 @@ impl ProfileSpec {
                     IdentityTemplate::one("user.name"),
                     IdentityTemplate::one("user.id"),
                 ],
+                lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
+            },
+            ProfileKind::Linux => ProfileSpec {
+                kind,
+                time_fields: s(&["@timestamp"]),
+                id_fields: s(&["Hostname", "RecordNumber"]),
+                // auditd's login uid survives sudo and su, so it comes before the uid.
+                identity: vec![
+                    IdentityTemplate::one("User"),
+                    IdentityTemplate::one("auid"),
+                    IdentityTemplate::one("uid"),
+                ],
+                lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
+            },
+            ProfileKind::Agent => ProfileSpec {
+                kind,
+                time_fields: s(&["timestamp"]),
+                id_fields: s(&["event_id"]),
+                identity: vec![IdentityTemplate::one("agent.id")],
                 lowercase_identity: false,
                 credential_field: None,
                 session_field: None,
@@ -394,6 +439,9 @@ pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
         event_id: bool,
         channel: bool,
         nested_event: bool,
+        linux_channel: bool,
+        agent_object: bool,
+        tool_object: bool,
         audit_id: bool,
         verb: bool,
         class_uid: bool,
@@ -413,7 +461,14 @@ pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
             "eventSource" => seen.event_source = true,
             "eventName" => seen.event_name = true,
             "EventID" => seen.event_id = true,
-            "Channel" | "SourceName" | "ProviderGuid" => seen.channel = true,
+            "Channel" => {
+                seen.channel = true;
+                seen.linux_channel =
+                    matches!(value, simd_json::Node::String(v) if *v == LINUX_SYSMON_CHANNEL);
+            }
+            "SourceName" | "ProviderGuid" => seen.channel = true,
+            "agent" => seen.agent_object = is_object,
+            "tool" => seen.tool_object = is_object,
             "Event" => seen.nested_event = is_object,
             "auditID" => seen.audit_id = true,
             "verb" => seen.verb = true,
@@ -427,12 +482,16 @@ pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
     }
     if seen.event_source && seen.event_name {
         Some(ProfileKind::CloudTrail)
+    } else if seen.linux_channel {
+        Some(ProfileKind::Linux)
     } else if (seen.event_id && seen.channel) || seen.nested_event {
         Some(ProfileKind::Windows)
     } else if seen.audit_id && seen.verb {
         Some(ProfileKind::K8sAudit)
     } else if seen.class_uid && seen.metadata {
         Some(ProfileKind::Ocsf)
+    } else if seen.agent_object && seen.tool_object {
+        Some(ProfileKind::Agent)
     } else if seen.timestamp && seen.ecs_object {
         Some(ProfileKind::Ecs)
     } else {
@@ -476,6 +535,19 @@ mod tests {
         );
         assert_eq!(
             kind_of(r#"{"@timestamp":"x","event":{"kind":"event"}}"#),
+            Some(ProfileKind::Ecs)
+        );
+        assert_eq!(
+            kind_of(r#"{"@timestamp":"x","Channel":"Linux-Sysmon/Operational","EventID":1}"#),
+            Some(ProfileKind::Linux)
+        );
+        assert_eq!(
+            kind_of(r#"{"timestamp":"x","agent":{"id":"a"},"tool":{"name":"t"}}"#),
+            Some(ProfileKind::Agent)
+        );
+        // An ECS event has a Beats `agent` object but no `tool`.
+        assert_eq!(
+            kind_of(r#"{"@timestamp":"x","agent":{"type":"winlogbeat"},"event":{}}"#),
             Some(ProfileKind::Ecs)
         );
         assert_eq!(kind_of(r#"{"something":"else"}"#), None);

@@ -97,6 +97,16 @@ pub(super) fn touch_fields(kind: ProfileKind) -> Vec<TouchField> {
             t(Resource, "file.path"),
             t(Resource, "url.domain"),
         ],
+        ProfileKind::Linux => vec![
+            t(Host, "Hostname"),
+            t(Resource, "TargetFilename"),
+            t(Resource, "DestinationHostname"),
+        ],
+        ProfileKind::Agent => vec![
+            t(Service, "tool.name"),
+            t(Resource, "target.resource"),
+            t(Resource, "target.destination"),
+        ],
         ProfileKind::Generic => Vec::new(),
     }
 }

@@ -14,7 +14,7 @@ pub mod prefilter;
 
 use regex_automata::{Input, PatternID, PatternSet, meta};
 
-pub use compile::{CompileOptions, IDENTITY_FIELD, compile};
+pub use compile::{CompileOptions, IDENTITY_FIELD, KEYWORD_SLOT, compile};
 pub use correlation::CorrelationLimits;
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
@@ -64,8 +64,9 @@ pub struct CompiledDetection {
     /// Index of the rule in [`RuleSet::meta`].
     pub rule: u32,
     pub cond: Expr,
-    /// Condition the rule's log source adds on Windows events (channel, event id).
-    pub guard_windows: Option<Expr>,
+    /// Condition the rule's log source adds on events of its product's profile (Windows and
+    /// Linux Sysmon: channel and event id; agent: the event type).
+    pub guard: Option<(ProfileKind, Expr)>,
     pub product: Option<String>,
     /// Correlations fed by this detection: (correlation index, bitmask of its stages).
     pub uses: Vec<(u32, u64)>,
@@ -233,11 +234,20 @@ impl EventFacts for Facts<'_> {
             let hits = &mut self.regex_hits[k];
             hits.clear();
             let cache = &mut self.regex_caches[k];
-            for v in view.values(set.slot) {
+            let mut search = |v| {
                 with_text(v, &mut self.scratch, |text| {
                     set.regex
                         .which_overlapping_matches_with(cache, &Input::new(text), hits);
                     false
+                })
+            };
+            if set.slot == KEYWORD_SLOT {
+                view.all_scalars().for_each(|v| {
+                    search(v);
+                });
+            } else {
+                view.values(set.slot).for_each(|v| {
+                    search(v);
                 });
             }
         }
@@ -318,8 +328,8 @@ impl Matcher {
         };
         for &d in &self.candidates {
             let det = &rules.detections[d as usize];
-            if view.kind == ProfileKind::Windows
-                && let Some(g) = &det.guard_windows
+            if let Some((kind, g)) = &det.guard
+                && view.kind == *kind
                 && !g.eval(&rules.preds, view, &mut facts, &mut scratch)
             {
                 continue;

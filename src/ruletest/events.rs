@@ -47,31 +47,48 @@ pub fn build(
     let Value::Object(_) = event else {
         return Err("an event must be a JSON object".into());
     };
-    // ECS is recognised by its `@timestamp`, which the runner writes: try with one too.
-    let with_time = || {
-        let mut e = event.clone();
-        set(&mut e, "@timestamp", Value::String(time.to_string()));
-        profile_of(&e)
+    // The runner writes the time and the id, and some profiles are recognised by those (ECS by
+    // its `@timestamp`, Kubernetes by its `auditID`): try each profile with them filled in.
+    let completed = || {
+        COMPLETABLE.iter().find_map(|&(kind, with_id)| {
+            let mut e = event.clone();
+            set_time(&mut e, kind, time);
+            if with_id {
+                fill_ids(&mut e, kind, id);
+            }
+            (profile_of(&e) == Some(kind)).then_some(kind)
+        })
     };
-    let kind = profile_of(event).or_else(with_time).ok_or_else(|| {
+    let kind = profile_of(event).or_else(completed).ok_or_else(|| {
         "no source profile recognises this event (CloudTrail needs eventSource and eventName, \
-         Windows EventID and Channel, Kubernetes auditID and verb, OCSF class_uid and metadata, \
-         ECS @timestamp and an event object)"
+         Windows EventID and Channel, Sysmon for Linux its Channel, Kubernetes verb, \
+         agent tool calls agent and tool objects, OCSF class_uid and metadata, ECS an event \
+         object)"
             .to_string()
     })?;
-    let spec = ProfileSpec::builtin(kind, &GenericPaths::default());
     let mut json = event.clone();
     set_time(&mut json, kind, time);
-    // Fill in the id fields the event lacks (wherever the profile would look for them), so
-    // that every event of a case has its own id and a duplicate keeps it.
+    fill_ids(&mut json, kind, id);
+    Ok((Built { index, time, json }, kind))
+}
+
+/// The profiles an event may be recognised as once its time (and, when `true`, its id) is
+/// written, in the order tried. ECS's id lives in the `event` object that recognises ECS, so
+/// writing it would make anything ECS.
+const COMPLETABLE: [(ProfileKind, bool); 2] =
+    [(ProfileKind::K8sAudit, true), (ProfileKind::Ecs, false)];
+
+/// Fills in the id fields the event lacks (wherever the profile would look for them), so that
+/// every event of a case has its own id and a duplicate keeps it.
+fn fill_ids(json: &mut Value, kind: ProfileKind, id: &str) {
+    let spec = ProfileSpec::builtin(kind, &GenericPaths::default());
     let last = spec.id_fields.len().saturating_sub(1);
     for (k, f) in spec.id_fields.iter().enumerate() {
-        if !present(&json, &spec, f) {
+        if !present(json, &spec, f) {
             let value = if k == last { id } else { "credtrail-test" };
-            set(&mut json, f, Value::String(value.into()));
+            set(json, f, Value::String(value.into()));
         }
     }
-    Ok((Built { index, time, json }, kind))
 }
 
 /// Writes `time` into the time field of `kind` the event already uses, else the first one.
@@ -177,6 +194,19 @@ mod tests {
         let (b, _) = build(0, &o, EventTime::from_millis(1_000), "9").unwrap();
         assert_eq!(b.json["time"], 1_000);
         assert_eq!(b.json["metadata"]["uid"], "9");
+    }
+
+    #[test]
+    fn kubernetes_events_without_an_audit_id_are_recognised_once_given_one() {
+        let e = serde_json::json!({"verb": "get", "user": {"username": "x"},
+            "objectRef": {"resource": "secrets"}});
+        let (b, kind) = build(0, &e, EventTime::from_millis(2_000), "a-1").unwrap();
+        assert_eq!(kind, ProfileKind::K8sAudit);
+        assert_eq!(b.json["auditID"], "a-1");
+        assert_eq!(
+            b.json["requestReceivedTimestamp"],
+            "1970-01-01T00:00:02.000Z"
+        );
     }
 
     #[test]

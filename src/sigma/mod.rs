@@ -9,6 +9,8 @@ pub mod condition;
 pub mod correlation;
 pub mod error;
 pub mod extension;
+pub mod filter;
+pub mod processing;
 pub mod rule;
 pub mod value;
 pub mod yaml;
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 pub use correlation::{Correlation, CorrelationType, Threshold};
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
 pub use extension::Extension;
+pub use filter::Filter;
 pub use rule::{Body, Detection, Level, LogSource, Rule, RuleMeta, Selection};
 pub use value::{FieldItem, Pattern, Placeholders, SigmaString};
 pub use yaml::{Loc, YamlBudget};
@@ -27,8 +30,42 @@ pub use yaml::{Loc, YamlBudget};
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub budget: YamlBudget,
+    pub limits: RuleLimits,
     /// Values for `expand` placeholders.
     pub placeholders: Placeholders,
+    /// Processing pipelines applied to every rule after it is parsed, in order.
+    pub pipelines: Vec<processing::Pipeline>,
+}
+
+impl LoadOptions {
+    /// Options that apply `pipelines` (sorted by priority) and take their placeholder values.
+    pub fn with_pipelines(pipelines: Vec<processing::Pipeline>) -> LoadOptions {
+        LoadOptions {
+            placeholders: processing::placeholders(&pipelines),
+            pipelines,
+            ..LoadOptions::default()
+        }
+    }
+}
+
+/// Bounds on what rule files may ask the matcher to hold (rule files are untrusted input; the
+/// YAML budgets bound parsing, these bound the compiled result). Exceeding one is a load
+/// error naming the file and rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleLimits {
+    /// Most patterns (values after modifiers made their variants) in one rule.
+    pub max_patterns_per_rule: usize,
+    /// Most patterns in one file, over all its rules.
+    pub max_patterns_per_file: usize,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        RuleLimits {
+            max_patterns_per_rule: 20_000,
+            max_patterns_per_file: 100_000,
+        }
+    }
 }
 
 /// Loaded rules with correlation references resolved.
@@ -155,9 +192,37 @@ pub fn parse_text(
             return;
         }
     };
+    let mut file_patterns = 0usize;
     for doc in &docs {
-        match rule::parse_rule(path, doc, &opts.placeholders) {
-            Ok(r) => rules.push(r),
+        let parsed = rule::parse_rule(path, doc, &opts.placeholders).and_then(|mut r| {
+            processing::apply(&opts.pipelines, &mut r)?;
+            Ok(r)
+        });
+        match parsed {
+            Ok(r) => {
+                let n = r.pattern_count();
+                file_patterns += n;
+                let limit = |what: String| LoadError {
+                    file: path.to_path_buf(),
+                    loc: r.meta.loc,
+                    rule: Some(r.meta.label()),
+                    kind: LoadErrorKind::Limit(what),
+                };
+                if n > opts.limits.max_patterns_per_rule {
+                    errors.push(limit(format!(
+                        "the rule has {n} patterns, over the limit of {} per rule",
+                        opts.limits.max_patterns_per_rule
+                    )));
+                } else if file_patterns > opts.limits.max_patterns_per_file {
+                    errors.push(limit(format!(
+                        "the file's rules have more than {} patterns",
+                        opts.limits.max_patterns_per_file
+                    )));
+                    return;
+                } else {
+                    rules.push(r);
+                }
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -179,8 +244,10 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Catalog, LoadErrors
     }
 }
 
-/// Checks ids and names are unique and resolves correlation references.
+/// Merges filters into the detections they name, checks ids and names are unique and
+/// resolves correlation references.
 pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
+    let rules = filter::apply(rules, errors);
     let mut by_ref: HashMap<String, usize> = HashMap::new();
     for (i, r) in rules.iter().enumerate() {
         let err = |kind| LoadError {
