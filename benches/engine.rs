@@ -1,6 +1,7 @@
 //! Per-stage benches of the detection path: decode, decode + match with the shipped pack on the
 //! demo and invictus data, decode + match (prefilter and full evaluation) on W500 events at 1,
-//! 100 and 1,000 generated rules, shard push/advance, alert rendering.
+//! 100 and 1,000 generated rules, shard push/advance, the correlation shapes side by side,
+//! alert rendering.
 //! `cargo bench --bench engine`; the replay harness figures are in BENCHMARKS.md.
 
 use std::path::PathBuf;
@@ -139,6 +140,7 @@ fn hits(n: usize) -> Vec<Hit> {
             stages: 1 << (i % 3),
             group: format!("arn:aws:iam::1:user/u{}", i % 1000).into(),
             value: None,
+            shard_key: 0,
             event: EventRef {
                 time: base.plus(Span::from_millis(i as i64 * 10)),
                 key: i as u64,
@@ -147,7 +149,10 @@ fn hits(n: usize) -> Vec<Hit> {
                     offset: i as u64,
                 },
                 id: format!("ev-{i}").into(),
+                actor: None,
+                parts: None,
             },
+            touched: Vec::new(),
         })
         .collect()
 }
@@ -188,11 +193,20 @@ fn bench_alert(c: &mut Criterion) {
         .enumerate()
         .map(|(i, h)| (h.event, i as u32))
         .collect();
+    let time = events[3].0.time;
     let finding = Finding {
         target: Target::Correlation(0),
         group: "arn:aws:iam::1:user/u1".into(),
-        time: events[3].0.time,
+        time,
         events,
+        score: Default::default(),
+        touched: Default::default(),
+        resources: Vec::new(),
+        stage: (4, 4),
+        canary: false,
+        update: false,
+        is_alert: true,
+        measure: None,
     };
     let mut buf = Vec::with_capacity(4096);
     c.bench_function("stage/alert/render 4-event finding", |b| {
@@ -204,11 +218,99 @@ fn bench_alert(c: &mut Criterion) {
     });
 }
 
+/// One correlation over three rules, in several shapes, for `bench_correlation_shapes`.
+fn shaped(correlation: &str) -> RuleSet {
+    let text = format!(
+        "title: a\nname: a\ndetection: {{s: {{x: 1}}, condition: s}}\n---\n\
+         title: b\nname: b\ndetection: {{s: {{x: 2}}, condition: s}}\n---\n\
+         title: c\nname: c\ndetection: {{s: {{x: 3}}, condition: s}}\n---\n\
+         title: u\nname: u\ndetection: {{s: {{x: 4}}, condition: s}}\n---\n{correlation}"
+    );
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    let path = std::path::Path::new("bench.yml");
+    sigma::parse_text(
+        path,
+        &text,
+        &LoadOptions::default(),
+        &mut rules,
+        &mut errors,
+    );
+    let catalog = sigma::resolve(rules, &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    matcher::compile(&catalog, &CompileOptions::default()).unwrap()
+}
+
+/// The state machines side by side on the same 10k hits (1k identities, stages cycling):
+/// an ordered chain decided on the event, the same with gaps and `until` (the extension), a
+/// window decided at close (a timer per group window), and a correlation of correlations.
+fn bench_correlation_shapes(c: &mut Criterion) {
+    let shapes = [
+        (
+            "temporal_ordered",
+            "title: x\ncorrelation: {type: temporal_ordered, rules: [a, b, c], group-by: [g], timespan: 1h}\n",
+        ),
+        (
+            "temporal_ordered + max_gap + until",
+            "title: x\ncorrelation: {type: temporal_ordered, rules: [a, b, c], group-by: [g], timespan: 1h}\n\
+             credtrail: {stages: [{}, {max_gap: 10m}, {max_gap: 10m}], until: [u]}\n",
+        ),
+        (
+            "temporal range (window close)",
+            "title: x\ncorrelation: {type: temporal, rules: [a, b, c], group-by: [g], timespan: 1m, condition: {gte: 2, lte: 2}}\n",
+        ),
+        (
+            "event_count of a temporal (nested)",
+            "title: inner\nname: inner\ncorrelation: {type: temporal, rules: [a, b, c], group-by: [g], timespan: 1h}\n---\n\
+             title: x\ncorrelation: {type: event_count, rules: [inner], group-by: [g], timespan: 1h, condition: {gte: 2}}\n",
+        ),
+    ];
+    let batch = hits(10_000);
+    let mut group = c.benchmark_group("stage/shard/shapes");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    for (name, correlation) in shapes {
+        let rules = Arc::new(shaped(correlation));
+        // Feed the correlation whose stages the hits name (the last one compiled).
+        let target = rules.correlations.len() as u32 - 1;
+        let inner =
+            rules.correlations.len() as u32 - if rules.correlations.len() > 1 { 2 } else { 1 };
+        let batch: Vec<Hit> = batch
+            .iter()
+            .cloned()
+            .map(|mut h| {
+                h.target = Target::Correlation(if target == inner { target } else { inner });
+                h
+            })
+            .collect();
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || batch.clone(),
+                |hits| {
+                    let mut engine = ShardEngine::new(rules.clone(), ShardLimits::default());
+                    let mut out = Vec::new();
+                    for (i, h) in hits.into_iter().enumerate() {
+                        let t = h.event.time;
+                        engine.push(h, &mut out);
+                        if i % 64 == 0 {
+                            engine.advance(t, &mut out);
+                        }
+                    }
+                    engine.advance(EventTime::MAX, &mut out);
+                    (out.len(), engine.stats().timers, engine.stats().derived)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_decode_and_match,
     bench_w500_rule_counts,
     bench_shard,
+    bench_correlation_shapes,
     bench_alert
 );
 criterion_main!(benches);

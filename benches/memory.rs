@@ -4,15 +4,18 @@
 //! A [`ShardEngine`] with the shipped rule pack receives, for N distinct identities, either
 //! nothing correlated (idle: the identity's events matched no correlation stage) or the first
 //! stage of a three-stage `temporal_ordered` chain (a chain in flight), with the event id and
-//! group key sizes of real CloudTrail data (36-character event ids, IAM user ARNs). The live
-//! heap after the watermark has passed every hit, divided by N, is the cost per identity.
+//! group key sizes of real CloudTrail data (36-character event ids, IAM user ARNs) and what the
+//! pipeline attaches to a hit (the actor the identity resolver describes, the service, region
+//! and secret a `GetSecretValue` touched). The live heap after the watermark has passed every
+//! hit, divided by N, is the cost per identity.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use credtrail::correlate::{EventRef, Hit, ShardEngine, ShardLimits, Target};
+use credtrail::correlate::{EventRef, Hit, ShardEngine, ShardLimits, Target, shard_key};
+use credtrail::decode::TouchKind;
 use credtrail::input::Position;
 use credtrail::matcher::{self, CompileOptions};
 use credtrail::sigma::{self, LoadOptions};
@@ -64,11 +67,14 @@ fn main() {
         let empty = LIVE.load(Ordering::Relaxed) - before;
         for i in 0..n {
             let t = base.plus(Span::from_millis(i as i64));
+            let arn = format!("arn:aws:iam::111122223333:user/identity-{i:07}");
+            let group = arn.clone();
             engine.push(
                 Hit {
                     target: Target::Correlation(chain),
                     stages: 1,
-                    group: format!("arn:aws:iam::111122223333:user/identity-{i:07}").into(),
+                    shard_key: shard_key(&group, None),
+                    group: group.into(),
                     value: None,
                     event: EventRef {
                         time: t,
@@ -78,7 +84,19 @@ fn main() {
                             offset: i as u64,
                         },
                         id: format!("{:08x}-0000-4000-a000-{:012x}", i, i).into(),
+                        // What the identity resolver writes for an IAM user's access key.
+                        actor: Some(format!("{arn} key AKIA{i:016X}").into()),
+                        parts: None,
                     },
+                    // What the pack's CloudTrail profile takes from a GetSecretValue event.
+                    touched: vec![
+                        (TouchKind::Service, "secretsmanager.amazonaws.com".into()),
+                        (TouchKind::Region, "us-east-1".into()),
+                        (
+                            TouchKind::Secret,
+                            format!("prod/db/password-{}", i % 50).into(),
+                        ),
+                    ],
                 },
                 &mut out,
             );

@@ -14,15 +14,25 @@
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
 //!   reused buffers, size/depth/field limits), by source profile; event time and identity.
 //! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
+//! - [`identity`]: who is really acting: identity references, credential lineage across
+//!   `AssumeRole` and new access keys, resolved in event-time order to a root identity.
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field and
 //!   multi-pattern regexes; per event, the detections it satisfies.
 //! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
-//!   `event_count`, `value_count`) with watermarks, reordering and expiry.
+//!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
+//!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
 //! - [`pipeline`]: the threads of a replay (reader, workers, sequencer, shards, writer) and the
 //!   bounded channels between them.
+//! - [`inventory`]: what each identity can reach (identity context file), canaries.
+//! - [`score`]: blast radius 0-100 from reach, what the chain touched, stage and tempo, with a
+//!   breakdown whose points add up to the score.
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
+//! - [`lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and warnings
+//!   for rules no source profile can match.
 //! - [`demo`]: the seeded generator of the bundled demo dataset.
+//! - [`ruletest`]: `rules test`: the cases rules carry, replayed through the engine, and the
+//!   generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
 //! - [`generator`]: seeded, streaming, labelled datasets of every source (`credtrail gen`) and
 //!   the W500 rule set.
 //! - [`eval`]: detection quality of a replay against labels (`credtrail eval`).
@@ -37,8 +47,13 @@ pub mod decode;
 pub mod demo;
 pub mod eval;
 pub mod generator;
+pub mod identity;
 pub mod input;
+pub mod inventory;
+pub mod lint;
 pub mod matcher;
 pub mod pipeline;
+pub mod ruletest;
+pub mod score;
 pub mod sigma;
 pub mod time;

@@ -11,15 +11,14 @@ use clap::{Parser, Subcommand};
 use credtrail::correlate::ShardLimits;
 use credtrail::decode::{DecodeLimits, ProfileKind};
 use credtrail::input::ReadLimits;
+use credtrail::inventory::Inventory;
 use credtrail::matcher::{self, CompileOptions, RuleSet};
 use credtrail::pipeline::{self, ReplayOptions, Summary};
+use credtrail::score::{Assessor, ScoreConfig, Weights};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
-#[path = "cli/eval.rs"]
-mod eval_cli;
-#[path = "cli/generate.rs"]
-mod generate_cli;
+mod cli;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,11 +37,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole detection path on JSON-lines files (plain, .gz, .zst) or standard input.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Write a generated dataset (seeded, reproducible byte for byte) and its labels.
-    Gen(generate_cli::GenArgs),
+    Gen(cli::generate::GenArgs),
     /// Replay labelled events and print recall, precision and time to detect.
-    Eval(eval_cli::EvalArgs),
+    Eval(cli::eval::EvalArgs),
+    /// Tools for rule authors (`lint`, `test`).
+    Rules(cli::rules::RulesArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,6 +54,9 @@ struct ReplayArgs {
     /// Rule files or directories (repeatable).
     #[arg(long, required = true)]
     rules: Vec<PathBuf>,
+    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
+    #[arg(long)]
+    pipeline: Vec<PathBuf>,
     /// Write alerts here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -80,6 +84,23 @@ struct ReplayArgs {
     /// Most JSON values in one event.
     #[arg(long, default_value_t = 10_000)]
     max_fields: usize,
+    /// Identity context (YAML, JSON or CSV): what each identity can reach, canaries.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
+    /// Identity priority lists per source profile (YAML), replacing the built-in ones.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// Chain steps closer than this run at machine speed (scored higher).
+    #[arg(long, default_value = "10s")]
+    machine_speed: String,
+    /// Blast-radius weights `reach,touched,stage,tempo`, adding up to 100.
+    #[arg(long, default_value = "35,20,25,20")]
+    weights: String,
+    /// Announce ordered chains early, once they complete this many stages: a finding with
+    /// activity Create and `is_alert` false, then Updates with the same id as the chain
+    /// advances or its score changes, the last one alerting.
+    #[arg(long)]
+    escalate_at: Option<u32>,
     /// Do not print the summary on standard error.
     #[arg(long)]
     quiet: bool,
@@ -102,11 +123,10 @@ fn runtime(error: anyhow::Error) -> Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Replay(args) => replay(args),
-        Command::Gen(args) => {
-            generate_cli::run(args).map_err(|(code, error)| Failure { code, error })
-        }
-        Command::Eval(args) => eval_cli::run(args).map_err(|(code, error)| Failure { code, error }),
+        Command::Replay(args) => replay(*args),
+        Command::Gen(args) => cli::generate::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Rules(args) => return cli::rules::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -144,11 +164,17 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         max_depth: args.max_depth,
         max_fields: args.max_fields,
     };
+    let identity = match &args.identity {
+        None => Default::default(),
+        Some(p) => credtrail::identity::config::load(p).map_err(|e| bad_input(e.into()))?,
+    };
     let rules = load_rules(
         &args.rules,
+        &args.pipeline,
         CompileOptions {
             limits,
             forced_profile: forced,
+            identity,
             ..CompileOptions::default()
         },
     )?;
@@ -169,6 +195,9 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
             ..ReadLimits::default()
         },
         shard_limits: ShardLimits::default(),
+        mint: credtrail::decode::MintLifetimes::default(),
+        lineage: credtrail::identity::LineageLimits::default(),
+        assessor: Arc::new(assessor(&args)?),
     };
     let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
     if !args.quiet {
@@ -177,7 +206,57 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failure> {
+/// The scorer from `--inventory`, `--machine-speed` and `--weights`.
+fn assessor(args: &ReplayArgs) -> Result<Assessor, Failure> {
+    let inventory = match &args.inventory {
+        None => None,
+        Some(p) => Some(Arc::new(
+            Inventory::load(p).map_err(|e| bad_input(e.into()))?,
+        )),
+    };
+    let machine_speed_gap = Span::parse(&args.machine_speed)
+        .with_context(|| format!("--machine-speed {}", args.machine_speed))
+        .map_err(bad_input)?;
+    let parts: Vec<u32> = args
+        .weights
+        .split(',')
+        .map(|w| w.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad_input(anyhow::anyhow!("--weights {}: {e}", args.weights)))?;
+    let [reach, touched, stage, tempo] = parts[..] else {
+        return Err(bad_input(anyhow::anyhow!(
+            "--weights {}: give four numbers: reach,touched,stage,tempo",
+            args.weights
+        )));
+    };
+    let weights = Weights {
+        reach,
+        touched,
+        stage,
+        tempo,
+    };
+    if weights.total() != 100 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--weights {}: the weights add up to {}, not 100",
+            args.weights,
+            weights.total()
+        )));
+    }
+    Ok(Assessor {
+        inventory,
+        config: ScoreConfig {
+            weights,
+            machine_speed_gap,
+        },
+        escalate_at: args.escalate_at,
+    })
+}
+
+fn load_rules(
+    paths: &[PathBuf],
+    pipelines: &[PathBuf],
+    opts: CompileOptions,
+) -> Result<RuleSet, Failure> {
     let fail = |errors: sigma::LoadErrors| {
         for e in &errors.0 {
             eprintln!("credtrail: rule error: {e}");
@@ -187,7 +266,9 @@ fn load_rules(paths: &[PathBuf], opts: CompileOptions) -> Result<RuleSet, Failur
             errors.0.len()
         ))
     };
-    let catalog = sigma::load(paths, &LoadOptions::default()).map_err(fail)?;
+    let pipelines = sigma::processing::load(pipelines, sigma::YamlBudget::default())
+        .map_err(|e| bad_input(e.into()))?;
+    let catalog = sigma::load(paths, &LoadOptions::with_pipelines(pipelines)).map_err(fail)?;
     if catalog.rules.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
             "no rules found under the --rules paths"
@@ -248,6 +329,17 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
         shards_total(|x| x.expired),
         shards_total(|x| x.evicted),
         shards_total(|x| x.duplicates),
+    );
+    eprintln!(
+        "  correlation: windows and deadlines decided {}, findings fed to other correlations {}; rule budgets: states evicted {}, events trimmed {}",
+        shards_total(|x| x.timers),
+        shards_total(|x| x.derived),
+        shards_total(|x| x.budget_evicted),
+        shards_total(|x| x.trimmed),
+    );
+    eprintln!(
+        "  credential lineage: {} credential(s) linked to their minter, {} hit(s) resolved through a link, {} link(s) expired, {} evicted",
+        s.lineage.links, s.lineage.resolved_through_links, s.lineage.expired, s.lineage.evicted
     );
     let h = &s.workers.latency;
     if !h.is_empty() {

@@ -148,3 +148,65 @@ fn the_committed_demo_dataset_is_what_the_generator_writes() {
         "regenerate datasets/demo/events.jsonl with `credtrail gen --preset demo --seed 7`"
     );
 }
+
+#[test]
+fn identity_priority_lists_and_inventory_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = dir.path().join("identity.yaml");
+    // Group sessions by session ARN instead of the role behind them.
+    std::fs::write(&id, "cloudtrail:\n  - [userIdentity.arn]\n").unwrap();
+    let input = "../shared/datasets/cloudtrail/otrf-ec2-proxy-s3-exfil/ec2_proxy_s3_exfiltration_2020-09-14011940.jsonl";
+    let dead = dir.path().join("dead.jsonl");
+    let base = [
+        "replay",
+        input,
+        "--rules",
+        "rules",
+        "--lateness",
+        "15m",
+        "--quiet",
+        "--dead-letter",
+        dead.to_str().unwrap(),
+    ];
+    let by_role = credtrail(&base);
+    let mut args = base.to_vec();
+    args.extend(["--identity", id.to_str().unwrap()]);
+    let by_session = credtrail(&args);
+    assert_eq!(by_role.status.code(), Some(0), "{}", stderr(&by_role));
+    assert_eq!(by_session.status.code(), Some(0), "{}", stderr(&by_session));
+    let group = |o: &Output| {
+        let line = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()["metadata"]["correlation_uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(group(&by_role).contains(":role/MordorNginxStack"));
+    assert!(group(&by_session).contains(":assumed-role/MordorNginxStack"));
+    // Bad files are bad input.
+    std::fs::write(&id, "syslog:\n  - [x]\n").unwrap();
+    let o = credtrail(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("syslog"));
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, "identities:\n  - match: x\n    privilege: root\n").unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--inventory", inv.to_str().unwrap()]);
+    let o = credtrail(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("inventory.yaml"), "{}", stderr(&o));
+    let o = credtrail(&[
+        "replay",
+        input,
+        "--rules",
+        "rules",
+        "--weights",
+        "50,50,50,50",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("add up to 200"));
+}

@@ -73,10 +73,26 @@ struct DetectionFinding<'a> {
     end_time: i64,
     count: usize,
     message: String,
+    confidence_id: u8,
+    confidence: &'static str,
+    risk_score: u32,
+    risk_level_id: u8,
+    risk_level: &'static str,
+    risk_details: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<Resource<'a>>,
     finding_info: FindingInfo<'a>,
     evidences: Vec<Evidence<'a>>,
     metadata: Metadata<'a>,
     unmapped: Unmapped<'a>,
+}
+
+/// An OCSF `resource_details` object: something the chain touched.
+#[derive(Serialize)]
+struct Resource<'a> {
+    uid: &'a str,
+    #[serde(rename = "type")]
+    kind: crate::decode::TouchKind,
 }
 
 #[derive(Serialize)]
@@ -125,6 +141,9 @@ struct EvidenceData<'a> {
     stage: u32,
     stage_name: &'a str,
     source: SourceRef<'a>,
+    /// Who acted in this event, and how lineage tied it to the group's identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -173,12 +192,44 @@ struct CredtrailFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     timespan: Option<String>,
     duration_ms: i64,
+    /// Stages reached and stages of the rule.
+    stage: [u32; 2],
+    /// The blast radius breakdown: each factor's value, weight and points (they add up to
+    /// `risk_score`).
+    score: &'a crate::score::Score,
+    touched: crate::score::Touched,
+    /// The aggregate the condition compared, when it is not just the number of events
+    /// (sums, averages, percentiles, counts decided when a window closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregate: Option<f64>,
 }
 
 #[derive(Serialize)]
 struct GroupValue<'a> {
     field: &'a str,
     value: &'a str,
+}
+
+/// The breakdown in words: `reach 31/35 (0.886: privilege admin, ...) + ... = 78`.
+pub fn risk_details(score: &crate::score::Score) -> String {
+    let parts: Vec<String> = score
+        .factors
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}/{} ({:.3}: {})",
+                f.name, f.points, f.weight, f.value, f.detail
+            )
+        })
+        .collect();
+    let mut s = format!("blast radius {} = {}", score.score, parts.join(" + "));
+    if score.canary {
+        s.push_str("; canary used");
+    }
+    if !score.in_inventory {
+        s.push_str("; identity not in the inventory");
+    }
+    s
 }
 
 /// Renders `finding` as one line of OCSF JSON (no trailing newline) into `out`.
@@ -267,6 +318,7 @@ pub fn render(
                         offset: e.pos.offset,
                     },
                 },
+                actor: e.actor.as_deref(),
             },
         })
         .collect();
@@ -283,23 +335,38 @@ pub fn render(
         .collect();
     let duration = end.since(start);
     let doc = DetectionFinding {
-        activity_id: 1,
-        activity_name: "Create",
+        activity_id: if finding.update { 2 } else { 1 },
+        activity_name: if finding.update { "Update" } else { "Create" },
         category_uid: 2,
         category_name: "Findings",
         class_uid: 2004,
         class_name: "Detection Finding",
-        type_uid: 200_401,
-        type_name: "Detection Finding: Create",
+        type_uid: if finding.update { 200_402 } else { 200_401 },
+        type_name: if finding.update {
+            "Detection Finding: Update"
+        } else {
+            "Detection Finding: Create"
+        },
         severity_id,
         severity,
-        status_id: 1,
-        status: "New",
-        is_alert: true,
+        status_id: if finding.update { 2 } else { 1 },
+        status: if finding.update { "In Progress" } else { "New" },
+        is_alert: finding.is_alert,
         time: finding.time.as_millis(),
         start_time: start.as_millis(),
         end_time: end.as_millis(),
         count: finding.events.len(),
+        confidence_id: if finding.canary { 3 } else { 2 },
+        confidence: if finding.canary { "High" } else { "Medium" },
+        risk_score: finding.score.score,
+        risk_level_id: finding.score.risk_level().0,
+        risk_level: finding.score.risk_level().1,
+        risk_details: risk_details(&finding.score),
+        resources: finding
+            .resources
+            .iter()
+            .map(|(k, v)| Resource { uid: v, kind: *k })
+            .collect(),
         message: format!(
             "{}: {} event(s) by {} from {} to {}",
             meta.title,
@@ -344,6 +411,10 @@ pub fn render(
                 group_by,
                 timespan,
                 duration_ms: duration.as_millis(),
+                stage: [finding.stage.0, finding.stage.1],
+                score: &finding.score,
+                touched: finding.touched,
+                aggregate: finding.measure,
             },
         },
     };

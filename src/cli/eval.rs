@@ -8,10 +8,12 @@ use anyhow::Context;
 use credtrail::correlate::ShardLimits;
 use credtrail::eval::{self, EvalOptions, Truth};
 use credtrail::input::ReadLimits;
-use credtrail::matcher::{self, CompileOptions};
+use credtrail::matcher::CompileOptions;
 use credtrail::pipeline::ReplayOptions;
-use credtrail::sigma::{self, LoadOptions};
+use credtrail::score::Assessor;
 use credtrail::time::Span;
+
+use crate::{Failure, bad_input, load_rules, runtime};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -21,6 +23,9 @@ pub struct EvalArgs {
     /// Rule files or directories (repeatable).
     #[arg(long, required = true)]
     rules: Vec<PathBuf>,
+    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
+    #[arg(long)]
+    pipeline: Vec<PathBuf>,
     /// Labels: a `credtrail gen --labels` file, or the invictus-stratus `labels_derived.csv`.
     #[arg(long)]
     labels: PathBuf,
@@ -42,32 +47,14 @@ pub struct EvalArgs {
 }
 
 /// Runs `credtrail eval`; errors carry their exit code (2 bad arguments or rules, 1 runtime).
-pub fn run(args: EvalArgs) -> Result<(), (u8, anyhow::Error)> {
-    let bad = |e: anyhow::Error| (2u8, e);
+pub fn run(args: EvalArgs) -> Result<(), Failure> {
     let lateness = Span::parse(&args.lateness)
         .with_context(|| format!("--lateness {}", args.lateness))
-        .map_err(bad)?;
+        .map_err(bad_input)?;
     let truth = Truth::read(&args.labels)
         .with_context(|| format!("--labels {}", args.labels.display()))
-        .map_err(bad)?;
-    let catalog = sigma::load(&args.rules, &LoadOptions::default()).map_err(|errors| {
-        for e in &errors.0 {
-            eprintln!("credtrail: rule error: {e}");
-        }
-        bad(anyhow::anyhow!(
-            "{} rule error(s); nothing was run",
-            errors.0.len()
-        ))
-    })?;
-    let rules = matcher::compile(&catalog, &CompileOptions::default()).map_err(|errors| {
-        for e in &errors.0 {
-            eprintln!("credtrail: rule error: {e}");
-        }
-        bad(anyhow::anyhow!(
-            "{} rule error(s); nothing was run",
-            errors.0.len()
-        ))
-    })?;
+        .map_err(bad_input)?;
+    let rules = load_rules(&args.rules, &args.pipeline, CompileOptions::default())?;
     let shards = args.shards.max(1);
     let opts = EvalOptions {
         replay: ReplayOptions {
@@ -80,11 +67,14 @@ pub fn run(args: EvalArgs) -> Result<(), (u8, anyhow::Error)> {
             progress: false,
             read: ReadLimits::default(),
             shard_limits: ShardLimits::default(),
+            mint: credtrail::decode::MintLifetimes::default(),
+            lineage: credtrail::identity::LineageLimits::default(),
+            assessor: Arc::new(Assessor::default()),
         },
     };
-    let report = eval::run(Arc::new(rules), &truth, &opts).map_err(|e| (1u8, e.into()))?;
+    let report = eval::run(Arc::new(rules), &truth, &opts).map_err(|e| runtime(e.into()))?;
     if args.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| (1u8, e.into()))?;
+        let text = serde_json::to_string_pretty(&report).map_err(|e| runtime(e.into()))?;
         println!("{text}");
     } else {
         print!("{report}");

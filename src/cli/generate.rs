@@ -9,6 +9,8 @@ use anyhow::Context;
 use credtrail::generator::{self, Overrides, Preset};
 use credtrail::time::Span;
 
+use crate::{Failure, bad_input, runtime};
+
 #[derive(clap::Args)]
 pub struct GenArgs {
     /// What to generate: mixed (every source, labelled chains), w500 (the benchmark workload)
@@ -51,9 +53,8 @@ pub struct GenArgs {
 }
 
 /// Runs `credtrail gen`; errors carry their exit code (2 bad arguments, 1 runtime).
-pub fn run(args: GenArgs) -> Result<(), (u8, anyhow::Error)> {
-    let bad = |e: anyhow::Error| (2u8, e);
-    let runtime = |e: anyhow::Error| (1u8, e);
+pub fn run(args: GenArgs) -> Result<(), Failure> {
+    let bad = bad_input;
     let preset = Preset::from_name(&args.preset).ok_or_else(|| {
         let known: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
         bad(anyhow::anyhow!(
@@ -92,7 +93,7 @@ pub fn run(args: GenArgs) -> Result<(), (u8, anyhow::Error)> {
             dir.display()
         );
     }
-    let create = |p: &PathBuf| -> Result<Box<dyn Write>, (u8, anyhow::Error)> {
+    let create = |p: &PathBuf| -> Result<Box<dyn Write>, Failure> {
         if p.as_os_str() == "-" {
             return Ok(Box::new(BufWriter::with_capacity(
                 1 << 20,

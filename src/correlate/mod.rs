@@ -3,29 +3,45 @@
 //! A [`ShardEngine`] receives [`Hit`]s (an event matched a detection that feeds a correlation,
 //! or that alerts on its own) and watermarks. Hits wait in a reorder buffer until the watermark
 //! passes their event time, then run through the state machines in event-time order, ties broken
-//! by the event's content key. That order depends only on the events, not on how they arrived,
-//! which threads decoded them or how many shards there are: out-of-order input within the
-//! allowed lateness and any shard count give the same findings as sorted input.
+//! by the event's content key. Timers (a window closing, an absence deadline) are decided in
+//! the same order: a timer at instant `t` runs after every hit at `t` and before any later hit,
+//! and only once the watermark has passed `t`. That order depends only on the events, not on
+//! how they arrived, which threads decoded them or how many shards there are: out-of-order
+//! input within the allowed lateness and any shard count give the same findings as sorted input.
 //!
-//! State lives in a map from (correlation, group key) to a per-type machine
-//! ([`ordered::Ordered`], [`temporal::Temporal`], [`count::EventCount`], [`count::ValueCount`]);
-//! it expires when the watermark passes its window, through coarse expiry buckets, and is
-//! bounded by a per-shard cap with counted evictions.
+//! State lives in a map from (correlation, group key) to a per-type [`Machine`]
+//! ([`ordered::Ordered`], [`temporal::Temporal`], [`count::Sliding`], [`count::ValueCount`],
+//! [`window::Window`]); it expires when the watermark passes what it waits for, and is bounded
+//! per rule ([`StateBudget`]) and per shard ([`ShardLimits`]) with counted evictions.
+//!
+//! A correlation that references another correlation receives the inner one's findings as
+//! hits ("derived" hits, whose evidence is the inner finding's events). Both are routed to a
+//! shard by the outer rule's group-by values, so the derived hit never leaves its shard.
 
 pub mod count;
+pub mod engine;
+pub mod eviction;
+pub mod footprint;
 pub mod ordered;
 pub mod temporal;
+pub mod window;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+#[cfg(test)]
+mod tests;
+
+use std::cell::Cell;
 use std::sync::Arc;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_64;
 
+pub use engine::ShardEngine;
+
+use crate::decode::TouchKind;
 use crate::input::Position;
-use crate::matcher::RuleSet;
+use crate::matcher::{CompiledCorrelation, Decide};
+use crate::score::{Score, Touched};
 use crate::sigma::CorrelationType;
-use crate::time::{EventTime, Span};
+use crate::time::EventTime;
 
 /// One contributing event, as much as an alert needs to point back at it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,41 +51,66 @@ pub struct EventRef {
     pub key: u64,
     pub pos: Position,
     pub id: Box<str>,
+    /// When this "event" is a finding of a referenced correlation: that finding's events.
+    pub parts: Option<Arc<[(EventRef, u32)]>>,
+    /// Who acted, as the event says and as lineage resolved it (for the evidence).
+    pub actor: Option<Box<str>>,
 }
 
 /// What consumes a hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
-    /// A correlation rule (index into [`RuleSet::correlations`]).
+    /// A correlation rule (index into [`RuleSet::correlations`](crate::matcher::RuleSet)).
     Correlation(u32),
-    /// A detection that alerts on its own (index into [`RuleSet::detections`]).
+    /// A detection that alerts on its own (index into `RuleSet::detections`).
     Detection(u32),
 }
 
-/// An event matched a detection; `stages` says which stages of the target it is.
+/// An event matched a detection; `stages` says which stage bits of the target it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hit {
     pub target: Target,
     pub stages: u64,
     /// The group-by values joined by [`GROUP_SEPARATOR`] (the identity, usually).
     pub group: Box<str>,
-    /// The aggregated field's value (`value_count`).
+    /// The aggregated field's value (`value_count` and the value aggregations).
     pub value: Option<Box<str>>,
+    /// Picks the shard: a hash of the group-key values the target is routed by.
+    pub shard_key: u64,
     pub event: EventRef,
+    /// What the event touched (secrets, resources, hosts, ...), for the blast radius.
+    pub touched: Vec<(TouchKind, Box<str>)>,
 }
 
 /// Separates group-by values inside a group key.
 pub const GROUP_SEPARATOR: char = '\u{1f}';
 
 /// A decided detection: one alert to emit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     pub target: Target,
     pub group: Box<str>,
     /// Every contributing event with the stage it matched, in event-time order.
     pub events: Vec<(EventRef, u32)>,
-    /// The event time at which the finding was decided (its last event).
+    /// The event time at which the finding was decided: its last event, or the instant a
+    /// window closed or an absence deadline passed.
     pub time: EventTime,
+    /// The aggregate the condition compared (count, distinct values, sum, average, ...).
+    pub measure: Option<f64>,
+    /// Blast radius with its breakdown.
+    pub score: Score,
+    /// Distinct things the chain touched, by kind.
+    pub touched: Touched,
+    /// Examples of what the chain touched, for the alert's `resources`.
+    pub resources: Vec<(TouchKind, Box<str>)>,
+    /// Stages reached (1-based) and stages of the rule.
+    pub stage: (u32, u32),
+    /// A canary identity or secret was used.
+    pub canary: bool,
+    /// An update of a finding announced earlier (same id), not a new one.
+    pub update: bool,
+    /// Whether this is an alert (a decided chain) or an early announcement.
+    pub is_alert: bool,
 }
 
 impl Finding {
@@ -80,14 +121,67 @@ impl Finding {
     }
 }
 
+/// A condition that held: the evidence and the aggregate compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub events: Vec<(EventRef, u32)>,
+    pub measure: Option<f64>,
+}
+
 /// Outcome of feeding one hit to a state machine.
 pub enum Step {
     /// Nothing decided yet; the state now lives until this time.
     Pending { expires: EventTime },
-    /// A finding was decided; the state is spent.
-    Fired(Vec<(EventRef, u32)>),
+    /// The condition held; the machine is empty again.
+    Fired(Decision),
+    /// A chain announced earlier reached its end: the final update of its finding.
+    FiredUpdate(Decision),
+    /// A chain completed `stage` stages, at or past the escalation stage: announce it (a
+    /// Create, or an Update when `update`); the state lives on until `expires`.
+    Advanced {
+        events: Vec<(EventRef, u32)>,
+        stage: u32,
+        update: bool,
+        expires: EventTime,
+    },
     /// The hit changed nothing that needs keeping.
     Idle,
+}
+
+/// The state one rule may keep: an untrusted rule cannot hold more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateBudget {
+    /// Live group states of the rule in one shard; beyond it the state closest to expiry is
+    /// evicted (counted).
+    pub max_groups: usize,
+    /// Events one group state keeps; beyond it the oldest are dropped (counted as trimmed).
+    pub max_events: usize,
+}
+
+/// What a machine needs from its rule, and where it counts what its budget made it drop.
+pub struct Params<'a> {
+    pub corr: &'a CompiledCorrelation,
+    pub trimmed: Cell<u64>,
+    /// Announce ordered chains once they complete this many stages (see `ordered`).
+    pub escalate_at: Option<usize>,
+}
+
+impl<'a> Params<'a> {
+    pub fn new(corr: &'a CompiledCorrelation) -> Params<'a> {
+        Params {
+            corr,
+            trimmed: Cell::new(0),
+            escalate_at: None,
+        }
+    }
+
+    pub fn trim(&self, n: u64) {
+        self.trimmed.set(self.trimmed.get() + n);
+    }
+
+    pub fn max_events(&self) -> usize {
+        self.corr.budget.max_events.max(1)
+    }
 }
 
 /// A per-group state machine of one correlation type.
@@ -95,17 +189,71 @@ pub enum Step {
 pub enum Machine {
     Ordered(ordered::Ordered),
     Temporal(temporal::Temporal),
-    EventCount(count::EventCount),
+    Sliding(count::Sliding),
     ValueCount(count::ValueCount),
+    Window(window::Window),
 }
 
 impl Machine {
-    fn new(kind: CorrelationType, stages: usize) -> Machine {
-        match kind {
-            CorrelationType::TemporalOrdered => Machine::Ordered(ordered::Ordered::new(stages)),
-            CorrelationType::Temporal => Machine::Temporal(temporal::Temporal::new(stages)),
-            CorrelationType::ValueCount => Machine::ValueCount(count::ValueCount::default()),
-            _ => Machine::EventCount(count::EventCount::default()),
+    pub fn new(corr: &CompiledCorrelation) -> Machine {
+        let stages = corr.stages.len();
+        match (corr.decide, corr.kind) {
+            (Decide::AtWindowClose, _) => Machine::Window(window::Window::default()),
+            (_, CorrelationType::TemporalOrdered) => {
+                Machine::Ordered(ordered::Ordered::new(stages))
+            }
+            (_, CorrelationType::Temporal) => Machine::Temporal(temporal::Temporal::new(stages)),
+            (_, CorrelationType::ValueCount) => Machine::ValueCount(count::ValueCount::default()),
+            _ => Machine::Sliding(count::Sliding::default()),
+        }
+    }
+
+    /// Feeds one hit (its regular stage bits). Hits must come in event-time order.
+    pub fn step(&mut self, p: &Params<'_>, stages: u64, value: Option<&str>, e: EventRef) -> Step {
+        match self {
+            Machine::Ordered(m) => m.step(p, stages, e),
+            Machine::Temporal(m) => m.step(p, stages, e),
+            Machine::Sliding(m) => m.step(p, value, e),
+            Machine::ValueCount(m) => m.step(p, value, e),
+            Machine::Window(m) => m.step(p, stages, value, e),
+        }
+    }
+
+    /// The instant this machine must be woken at, after every hit of that instant.
+    pub fn deadline(&self, p: &Params<'_>) -> Option<EventTime> {
+        match self {
+            Machine::Window(m) => m.deadline(p),
+            _ => None,
+        }
+    }
+
+    /// Wakes the machine at its deadline.
+    pub fn on_deadline(&mut self, p: &Params<'_>) -> Option<Decision> {
+        match self {
+            Machine::Window(m) => m.close(p),
+            _ => None,
+        }
+    }
+
+    /// Drops every partial chain (`until`).
+    pub fn cancel(&mut self) {
+        match self {
+            Machine::Ordered(m) => m.cancel(),
+            Machine::Temporal(m) => m.cancel(),
+            Machine::Sliding(m) => *m = count::Sliding::default(),
+            Machine::ValueCount(m) => *m = count::ValueCount::default(),
+            Machine::Window(m) => *m = window::Window::default(),
+        }
+    }
+
+    /// Whether the machine holds nothing.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Machine::Ordered(m) => m.is_empty(),
+            Machine::Temporal(m) => m.is_empty(),
+            Machine::Sliding(m) => m.is_empty(),
+            Machine::ValueCount(m) => m.is_empty(),
+            Machine::Window(m) => m.is_empty(),
         }
     }
 
@@ -114,17 +262,11 @@ impl Machine {
         match self {
             Machine::Ordered(m) => m.approx_bytes(),
             Machine::Temporal(m) => m.approx_bytes(),
-            Machine::EventCount(m) => m.approx_bytes(),
+            Machine::Sliding(m) => m.approx_bytes(),
             Machine::ValueCount(m) => m.approx_bytes(),
+            Machine::Window(m) => m.approx_bytes(),
         }
     }
-}
-
-/// Parameters a machine needs from its rule.
-pub struct Params<'a> {
-    pub timespan: Span,
-    pub threshold: Option<&'a crate::sigma::Threshold>,
-    pub stages: usize,
 }
 
 /// Bounds of one shard.
@@ -132,8 +274,10 @@ pub struct Params<'a> {
 pub struct ShardLimits {
     /// Hits waiting for the watermark; beyond it the oldest are processed early (counted).
     pub max_pending: usize,
-    /// Live group states; beyond it the state closest to expiry is evicted (counted).
+    /// Live group states; beyond it the lowest-ranked state is evicted (counted).
     pub max_states: usize,
+    /// Approximate bytes of live state; beyond it the lowest-ranked states are evicted.
+    pub max_state_bytes: usize,
 }
 
 impl Default for ShardLimits {
@@ -141,6 +285,7 @@ impl Default for ShardLimits {
         ShardLimits {
             max_pending: 1 << 20,
             max_states: 1 << 21,
+            max_state_bytes: 512 << 20,
         }
     }
 }
@@ -151,291 +296,37 @@ pub struct ShardStats {
     pub hits: u64,
     pub duplicates: u64,
     pub findings: u64,
+    /// Findings of referenced correlations fed to the referencing ones.
+    pub derived: u64,
     pub expired: u64,
+    /// States evicted because the shard's state cap was reached.
     pub evicted: u64,
+    /// States evicted because their rule's `max_groups` budget was reached.
+    pub budget_evicted: u64,
+    /// Events dropped from a state because its rule's `max_events` budget was reached.
+    pub trimmed: u64,
+    /// Timers decided (windows closed, absence deadlines).
+    pub timers: u64,
     pub processed_early: u64,
     pub peak_states: u64,
     pub peak_pending: u64,
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Pending {
-    time: EventTime,
-    key: u64,
-    target: Target,
-    seq: u64,
-    hit: HitBox,
+/// Parses an aggregated value as a number (`value_sum` and friends); `None` if it is not one.
+pub fn number(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
-
-/// A hit in the reorder buffer; ordering comes from the fields before it in [`Pending`].
-#[derive(Debug)]
-struct HitBox(Hit);
-
-impl PartialEq for HitBox {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
+/// The hash that picks a hit's shard: of the whole group key, or of the values at `route`
+/// (a correlation routed by the group-by of the correlation that references it). Hits whose
+/// group holds [`IDENTITY_MARK`]s are keyed again once the resolver fills them in.
+pub fn shard_key(group: &str, route: Option<&[usize]>) -> u64 {
+    let Some(route) = route else {
+        return xxh3_64(group.as_bytes());
+    };
+    let values: Vec<&str> = group.split(GROUP_SEPARATOR).collect();
+    let picked: Vec<&str> = route
+        .iter()
+        .map(|&i| values.get(i).copied().unwrap_or(""))
+        .collect();
+    xxh3_64(picked.join(&GROUP_SEPARATOR.to_string()).as_bytes())
 }
-impl Eq for HitBox {}
-impl PartialOrd for HitBox {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for HitBox {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
-}
-
-struct Entry {
-    target: u32,
-    group: Box<str>,
-    machine: Machine,
-    expires: EventTime,
-    /// The expiry bucket the state is filed under.
-    bucket: i64,
-}
-
-/// Width of an expiry bucket: states are swept at most this late (memory only, never results).
-const BUCKET: i64 = 1_000_000_000;
-
-/// The state machines of one shard. Pure: no threads, no I/O; the pipeline drives it.
-pub struct ShardEngine {
-    rules: Arc<RuleSet>,
-    limits: ShardLimits,
-    pending: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
-    states: HashMap<u128, Entry>,
-    buckets: BTreeMap<i64, Vec<u128>>,
-    watermark: EventTime,
-    last: Option<(EventTime, u64, Target, Box<str>)>,
-    stats: ShardStats,
-}
-
-impl ShardEngine {
-    pub fn new(rules: Arc<RuleSet>, limits: ShardLimits) -> ShardEngine {
-        ShardEngine {
-            rules,
-            limits,
-            pending: BinaryHeap::new(),
-            seq: 0,
-            states: HashMap::new(),
-            buckets: BTreeMap::new(),
-            watermark: EventTime::MIN,
-            last: None,
-            stats: ShardStats::default(),
-        }
-    }
-
-    pub fn stats(&self) -> &ShardStats {
-        &self.stats
-    }
-
-    pub fn live_states(&self) -> usize {
-        self.states.len()
-    }
-
-    pub fn watermark(&self) -> EventTime {
-        self.watermark
-    }
-
-    /// Approximate bytes held by state machines, for the summary.
-    pub fn state_bytes(&self) -> usize {
-        self.states
-            .values()
-            .map(|e| e.machine.approx_bytes() + e.group.len() + 64)
-            .sum()
-    }
-
-    /// Buffers a hit until the watermark passes its event time. A hit older than the current
-    /// watermark (the caller should have dead-lettered it as late) is processed at once.
-    pub fn push(&mut self, hit: Hit, out: &mut Vec<Finding>) {
-        self.stats.hits += 1;
-        self.seq += 1;
-        let p = Pending {
-            time: hit.event.time,
-            key: hit.event.key,
-            target: hit.target,
-            seq: self.seq,
-            hit: HitBox(hit),
-        };
-        self.pending.push(Reverse(p));
-        self.stats.peak_pending = self.stats.peak_pending.max(self.pending.len() as u64);
-        while self.pending.len() > self.limits.max_pending {
-            self.stats.processed_early += 1;
-            if let Some(Reverse(p)) = self.pending.pop() {
-                self.process(p.hit.0, out);
-            }
-        }
-    }
-
-    /// Moves event time to `watermark`: processes every buffered hit older than it, in order,
-    /// and drops state whose window it passed. Watermarks never go back.
-    pub fn advance(&mut self, watermark: EventTime, out: &mut Vec<Finding>) {
-        if watermark <= self.watermark {
-            return;
-        }
-        self.watermark = watermark;
-        while self
-            .pending
-            .peek()
-            .is_some_and(|Reverse(p)| p.time < watermark)
-        {
-            if let Some(Reverse(p)) = self.pending.pop() {
-                self.process(p.hit.0, out);
-            }
-        }
-        self.expire();
-    }
-
-    fn process(&mut self, hit: Hit, out: &mut Vec<Finding>) {
-        let dedupe = (hit.event.time, hit.event.key, hit.target, hit.group.clone());
-        if self.last.as_ref() == Some(&dedupe) {
-            self.stats.duplicates += 1;
-            return;
-        }
-        self.last = Some(dedupe);
-        match hit.target {
-            Target::Detection(_) => {
-                self.stats.findings += 1;
-                out.push(Finding {
-                    target: hit.target,
-                    group: hit.group,
-                    time: hit.event.time,
-                    events: vec![(hit.event, 0)],
-                });
-            }
-            Target::Correlation(c) => self.correlate(c, hit, out),
-        }
-    }
-
-    fn correlate(&mut self, c: u32, hit: Hit, out: &mut Vec<Finding>) {
-        let rules = Arc::clone(&self.rules);
-        let corr = &rules.correlations[c as usize];
-        let id = state_id(c, &hit.group);
-        if !self.states.contains_key(&id) {
-            if self.states.len() >= self.limits.max_states {
-                self.evict_one();
-            }
-            self.states.insert(
-                id,
-                Entry {
-                    target: c,
-                    group: hit.group.clone(),
-                    machine: Machine::new(corr.kind, corr.stages.len()),
-                    expires: EventTime::MIN,
-                    bucket: i64::MIN,
-                },
-            );
-            self.stats.peak_states = self.stats.peak_states.max(self.states.len() as u64);
-        }
-        let params = Params {
-            timespan: corr.timespan,
-            threshold: corr.threshold.as_ref(),
-            stages: corr.stages.len(),
-        };
-        let Some(entry) = self.states.get_mut(&id) else {
-            return;
-        };
-        let time = hit.event.time;
-        let step = match &mut entry.machine {
-            Machine::Ordered(m) => m.step(&params, hit.stages, hit.event),
-            Machine::Temporal(m) => m.step(&params, hit.stages, hit.event),
-            Machine::EventCount(m) => m.step(&params, hit.stages, hit.event),
-            Machine::ValueCount(m) => m.step(&params, hit.stages, hit.value, hit.event),
-        };
-        match step {
-            Step::Fired(events) => {
-                self.stats.findings += 1;
-                let group = entry.group.clone();
-                self.states.remove(&id);
-                out.push(Finding {
-                    target: Target::Correlation(c),
-                    group,
-                    events,
-                    time,
-                });
-            }
-            Step::Pending { expires } => {
-                entry.expires = entry.expires.max(expires);
-                let bucket = bucket_of(entry.expires);
-                if entry.bucket == i64::MIN {
-                    entry.bucket = bucket;
-                    self.buckets.entry(bucket).or_default().push(id);
-                }
-            }
-            Step::Idle => {
-                if entry.bucket == i64::MIN {
-                    self.states.remove(&id);
-                }
-            }
-        }
-    }
-
-    fn expire(&mut self) {
-        let now = bucket_of(self.watermark);
-        while let Some((&b, _)) = self.buckets.first_key_value() {
-            if b >= now {
-                break;
-            }
-            let ids = self.buckets.remove(&b).unwrap_or_default();
-            for id in ids {
-                let Some(entry) = self.states.get_mut(&id) else {
-                    continue;
-                };
-                if entry.bucket != b {
-                    continue;
-                }
-                if entry.expires < self.watermark {
-                    self.states.remove(&id);
-                    self.stats.expired += 1;
-                } else {
-                    entry.bucket = bucket_of(entry.expires);
-                    self.buckets.entry(entry.bucket).or_default().push(id);
-                }
-            }
-        }
-    }
-
-    /// Evicts the state filed under the earliest expiry bucket.
-    fn evict_one(&mut self) {
-        while let Some(mut first) = self.buckets.first_entry() {
-            let b = *first.key();
-            let Some(id) = first.get_mut().pop() else {
-                first.remove();
-                continue;
-            };
-            if self.states.get(&id).is_some_and(|e| e.bucket == b) {
-                self.states.remove(&id);
-                self.stats.evicted += 1;
-                return;
-            }
-        }
-    }
-
-    /// The number of states per correlation target, for the summary.
-    pub fn states_by_target(&self) -> HashMap<u32, usize> {
-        let mut m = HashMap::new();
-        for e in self.states.values() {
-            *m.entry(e.target).or_insert(0) += 1;
-        }
-        m
-    }
-}
-
-fn bucket_of(t: EventTime) -> i64 {
-    t.0.div_euclid(BUCKET)
-}
-
-/// The state's key: 128 bits, so that crafted group keys cannot collide into another
-/// identity's chain.
-fn state_id(target: u32, group: &str) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(&target.to_le_bytes());
-    h.update(group.as_bytes());
-    h.digest128()
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,94 +1,213 @@
 //! `temporal_ordered`: the referenced rules must match in the order written, all within the
-//! timespan of the first.
+//! timespan of the first, and (with the `credtrail:` extension) each step within its stage's
+//! `max_gap` of the previous one.
 //!
-//! The machine keeps, for each stage k but the last, the best partial chain that has completed
-//! stages 0..=k: the one that started latest, since it stays open longest. A hit for stage k
-//! extends the chain of stage k-1 if that chain is still inside the timespan; reaching the last
-//! stage fires with the whole chain and resets. Stages are tried from last to first so one event
-//! never fills two steps of the same chain. Memory per group is at most `stages - 1` chains.
+//! For each stage k but the last, the machine keeps the partial chains that have completed
+//! stages 0..=k and may still be extended. Without a gap on stage k+1 only the chain that
+//! started latest matters (it stays inside the timespan longest), so one chain is kept. With a
+//! gap, a chain that started earlier but whose last step is more recent may be the only one
+//! still inside the gap, so the slot keeps the chains no other chain beats on both counts: by
+//! start ascending, their last steps are descending. A hit for stage k extends the valid chain
+//! of stage k-1 that started latest; reaching the last stage fires with the whole chain and
+//! resets. Stages are tried from last to first so one event never fills two steps of one chain.
+//!
+//! Escalation: with `escalate_at = n`, a chain that completes its n-th stage is announced early
+//! ([`Step::Advanced`], a Create); each later stage it reaches is announced again as an update,
+//! and its end fires as [`Step::FiredUpdate`]. The chain keeps its first event, so every
+//! announcement carries the same alert id.
 
-use super::{EventRef, Params, Step};
-use crate::time::EventTime;
+use super::{Decision, EventRef, Params, Step};
+use crate::time::{EventTime, Span};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Chain {
     start: EventTime,
+    last: EventTime,
     events: Vec<(EventRef, u32)>,
+    /// An early finding was emitted for this chain.
+    announced: bool,
 }
+
+/// An early announcement: the chain's events, the stages it completed, whether it was
+/// announced before.
+type Announcement = (Vec<(EventRef, u32)>, u32, bool);
 
 /// The partial chains of one group.
 #[derive(Clone, Debug, Default)]
 pub struct Ordered {
-    chains: Vec<Option<Chain>>,
+    /// `slots[k]`: chains through stage k, start ascending (and last step descending).
+    slots: Vec<Vec<Chain>>,
 }
 
 impl Ordered {
     pub fn new(stages: usize) -> Ordered {
         Ordered {
-            chains: vec![None; stages.saturating_sub(1)],
+            slots: vec![Vec::new(); stages.saturating_sub(1)],
         }
     }
 
     /// Feeds one hit (stages as a bitmask). Hits must come in event-time order.
     pub fn step(&mut self, p: &Params<'_>, stages: u64, event: EventRef) -> Step {
         let t = event.time;
-        let last = p.stages - 1;
-        // Drop chains whose window has closed.
-        for c in &mut self.chains {
-            if c.as_ref().is_some_and(|c| t.since(c.start) > p.timespan) {
-                *c = None;
-            }
+        let corr = p.corr;
+        let n = corr.stages.len();
+        let span = corr.timespan;
+        let gap_after = |k: usize| corr.max_gaps.get(k + 1).copied().flatten();
+        // Drop chains that can no longer be extended: out of the timespan or the next gap.
+        for (k, slot) in self.slots.iter_mut().enumerate() {
+            let gap = gap_after(k);
+            slot.retain(|c| alive(c, t, span, gap));
         }
-        for k in (0..p.stages).rev() {
+        let max_chains = (p.max_events() / n.max(1)).max(1);
+        let mut advanced: Option<Announcement> = None;
+        for k in (0..n).rev() {
             if stages & (1 << k) == 0 {
                 continue;
             }
             let candidate = if k == 0 {
                 Some(Chain {
                     start: t,
+                    last: t,
                     events: vec![(event.clone(), 0)],
+                    announced: false,
                 })
             } else {
-                self.chains[k - 1].as_ref().map(|prev| {
-                    let mut events = prev.events.clone();
+                // Every chain left is valid at `t`; the last one started latest.
+                self.slots[k - 1].last().map(|prev| {
+                    let mut events = Vec::with_capacity(prev.events.len() + 1);
+                    events.extend(prev.events.iter().cloned());
                     events.push((event.clone(), k as u32));
                     Chain {
                         start: prev.start,
+                        last: t,
                         events,
+                        announced: prev.announced,
                     }
                 })
             };
-            let Some(candidate) = candidate else { continue };
-            if k == last {
-                let events = candidate.events;
-                self.chains.iter_mut().for_each(|c| *c = None);
-                return Step::Fired(events);
+            let Some(mut candidate) = candidate else {
+                continue;
+            };
+            if k == n - 1 {
+                self.cancel();
+                let decision = Decision {
+                    events: candidate.events,
+                    measure: None,
+                };
+                return if candidate.announced {
+                    Step::FiredUpdate(decision)
+                } else {
+                    Step::Fired(decision)
+                };
             }
-            let slot = &mut self.chains[k];
-            if slot.as_ref().is_none_or(|c| candidate.start > c.start) {
-                *slot = Some(candidate);
+            let announce = p.escalate_at.is_some_and(|e| k + 1 >= e) && advanced.is_none();
+            let update = candidate.announced;
+            if announce {
+                candidate.announced = true;
+            }
+            let events = announce.then(|| candidate.events.clone());
+            let (trimmed, inserted) =
+                insert(&mut self.slots[k], candidate, gap_after(k), max_chains);
+            p.trim(trimmed);
+            if let (true, Some(events)) = (inserted, events) {
+                advanced = Some((events, k as u32 + 1, update));
             }
         }
-        match self.chains.iter().flatten().map(|c| c.start).max() {
-            Some(start) => Step::Pending {
-                expires: start.plus(p.timespan),
+        let expires = self
+            .slots
+            .iter()
+            .enumerate()
+            .flat_map(|(k, slot)| {
+                let gap = gap_after(k);
+                slot.iter().map(move |c| {
+                    let by_span = c.start.plus(span);
+                    gap.map_or(by_span, |g| by_span.min(c.last.plus(g)))
+                })
+            })
+            .max();
+        match (advanced, expires) {
+            (Some((events, stage, update)), Some(expires)) => Step::Advanced {
+                events,
+                stage,
+                update,
+                expires,
             },
-            None => Step::Idle,
+            (_, Some(expires)) => Step::Pending { expires },
+            (_, None) => Step::Idle,
         }
+    }
+
+    /// The events of the furthest announced partial chain, and the stages it completed.
+    pub fn announced(&self) -> Option<(&[(EventRef, u32)], u32)> {
+        self.slots.iter().enumerate().rev().find_map(|(k, s)| {
+            s.iter()
+                .rev()
+                .find(|c| c.announced)
+                .map(|c| (&c.events[..], k as u32 + 1))
+        })
+    }
+
+    /// Takes the events of the furthest partial chain, leaving no chain (a canary ends it).
+    pub fn take_furthest(&mut self) -> Vec<(EventRef, u32)> {
+        let furthest = self
+            .slots
+            .iter_mut()
+            .rev()
+            .find_map(|s| s.pop())
+            .map(|c| c.events)
+            .unwrap_or_default();
+        self.cancel();
+        furthest
+    }
+
+    pub fn cancel(&mut self) {
+        self.slots.iter_mut().for_each(Vec::clear);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Vec::is_empty)
     }
 
     /// The furthest stage a partial chain has completed (0-based), if any.
     pub fn stage_reached(&self) -> Option<usize> {
-        self.chains.iter().rposition(Option::is_some)
+        self.slots.iter().rposition(|s| !s.is_empty())
     }
 
     pub fn approx_bytes(&self) -> usize {
-        self.chains.len() * 40
+        self.slots.len() * 24
             + self
-                .chains
+                .slots
                 .iter()
                 .flatten()
-                .map(|c| c.events.len() * (48 + 40))
+                .map(|c| 40 + c.events.len() * 96)
                 .sum::<usize>()
     }
+}
+
+fn alive(c: &Chain, t: EventTime, span: Span, gap: Option<Span>) -> bool {
+    t.since(c.start) <= span && gap.is_none_or(|g| t.since(c.last) <= g)
+}
+
+/// Files `candidate` (whose last step is the newest) into `slot`; returns how many chains the
+/// budget made it drop and whether the candidate was kept.
+fn insert(slot: &mut Vec<Chain>, candidate: Chain, gap: Option<Span>, max: usize) -> (u64, bool) {
+    if gap.is_none() {
+        // Only the start matters: keep the chain that started latest.
+        if slot.iter().any(|c| c.start >= candidate.start) {
+            return (0, false);
+        }
+        slot.clear();
+        slot.push(candidate);
+        return (0, true);
+    }
+    // The candidate beats every chain that started no later than it did.
+    slot.retain(|c| c.start > candidate.start);
+    slot.insert(0, candidate);
+    let mut trimmed = 0;
+    while slot.len() > max {
+        // The chain whose last step is oldest is the first to fall out of the gap.
+        slot.pop();
+        trimmed += 1;
+    }
+    (trimmed, true)
 }

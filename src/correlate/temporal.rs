@@ -1,11 +1,12 @@
 //! `temporal`: the referenced rules must all match, in any order, within the timespan.
 //!
-//! The machine keeps the latest hit of each stage. After each hit, if every required stage has
-//! a hit no older than the timespan, it fires with those hits (in time order) and resets. The
-//! correlation's condition may lower the number of stages required (`gte: 2` of three).
+//! The machine keeps the latest hit of each stage. After each hit, if enough stages have a hit
+//! no older than the timespan, it fires with those hits (in time order) and resets. The
+//! correlation's condition may lower the number of stages required (`gte: 2` of three); a
+//! condition with an upper bound is decided when the window closes instead (see
+//! [`super::window`]).
 
-use super::{EventRef, Params, Step};
-use crate::sigma::value::NumOp;
+use super::{Decision, EventRef, Params, Step};
 
 /// The latest hit of each stage of one group.
 #[derive(Clone, Debug, Default)]
@@ -22,27 +23,16 @@ impl Temporal {
 
     pub fn step(&mut self, p: &Params<'_>, stages: u64, event: EventRef) -> Step {
         let t = event.time;
+        let span = p.corr.timespan;
         for (k, slot) in self.latest.iter_mut().enumerate() {
             if stages & (1 << k) != 0 {
                 *slot = Some(event.clone());
-            } else if slot.as_ref().is_some_and(|e| t.since(e.time) > p.timespan) {
+            } else if slot.as_ref().is_some_and(|e| t.since(e.time) > span) {
                 *slot = None;
             }
         }
         let present = self.latest.iter().flatten().count();
-        let required = p
-            .threshold
-            .and_then(|th| {
-                th.tests
-                    .iter()
-                    .find(|(op, _)| matches!(op, NumOp::Gte | NumOp::Gt | NumOp::Eq))
-                    .map(|(op, v)| {
-                        let v = *v as usize;
-                        if *op == NumOp::Gt { v + 1 } else { v }
-                    })
-            })
-            .unwrap_or(p.stages)
-            .clamp(1, p.stages);
+        let required = p.corr.required.clamp(1, self.latest.len().max(1));
         if present >= required {
             let mut events: Vec<(EventRef, u32)> = self
                 .latest
@@ -51,14 +41,25 @@ impl Temporal {
                 .filter_map(|(k, e)| e.take().map(|e| (e, k as u32)))
                 .collect();
             events.sort_by_key(|a| (a.0.time, a.0.key, a.1));
-            return Step::Fired(events);
+            return Step::Fired(Decision {
+                events,
+                measure: None,
+            });
         }
         match self.latest.iter().flatten().map(|e| e.time).min() {
             Some(oldest) => Step::Pending {
-                expires: oldest.plus(p.timespan),
+                expires: oldest.plus(span),
             },
             None => Step::Idle,
         }
+    }
+
+    pub fn cancel(&mut self) {
+        self.latest.iter_mut().for_each(|s| *s = None);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.latest.iter().all(Option::is_none)
     }
 
     pub fn approx_bytes(&self) -> usize {

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::matcher::tests::ruleset;
+use crate::time::Span;
 
 const CHAIN: &str = r#"
 title: read
@@ -51,6 +52,7 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
         stages,
         group: group.into(),
         value: None,
+        shard_key: 0,
         event: EventRef {
             time: t(secs),
             key: crate::decode::event_key(id),
@@ -59,7 +61,10 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
                 offset: secs as u64,
             },
             id: id.into(),
+            parts: None,
+            actor: None,
         },
+        touched: Vec::new(),
     }
 }
 
@@ -230,6 +235,7 @@ fn state_cap_evicts_and_counts() {
         ShardLimits {
             max_pending: 1 << 20,
             max_states: 10,
+            max_state_bytes: usize::MAX,
         },
     );
     let mut out = Vec::new();
@@ -283,6 +289,176 @@ proptest! {
             .collect();
         delivered.sort_by_key(|(d, i, _)| (*d, *i));
         let mut got = run(delivered.into_iter().map(|(_, _, h)| h).collect(), 60);
+        got.sort();
+        want.sort();
+        prop_assert_eq!(got, want);
+    }
+}
+
+const TIMED: &str = r#"
+title: read
+name: read
+detection: {sel: {eventName: GetObject}, condition: sel}
+---
+title: deleted
+name: deleted
+detection: {sel: {eventName: DeleteAccessKey}, condition: sel}
+---
+title: few reads
+correlation:
+  type: event_count
+  rules: [read]
+  group-by: [userIdentity.arn]
+  timespan: 1m
+  condition: {lt: 3}
+---
+title: read then kept
+correlation:
+  type: temporal_ordered
+  rules: [read, read]
+  group-by: [userIdentity.arn]
+  timespan: 1m
+credtrail:
+  absence: {rule: deleted, within: 30s}
+  state: {max_groups: 5}
+"#;
+
+const FEW: u32 = 0;
+const KEPT: u32 = 1;
+
+fn run_timed(hits: Vec<Hit>, lateness_secs: i64) -> Vec<(Target, String, Vec<String>, i64)> {
+    let rules = Arc::new(ruleset(TIMED));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    let mut max_seen = EventTime::MIN;
+    for h in hits {
+        max_seen = max_seen.max(h.event.time);
+        engine.push(h, &mut out);
+        engine.advance(max_seen.minus(Span::from_secs(lateness_secs)), &mut out);
+    }
+    engine.advance(EventTime::MAX, &mut out);
+    out.iter()
+        .map(|f| {
+            (
+                f.target,
+                f.group.to_string(),
+                f.events.iter().map(|(e, _)| e.id.to_string()).collect(),
+                (f.time.as_millis() - t(0).as_millis()) / 1000,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_window_is_decided_only_when_the_watermark_passes_its_end() {
+    let rules = Arc::new(ruleset(TIMED));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    engine.push(hit(FEW, 1, "a", 0, "r1"), &mut out);
+    engine.push(hit(FEW, 1, "a", 30, "r2"), &mut out);
+    // The window is [0s, 60s]: a watermark at 60s has not passed its last instant.
+    engine.advance(t(60), &mut out);
+    assert!(out.is_empty(), "decided before the window closed");
+    // A read at exactly 60s is inside the window and makes three: no alert.
+    engine.push(hit(FEW, 1, "a", 60, "r3"), &mut out);
+    engine.advance(t(61), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(engine.stats().timers, 1);
+    engine.push(hit(FEW, 1, "b", 100, "r4"), &mut out);
+    engine.advance(t(160).plus(Span(1)), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].measure, Some(1.0));
+    assert_eq!(
+        out[0].time,
+        t(160),
+        "the finding's time is the window's end"
+    );
+}
+
+#[test]
+fn an_absence_is_never_decided_early() {
+    let rules = Arc::new(ruleset(TIMED));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    engine.push(hit(KEPT, 1, "a", 0, "r1"), &mut out);
+    engine.push(hit(KEPT, 2, "a", 10, "r2"), &mut out);
+    engine.advance(t(40), &mut out);
+    assert!(out.is_empty(), "the deadline is 40s: not passed yet");
+    // A deletion at the deadline instant still counts as "followed by".
+    engine.push(hit(KEPT, 4, "a", 40, "d"), &mut out);
+    engine.advance(EventTime::MAX, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let got = run_timed(
+        vec![hit(KEPT, 1, "a", 0, "r1"), hit(KEPT, 2, "a", 10, "r2")],
+        0,
+    );
+    assert_eq!(
+        got,
+        vec![(
+            Target::Correlation(KEPT),
+            "a".into(),
+            vec!["r1".into(), "r2".into()],
+            40
+        )]
+    );
+}
+
+#[test]
+fn a_rule_budget_evicts_its_own_states_and_counts_them() {
+    let rules = Arc::new(ruleset(TIMED));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    for i in 0..8 {
+        engine.push(hit(KEPT, 1, &format!("id{i}"), i, "r"), &mut out);
+        engine.push(hit(FEW, 1, &format!("id{i}"), i, "r"), &mut out);
+    }
+    engine.advance(t(9), &mut out);
+    assert_eq!(
+        engine.stats().budget_evicted,
+        3,
+        "max_groups 5, eight identities"
+    );
+    let by = engine.states_by_target();
+    assert_eq!(by.get(&KEPT), Some(&5));
+    assert_eq!(
+        by.get(&FEW),
+        Some(&8),
+        "the other rule keeps its own budget"
+    );
+}
+
+fn timed_scenario() -> Vec<Hit> {
+    let mut v = Vec::new();
+    for (g, base) in [("a", 0), ("b", 15), ("c", 40)] {
+        v.push(hit(FEW, 1, g, base, &format!("{g}-1")));
+        v.push(hit(KEPT, 1 | 2, g, base, &format!("{g}-1")));
+        v.push(hit(FEW, 1, g, base + 20, &format!("{g}-2")));
+        v.push(hit(KEPT, 1 | 2, g, base + 20, &format!("{g}-2")));
+    }
+    // c's key is deleted 25s after its chain completed; b's at the 30s deadline; a keeps it.
+    v.push(hit(KEPT, 4, "c", 85, "c-del"));
+    v.push(hit(KEPT, 4, "b", 65, "b-del"));
+    v
+}
+
+proptest! {
+    /// Timers (window ends, absence deadlines) are decided in event-time order whatever the
+    /// delivery order within the lateness.
+    #[test]
+    fn timers_give_the_sorted_result_for_any_arrival_order(
+        delays in proptest::collection::vec(0i64..=30_000, 14)
+    ) {
+        let mut sorted = timed_scenario();
+        sorted.sort_by_key(|h| (h.event.time, h.event.key));
+        let mut want = run_timed(sorted.clone(), 30);
+        prop_assert_eq!(want.len(), 4, "{:?}", want);
+        let mut delivered: Vec<(i64, usize, Hit)> = sorted
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (h.event.time.as_millis() + delays[i % delays.len()], i, h))
+            .collect();
+        delivered.sort_by_key(|(d, i, _)| (*d, *i));
+        let mut got = run_timed(delivered.into_iter().map(|(_, _, h)| h).collect(), 30);
         got.sort();
         want.sort();
         prop_assert_eq!(got, want);

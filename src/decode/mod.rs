@@ -10,13 +10,15 @@
 
 pub mod fields;
 pub mod profile;
+pub mod touch;
 mod view;
 
 use std::fmt;
 
 pub use fields::{FieldTable, Slot, SlotValues};
 pub use profile::{CompiledProfile, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec};
-pub use view::{EventView, Scalar, event_key};
+pub use touch::{TouchField, TouchKind};
+pub use view::{EventView, MintLifetimes, Scalar, event_key};
 
 use crate::time::EventTime;
 

@@ -4,15 +4,18 @@
 //! | profile      | recognised by                                   | time                         |
 //! |--------------|-------------------------------------------------|------------------------------|
 //! | `cloudtrail` | `eventSource` + `eventName`                     | `eventTime`, else `@timestamp` (Logstash) |
+//! | `linux`      | `Channel` = `Linux-Sysmon/Operational` (Sysmon for Linux, flat) | `@timestamp`  |
 //! | `windows`    | `EventID` + `Channel`/`SourceName`/`ProviderGuid` (flat), or `Event.System` (nested) | `@timestamp`, `TimeCreated`, `UtcTime` |
 //! | `k8s_audit`  | `auditID` + `verb`                              | `requestReceivedTimestamp`   |
 //! | `ocsf`       | `class_uid` + `metadata`                        | `time` (epoch ms)            |
+//! | `agent`      | an `agent` object + a `tool` object (AI-agent tool calls) | `timestamp`        |
 //! | `ecs`        | `@timestamp` + an `ecs` or `event` object       | `@timestamp`                 |
 //! | `generic`    | never auto-detected; paths from configuration   | configured                   |
 
 use serde::Deserialize;
 
 use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
+use super::touch::{TouchField, TouchKind, touch_fields};
 
 /// The built-in kinds of source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,16 +26,25 @@ pub enum ProfileKind {
     Ocsf,
     Ecs,
     Generic,
+    /// Sysmon for Linux, flat JSON lines.
+    Linux,
+    /// AI-agent tool-call audit events (credtrail's documented format).
+    Agent,
 }
 
+/// The `Channel` of Sysmon for Linux events.
+pub const LINUX_SYSMON_CHANNEL: &str = "Linux-Sysmon/Operational";
+
 impl ProfileKind {
-    pub const ALL: [ProfileKind; 6] = [
+    pub const ALL: [ProfileKind; 8] = [
         ProfileKind::CloudTrail,
         ProfileKind::Windows,
         ProfileKind::K8sAudit,
         ProfileKind::Ocsf,
         ProfileKind::Ecs,
         ProfileKind::Generic,
+        ProfileKind::Linux,
+        ProfileKind::Agent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +55,8 @@ impl ProfileKind {
             ProfileKind::Ocsf => "ocsf",
             ProfileKind::Ecs => "ecs",
             ProfileKind::Generic => "generic",
+            ProfileKind::Linux => "linux",
+            ProfileKind::Agent => "agent",
         }
     }
 
@@ -60,6 +74,8 @@ impl ProfileKind {
             ProfileKind::CloudTrail => product == "aws",
             ProfileKind::Windows => product == "windows",
             ProfileKind::K8sAudit => product == "kubernetes" || product == "k8s",
+            ProfileKind::Linux => product == "linux",
+            ProfileKind::Agent => product == AGENT_PRODUCT,
             ProfileKind::Ocsf | ProfileKind::Ecs | ProfileKind::Generic => true,
         }
     }
@@ -69,10 +85,13 @@ impl ProfileKind {
     pub fn is_known_product(product: &str) -> bool {
         matches!(
             product.to_ascii_lowercase().as_str(),
-            "aws" | "windows" | "kubernetes" | "k8s" | "linux"
+            "aws" | "windows" | "kubernetes" | "k8s" | "linux" | AGENT_PRODUCT
         )
     }
 }
+
+/// The Sigma `logsource.product` of AI-agent tool-call rules.
+pub const AGENT_PRODUCT: &str = "ai_agent";
 
 /// How to build one identity: the listed fields' first values joined by `separator`; the
 /// template applies only when every field is present and non-empty.
@@ -112,6 +131,14 @@ pub struct ProfileSpec {
     pub identity: Vec<IdentityTemplate>,
     /// Identities compare case-insensitively (Windows account names do).
     pub lowercase_identity: bool,
+    /// The field naming the credential used (an access key id), for lineage.
+    pub credential_field: Option<String>,
+    /// The field naming the session (an assumed-role session ARN), for lineage.
+    pub session_field: Option<String>,
+    /// Whether events of this profile can mint credentials (CloudTrail's STS and IAM calls).
+    pub mints_credentials: bool,
+    /// Fields naming what an event touched, for the blast radius.
+    pub touches: Vec<TouchField>,
 }
 
 /// Paths of the `generic` profile, from configuration.
@@ -135,12 +162,18 @@ impl ProfileSpec {
                 time_fields: s(&["eventTime", "@timestamp"]),
                 id_fields: s(&["eventID"]),
                 identity: vec![
+                    // Session credentials act for the role behind the session.
+                    IdentityTemplate::one("userIdentity.sessionContext.sessionIssuer.arn"),
                     IdentityTemplate::one("userIdentity.arn"),
                     IdentityTemplate::one("userIdentity.accessKeyId"),
                     IdentityTemplate::one("userIdentity.principalId"),
                     IdentityTemplate::one("userIdentity.invokedBy"),
                 ],
                 lowercase_identity: false,
+                credential_field: Some("userIdentity.accessKeyId".into()),
+                session_field: Some("userIdentity.arn".into()),
+                mints_credentials: true,
+                touches: touch_fields(kind),
             },
             ProfileKind::Windows => ProfileSpec {
                 kind,
@@ -155,6 +188,10 @@ impl ProfileSpec {
                     IdentityTemplate::joined(&["TargetDomainName", "TargetUserName"], "\\"),
                 ],
                 lowercase_identity: true,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::K8sAudit => ProfileSpec {
                 kind,
@@ -162,6 +199,10 @@ impl ProfileSpec {
                 id_fields: s(&["auditID"]),
                 identity: vec![IdentityTemplate::one("user.username")],
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::Ocsf => ProfileSpec {
                 kind,
@@ -172,6 +213,10 @@ impl ProfileSpec {
                     IdentityTemplate::one("actor.user.name"),
                 ],
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::Ecs => ProfileSpec {
                 kind,
@@ -183,6 +228,37 @@ impl ProfileSpec {
                     IdentityTemplate::one("user.id"),
                 ],
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
+            },
+            ProfileKind::Linux => ProfileSpec {
+                kind,
+                time_fields: s(&["@timestamp"]),
+                id_fields: s(&["Hostname", "RecordNumber"]),
+                // auditd's login uid survives sudo and su, so it comes before the uid.
+                identity: vec![
+                    IdentityTemplate::one("User"),
+                    IdentityTemplate::one("auid"),
+                    IdentityTemplate::one("uid"),
+                ],
+                lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
+            },
+            ProfileKind::Agent => ProfileSpec {
+                kind,
+                time_fields: s(&["timestamp"]),
+                id_fields: s(&["event_id"]),
+                identity: vec![IdentityTemplate::one("agent.id")],
+                lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
             },
             ProfileKind::Generic => ProfileSpec {
                 kind,
@@ -190,6 +266,10 @@ impl ProfileSpec {
                 id_fields: generic.id.clone(),
                 identity: generic.identity.clone(),
                 lowercase_identity: false,
+                credential_field: None,
+                session_field: None,
+                mints_credentials: false,
+                touches: touch_fields(kind),
             },
         }
     }
@@ -240,6 +320,20 @@ impl ProfileSpec {
             .chain(self.id_fields.iter())
             .chain(self.identity.iter().flat_map(|t| t.fields.iter()))
             .map(String::as_str)
+            .chain(self.credential_field.as_deref())
+            .chain(self.session_field.as_deref())
+            .chain(
+                if self.mints_credentials {
+                    &MINT_FIELDS[..]
+                } else {
+                    &[]
+                }
+                .iter()
+                .copied(),
+            )
+            .chain(self.touches.iter().flat_map(|t| {
+                std::iter::once(t.field.as_str()).chain(t.when.as_ref().map(|w| w.0.as_str()))
+            }))
     }
 }
 
@@ -251,7 +345,30 @@ pub struct CompiledProfile {
     pub time_slots: Vec<Slot>,
     pub id_slots: Vec<Slot>,
     pub identity: Vec<(Vec<Slot>, String)>,
+    pub credential_slot: Option<Slot>,
+    pub session_slot: Option<Slot>,
+    /// Slots of [`MINT_FIELDS`], in order, when the profile mints credentials.
+    pub mint_slots: Option<[Slot; 7]>,
+    /// (kind, field slot, optional (other slot, required value)).
+    pub touch_slots: Vec<TouchSlot>,
 }
+
+/// A touch field resolved: (kind, field slot, optional (other slot, required value)).
+pub type TouchSlot = (TouchKind, Slot, Option<(Slot, String)>);
+
+/// CloudTrail fields that say which credential an event minted: the event name, its error
+/// code (a failed call mints nothing), the caller's type (an AWS service minting instance or
+/// function credentials is not a person to follow), the new access key or session ARN in the response, and
+/// the requested session duration.
+pub const MINT_FIELDS: [&str; 7] = [
+    "eventName",
+    "userIdentity.type",
+    "errorCode",
+    "responseElements.credentials.accessKeyId",
+    "responseElements.assumedRoleUser.arn",
+    "responseElements.accessKey.accessKeyId",
+    "requestParameters.durationSeconds",
+];
 
 impl CompiledProfile {
     /// Interns the profile's own fields into `fields`; call [`CompiledProfile::build_trie`] once
@@ -269,12 +386,32 @@ impl CompiledProfile {
                 )
             })
             .collect();
+        let credential_slot = spec.credential_field.as_deref().map(|f| fields.intern(f));
+        let session_slot = spec.session_field.as_deref().map(|f| fields.intern(f));
+        let mint_slots = spec
+            .mints_credentials
+            .then(|| MINT_FIELDS.map(|f| fields.intern(f)));
+        let touch_slots = spec
+            .touches
+            .iter()
+            .map(|t| {
+                (
+                    t.kind,
+                    fields.intern(&t.field),
+                    t.when.as_ref().map(|(f, v)| (fields.intern(f), v.clone())),
+                )
+            })
+            .collect();
         CompiledProfile {
             spec,
             trie: PathTrie::default(),
             time_slots,
             id_slots,
             identity,
+            credential_slot,
+            session_slot,
+            mint_slots,
+            touch_slots,
         }
     }
 
@@ -302,6 +439,9 @@ pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
         event_id: bool,
         channel: bool,
         nested_event: bool,
+        linux_channel: bool,
+        agent_object: bool,
+        tool_object: bool,
         audit_id: bool,
         verb: bool,
         class_uid: bool,
@@ -321,7 +461,14 @@ pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
             "eventSource" => seen.event_source = true,
             "eventName" => seen.event_name = true,
             "EventID" => seen.event_id = true,
-            "Channel" | "SourceName" | "ProviderGuid" => seen.channel = true,
+            "Channel" => {
+                seen.channel = true;
+                seen.linux_channel =
+                    matches!(value, simd_json::Node::String(v) if *v == LINUX_SYSMON_CHANNEL);
+            }
+            "SourceName" | "ProviderGuid" => seen.channel = true,
+            "agent" => seen.agent_object = is_object,
+            "tool" => seen.tool_object = is_object,
             "Event" => seen.nested_event = is_object,
             "auditID" => seen.audit_id = true,
             "verb" => seen.verb = true,
@@ -335,12 +482,16 @@ pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
     }
     if seen.event_source && seen.event_name {
         Some(ProfileKind::CloudTrail)
+    } else if seen.linux_channel {
+        Some(ProfileKind::Linux)
     } else if (seen.event_id && seen.channel) || seen.nested_event {
         Some(ProfileKind::Windows)
     } else if seen.audit_id && seen.verb {
         Some(ProfileKind::K8sAudit)
     } else if seen.class_uid && seen.metadata {
         Some(ProfileKind::Ocsf)
+    } else if seen.agent_object && seen.tool_object {
+        Some(ProfileKind::Agent)
     } else if seen.timestamp && seen.ecs_object {
         Some(ProfileKind::Ecs)
     } else {
@@ -384,6 +535,19 @@ mod tests {
         );
         assert_eq!(
             kind_of(r#"{"@timestamp":"x","event":{"kind":"event"}}"#),
+            Some(ProfileKind::Ecs)
+        );
+        assert_eq!(
+            kind_of(r#"{"@timestamp":"x","Channel":"Linux-Sysmon/Operational","EventID":1}"#),
+            Some(ProfileKind::Linux)
+        );
+        assert_eq!(
+            kind_of(r#"{"timestamp":"x","agent":{"id":"a"},"tool":{"name":"t"}}"#),
+            Some(ProfileKind::Agent)
+        );
+        // An ECS event has a Beats `agent` object but no `tool`.
+        assert_eq!(
+            kind_of(r#"{"@timestamp":"x","agent":{"type":"winlogbeat"},"event":{}}"#),
             Some(ProfileKind::Ecs)
         );
         assert_eq!(kind_of(r#"{"something":"else"}"#), None);

@@ -174,3 +174,38 @@ fn buffers_are_reused_across_events_of_different_sizes() {
         }
     }
 }
+
+#[test]
+fn linux_sysmon_time_id_and_identity() {
+    let s = schema(DecodeLimits::default(), None);
+    let ev = br#"{"@timestamp":"2024-03-01T10:00:00Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"4411","User":"deploy","Image":"/usr/bin/cat","CommandLine":"cat /home/deploy/.aws/credentials","auid":"1001","uid":"0"}"#;
+    let (kind, time, who, id) = decode(&s, ev).unwrap();
+    assert_eq!(kind, ProfileKind::Linux);
+    assert_eq!(time.to_string(), "2024-03-01T10:00:00.000Z");
+    assert_eq!(who.as_deref(), Some("deploy"));
+    assert_eq!(id, "web-1/4411");
+    // Without `User`, the audit login uid names the person behind sudo, before the uid.
+    let audit = br#"{"@timestamp":"2024-03-01T10:00:01Z","Channel":"Linux-Sysmon/Operational","EventID":11,"Hostname":"web-1","RecordNumber":"4412","auid":"1001","uid":"0"}"#;
+    assert_eq!(decode(&s, audit).unwrap().2.as_deref(), Some("1001"));
+    let uid_only = br#"{"@timestamp":"2024-03-01T10:00:02Z","Channel":"Linux-Sysmon/Operational","EventID":3,"Hostname":"web-1","RecordNumber":"4413","uid":"0"}"#;
+    assert_eq!(decode(&s, uid_only).unwrap().2.as_deref(), Some("0"));
+    // The Windows Sysmon channel is still Windows.
+    let win = br#"{"@timestamp":"2024-03-01T10:00:00Z","Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1}"#;
+    assert_eq!(decode(&s, win).unwrap().0, ProfileKind::Windows);
+}
+
+#[test]
+fn agent_tool_calls_time_id_and_identity() {
+    let s = schema(DecodeLimits::default(), None);
+    let ev = br#"{"timestamp":"2024-03-01T10:00:00Z","event_type":"tool_call","event_id":"tc-1","agent":{"id":"agent-7","name":"ops-copilot","session":"s-123","on_behalf_of":"alice@example.com"},"tool":{"name":"aws_secretsmanager_get_secret_value","arguments":{"SecretId":"prod/db/password"}},"target":{"resource":"prod/db/password"},"outcome":"success"}"#;
+    let (kind, time, who, id) = decode(&s, ev).unwrap();
+    assert_eq!(kind, ProfileKind::Agent);
+    assert_eq!(time.to_string(), "2024-03-01T10:00:00.000Z");
+    assert_eq!(who.as_deref(), Some("agent-7"));
+    assert_eq!(id, "tc-1");
+    let no_time = br#"{"agent":{"id":"a"},"tool":{"name":"t"}}"#;
+    assert!(matches!(
+        decode(&s, no_time),
+        Err(DecodeError::NoTime { .. })
+    ));
+}

@@ -7,8 +7,33 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::fields::{Slot, SlotValues, node_extent};
 use super::profile::ProfileKind;
+use super::touch::TouchKind;
 use super::{CompiledProfile, Schema};
-use crate::time::EventTime;
+use crate::identity::{IdentityRef, Link, LinkKind};
+use crate::time::{EventTime, Span};
+
+/// How long minted credentials are followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MintLifetimes {
+    /// Role sessions (`AssumeRole*`): the requested duration, at most this (AWS allows 12 h).
+    pub session: Span,
+    /// `GetSessionToken`/`GetFederationToken`: the requested duration, at most this (36 h).
+    pub token: Span,
+    /// Access keys never expire by themselves; following one forever would make every later
+    /// user of a key handed out by an admin part of the admin's chains, so a new key is
+    /// followed for this long.
+    pub access_key: Span,
+}
+
+impl Default for MintLifetimes {
+    fn default() -> Self {
+        MintLifetimes {
+            session: Span::from_secs(12 * 3600),
+            token: Span::from_secs(36 * 3600),
+            access_key: Span::from_secs(24 * 3600),
+        }
+    }
+}
 
 /// A scalar value of an event field.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -171,6 +196,106 @@ impl<'t, 'de> EventView<'t, 'de> {
             return Some(out);
         }
         None
+    }
+
+    /// What the event touched (secrets, resources, hosts, regions, services), by the profile's
+    /// touch fields; at most `limit` values.
+    pub fn touches(&self, schema: &Schema, limit: usize) -> Vec<(TouchKind, Box<str>)> {
+        let profile = self.profile(schema);
+        let mut out = Vec::new();
+        for (kind, slot, when) in &profile.touch_slots {
+            if let Some((other, value)) = when
+                && self.first_text(*other).as_deref() != Some(value.as_str())
+            {
+                continue;
+            }
+            for v in self.values(*slot) {
+                if out.len() >= limit {
+                    return out;
+                }
+                if let Some(t) = v.text().filter(|t| !t.is_empty()) {
+                    out.push((*kind, t.as_ref().into()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The acting identity with the credential and session it used, for lineage.
+    pub fn identity_ref(&self, schema: &Schema) -> Option<IdentityRef> {
+        let principal = self.identity(schema)?;
+        let profile = self.profile(schema);
+        let text = |slot: Option<Slot>| {
+            slot.and_then(|s| self.first_text(s))
+                .filter(|t| !t.is_empty())
+        };
+        let credential = text(profile.credential_slot).map(|c| c.as_ref().into());
+        // Only an assumed-role ARN names a session; a user ARN is the principal itself.
+        let session = text(profile.session_slot)
+            .filter(|s| s.contains(":assumed-role/"))
+            .map(|s| s.as_ref().into());
+        Some(IdentityRef {
+            principal: principal.into(),
+            credential,
+            session,
+        })
+    }
+
+    /// The credential this event minted, if it is a successful `AssumeRole`,
+    /// `GetSessionToken`, `GetFederationToken` or `CreateAccessKey` whose response names it.
+    /// `key` is the event's content key.
+    pub fn minted_link(&self, schema: &Schema, key: u64, limits: &MintLifetimes) -> Option<Link> {
+        let profile = self.profile(schema);
+        let [
+            name,
+            caller_type,
+            error,
+            session_key,
+            session_arn,
+            access_key,
+            duration,
+        ] = profile.mint_slots?;
+        let kind = LinkKind::from_event_name(&self.first_text(name)?)?;
+        if self.first_text(error).is_some_and(|e| !e.is_empty()) {
+            return None;
+        }
+        // EC2 and Lambda mint instance and function credentials for their role: the session
+        // then belongs to the role, not to the service.
+        if self
+            .first_text(caller_type)
+            .is_some_and(|t| t == "AWSService")
+        {
+            return None;
+        }
+        let minted: Vec<Box<str>> = [session_key, session_arn, access_key]
+            .into_iter()
+            .filter_map(|s| self.first_text(s))
+            .filter(|t| !t.is_empty())
+            .map(|t| t.as_ref().into())
+            .collect();
+        if minted.is_empty() {
+            return None;
+        }
+        let caller = self.identity_ref(schema)?;
+        let requested = self
+            .values(duration)
+            .find_map(|v| v.number())
+            .map(|s| Span::from_secs(s as i64));
+        let lifetime = match kind {
+            LinkKind::AccessKey => limits.access_key,
+            LinkKind::AssumeRole => requested.unwrap_or(limits.session).min(limits.session),
+            LinkKind::SessionToken | LinkKind::FederationToken => {
+                requested.unwrap_or(limits.token).min(limits.token)
+            }
+        };
+        Some(Link {
+            time: self.time,
+            key,
+            kind,
+            minted,
+            caller,
+            lifetime,
+        })
     }
 
     /// The event's own id by the profile's id fields joined with `/`, or a hash of its bytes

@@ -8,21 +8,25 @@ use std::collections::HashMap;
 use regex_automata::MatchKind;
 use regex_automata::meta;
 
+use super::correlation::{self, CorrelationLimits};
 use super::logsource;
 use super::predicate::{Pred, StrKind, StrTest, Test, ascii_foldable};
 use super::prefilter::{self, LiteralTable};
-use super::{CompiledCorrelation, CompiledDetection, Expr, FieldSource, RegexSet, RuleSet};
+use super::{CompiledDetection, Expr, RegexSet, RuleSet};
 use crate::decode::{
-    DecodeLimits, FieldTable, GenericPaths, ProfileKind, ProfileSpec, Schema, Slot,
+    DecodeLimits, FieldTable, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec, Schema,
+    Slot,
 };
 use crate::sigma::condition::Cond;
 use crate::sigma::value::{Part, Pattern, SigmaString};
-use crate::sigma::{
-    Body, Catalog, CorrelationType, FieldItem, LoadError, LoadErrorKind, LoadErrors, Loc, Rule,
-};
+use crate::sigma::{Body, Catalog, FieldItem, LoadError, LoadErrorKind, LoadErrors, Loc, Rule};
 
 /// The virtual field holding the identity the source profile resolved.
 pub const IDENTITY_FIELD: &str = "credtrail.identity";
+
+/// The slot of the regex set that keyword searches use: it runs over every scalar value of
+/// the event rather than over one field.
+pub const KEYWORD_SLOT: Slot = Slot::MAX;
 
 /// Options that shape compilation.
 #[derive(Clone, Debug, Default)]
@@ -31,9 +35,24 @@ pub struct CompileOptions {
     /// Force one profile for every event (`--profile`).
     pub forced_profile: Option<ProfileKind>,
     pub generic: GenericPaths,
-    /// Largest compiled size of one field's regex set, in bytes.
+    /// Largest compiled size of one field's regex set, in bytes (default 64 MiB).
     pub regex_size_limit: Option<usize>,
+    /// Identity templates replacing a profile's built-in priority list (`--identity`).
+    pub identity: HashMap<ProfileKind, Vec<IdentityTemplate>>,
+    /// What correlation rules may ask of the engine (timespans, state budgets).
+    pub correlation: CorrelationLimits,
+    /// Largest expanded size of one pattern (default [`REGEX_PATTERN_SIZE_LIMIT`], see
+    /// [`hir_weight`]):
+    /// rule files are untrusted, and `(a{1000}){1000}` must fail the load naming its rule, not
+    /// exhaust memory or hide inside a field's set.
+    pub regex_pattern_size_limit: Option<usize>,
 }
+
+/// Default bound on one pattern's expanded size (see [`hir_weight`]): about a million states.
+pub const REGEX_PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Longest pattern text accepted, in bytes.
+pub const REGEX_PATTERN_MAX_LEN: usize = 32 << 10;
 
 struct Builder<'a> {
     catalog: &'a Catalog,
@@ -42,6 +61,7 @@ struct Builder<'a> {
     literals: LiteralTable,
     /// Per slot: (patterns, owner rule index and location for errors).
     regex_patterns: HashMap<Slot, Vec<(String, usize, Loc)>>,
+    pattern_size_limit: usize,
     errors: Vec<LoadError>,
 }
 
@@ -53,6 +73,9 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         preds: Vec::new(),
         literals: LiteralTable::default(),
         regex_patterns: HashMap::new(),
+        pattern_size_limit: opts
+            .regex_pattern_size_limit
+            .unwrap_or(REGEX_PATTERN_SIZE_LIMIT),
         errors: Vec::new(),
     };
     let mut detections = Vec::new();
@@ -66,38 +89,40 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         }
     }
     let mut correlations = Vec::new();
+    let mut correlation_of_rule = vec![None; catalog.rules.len()];
     for (i, rule) in catalog.rules.iter().enumerate() {
         if let Body::Correlation(c) = &rule.body
-            && let Some(cc) = b.correlation(i, rule, c)
+            && let Some(cc) = correlation::compile(
+                catalog,
+                i,
+                rule,
+                c,
+                &mut b.fields,
+                &opts.correlation,
+                &mut b.errors,
+            )
         {
-            let index = correlations.len() as u32;
-            for (stage, &r) in cc.stages.iter().enumerate() {
-                match detection_of_rule[r as usize] {
-                        Some(d) => {
-                            let uses = &mut detections[d as usize].uses;
-                            match uses.iter_mut().find(|(c, _)| *c == index) {
-                                Some((_, mask)) => *mask |= 1u64 << stage,
-                                None => uses.push((index, 1u64 << stage)),
-                            }
-                        }
-                        None => b.errors.push(b.err(
-                            i,
-                            c.loc,
-                            LoadErrorKind::Unsupported(
-                                "a correlation over another correlation rule (correlation chaining)".into(),
-                            ),
-                        )),
-                    }
-            }
+            correlation_of_rule[i] = Some(correlations.len() as u32);
             correlations.push(cc);
         }
     }
-    for d in &mut detections {
-        d.standalone = !catalog.is_silenced(d.rule as usize);
-    }
+    correlation::link(
+        catalog,
+        &mut correlations,
+        &mut detections,
+        &detection_of_rule,
+        &correlation_of_rule,
+        &mut b.errors,
+    );
     let specs: Vec<ProfileSpec> = ProfileKind::ALL
         .iter()
-        .map(|k| ProfileSpec::builtin(*k, &opts.generic))
+        .map(|k| {
+            let mut spec = ProfileSpec::builtin(*k, &opts.generic);
+            if let Some(templates) = opts.identity.get(k) {
+                spec.identity = templates.clone();
+            }
+            spec
+        })
         .collect();
     let regex_sets = b.regex_sets(opts);
     if !b.errors.is_empty() {
@@ -149,10 +174,7 @@ impl Builder<'_> {
             for alt in &sel.alternatives {
                 let mut items = Vec::new();
                 for item in alt {
-                    match self.pred(index, item) {
-                        Some(p) => items.push(Expr::Pred(p)),
-                        None => return None,
-                    }
+                    items.push(self.item_expr(index, item)?);
                 }
                 alternatives.push(if items.len() == 1 {
                     items.remove(0)
@@ -167,8 +189,9 @@ impl Builder<'_> {
             });
         }
         let cond = to_expr(&det.condition, &selection_exprs);
-        let guard_windows = logsource::guard(&rule.meta.logsource, ProfileKind::Windows).map(|g| {
-            let channel = self.fields.intern("Channel");
+        let guard = logsource::guarded_profile(&rule.meta.logsource).and_then(|profile| {
+            let g = logsource::guard(&rule.meta.logsource, profile)?;
+            let channel = self.fields.intern(g.channel_field);
             let channel_pred = self.push_pred(Pred {
                 slot: Some(channel),
                 tests: vec![Test::Str(StrTest {
@@ -182,7 +205,7 @@ impl Builder<'_> {
                 negate: false,
             });
             if g.event_ids.is_empty() {
-                return Expr::Pred(channel_pred);
+                return Some((profile, Expr::Pred(channel_pred)));
             }
             let event_id = self.fields.intern("EventID");
             let tests: Vec<Test> = g
@@ -205,12 +228,15 @@ impl Builder<'_> {
                 all: false,
                 negate: false,
             });
-            Expr::And(vec![Expr::Pred(channel_pred), Expr::Pred(id_pred)])
+            Some((
+                profile,
+                Expr::And(vec![Expr::Pred(channel_pred), Expr::Pred(id_pred)]),
+            ))
         });
         Some(CompiledDetection {
             rule: index as u32,
             cond,
-            guard_windows,
+            guard,
             product: rule.meta.logsource.product.clone(),
             uses: Vec::new(),
             standalone: true,
@@ -222,32 +248,66 @@ impl Builder<'_> {
         (self.preds.len() - 1) as u32
     }
 
-    fn pred(&mut self, rule: usize, item: &FieldItem) -> Option<u32> {
+    /// A field item as an expression: one predicate, or, when `all` meets values that
+    /// modifiers turned into several alternatives, an `and` over the written values of an
+    /// `or` over each one's alternatives.
+    fn item_expr(&mut self, rule: usize, item: &FieldItem) -> Option<Expr> {
+        let values = item.written_values();
+        if !item.all || values == item.patterns.len() {
+            let p = self.pred(rule, item, 0..item.patterns.len(), item.all, item.negate)?;
+            return Some(Expr::Pred(p));
+        }
+        let mut parts = Vec::with_capacity(values);
+        let mut start = 0;
+        while start < item.patterns.len() {
+            let value = item.value_of[start];
+            let end = start
+                + item.value_of[start..]
+                    .iter()
+                    .take_while(|&&v| v == value)
+                    .count();
+            parts.push(Expr::Pred(self.pred(
+                rule,
+                item,
+                start..end,
+                false,
+                false,
+            )?));
+            start = end;
+        }
+        let all = Expr::And(parts);
+        Some(if item.negate {
+            Expr::Not(Box::new(all))
+        } else {
+            all
+        })
+    }
+
+    fn pred(
+        &mut self,
+        rule: usize,
+        item: &FieldItem,
+        range: std::ops::Range<usize>,
+        all: bool,
+        negate: bool,
+    ) -> Option<u32> {
         let slot = item.field.as_deref().map(|f| self.fields.intern(f));
-        let mut tests = Vec::with_capacity(item.patterns.len());
-        let mut needles = Vec::with_capacity(item.patterns.len());
-        for p in &item.patterns {
+        let patterns = &item.patterns[range];
+        let mut tests = Vec::with_capacity(patterns.len());
+        let mut needles = Vec::with_capacity(patterns.len());
+        for p in patterns {
             // Keyword searches scan every value: literal answers and regex sets are per field.
             let keyword = slot.is_none();
             let (test, needle) = match p {
-                Pattern::Str { s, cased } => {
-                    let s = if keyword { keyword_shape(s) } else { s.clone() };
-                    self.str_test(rule, item, slot, &s, *cased, keyword)?
-                }
+                Pattern::Str { s, cased } => self.str_test(rule, item, slot, s, *cased, keyword)?,
                 Pattern::Regex {
                     re,
                     insensitive,
                     multiline,
                     dot_all,
                 } => {
-                    let Some(slot) = slot else {
-                        self.errors.push(self.err(
-                            rule,
-                            item.loc,
-                            LoadErrorKind::Unsupported("`re` in a keyword search".into()),
-                        ));
-                        return None;
-                    };
+                    // Keyword regexes search every value of the event.
+                    let slot = slot.unwrap_or(KEYWORD_SLOT);
                     let mut flags = String::new();
                     if *insensitive {
                         flags.push('i');
@@ -294,7 +354,11 @@ impl Builder<'_> {
             tests.push(test);
             needles.push(needle);
         }
-        if slot.is_none() && tests.iter().any(|t| !matches!(t, Test::Str(_))) {
+        if slot.is_none()
+            && tests
+                .iter()
+                .any(|t| !matches!(t, Test::Str(_) | Test::Regex { .. }))
+        {
             self.errors.push(self.err(
                 rule,
                 item.loc,
@@ -306,8 +370,8 @@ impl Builder<'_> {
             slot,
             tests,
             needles,
-            all: item.all,
-            negate: item.negate,
+            all,
+            negate,
         }))
     }
 
@@ -372,12 +436,9 @@ impl Builder<'_> {
             ));
         }
         let Some(slot) = slot.filter(|_| !keyword) else {
-            self.errors.push(self.err(
-                rule,
-                item.loc,
-                LoadErrorKind::Unsupported("wildcards inside a keyword search value".into()),
-            ));
-            return None;
+            // A keyword value with wildcards inside: one regex over every value of the event.
+            let regex = glob_to_regex(s, cased);
+            return Some((self.regex_test(rule, item, KEYWORD_SLOT, regex)?, None));
         };
         // The longest literal piece is the prefilter needle (any match must contain it).
         let needle = s
@@ -397,14 +458,45 @@ impl Builder<'_> {
         slot: Slot,
         pattern: String,
     ) -> Option<Test> {
-        if let Err(e) = regex_syntax::ParserBuilder::new().build().parse(&pattern) {
+        if pattern.len() > REGEX_PATTERN_MAX_LEN {
             self.errors.push(self.err(
                 rule,
                 item.loc,
-                LoadErrorKind::InvalidRegex {
-                    field: item.spec.clone(),
-                    reason: first_line(&e.to_string()),
-                },
+                LoadErrorKind::Limit(format!(
+                    "a pattern of `{}` is {} bytes long, over the limit of {REGEX_PATTERN_MAX_LEN}",
+                    item.spec,
+                    pattern.len()
+                )),
+            ));
+            return None;
+        }
+        let hir = match regex_syntax::ParserBuilder::new().build().parse(&pattern) {
+            Ok(h) => h,
+            Err(e) => {
+                self.errors.push(self.err(
+                    rule,
+                    item.loc,
+                    LoadErrorKind::InvalidRegex {
+                        field: item.spec.clone(),
+                        reason: first_line(&e.to_string()),
+                    },
+                ));
+                return None;
+            }
+        };
+        // Bounded alone, so an oversized pattern is blamed on its rule. Compiling each pattern
+        // into an NFA to measure it doubled the load time of 1,000 rules; the weight below (a
+        // saturating count of what repetitions expand to) bounds the same thing from the syntax
+        // tree, and the field's set is still built under `regex_size_limit`.
+        let weight = hir_weight(&hir);
+        if weight > self.pattern_size_limit as u64 {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::Limit(format!(
+                    "a pattern of `{}` expands to about {weight} NFA states, over the limit of {}",
+                    item.spec, self.pattern_size_limit
+                )),
             ));
             return None;
         }
@@ -446,7 +538,11 @@ impl Builder<'_> {
                         loc,
                         LoadErrorKind::Limit(format!(
                             "the patterns of field `{}` do not compile together: {}",
-                            self.fields.name(slot),
+                            if slot == KEYWORD_SLOT {
+                                "(keywords)"
+                            } else {
+                                self.fields.name(slot)
+                            },
                             first_line(&e.to_string())
                         )),
                     ));
@@ -462,106 +558,6 @@ impl Builder<'_> {
         }
         sets
     }
-
-    fn correlation(
-        &mut self,
-        index: usize,
-        rule: &Rule,
-        c: &crate::sigma::Correlation,
-    ) -> Option<CompiledCorrelation> {
-        let stages: Vec<u32> = self.catalog.refs[index].iter().map(|&r| r as u32).collect();
-        if stages.len() != c.rules.len() {
-            return None; // unresolved references were reported by the loader
-        }
-        if stages.len() > 64 {
-            self.errors.push(self.err(
-                index,
-                c.loc,
-                LoadErrorKind::Limit("more than 64 rules in one correlation".into()),
-            ));
-            return None;
-        }
-        if !matches!(
-            c.kind,
-            CorrelationType::EventCount
-                | CorrelationType::ValueCount
-                | CorrelationType::Temporal
-                | CorrelationType::TemporalOrdered
-        ) {
-            self.errors.push(self.err(
-                index,
-                c.loc,
-                LoadErrorKind::Unsupported(format!("correlation type `{}`", c.kind.name())),
-            ));
-            return None;
-        }
-        let references: Vec<&str> = c.rules.iter().map(|(r, _)| r.as_str()).collect();
-        let mut field_for = |name: &str, stage: usize| -> FieldSource {
-            let alias = c.aliases.iter().find(|a| a.name == name);
-            let field = match alias {
-                Some(a) => {
-                    let target = &self.catalog.rules[stages[stage] as usize].meta;
-                    let hit = a.fields.iter().find(|(r, _)| {
-                        r == references[stage]
-                            || Some(r) == target.id.as_ref()
-                            || Some(r) == target.name.as_ref()
-                    });
-                    match hit {
-                        Some((_, f)) => f.clone(),
-                        None => return FieldSource::Missing,
-                    }
-                }
-                None => name.to_string(),
-            };
-            if field == IDENTITY_FIELD {
-                FieldSource::Identity
-            } else {
-                FieldSource::Slot(self.fields.intern(&field))
-            }
-        };
-        let group_fields: Vec<Vec<FieldSource>> = (0..stages.len())
-            .map(|s| c.group_by.iter().map(|g| field_for(g, s)).collect())
-            .collect();
-        let value_field = c
-            .field
-            .as_ref()
-            .map(|f| (0..stages.len()).map(|s| field_for(f, s)).collect());
-        for alias in &c.aliases {
-            if !c.group_by.contains(&alias.name) && c.field.as_ref() != Some(&alias.name) {
-                self.errors.push(self.err(
-                    index,
-                    c.loc,
-                    LoadErrorKind::Correlation(format!(
-                        "alias `{}` is not used in group-by or condition.field",
-                        alias.name
-                    )),
-                ));
-            }
-        }
-        let stage_names = stages
-            .iter()
-            .map(|&r| {
-                let m = &self.catalog.rules[r as usize].meta;
-                m.name
-                    .clone()
-                    .or_else(|| m.id.clone())
-                    .unwrap_or_else(|| m.title.clone())
-            })
-            .collect();
-        Some(CompiledCorrelation {
-            rule: index as u32,
-            kind: c.kind,
-            stages,
-            stage_names,
-            group_by: c.group_by.clone(),
-            group_fields,
-            value_field,
-            timespan: c.timespan,
-            threshold: c.threshold.clone(),
-            generate: c.generate,
-            level: rule.meta.level,
-        })
-    }
 }
 
 fn to_expr(c: &Cond, selections: &[Expr]) -> Expr {
@@ -573,16 +569,25 @@ fn to_expr(c: &Cond, selections: &[Expr]) -> Expr {
     }
 }
 
-/// Keyword values match as substrings of any value, as other engines do.
-fn keyword_shape(s: &SigmaString) -> SigmaString {
-    let mut parts = s.0.clone();
-    if !matches!(parts.first(), Some(Part::Star)) {
-        parts.insert(0, Part::Star);
+/// Roughly the number of NFA states a pattern compiles to: literals count their bytes,
+/// classes their ranges, repetitions multiply by their largest count (an unbounded one by its
+/// minimum, at least one). Saturating, so hostile nesting cannot overflow.
+pub fn hir_weight(hir: &regex_syntax::hir::Hir) -> u64 {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => 1,
+        HirKind::Literal(l) => l.0.len() as u64,
+        HirKind::Class(Class::Unicode(c)) => c.ranges().len().max(1) as u64,
+        HirKind::Class(Class::Bytes(c)) => c.ranges().len().max(1) as u64,
+        HirKind::Repetition(r) => {
+            let count = r.max.unwrap_or(r.min).max(1) as u64;
+            hir_weight(&r.sub).saturating_mul(count)
+        }
+        HirKind::Capture(c) => hir_weight(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v
+            .iter()
+            .fold(1u64, |acc, h| acc.saturating_add(hir_weight(h))),
     }
-    if !matches!(parts.last(), Some(Part::Star)) || parts.len() == 1 {
-        parts.push(Part::Star);
-    }
-    SigmaString(parts)
 }
 
 /// A wildcard pattern as an anchored regex; `*` and `?` cross line breaks.

@@ -5,26 +5,92 @@
 //! `process_creation` runs only on Sysmon event 1, a `service: security` rule only on the
 //! Security channel. The guards below are the conditions pySigma's Windows and Sysmon pipelines
 //! add for the same log sources. Unknown categories add no guard (the rule's own fields decide).
+//!
+//! Sysmon for Linux (`linux` profile) uses Sysmon's event ids too: `process_creation` is event
+//! 1, `network_connection` 3, `file_event` 11, `file_delete` 23. AI-agent rules
+//! (`product: ai_agent`) with `service: tool_calls` run on `event_type: tool_call` events.
 
 use crate::decode::ProfileKind;
+use crate::decode::profile::{AGENT_PRODUCT, LINUX_SYSMON_CHANNEL};
 use crate::sigma::LogSource;
 
 const SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 const POWERSHELL: &str = "Microsoft-Windows-PowerShell/Operational";
 
-/// A guard: the event's `Channel` must equal `channel` (case-insensitive) and, when given, its
-/// `EventID` must be one of `event_ids`.
+/// A guard on Windows and Linux Sysmon events: the event's `Channel` must equal `channel`
+/// (case-insensitive) and, when given, its `EventID` must be one of `event_ids`. On agent
+/// events: `event_type` must equal `channel`, and `event_ids` is empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guard {
+    /// The field `channel` is compared with.
+    pub channel_field: &'static str,
     pub channel: &'static str,
     pub event_ids: &'static [u32],
 }
 
+/// The one profile whose events a log source can imply a guard on (the product's dedicated
+/// profile), if any.
+pub fn guarded_profile(logsource: &LogSource) -> Option<ProfileKind> {
+    let product = logsource.product.as_deref()?.to_ascii_lowercase();
+    match product.as_str() {
+        "windows" => Some(ProfileKind::Windows),
+        "linux" => Some(ProfileKind::Linux),
+        AGENT_PRODUCT => Some(ProfileKind::Agent),
+        _ => None,
+    }
+}
+
 /// The guard a rule's log source implies on events of `profile`, if any.
 pub fn guard(logsource: &LogSource, profile: ProfileKind) -> Option<Guard> {
-    if profile != ProfileKind::Windows {
+    if guarded_profile(logsource) != Some(profile) {
         return None;
     }
+    match profile {
+        ProfileKind::Windows => windows_guard(logsource),
+        ProfileKind::Linux => linux_guard(logsource),
+        ProfileKind::Agent => agent_guard(logsource),
+        _ => None,
+    }
+}
+
+/// Whether a log source is one credtrail knows how to guard on its product's profile: a
+/// category or service of the tables below. Used by `rules lint` to warn about rules whose
+/// log source no profile serves (they run unguarded, on every event of the product).
+pub fn is_known(logsource: &LogSource, profile: ProfileKind) -> bool {
+    guard(logsource, profile).is_some()
+}
+
+fn linux_guard(logsource: &LogSource) -> Option<Guard> {
+    let ids: &'static [u32] = match logsource.category.as_deref()? {
+        "process_creation" => &[1],
+        "network_connection" => &[3],
+        "process_termination" => &[5],
+        "file_event" | "file_create" => &[11],
+        "file_delete" => &[23],
+        _ => return None,
+    };
+    Some(Guard {
+        channel_field: "Channel",
+        channel: LINUX_SYSMON_CHANNEL,
+        event_ids: ids,
+    })
+}
+
+fn agent_guard(logsource: &LogSource) -> Option<Guard> {
+    if logsource.category.is_some() {
+        return None;
+    }
+    match logsource.service.as_deref()? {
+        "tool_calls" => Some(Guard {
+            channel_field: "event_type",
+            channel: "tool_call",
+            event_ids: &[],
+        }),
+        _ => None,
+    }
+}
+
+fn windows_guard(logsource: &LogSource) -> Option<Guard> {
     if !logsource
         .product
         .as_deref()
@@ -34,6 +100,7 @@ pub fn guard(logsource: &LogSource, profile: ProfileKind) -> Option<Guard> {
     }
     let sysmon = |ids: &'static [u32]| {
         Some(Guard {
+            channel_field: "Channel",
             channel: SYSMON,
             event_ids: ids,
         })
@@ -67,18 +134,22 @@ pub fn guard(logsource: &LogSource, profile: ProfileKind) -> Option<Guard> {
             "file_executable_detected" => sysmon(&[29]),
             "sysmon_error" => sysmon(&[255]),
             "ps_module" => Some(Guard {
+                channel_field: "Channel",
                 channel: POWERSHELL,
                 event_ids: &[4103],
             }),
             "ps_script" => Some(Guard {
+                channel_field: "Channel",
                 channel: POWERSHELL,
                 event_ids: &[4104],
             }),
             "ps_classic_start" => Some(Guard {
+                channel_field: "Channel",
                 channel: "Windows PowerShell",
                 event_ids: &[400],
             }),
             "ps_classic_provider_start" => Some(Guard {
+                channel_field: "Channel",
                 channel: "Windows PowerShell",
                 event_ids: &[600],
             }),
@@ -103,6 +174,7 @@ pub fn guard(logsource: &LogSource, profile: ProfileKind) -> Option<Guard> {
         _ => return None,
     };
     Some(Guard {
+        channel_field: "Channel",
         channel,
         event_ids: &[],
     })
@@ -154,6 +226,55 @@ mod tests {
                 &ls("windows", None, Some("no_such_category")),
                 ProfileKind::Windows
             ),
+            None
+        );
+        // A Windows rule implies nothing on Linux events, and the reverse.
+        assert_eq!(
+            guard(
+                &ls("windows", None, Some("process_creation")),
+                ProfileKind::Linux
+            ),
+            None
+        );
+        assert_eq!(
+            guard(
+                &ls("linux", None, Some("process_creation")),
+                ProfileKind::Windows
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn linux_sysmon_categories_and_agent_tool_calls_have_guards() {
+        let pc = guard(
+            &ls("linux", None, Some("process_creation")),
+            ProfileKind::Linux,
+        )
+        .unwrap();
+        assert_eq!(
+            (pc.channel, pc.event_ids),
+            (LINUX_SYSMON_CHANNEL, &[1u32][..])
+        );
+        let fe = guard(&ls("linux", None, Some("file_event")), ProfileKind::Linux).unwrap();
+        assert_eq!(fe.event_ids, &[11]);
+        let nc = guard(
+            &ls("linux", None, Some("network_connection")),
+            ProfileKind::Linux,
+        )
+        .unwrap();
+        assert_eq!(nc.event_ids, &[3]);
+        let agent = guard(
+            &ls("ai_agent", Some("tool_calls"), None),
+            ProfileKind::Agent,
+        )
+        .unwrap();
+        assert_eq!(
+            (agent.channel_field, agent.channel),
+            ("event_type", "tool_call")
+        );
+        assert_eq!(
+            guard(&ls("linux", Some("auditd"), None), ProfileKind::Linux),
             None
         );
     }

@@ -9,6 +9,7 @@
 //! [`literal`] finds the fixed piece of a `re` pattern, so regex rules are prefiltered too.
 
 pub mod compile;
+pub mod correlation;
 pub mod literal;
 pub mod logsource;
 pub mod predicate;
@@ -16,7 +17,8 @@ pub mod prefilter;
 
 use regex_automata::{Input, PatternID, PatternSet, meta};
 
-pub use compile::{CompileOptions, IDENTITY_FIELD, compile};
+pub use compile::{CompileOptions, IDENTITY_FIELD, KEYWORD_SLOT, compile};
+pub use correlation::CorrelationLimits;
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
 
@@ -65,8 +67,9 @@ pub struct CompiledDetection {
     /// Index of the rule in [`RuleSet::meta`].
     pub rule: u32,
     pub cond: Expr,
-    /// Condition the rule's log source adds on Windows events (channel, event id).
-    pub guard_windows: Option<Expr>,
+    /// Condition the rule's log source adds on events of its product's profile (Windows and
+    /// Linux Sysmon: channel and event id; agent: the event type).
+    pub guard: Option<(ProfileKind, Expr)>,
     pub product: Option<String>,
     /// Correlations fed by this detection: (correlation index, bitmask of its stages).
     pub uses: Vec<(u32, u64)>,
@@ -84,7 +87,38 @@ pub enum FieldSource {
     Missing,
 }
 
+/// When a correlation's condition is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decide {
+    /// As soon as it holds, on the hit that makes it hold (conditions that more events can
+    /// only make true: `gte`, `gt`, all stages of a chain). The window slides.
+    Eager,
+    /// When the window closes: the watermark passed `first event + timespan`. Conditions with
+    /// an upper bound (`lt`, `lte`, `eq`, ranges) and the averages, percentiles and medians,
+    /// which later events can change either way. The window opens at the first event after
+    /// the previous one closed.
+    AtWindowClose,
+}
+
+/// A correlation fed by another correlation's findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Feed {
+    /// The referencing correlation (index into [`RuleSet::correlations`]).
+    pub target: u32,
+    /// The stage bit of this correlation in the target.
+    pub stages: u64,
+    /// For each group-by field of the target: the index of the value in this correlation's
+    /// group key that fills it.
+    pub group: Vec<usize>,
+    /// The target's aggregated field, as an index into this correlation's group key.
+    pub value: Option<usize>,
+}
+
 /// A compiled correlation rule.
+///
+/// Stage bits: `0..stages.len()` are the referenced rules in the order written, then one bit per
+/// `until` rule of the extension ([`CompiledCorrelation::until_mask`]), then the `absence`
+/// rule's bit.
 #[derive(Clone, Debug)]
 pub struct CompiledCorrelation {
     pub rule: u32,
@@ -93,14 +127,51 @@ pub struct CompiledCorrelation {
     pub stages: Vec<u32>,
     pub stage_names: Vec<String>,
     pub group_by: Vec<String>,
-    /// `[stage][group-by field]`.
+    /// `[stage bit][group-by field]`.
     pub group_fields: Vec<Vec<FieldSource>>,
-    /// `[stage]`, for `value_count`.
+    /// `[stage bit]`, for `value_count` and the value aggregations.
     pub value_field: Option<Vec<FieldSource>>,
     pub timespan: Span,
     pub threshold: Option<Threshold>,
+    /// `value_percentile`'s percentile (0-100); 50 for `value_median`.
+    pub percentile: Option<f64>,
+    pub decide: Decide,
+    /// `temporal`: how many distinct stages must be present (from the condition).
+    pub required: usize,
+    /// Per stage: the longest gap allowed since the previous stage (`temporal_ordered`).
+    pub max_gaps: Vec<Option<Span>>,
+    pub until_mask: u64,
+    /// The absence rule's bit and how long the chain waits for it.
+    pub absence: Option<(u64, Span)>,
     pub generate: bool,
     pub level: Option<Level>,
+    /// Whether a finding is an alert (false when a non-generating correlation references it).
+    pub standalone: bool,
+    /// Correlations this one's findings feed.
+    pub feeds: Vec<Feed>,
+    /// The group-key values (indices) whose hash picks the shard; `None` is the whole key.
+    /// A correlation referenced by another is routed by the referencing one's group-by, so
+    /// both states of one chain live in one shard.
+    pub route: Option<Vec<usize>>,
+    pub budget: crate::correlate::StateBudget,
+    /// Blast-radius weights of this rule's findings (reach, touched, stage, tempo), from the
+    /// extension; `None` uses the engine's.
+    pub weights: Option<[u32; 4]>,
+    /// Announce chains once they complete this many stages (extension; overrides the
+    /// engine's `--escalate-at`).
+    pub escalate_at: Option<u32>,
+}
+
+impl CompiledCorrelation {
+    /// The bits of the referenced rules.
+    pub fn stage_mask(&self) -> u64 {
+        low_bits(self.stages.len())
+    }
+}
+
+/// A mask of the `n` lowest bits.
+pub fn low_bits(n: usize) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
 /// All patterns of one field that need a regex engine (wildcards in the middle, `re`).
@@ -200,11 +271,20 @@ impl EventFacts for Facts<'_> {
             let hits = &mut self.regex_hits[k];
             hits.clear();
             let cache = &mut self.regex_caches[k];
-            for v in view.values(set.slot) {
+            let mut search = |v| {
                 with_text(v, &mut self.scratch, |text| {
                     set.regex
                         .which_overlapping_matches_with(cache, &Input::new(text), hits);
                     false
+                })
+            };
+            if set.slot == KEYWORD_SLOT {
+                view.all_scalars().for_each(|v| {
+                    search(v);
+                });
+            } else {
+                view.values(set.slot).for_each(|v| {
+                    search(v);
                 });
             }
         }
@@ -293,8 +373,8 @@ impl Matcher {
         };
         for &d in &self.candidates {
             let det = &rules.detections[d as usize];
-            if view.kind == ProfileKind::Windows
-                && let Some(g) = &det.guard_windows
+            if let Some((kind, g)) = &det.guard
+                && view.kind == *kind
                 && !g.eval(&rules.preds, view, &mut facts, &mut scratch)
             {
                 continue;

@@ -102,7 +102,7 @@ impl Pred {
         scratch: &mut String,
     ) -> bool {
         let Some(slot) = self.slot else {
-            return keyword_test(t, view, scratch);
+            return keyword_test(t, view, facts, scratch);
         };
         match t {
             Test::Exists(want) => view.exists(slot) == *want,
@@ -148,11 +148,18 @@ impl Pred {
 }
 
 /// Keyword searches look at every scalar of the event (object keys excluded).
-fn keyword_test(t: &Test, view: &EventView<'_, '_>, scratch: &mut String) -> bool {
+fn keyword_test(
+    t: &Test,
+    view: &EventView<'_, '_>,
+    facts: &mut dyn EventFacts,
+    scratch: &mut String,
+) -> bool {
     match t {
         Test::Str(s) => view
             .all_scalars()
             .any(|v| with_text(v, scratch, |text| s.matches(text))),
+        // The keyword regex set runs over every scalar (see `KEYWORD_SLOT`).
+        Test::Regex { slot_set, pattern } => facts.regex_hit(view, *slot_set, *pattern),
         _ => false,
     }
 }

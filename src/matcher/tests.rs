@@ -287,3 +287,55 @@ fn lazily_scanned_fields_answer_contains_tests_exactly() {
         "the filter's literal is not necessary: scanned on demand"
     );
 }
+
+/// Regression: `all` used to require every variant `windash` made of a value (five spellings
+/// of each dash, all at once), so `|windash|contains|all` could never match.
+#[test]
+fn all_with_windash_requires_each_written_value_not_each_variant() {
+    let yaml = "title: t\nlogsource:\n  product: windows\ndetection:\n  sel:\n    CommandLine|windash|contains|all: ['-a', '-b']\n  condition: sel\n";
+    let rules = ruleset(yaml);
+    let ev = |cmd: &str| {
+        format!(
+            r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","CommandLine":"{cmd}"}}"#
+        )
+    };
+    assert_eq!(matched(&rules, &ev("tool /a -b")), vec!["t".to_string()]);
+    assert!(matched(&rules, &ev("tool /a")).is_empty());
+}
+
+/// Regression: keyword values with wildcards inside and keyword `re` used to fail the load.
+#[test]
+fn keyword_wildcards_and_regexes_search_every_value() {
+    let yaml = "title: t\nlogsource:\n  product: aws\ndetection:\n  kw:\n    - 'get*value'\n  re:\n    '|re': 'bert-[a-z]+$'\n  condition: kw and re\n";
+    let rules = ruleset(yaml);
+    assert_eq!(matched(&rules, CT), vec!["t".to_string()]);
+}
+
+#[test]
+fn linux_categories_guard_sysmon_event_ids() {
+    let yaml = "title: t\nlogsource:\n  product: linux\n  category: process_creation\ndetection:\n  sel:\n    CommandLine|contains: '.aws/credentials'\n  condition: sel\n";
+    let rules = ruleset(yaml);
+    let ev = |id: u32| {
+        format!(
+            r#"{{"@timestamp":"2024-01-01T00:00:00Z","Channel":"Linux-Sysmon/Operational","EventID":{id},"Hostname":"h","RecordNumber":"1","CommandLine":"cat ~/.aws/credentials"}}"#
+        )
+    };
+    assert_eq!(matched(&rules, &ev(1)), vec!["t".to_string()]);
+    assert!(
+        matched(&rules, &ev(11)).is_empty(),
+        "a file event is not a process creation"
+    );
+}
+
+#[test]
+fn agent_tool_call_rules_run_only_on_tool_calls() {
+    let yaml = "title: t\nlogsource:\n  product: ai_agent\n  service: tool_calls\ndetection:\n  sel:\n    tool.name|contains: secret\n  condition: sel\n";
+    let rules = ruleset(yaml);
+    let ev = |kind: &str| {
+        format!(
+            r#"{{"timestamp":"2024-01-01T00:00:00Z","event_type":"{kind}","event_id":"1","agent":{{"id":"a"}},"tool":{{"name":"get_secret"}}}}"#
+        )
+    };
+    assert_eq!(matched(&rules, &ev("tool_call")), vec!["t".to_string()]);
+    assert!(matched(&rules, &ev("tool_result")).is_empty());
+}

@@ -31,8 +31,11 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::alert;
 use crate::correlate::{Finding, Hit, ShardEngine, ShardLimits, ShardStats, Target};
 use crate::deadletter::DeadLetterFile;
+use crate::decode::MintLifetimes;
+use crate::identity::{LineageLimits, Resolver};
 use crate::input::{self, Batch, InputError, LineBatcher, ReadLimits, SourceInfo, Sources};
 use crate::matcher::RuleSet;
+use crate::score::Assessor;
 use crate::time::{EventTime, Span};
 use sequencer::{Sequencer, SequencerStats, SourceClock};
 use worker::{Worker, WorkerStats};
@@ -55,6 +58,11 @@ pub struct ReplayOptions {
     pub progress: bool,
     pub read: ReadLimits,
     pub shard_limits: ShardLimits,
+    /// How long credentials minted by `AssumeRole` and friends are followed.
+    pub mint: MintLifetimes,
+    pub lineage: LineageLimits,
+    /// Scores findings: inventory and weights.
+    pub assessor: Arc<Assessor>,
 }
 
 /// Why a replay stopped.
@@ -88,6 +96,8 @@ pub struct Summary {
     /// Group states alive when the input ended (before the final flush), and their bytes.
     pub states_at_end: u64,
     pub state_bytes_at_end: u64,
+    /// Credential lineage: links recorded and hits resolved through them.
+    pub lineage: crate::identity::LineageStats,
     pub dead_letter_path: Option<PathBuf>,
 }
 
@@ -192,8 +202,9 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             .map(|_| {
                 let (rules, batch_rx, decoded_tx) =
                     (rules.clone(), batch_rx.clone(), decoded_tx.clone());
+                let mint = opts.mint;
                 s.spawn(move || {
-                    let mut w = Worker::new(rules);
+                    let mut w = Worker::new(rules, mint);
                     for batch in batch_rx.iter() {
                         if decoded_tx.send(w.process(batch)).is_err() {
                             break;
@@ -212,7 +223,8 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             .map(|(i, (_, rx))| {
                 let (rules, rx, writer_tx) = (rules.clone(), rx.clone(), writer_tx.clone());
                 let limits = opts.shard_limits;
-                s.spawn(move || run_shard(i, rules, limits, rx, writer_tx))
+                let assessor = opts.assessor.clone();
+                s.spawn(move || run_shard(i, rules, limits, assessor, rx, writer_tx))
             })
             .collect();
         drop(writer_tx);
@@ -237,7 +249,9 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
 
         // The sequencer runs on this thread.
         let clocks = vec![SourceClock::new(opts.lateness); sources.len()];
-        let mut seq = Sequencer::new(clocks, shards);
+        let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
+        let resolver = Resolver::new(opts.lineage, opts.shard_limits.max_pending, routes);
+        let mut seq = Sequencer::new(clocks, shards, resolver);
         let mut dead = DeadLetterFile::new(&opts.dead_letter);
         let mut dead_error: Option<io::Error> = None;
         let mut per_shard: Vec<Vec<Hit>> = vec![Vec::new(); shards];
@@ -279,6 +293,13 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             }
         }
         drop(decoded_rx);
+        // The input ended: hand on every hit still waiting for the watermark, then finish.
+        seq.release(EventTime::MAX, &mut |shard, hit| per_shard[shard].push(hit));
+        for (i, hits) in per_shard.iter_mut().enumerate() {
+            if !hits.is_empty() {
+                let _ = senders[i].send(ShardMsg::Hits(std::mem::take(hits)));
+            }
+        }
         for tx in &senders {
             let _ = tx.send(ShardMsg::Finish);
         }
@@ -328,6 +349,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             workers: worker_stats,
             states_at_end: shard_reports.iter().map(|r| r.states_at_end).sum(),
             state_bytes_at_end: shard_reports.iter().map(|r| r.bytes_at_end).sum(),
+            lineage: seq.resolver().lineage().stats().clone(),
             shards: shard_reports.into_iter().map(|r| r.stats).collect(),
             alerts: writer_report.alerts,
             matches_by_rule,
@@ -341,10 +363,11 @@ fn run_shard(
     index: usize,
     rules: Arc<RuleSet>,
     limits: ShardLimits,
+    assessor: Arc<Assessor>,
     rx: Receiver<ShardMsg>,
     writer: Sender<(usize, WriterMsg)>,
 ) -> ShardReport {
-    let mut engine = ShardEngine::new(rules, limits);
+    let mut engine = ShardEngine::new(rules, limits).with_assessor(assessor);
     let mut out = Vec::new();
     let mut states_at_end = 0;
     let mut bytes_at_end = 0;
@@ -367,6 +390,7 @@ fn run_shard(
                 let _ = writer.send((index, WriterMsg::Progress(w)));
             }
             ShardMsg::Finish => {
+                engine.process_pending(&mut out);
                 states_at_end = engine.live_states() as u64;
                 bytes_at_end = engine.state_bytes() as u64;
                 break;

@@ -14,6 +14,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::worker::DecodedBatch;
 use crate::correlate::Hit;
 use crate::deadletter::DeadLetter;
+use crate::identity::Resolver;
 use crate::time::{EventTime, Span};
 
 /// Event time of one source.
@@ -61,17 +62,19 @@ pub struct Sequencer {
     next_seq: u64,
     waiting: BTreeMap<u64, DecodedBatch>,
     shards: usize,
+    resolver: Resolver,
     pub stats: SequencerStats,
 }
 
 impl Sequencer {
     /// `clocks[i]` is the clock of source `i`.
-    pub fn new(clocks: Vec<SourceClock>, shards: usize) -> Sequencer {
+    pub fn new(clocks: Vec<SourceClock>, shards: usize, resolver: Resolver) -> Sequencer {
         Sequencer {
             clocks,
             next_seq: 0,
             waiting: BTreeMap::new(),
             shards: shards.max(1),
+            resolver,
             stats: SequencerStats::default(),
         }
     }
@@ -101,8 +104,10 @@ impl Sequencer {
     }
 
     /// Accepts a batch (in any order) and handles every batch that is now next in line:
-    /// `route(shard, hit)` for hits of events in time, `dead(letter)` for failures and late
-    /// events, `done(batch)` to hand the buffer back. Returns how many batches were handled.
+    /// `dead(letter)` for failures and late events, `done(batch)` to hand the buffer back;
+    /// hits and credential links of events in time go to the resolver, which hands hits on to
+    /// `route(shard, hit)` once the watermark has passed them, identities resolved. Returns how
+    /// many batches were handled.
     pub fn accept(
         &mut self,
         decoded: DecodedBatch,
@@ -118,7 +123,21 @@ impl Sequencer {
             done(d);
             handled += 1;
         }
+        let watermark = self.watermark();
+        self.release(watermark, route);
         handled
+    }
+
+    /// Hands on every hit older than `watermark` (all of them for [`EventTime::MAX`]).
+    pub fn release(&mut self, watermark: EventTime, route: &mut dyn FnMut(usize, Hit)) {
+        let shards = self.shards as u64;
+        self.resolver.release(watermark, &mut |h| {
+            route((h.shard_key % shards) as usize, h)
+        });
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
     }
 
     /// Batches received but waiting for an earlier one.
@@ -135,6 +154,9 @@ impl Sequencer {
         let source = d.batch.source;
         let mut failures = d.failures.iter().peekable();
         let mut hits = std::mem::take(&mut d.hits).into_iter().peekable();
+        let mut links = std::mem::take(&mut d.links).into_iter().peekable();
+        let shards = self.shards as u64;
+        let mut route_hit = |h: Hit| route((h.shard_key % shards) as usize, h);
         for (i, &t) in d.times.iter().enumerate() {
             let i32_ = i as u32;
             self.stats.events += 1;
@@ -173,16 +195,24 @@ impl Sequencer {
                         clock.lateness
                     ),
                 ));
-                while hits.peek().is_some_and(|(hi, _)| *hi == i32_) {
+                while hits.peek().is_some_and(|(hi, ..)| *hi == i32_) {
                     hits.next();
+                }
+                while links.peek().is_some_and(|(li, _)| *li == i32_) {
+                    links.next();
                 }
                 continue;
             }
             clock.max_seen = clock.max_seen.max(t);
-            while hits.peek().is_some_and(|(hi, _)| *hi == i32_) {
-                if let Some((_, h)) = hits.next() {
+            while links.peek().is_some_and(|(li, _)| *li == i32_) {
+                if let Some((_, link)) = links.next() {
+                    self.resolver.push_link(link, &mut route_hit);
+                }
+            }
+            while hits.peek().is_some_and(|(hi, ..)| *hi == i32_) {
+                if let Some((_, h, identity)) = hits.next() {
                     self.stats.hits += 1;
-                    route(self.shard_of(&h.group), h);
+                    self.resolver.push_hit(h, identity, &mut route_hit);
                 }
             }
         }

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target};
-use crate::decode::{DecodeError, Decoder, EventView, event_key};
+use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target, shard_key};
+use crate::decode::{DecodeError, Decoder, EventView, MintLifetimes, event_key};
+use crate::identity::resolver::IDENTITY_MARK;
+use crate::identity::{IdentityRef, Link};
 use crate::input::{Batch, Position};
 use crate::matcher::{FieldSource, Matcher, RuleSet};
 use crate::time::EventTime;
@@ -21,8 +23,11 @@ pub struct DecodedBatch {
     pub times: Vec<EventTime>,
     /// (line index, why it failed)
     pub failures: Vec<(u32, DecodeError)>,
-    /// (line index, hit), in line order.
-    pub hits: Vec<(u32, Hit)>,
+    /// (line index, hit, the acting identity when the hit's group key holds
+    /// [`IDENTITY_MARK`]s for the resolver to fill in), in line order.
+    pub hits: Vec<(u32, Hit, Option<IdentityRef>)>,
+    /// (line index, credential the event minted), in line order.
+    pub links: Vec<(u32, Link)>,
 }
 
 /// What a worker counted.
@@ -37,6 +42,9 @@ pub struct WorkerStats {
     /// Decode-and-match time per event, nanoseconds, one event in [`LATENCY_SAMPLE`].
     pub latency: Histogram<u64>,
 }
+
+/// Most touched values taken from one event (a policy listing a thousand resources stays small).
+pub const TOUCHES_PER_EVENT: usize = 16;
 
 /// One event in this many has its engine latency recorded (the clock read costs ~25 ns).
 pub const LATENCY_SAMPLE: u64 = 16;
@@ -77,15 +85,17 @@ pub struct Worker {
     decoder: Decoder,
     matcher: Matcher,
     matched: Vec<u32>,
+    mint: MintLifetimes,
     pub stats: WorkerStats,
 }
 
 impl Worker {
-    pub fn new(rules: Arc<RuleSet>) -> Worker {
+    pub fn new(rules: Arc<RuleSet>, mint: MintLifetimes) -> Worker {
         Worker {
             decoder: Decoder::new(&rules.schema),
             matcher: Matcher::new(&rules),
             matched: Vec::new(),
+            mint,
             stats: WorkerStats::new(&rules),
             rules,
         }
@@ -97,6 +107,7 @@ impl Worker {
             times: Vec::with_capacity(batch.lines.len()),
             failures: Vec::new(),
             hits: Vec::new(),
+            links: Vec::new(),
             batch,
         };
         let rules = &*self.rules;
@@ -110,21 +121,20 @@ impl Worker {
                 source: out.batch.source,
                 offset: line.offset,
             };
-            let matched = &mut self.matched;
-            let matcher = &mut self.matcher;
-            let stats = &mut self.stats;
-            let hits = &mut out.hits;
+            let mut ctx = EventCtx {
+                rules,
+                matched: &mut self.matched,
+                matcher: &mut self.matcher,
+                stats: &mut self.stats,
+                hits: &mut out.hits,
+                links: &mut out.links,
+                mint: &self.mint,
+                pos,
+                line: i as u32,
+            };
             let result = self
                 .decoder
-                .decode(&rules.schema, raw, line.full_len, |view| {
-                    let view = view?;
-                    matched.clear();
-                    matcher.matches(rules, &view, matched);
-                    if !matched.is_empty() {
-                        emit_hits(rules, &view, matched, pos, i as u32, stats, hits);
-                    }
-                    Ok::<EventTime, DecodeError>(view.time)
-                });
+                .decode(&rules.schema, raw, line.full_len, |view| ctx.event(view?));
             if let Some(s) = started {
                 let _ = self
                     .stats
@@ -146,80 +156,142 @@ impl Worker {
     }
 }
 
-/// The hits of one matched event: one per standalone detection, one per correlation fed.
-fn emit_hits(
-    rules: &RuleSet,
-    view: &EventView<'_, '_>,
-    matched: &[u32],
+/// What handling one decoded event needs.
+struct EventCtx<'a> {
+    rules: &'a RuleSet,
+    matched: &'a mut Vec<u32>,
+    matcher: &'a mut Matcher,
+    stats: &'a mut WorkerStats,
+    hits: &'a mut Vec<(u32, Hit, Option<IdentityRef>)>,
+    links: &'a mut Vec<(u32, Link)>,
+    mint: &'a MintLifetimes,
     pos: Position,
     line: u32,
-    stats: &mut WorkerStats,
-    out: &mut Vec<(u32, Hit)>,
-) {
-    let id: Box<str> = view.event_id(&rules.schema).into();
-    let event = EventRef {
-        time: view.time,
-        key: event_key(&id),
-        pos,
-        id,
-    };
-    for &d in matched {
-        stats.matches[d as usize] += 1;
-        let det = &rules.detections[d as usize];
-        if det.standalone {
-            let group = view.identity(&rules.schema).unwrap_or_default();
-            out.push((
-                line,
-                Hit {
+}
+
+impl EventCtx<'_> {
+    /// Matches one event, records its hits and the credential it minted; returns its time.
+    fn event(&mut self, view: EventView<'_, '_>) -> Result<EventTime, DecodeError> {
+        self.matched.clear();
+        self.matcher.matches(self.rules, &view, self.matched);
+        let mut id = None;
+        if !self.matched.is_empty() {
+            let event_id = view.event_id(&self.rules.schema);
+            self.emit_hits(&view, &event_id);
+            id = Some(event_id);
+        }
+        if view.kind == crate::decode::ProfileKind::CloudTrail {
+            let event_id = id.unwrap_or_else(|| view.event_id(&self.rules.schema));
+            if let Some(link) =
+                view.minted_link(&self.rules.schema, event_key(&event_id), self.mint)
+            {
+                self.links.push((self.line, link));
+            }
+        }
+        Ok(view.time)
+    }
+
+    /// The hits of one matched event: one per standalone detection, one per correlation fed.
+    fn emit_hits(&mut self, view: &EventView<'_, '_>, id: &str) {
+        let rules = self.rules;
+        let event = EventRef {
+            time: view.time,
+            key: event_key(id),
+            pos: self.pos,
+            id: id.into(),
+            actor: None,
+            parts: None,
+        };
+        // The identity is resolved later, in event-time order, through the lineage: group keys
+        // carry a mark where it goes.
+        let identity = view.identity_ref(&rules.schema);
+        let touched = view.touches(&rules.schema, TOUCHES_PER_EVENT);
+        for &d in self.matched.iter() {
+            self.stats.matches[d as usize] += 1;
+            let det = &rules.detections[d as usize];
+            if det.standalone {
+                let group: Box<str> = if identity.is_some() {
+                    IDENTITY_MARK.to_string().into()
+                } else {
+                    "".into()
+                };
+                // Keyed again when the resolver fills in the identity.
+                let hit = Hit {
                     target: Target::Detection(d),
                     stages: 0,
-                    group: group.into(),
+                    shard_key: shard_key(&group, None),
+                    group,
                     value: None,
                     event: event.clone(),
-                },
-            ));
-        }
-        for &(c, stages) in &det.uses {
-            let corr = &rules.correlations[c as usize];
-            let first_stage = stages.trailing_zeros() as usize;
-            let Some(group) = field_values(rules, view, &corr.group_fields[first_stage]) else {
-                stats.missing_group[c as usize] += 1;
-                continue;
-            };
-            let value = corr
-                .value_field
-                .as_ref()
-                .and_then(|f| field_values(rules, view, &f[first_stage..=first_stage]))
-                .map(String::into_boxed_str);
-            out.push((
-                line,
-                Hit {
+                    touched: touched.clone(),
+                };
+                self.hits.push((self.line, hit, identity.clone()));
+            }
+            for &(c, stages) in &det.uses {
+                let corr = &rules.correlations[c as usize];
+                let first_stage = stages.trailing_zeros() as usize;
+                let Some(group) = field_values(
+                    rules,
+                    view,
+                    &corr.group_fields[first_stage],
+                    identity.is_some(),
+                ) else {
+                    self.stats.missing_group[c as usize] += 1;
+                    continue;
+                };
+                let value = corr
+                    .value_field
+                    .as_ref()
+                    .and_then(|f| field_values(rules, view, &f[first_stage..=first_stage], false))
+                    .map(String::into_boxed_str);
+                let who = if group.contains(IDENTITY_MARK) {
+                    identity.clone()
+                } else {
+                    None
+                };
+                let hit = Hit {
                     target: Target::Correlation(c),
                     stages,
+                    shard_key: shard_key(&group, corr.route.as_deref()),
                     group: group.into(),
                     value,
                     event: event.clone(),
-                },
-            ));
+                    touched: touched.clone(),
+                };
+                self.hits.push((self.line, hit, who));
+            }
         }
     }
 }
 
-/// The values of `fields` joined by [`GROUP_SEPARATOR`]; `None` if one is missing.
+/// The values of `fields` joined by [`GROUP_SEPARATOR`]; `None` if one is missing. The
+/// identity is written as [`IDENTITY_MARK`] when `mark_identity` (the resolver fills it in).
 fn field_values(
     rules: &RuleSet,
     view: &EventView<'_, '_>,
     fields: &[FieldSource],
+    mark_identity: bool,
 ) -> Option<String> {
     let mut out = String::new();
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             out.push(GROUP_SEPARATOR);
         }
-        match f {
-            FieldSource::Slot(s) => out.push_str(&view.first_text(*s)?),
-            FieldSource::Identity => out.push_str(&view.identity(&rules.schema)?),
+        let value = match f {
+            FieldSource::Slot(s) => view.first_text(*s)?,
+            FieldSource::Identity if mark_identity => {
+                out.push(IDENTITY_MARK);
+                continue;
+            }
+            FieldSource::Identity => view.identity(&rules.schema)?.into(),
             FieldSource::Missing => return None,
+        };
+        // A value holding the separator (or the identity mark) would split into two group
+        // values downstream.
+        if value.contains([GROUP_SEPARATOR, IDENTITY_MARK]) {
+            out.push_str(&value.replace([GROUP_SEPARATOR, IDENTITY_MARK], "\u{fffd}"));
+        } else {
+            out.push_str(&value);
         }
     }
     Some(out)

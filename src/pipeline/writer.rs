@@ -100,10 +100,20 @@ mod tests {
                         offset: 1,
                     },
                     id: "e".into(),
+                    actor: None,
+                    parts: None,
                 },
                 0,
             )],
             time,
+            score: Default::default(),
+            touched: Default::default(),
+            resources: Vec::new(),
+            stage: (1, 1),
+            canary: false,
+            update: false,
+            is_alert: true,
+            measure: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! `condition` ranges and `generate`.
 
 use super::error::{LoadError, LoadErrorKind};
+use super::extension::Extension;
 use super::rule::{Ctx, opt_string, string_list};
 use super::value::NumOp;
 use super::yaml::{Loc, Node, Value};
@@ -104,6 +105,8 @@ pub struct Correlation {
     pub aliases: Vec<Alias>,
     /// Whether the referenced rules also emit their own alerts.
     pub generate: bool,
+    /// The `credtrail:` extension of the rule (empty when it has none).
+    pub ext: Box<Extension>,
     pub loc: Loc,
 }
 
@@ -264,6 +267,7 @@ pub(crate) fn parse(ctx: &Ctx<'_>, node: &Node) -> Result<Correlation, LoadError
         percentile,
         aliases,
         generate,
+        ext: Box::default(),
         loc: node.loc,
     })
 }

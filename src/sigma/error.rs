@@ -39,6 +39,8 @@ pub enum LoadErrorKind {
     UnknownRuleReference(String),
     #[error("correlation: {0}")]
     Correlation(String),
+    #[error("credtrail extension: {0}")]
+    Extension(String),
     #[error("rule id `{id}` is already used by {other}")]
     DuplicateId { id: String, other: String },
     #[error("rule name `{name}` is already used by {other}")]
@@ -74,6 +76,7 @@ impl LoadError {
             LoadErrorKind::UnknownIdentifier(_) => "condition-identifier".into(),
             LoadErrorKind::UnknownRuleReference(_) => "correlation-reference".into(),
             LoadErrorKind::Correlation(_) => "correlation".into(),
+            LoadErrorKind::Extension(_) => "extension".into(),
             LoadErrorKind::DuplicateId { .. } => "duplicate-id".into(),
             LoadErrorKind::DuplicateName { .. } => "duplicate-name".into(),
             LoadErrorKind::Limit(_) => "limit".into(),

@@ -8,6 +8,9 @@
 pub mod condition;
 pub mod correlation;
 pub mod error;
+pub mod extension;
+pub mod filter;
+pub mod processing;
 pub mod rule;
 pub mod value;
 pub mod yaml;
@@ -17,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 pub use correlation::{Correlation, CorrelationType, Threshold};
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
+pub use extension::Extension;
+pub use filter::Filter;
 pub use rule::{Body, Detection, Level, LogSource, Rule, RuleMeta, Selection};
 pub use value::{FieldItem, Pattern, Placeholders, SigmaString};
 pub use yaml::{Loc, YamlBudget};
@@ -25,8 +30,42 @@ pub use yaml::{Loc, YamlBudget};
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub budget: YamlBudget,
+    pub limits: RuleLimits,
     /// Values for `expand` placeholders.
     pub placeholders: Placeholders,
+    /// Processing pipelines applied to every rule after it is parsed, in order.
+    pub pipelines: Vec<processing::Pipeline>,
+}
+
+impl LoadOptions {
+    /// Options that apply `pipelines` (sorted by priority) and take their placeholder values.
+    pub fn with_pipelines(pipelines: Vec<processing::Pipeline>) -> LoadOptions {
+        LoadOptions {
+            placeholders: processing::placeholders(&pipelines),
+            pipelines,
+            ..LoadOptions::default()
+        }
+    }
+}
+
+/// Bounds on what rule files may ask the matcher to hold (rule files are untrusted input; the
+/// YAML budgets bound parsing, these bound the compiled result). Exceeding one is a load
+/// error naming the file and rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleLimits {
+    /// Most patterns (values after modifiers made their variants) in one rule.
+    pub max_patterns_per_rule: usize,
+    /// Most patterns in one file, over all its rules.
+    pub max_patterns_per_file: usize,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        RuleLimits {
+            max_patterns_per_rule: 20_000,
+            max_patterns_per_file: 100_000,
+        }
+    }
 }
 
 /// Loaded rules with correlation references resolved.
@@ -35,6 +74,9 @@ pub struct Catalog {
     pub rules: Vec<Rule>,
     /// For each rule: the indices of the rules it correlates (empty for detections).
     pub refs: Vec<Vec<usize>>,
+    /// For each rule: the indices of the rules its `credtrail:` extension names (`until`
+    /// rules, then the `absence` rule), in that order.
+    pub ext_refs: Vec<Vec<usize>>,
 }
 
 impl Catalog {
@@ -42,7 +84,8 @@ impl Catalog {
     pub fn is_silenced(&self, i: usize) -> bool {
         let mut referenced = false;
         for (c, refs) in self.refs.iter().enumerate() {
-            if refs.contains(&i) {
+            let by_ext = self.ext_refs.get(c).is_some_and(|r| r.contains(&i));
+            if refs.contains(&i) || by_ext {
                 referenced = true;
                 if let Body::Correlation(corr) = &self.rules[c].body
                     && corr.generate
@@ -149,9 +192,37 @@ pub fn parse_text(
             return;
         }
     };
+    let mut file_patterns = 0usize;
     for doc in &docs {
-        match rule::parse_rule(path, doc, &opts.placeholders) {
-            Ok(r) => rules.push(r),
+        let parsed = rule::parse_rule(path, doc, &opts.placeholders).and_then(|mut r| {
+            processing::apply(&opts.pipelines, &mut r)?;
+            Ok(r)
+        });
+        match parsed {
+            Ok(r) => {
+                let n = r.pattern_count();
+                file_patterns += n;
+                let limit = |what: String| LoadError {
+                    file: path.to_path_buf(),
+                    loc: r.meta.loc,
+                    rule: Some(r.meta.label()),
+                    kind: LoadErrorKind::Limit(what),
+                };
+                if n > opts.limits.max_patterns_per_rule {
+                    errors.push(limit(format!(
+                        "the rule has {n} patterns, over the limit of {} per rule",
+                        opts.limits.max_patterns_per_rule
+                    )));
+                } else if file_patterns > opts.limits.max_patterns_per_file {
+                    errors.push(limit(format!(
+                        "the file's rules have more than {} patterns",
+                        opts.limits.max_patterns_per_file
+                    )));
+                    return;
+                } else {
+                    rules.push(r);
+                }
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -173,8 +244,10 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Catalog, LoadErrors
     }
 }
 
-/// Checks ids and names are unique and resolves correlation references.
+/// Merges filters into the detections they name, checks ids and names are unique and
+/// resolves correlation references.
 pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
+    let rules = filter::apply(rules, errors);
     let mut by_ref: HashMap<String, usize> = HashMap::new();
     for (i, r) in rules.iter().enumerate() {
         let err = |kind| LoadError {
@@ -207,16 +280,25 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
         }
     }
     let mut refs = vec![Vec::new(); rules.len()];
+    let mut ext_refs = vec![Vec::new(); rules.len()];
     for (i, r) in rules.iter().enumerate() {
         if let Body::Correlation(c) = &r.body {
-            for (reference, loc) in &c.rules {
+            let written = c.rules.iter().map(|(s, l)| (s.as_str(), *l, false));
+            let extension = c.ext.references().map(|(s, l)| (s, l, true));
+            for (reference, loc, ext) in written.chain(extension) {
                 match by_ref.get(reference) {
-                    Some(&j) if j != i => refs[i].push(j),
+                    Some(&j) if j != i => {
+                        if ext {
+                            ext_refs[i].push(j)
+                        } else {
+                            refs[i].push(j)
+                        }
+                    }
                     _ => errors.push(LoadError {
                         file: r.meta.file.clone(),
-                        loc: *loc,
+                        loc,
                         rule: Some(r.meta.label()),
-                        kind: LoadErrorKind::UnknownRuleReference(reference.clone()),
+                        kind: LoadErrorKind::UnknownRuleReference(reference.to_string()),
                     }),
                 }
             }
@@ -247,7 +329,11 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
             }
         }
     }
-    Catalog { rules, refs }
+    Catalog {
+        rules,
+        refs,
+        ext_refs,
+    }
 }
 
 fn describe(r: &Rule) -> String {

@@ -9,6 +9,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::condition::{self, Cond, CondError};
 use super::correlation::{self, Correlation};
 use super::error::{LoadError, LoadErrorKind};
+use super::extension;
+use super::filter::{self, Filter};
 use super::value::{self, FieldItem, ItemError, Placeholders};
 use super::yaml::{Loc, Node, Value};
 
@@ -109,6 +111,9 @@ pub struct Detection {
 pub enum Body {
     Detection(Detection),
     Correlation(Correlation),
+    /// A Sigma filter (filters specification v2): merged into the detections it names when
+    /// the catalog is resolved, so a resolved [`super::Catalog`] never holds one.
+    Filter(Filter),
 }
 
 /// A parsed Sigma rule.
@@ -116,6 +121,22 @@ pub enum Body {
 pub struct Rule {
     pub meta: RuleMeta,
     pub body: Body,
+}
+
+impl Rule {
+    /// Number of compiled patterns (values after modifiers made their variants) the rule holds.
+    pub fn pattern_count(&self) -> usize {
+        let det = match &self.body {
+            Body::Detection(d) => d,
+            Body::Filter(f) => &f.detection,
+            Body::Correlation(_) => return 0,
+        };
+        det.selections
+            .iter()
+            .flat_map(|s| s.alternatives.iter().flatten())
+            .map(|i| i.patterns.len())
+            .sum()
+    }
 }
 
 /// Context for errors while parsing one document.
@@ -211,16 +232,46 @@ pub fn parse_rule(file: &Path, doc: &Node, placeholders: &Placeholders) -> Resul
         loc: doc.loc,
         version: format!("{:016x}", content_hash(doc)),
     };
-    let body = match (doc.get("detection"), doc.get("correlation")) {
-        (Some(d), None) => Body::Detection(parse_detection(&ctx, d, placeholders)?),
-        (None, Some(c)) => Body::Correlation(correlation::parse(&ctx, c)?),
-        (Some(_), Some(c)) => {
+    if doc.get("correlation").is_none()
+        && let Some(ext) = doc.get(extension::KEY)
+    {
+        return Err(ctx.err(
+            ext.loc,
+            LoadErrorKind::Extension(format!(
+                "`{}` applies to correlation rules, not detections or filters",
+                extension::KEY
+            )),
+        ));
+    }
+    let body = match (
+        doc.get("detection"),
+        doc.get("correlation"),
+        doc.get("filter"),
+    ) {
+        (Some(d), None, None) => Body::Detection(parse_detection(&ctx, d, placeholders, &[])?),
+        (None, Some(c), None) => {
+            let mut corr = correlation::parse(&ctx, c)?;
+            if let Some(ext) = doc.get(extension::KEY) {
+                corr.ext = Box::new(extension::parse(
+                    &ctx,
+                    ext,
+                    corr.kind,
+                    corr.rules.len(),
+                    corr.timespan,
+                )?);
+            }
+            Body::Correlation(corr)
+        }
+        (None, None, Some(f)) => Body::Filter(filter::parse(&ctx, f, placeholders)?),
+        (None, None, None) => return Err(ctx.err(doc.loc, LoadErrorKind::Missing("detection"))),
+        (_, _, _) => {
             return Err(ctx.err(
-                c.loc,
-                LoadErrorKind::Unsupported("a rule with both `detection` and `correlation`".into()),
+                doc.loc,
+                LoadErrorKind::Unsupported(
+                    "a rule with more than one of `detection`, `correlation`, `filter`".into(),
+                ),
             ));
         }
-        (None, None) => return Err(ctx.err(doc.loc, LoadErrorKind::Missing("detection"))),
     };
     Ok(Rule { meta, body })
 }
@@ -309,10 +360,12 @@ pub(crate) fn string_list(ctx: &Ctx<'_>, map: &Node, key: &str) -> Result<Vec<St
     }
 }
 
-fn parse_detection(
+/// Parses a detection mapping; keys in `skip` belong to the caller (a filter's `rules`).
+pub(crate) fn parse_detection(
     ctx: &Ctx<'_>,
     det: &Node,
     placeholders: &Placeholders,
+    skip: &[&str],
 ) -> Result<Detection, LoadError> {
     let Some(entries) = det.as_map() else {
         return Err(wrong(ctx, det, "detection", "a mapping"));
@@ -324,6 +377,7 @@ fn parse_detection(
             return Err(wrong(ctx, k, "detection key", "a string"));
         };
         match name {
+            _ if skip.contains(&name) => {}
             "condition" => condition_node = Some(v),
             "timeframe" => {
                 return Err(ctx.err(
@@ -441,7 +495,9 @@ fn parse_selection(
         {
             vec![vec![item("", v, v.loc)?]]
         }
-        Value::Str(_) | Value::Int(_) => vec![vec![item("", v, v.loc)?]],
+        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+            vec![vec![item("", v, v.loc)?]]
+        }
         _ => {
             return Err(wrong(
                 ctx,

@@ -8,6 +8,7 @@ use credtrail::correlate::ShardLimits;
 use credtrail::input::ReadLimits;
 use credtrail::matcher::{self, CompileOptions, RuleSet};
 use credtrail::pipeline::{self, ReplayOptions, Summary};
+use credtrail::score::Assessor;
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
@@ -44,6 +45,9 @@ pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) ->
         progress: false,
         read: ReadLimits::default(),
         shard_limits: ShardLimits::default(),
+        mint: credtrail::decode::MintLifetimes::default(),
+        lineage: credtrail::identity::LineageLimits::default(),
+        assessor: Default::default(),
     }
 }
 
@@ -54,9 +58,27 @@ pub fn replay(
     shards: usize,
     lateness: &str,
 ) -> (String, Summary, tempfile::TempDir) {
+    replay_scored(
+        rules,
+        inputs,
+        shards,
+        lateness,
+        Arc::new(Assessor::default()),
+    )
+}
+
+/// [`replay`] with an assessor (inventory, weights, escalation).
+pub fn replay_scored(
+    rules: &Arc<RuleSet>,
+    inputs: &[PathBuf],
+    shards: usize,
+    lateness: &str,
+    assessor: Arc<Assessor>,
+) -> (String, Summary, tempfile::TempDir) {
     std::env::set_current_dir(root()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = options(inputs, dir.path(), shards, lateness);
+    let mut opts = options(inputs, dir.path(), shards, lateness);
+    opts.assessor = assessor;
     let summary = pipeline::replay(rules.clone(), &opts).unwrap_or_else(|e| panic!("{e}"));
     let text = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
     (text, summary, dir)

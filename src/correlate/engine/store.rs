@@ -1,0 +1,195 @@
+//! The state store of a shard: opening, settling, expiring and evicting group states.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{BUCKET, ENTRY_OVERHEAD, Entry, ShardEngine};
+use crate::correlate::eviction::Rank;
+use crate::correlate::footprint::Footprint;
+use crate::correlate::{Machine, Params};
+use crate::time::EventTime;
+
+impl ShardEngine {
+    /// After a state changed: drop it if empty, else schedule its timer, file its expiry and
+    /// refresh its bytes and eviction rank.
+    pub(super) fn settle(&mut self, id: u128) {
+        let rules = Arc::clone(&self.rules);
+        let Some(entry) = self.states.get_mut(&id) else {
+            return;
+        };
+        if entry.machine.is_empty() && entry.awaiting.is_empty() {
+            self.drop_state(id);
+            return;
+        }
+        let bytes = entry.machine.approx_bytes()
+            + entry.footprint.approx_bytes()
+            + entry.group.len()
+            + entry.awaiting.len() * 96
+            + ENTRY_OVERHEAD;
+        self.state_bytes = self.state_bytes + bytes - entry.bytes;
+        entry.bytes = bytes;
+        let stage = match &entry.machine {
+            Machine::Ordered(m) => m.stage_reached().map(|k| k as u8 + 1).unwrap_or(0),
+            _ => 1,
+        };
+        if stage != entry.rank.stage {
+            entry.rank.stage = stage;
+            self.ranks.file(id, entry.rank);
+        }
+        let params = Params::new(&rules.correlations[entry.target as usize]);
+        let next = [
+            entry.machine.deadline(&params),
+            entry.awaiting.first().map(|(d, _)| *d),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(at) = next {
+            entry.expires = entry.expires.max(at);
+            if entry.timer.is_none_or(|t| at < t) {
+                entry.timer = Some(at);
+                self.timers.push(Reverse((at, id)));
+            }
+        }
+        if entry.bucket == i64::MIN {
+            entry.bucket = bucket_of(entry.expires);
+            self.buckets[entry.target as usize]
+                .entry(entry.bucket)
+                .or_default()
+                .push(id);
+        }
+    }
+
+    /// Creates the state of `group` for correlation `c`, evicting to stay in budget.
+    pub(super) fn open(&mut self, c: u32, id: u128, group: &str) {
+        let rules = Arc::clone(&self.rules);
+        let corr = &rules.correlations[c as usize];
+        if self.per_target[c as usize] >= corr.budget.max_groups.max(1) && self.evict_in(c) {
+            self.stats.budget_evicted += 1;
+        }
+        while !self.states.is_empty()
+            && (self.states.len() >= self.limits.max_states
+                || self.state_bytes >= self.limits.max_state_bytes)
+        {
+            if !self.evict_one() {
+                break;
+            }
+            self.stats.evicted += 1;
+        }
+        let rank = Rank {
+            stage: 0,
+            blast: self.assessor.blast_tier(group),
+        };
+        self.ranks.file(id, rank);
+        self.states.insert(
+            id,
+            Entry {
+                target: c,
+                group: group.into(),
+                machine: Machine::new(corr),
+                expires: EventTime::MIN,
+                bucket: i64::MIN,
+                awaiting: Vec::new(),
+                timer: None,
+                footprint: Footprint::default(),
+                announced: None,
+                rank,
+                bytes: 0,
+            },
+        );
+        self.per_target[c as usize] += 1;
+        self.stats.peak_states = self.stats.peak_states.max(self.states.len() as u64);
+    }
+
+    pub(super) fn drop_state(&mut self, id: u128) -> Option<Entry> {
+        let e = self.states.remove(&id)?;
+        self.per_target[e.target as usize] -= 1;
+        self.state_bytes = self.state_bytes.saturating_sub(e.bytes);
+        let states = &self.states;
+        self.ranks
+            .compact(states.len(), |id| states.get(&id).map(|e| e.rank));
+        Some(e)
+    }
+
+    pub(super) fn expire(&mut self) {
+        let now = bucket_of(self.watermark);
+        for target in 0..self.buckets.len() {
+            while let Some((&b, _)) = self.buckets[target].first_key_value() {
+                if b >= now {
+                    break;
+                }
+                let ids = self.buckets[target].remove(&b).unwrap_or_default();
+                for id in ids {
+                    let Some(entry) = self.states.get_mut(&id) else {
+                        continue;
+                    };
+                    if entry.bucket != b {
+                        continue;
+                    }
+                    if entry.expires < self.watermark {
+                        self.drop_state(id);
+                        self.stats.expired += 1;
+                    } else {
+                        entry.bucket = bucket_of(entry.expires);
+                        self.buckets[target]
+                            .entry(entry.bucket)
+                            .or_default()
+                            .push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evicts the state of correlation `target` filed under the earliest expiry bucket.
+    pub(super) fn evict_in(&mut self, target: u32) -> bool {
+        let buckets = &mut self.buckets[target as usize];
+        while let Some(mut first) = buckets.first_entry() {
+            let b = *first.key();
+            let Some(id) = first.get_mut().pop() else {
+                first.remove();
+                continue;
+            };
+            if self.states.get(&id).is_some_and(|e| e.bucket == b) {
+                self.drop_state(id);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Evicts the lowest-ranked state of any correlation (see [`super::eviction`]): a flood of
+    /// throwaway identities cannot push out an advanced chain of a high-blast identity.
+    pub(super) fn evict_one(&mut self) -> bool {
+        let states = &self.states;
+        match self.ranks.pop_lowest(|id| states.get(&id).map(|e| e.rank)) {
+            Some(id) => self.drop_state(id).is_some(),
+            None => false,
+        }
+    }
+
+    /// The number of states per correlation target, for the summary.
+    pub fn states_by_target(&self) -> HashMap<u32, usize> {
+        let mut m = HashMap::new();
+        for e in self.states.values() {
+            *m.entry(e.target).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+pub(super) fn bucket_of(t: EventTime) -> i64 {
+    t.0.div_euclid(BUCKET)
+}
+
+/// The state's key: 128 bits, so that crafted group keys cannot collide into another
+/// identity's chain.
+pub(super) fn state_id(target: u32, group: &str) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(&target.to_le_bytes());
+    h.update(group.as_bytes());
+    h.digest128()
+}

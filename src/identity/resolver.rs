@@ -1,0 +1,192 @@
+//! The resolver: applies lineage links and resolves hit identities in event-time order.
+//!
+//! Hits and links wait here until the watermark passes their event time, then run in
+//! (time, event key) order, links before hits at the same instant. A session's events that
+//! arrive before the `AssumeRole` that minted it (CloudTrail delivers out of order) are therefore
+//! still resolved to the caller, as long as they are within the allowed lateness.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::{IdentityRef, Lineage, LineageLimits, Link};
+use crate::correlate::{GROUP_SEPARATOR, Hit, Target, shard_key};
+use crate::time::EventTime;
+
+/// Placeholder for the resolved identity inside a hit's group key, replaced on release.
+pub const IDENTITY_MARK: char = '\u{1e}';
+
+#[derive(Debug)]
+enum Payload {
+    Link(Link),
+    Hit(Box<Hit>, Option<IdentityRef>),
+}
+
+#[derive(Debug)]
+struct Item {
+    time: EventTime,
+    key: u64,
+    /// Links (0) before hits (1) at the same time and key.
+    order: u8,
+    seq: u64,
+    payload: Payload,
+}
+
+impl Item {
+    fn rank(&self) -> (EventTime, u64, u8, u64) {
+        (self.time, self.key, self.order, self.seq)
+    }
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Item {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+/// Counters of the resolver.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResolverStats {
+    pub hits: u64,
+    pub links: u64,
+    pub released_early: u64,
+    pub peak_pending: u64,
+}
+
+/// Orders hits and links, keeps the lineage, rewrites group keys to root identities.
+pub struct Resolver {
+    pending: BinaryHeap<Reverse<Item>>,
+    lineage: Lineage,
+    /// Per correlation: the group-key values its shard is picked by (`None`: the whole key).
+    routes: Vec<Option<Vec<usize>>>,
+    seq: u64,
+    max_pending: usize,
+    pub stats: ResolverStats,
+}
+
+impl Resolver {
+    /// `routes[c]` is how correlation `c` picks its shard (see [`shard_key`]).
+    pub fn new(
+        limits: LineageLimits,
+        max_pending: usize,
+        routes: Vec<Option<Vec<usize>>>,
+    ) -> Resolver {
+        Resolver {
+            pending: BinaryHeap::new(),
+            lineage: Lineage::new(limits),
+            routes,
+            seq: 0,
+            max_pending: max_pending.max(1),
+            stats: ResolverStats::default(),
+        }
+    }
+
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// Queues a hit whose group key may hold [`IDENTITY_MARK`]s for `identity`'s root.
+    pub fn push_hit(&mut self, hit: Hit, identity: Option<IdentityRef>, out: &mut dyn FnMut(Hit)) {
+        self.stats.hits += 1;
+        let (time, key) = (hit.event.time, hit.event.key);
+        self.push(
+            Item {
+                time,
+                key,
+                order: 1,
+                seq: 0,
+                payload: Payload::Hit(Box::new(hit), identity),
+            },
+            out,
+        );
+    }
+
+    /// Queues a lineage link.
+    pub fn push_link(&mut self, link: Link, out: &mut dyn FnMut(Hit)) {
+        self.stats.links += 1;
+        let (time, key) = (link.time, link.key);
+        self.push(
+            Item {
+                time,
+                key,
+                order: 0,
+                seq: 0,
+                payload: Payload::Link(link),
+            },
+            out,
+        );
+    }
+
+    fn push(&mut self, mut item: Item, out: &mut dyn FnMut(Hit)) {
+        self.seq += 1;
+        item.seq = self.seq;
+        self.pending.push(Reverse(item));
+        self.stats.peak_pending = self.stats.peak_pending.max(self.pending.len() as u64);
+        // Bounded: past the cap the oldest item is handled now (counted), never dropped.
+        while self.pending.len() > self.max_pending {
+            self.stats.released_early += 1;
+            if let Some(Reverse(item)) = self.pending.pop() {
+                self.handle(item, out);
+            }
+        }
+    }
+
+    /// Handles, in order, everything older than `watermark`.
+    pub fn release(&mut self, watermark: EventTime, out: &mut dyn FnMut(Hit)) {
+        while self
+            .pending
+            .peek()
+            .is_some_and(|Reverse(i)| i.time < watermark)
+        {
+            if let Some(Reverse(item)) = self.pending.pop() {
+                self.handle(item, out);
+            }
+        }
+        if watermark != EventTime::MAX {
+            self.lineage.expire(watermark);
+        }
+    }
+
+    fn handle(&mut self, item: Item, out: &mut dyn FnMut(Hit)) {
+        match item.payload {
+            Payload::Link(link) => self.lineage.link(&link),
+            Payload::Hit(hit, identity) => {
+                let mut hit = *hit;
+                if let Some(identity) = identity {
+                    let resolved = self.lineage.resolve(&identity, hit.event.time);
+                    if hit.group.contains(IDENTITY_MARK) {
+                        // A root holding the separator would split into two group values.
+                        let root = resolved.root.replace(GROUP_SEPARATOR, "\u{fffd}");
+                        hit.group = hit.group.replace(IDENTITY_MARK, &root).into();
+                        let route = match hit.target {
+                            Target::Correlation(c) => {
+                                self.routes.get(c as usize).and_then(|r| r.as_deref())
+                            }
+                            Target::Detection(_) => None,
+                        };
+                        hit.shard_key = shard_key(&hit.group, route);
+                    }
+                    let mut actor = identity.describe();
+                    if let Some(via) = &resolved.via {
+                        actor.push_str(&format!(
+                            " (lineage: {via} minted by {}, {} hop(s))",
+                            resolved.root, resolved.hops
+                        ));
+                    }
+                    hit.event.actor = Some(actor.into());
+                }
+                out(hit);
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! Rule-set diagnostics for `credtrail rules lint`: every load error of every rule (not only the
+//! first), and warnings for rules that load but can never match what a source profile serves.
+//!
+//! Errors are exactly what [`sigma::load`] and [`matcher::compile`] would refuse: a rule set
+//! that lints without errors loads. Warnings are judgements about the rules against the
+//! built-in profiles:
+//!
+//! - `logsource-product`: a product no dedicated profile serves (the rule runs only on ECS,
+//!   OCSF and generic events);
+//! - `logsource-category` / `logsource-service`: a category or service the product's profile
+//!   cannot guard (a Windows category without a channel and event id, a Linux service that is
+//!   not Sysmon for Linux): the rule runs unguarded on every event of the product, or its fields
+//!   never occur there;
+//! - `field`: a field the product's profile never provides (CloudTrail, Kubernetes audit,
+//!   Sysmon for Linux and agent tool calls have known vocabularies; Windows event data is open).
+//!   Not checked when processing pipelines are loaded: their field names belong to the
+//!   pipeline's target schema (ECS, OCSF), not to the product's raw events;
+//! - `all-single-value`: `|all` on one value, which the modifiers appendix does not allow;
+//! - `regex-flavour`: a regular expression outside the specification's portable subset;
+//! - `logsource-missing`: no `logsource`, which the specification makes mandatory.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::decode::ProfileKind;
+use crate::matcher::logsource;
+use crate::matcher::{self, CompileOptions, IDENTITY_FIELD};
+use crate::sigma::{self, Body, LoadError, LoadOptions, Pattern, Rule};
+
+/// How serious a finding is: errors fail the load, warnings do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One diagnostic with where it applies.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub file: PathBuf,
+    pub line: u64,
+    pub col: u64,
+    pub severity: Severity,
+    /// The rule's id (and title), when known.
+    pub rule: Option<String>,
+    /// A short stable name of what the finding is about (`modifier-chain`, `field`, ...).
+    pub construct: String,
+    pub message: String,
+}
+
+impl From<&LoadError> for Finding {
+    fn from(e: &LoadError) -> Finding {
+        Finding {
+            file: e.file.clone(),
+            line: e.loc.line,
+            col: e.loc.col,
+            severity: Severity::Error,
+            rule: e.rule.clone(),
+            construct: e.construct(),
+            message: e.kind.to_string(),
+        }
+    }
+}
+
+/// The outcome of linting a set of paths.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub files: usize,
+    /// Rule documents found (filters included).
+    pub rules: usize,
+    /// Rule documents that load with no error.
+    pub loaded: usize,
+    /// Findings sorted by file, line and column.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        self.count(Severity::Error)
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.count(Severity::Warning)
+    }
+
+    fn count(&self, s: Severity) -> usize {
+        self.findings.iter().filter(|f| f.severity == s).count()
+    }
+}
+
+/// Lints every rule file under `paths` as one rule set (correlations and filters may refer
+/// across files, as at load time).
+pub fn lint(paths: &[PathBuf], load: &LoadOptions, compile: &CompileOptions) -> Report {
+    let mut report = Report::default();
+    let files = match sigma::collect_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            report.findings.push(Finding::from(&e));
+            return report;
+        }
+    };
+    report.files = files.len();
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for f in &files {
+        let before = errors.len();
+        let parsed_before = rules.len();
+        sigma::parse_file(f, load, &mut rules, &mut errors);
+        // Each failed document is one error; a file that is not YAML counts as one rule.
+        report.rules += rules.len() - parsed_before + (errors.len() - before);
+    }
+    let parse_failures = errors.len();
+    let mut warnings = Vec::new();
+    let check_fields = load.pipelines.is_empty();
+    for r in &rules {
+        warn_rule(r, check_fields, &mut warnings);
+    }
+    let catalog = sigma::resolve(rules.clone(), &mut errors);
+    if let Err(e) = matcher::compile(&catalog, compile) {
+        errors.extend(e.0);
+    }
+    let failed: BTreeSet<(PathBuf, String)> = errors[parse_failures..]
+        .iter()
+        .filter_map(|e| e.rule.clone().map(|r| (e.file.clone(), r)))
+        .collect();
+    let failed_parsed = rules
+        .iter()
+        .filter(|r| failed.contains(&(r.meta.file.clone(), r.meta.label())))
+        .count();
+    report.loaded = rules.len() - failed_parsed;
+    report
+        .findings
+        .extend(errors.iter().map(Finding::from).chain(warnings));
+    report.findings.sort();
+    report.findings.dedup();
+    report
+}
+
+fn warn_rule(r: &Rule, check_fields: bool, out: &mut Vec<Finding>) {
+    let warn = |line: u64, col: u64, construct: &str, message: String| Finding {
+        file: r.meta.file.clone(),
+        line,
+        col,
+        severity: Severity::Warning,
+        rule: Some(r.meta.label()),
+        construct: construct.into(),
+        message,
+    };
+    let at = (r.meta.loc.line, r.meta.loc.col);
+    let det = match &r.body {
+        Body::Detection(d) => d,
+        Body::Filter(f) => &f.detection,
+        Body::Correlation(_) => return,
+    };
+    let ls = &r.meta.logsource;
+    if ls.product.is_none() && ls.category.is_none() && ls.service.is_none() {
+        out.push(warn(
+            at.0,
+            at.1,
+            "logsource-missing",
+            "no `logsource`: the rule runs on every event of every profile".into(),
+        ));
+    }
+    let profile = ls.product.as_deref().and_then(dedicated_profile);
+    if let Some(product) = ls.product.as_deref()
+        && profile.is_none()
+    {
+        out.push(warn(
+            at.0,
+            at.1,
+            "logsource-product",
+            format!(
+                "product `{product}` has no source profile; the rule runs only on ECS, OCSF and generic events"
+            ),
+        ));
+    }
+    if let Some(p) = profile {
+        for m in logsource_mismatch(ls, p) {
+            out.push(warn(at.0, at.1, m.0, m.1));
+        }
+    }
+    for sel in &det.selections {
+        for item in sel.alternatives.iter().flatten() {
+            let (line, col) = (item.loc.line, item.loc.col);
+            if item.all && item.written_values() == 1 {
+                out.push(warn(
+                    line,
+                    col,
+                    "all-single-value",
+                    format!(
+                        "`{}`: `all` on a single value is not allowed by the modifiers appendix",
+                        item.spec
+                    ),
+                ));
+            }
+            let mut fields: Vec<&str> = item.field.iter().map(String::as_str).collect();
+            for p in &item.patterns {
+                match p {
+                    Pattern::FieldRef { field, .. } => fields.push(field),
+                    Pattern::Regex { re, .. } => {
+                        if let Some(construct) = outside_portable_regex(re) {
+                            out.push(warn(
+                                line,
+                                col,
+                                "regex-flavour",
+                                format!(
+                                    "`{}`: {construct} is outside the specification's regular-expression subset; other Sigma tools may not run it",
+                                    item.spec
+                                ),
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(p) = profile.filter(|_| check_fields) {
+                for f in fields {
+                    if !provides(p, f) {
+                        out.push(warn(
+                            line,
+                            col,
+                            "field",
+                            format!(
+                                "field `{f}` never occurs in {} events; this item can never match there",
+                                p.name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The profile dedicated to a Sigma product, if any.
+pub fn dedicated_profile(product: &str) -> Option<ProfileKind> {
+    [
+        ProfileKind::CloudTrail,
+        ProfileKind::Windows,
+        ProfileKind::K8sAudit,
+        ProfileKind::Linux,
+        ProfileKind::Agent,
+    ]
+    .into_iter()
+    .find(|k| k.serves_product(Some(product)))
+}
+
+/// Warnings about a log source on its product's profile.
+fn logsource_mismatch(ls: &sigma::LogSource, profile: ProfileKind) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let guarded = logsource::is_known(ls, profile);
+    match profile {
+        ProfileKind::Windows | ProfileKind::Linux => {
+            if let Some(c) = &ls.category
+                && !guarded
+            {
+                out.push((
+                    "logsource-category",
+                    format!(
+                        "category `{c}` has no known channel and event id on {}: the rule runs on every {} event",
+                        profile.name(),
+                        profile.name()
+                    ),
+                ));
+            }
+            if let Some(s) = &ls.service
+                && ls.category.is_none()
+                && !guarded
+            {
+                out.push((
+                    "logsource-service",
+                    format!(
+                        "service `{s}` is not a log the {} profile reads: the rule runs on every {} event",
+                        profile.name(),
+                        profile.name()
+                    ),
+                ));
+            }
+        }
+        ProfileKind::CloudTrail | ProfileKind::K8sAudit | ProfileKind::Agent => {
+            let expected = match profile {
+                ProfileKind::CloudTrail => "cloudtrail",
+                ProfileKind::K8sAudit => "audit",
+                _ => "tool_calls",
+            };
+            if let Some(s) = &ls.service
+                && s != expected
+            {
+                out.push((
+                    "logsource-service",
+                    format!(
+                        "service `{s}`: the {} profile reads `{expected}` events only",
+                        profile.name()
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Fields of each profile with a known vocabulary: `(name, open)`, where an open name also
+/// provides every field under it (`requestParameters.secretId`).
+fn vocabulary(profile: ProfileKind) -> Option<&'static [(&'static str, bool)]> {
+    const CLOUDTRAIL: &[(&str, bool)] = &[
+        ("eventVersion", false),
+        ("userIdentity", true),
+        ("eventTime", false),
+        ("eventSource", false),
+        ("eventName", false),
+        ("awsRegion", false),
+        ("sourceIPAddress", false),
+        ("userAgent", false),
+        ("errorCode", false),
+        ("errorMessage", false),
+        ("requestParameters", true),
+        ("responseElements", true),
+        ("additionalEventData", true),
+        ("requestID", false),
+        ("eventID", false),
+        ("readOnly", false),
+        ("resources", true),
+        ("eventType", false),
+        ("apiVersion", false),
+        ("managementEvent", false),
+        ("recipientAccountId", false),
+        ("serviceEventDetails", true),
+        ("sharedEventID", false),
+        ("vpcEndpointId", false),
+        ("vpcEndpointAccountId", false),
+        ("eventCategory", false),
+        ("tlsDetails", true),
+        ("sessionCredentialFromConsole", false),
+        ("edgeDeviceDetails", true),
+        ("insightDetails", true),
+        ("@timestamp", false),
+    ];
+    const K8S: &[(&str, bool)] = &[
+        ("kind", false),
+        ("apiVersion", false),
+        ("level", false),
+        ("auditID", false),
+        ("stage", false),
+        ("requestURI", false),
+        ("verb", false),
+        ("user", true),
+        ("impersonatedUser", true),
+        ("sourceIPs", false),
+        ("userAgent", false),
+        ("objectRef", true),
+        ("responseStatus", true),
+        ("requestObject", true),
+        ("responseObject", true),
+        ("requestReceivedTimestamp", false),
+        ("stageTimestamp", false),
+        ("annotations", true),
+    ];
+    const LINUX: &[(&str, bool)] = &[
+        ("@timestamp", false),
+        ("Channel", false),
+        ("EventID", false),
+        ("Hostname", false),
+        ("Computer", false),
+        ("RecordNumber", false),
+        ("User", false),
+        ("auid", false),
+        ("uid", false),
+        ("Image", false),
+        ("CommandLine", false),
+        ("ParentImage", false),
+        ("ParentCommandLine", false),
+        ("ParentUser", false),
+        ("CurrentDirectory", false),
+        ("ProcessId", false),
+        ("ProcessGuid", false),
+        ("ParentProcessId", false),
+        ("ParentProcessGuid", false),
+        ("LogonId", false),
+        ("LogonGuid", false),
+        ("IntegrityLevel", false),
+        ("Hashes", false),
+        ("OriginalFileName", false),
+        ("Product", false),
+        ("Description", false),
+        ("Company", false),
+        ("FileVersion", false),
+        ("RuleName", false),
+        ("UtcTime", false),
+        ("CreationUtcTime", false),
+        ("TargetFilename", false),
+        ("Protocol", false),
+        ("Initiated", false),
+        ("SourceIp", false),
+        ("SourceHostname", false),
+        ("SourcePort", false),
+        ("SourceIsIpv6", false),
+        ("DestinationIp", false),
+        ("DestinationHostname", false),
+        ("DestinationPort", false),
+        ("DestinationPortName", false),
+        ("DestinationIsIpv6", false),
+    ];
+    const AGENT: &[(&str, bool)] = &[
+        ("timestamp", false),
+        ("event_type", false),
+        ("event_id", false),
+        ("agent", true),
+        ("tool", true),
+        ("target", true),
+        ("outcome", false),
+    ];
+    match profile {
+        ProfileKind::CloudTrail => Some(CLOUDTRAIL),
+        ProfileKind::K8sAudit => Some(K8S),
+        ProfileKind::Linux => Some(LINUX),
+        ProfileKind::Agent => Some(AGENT),
+        _ => None,
+    }
+}
+
+/// Whether events of `profile` can hold `field` (profiles without a vocabulary hold anything).
+pub fn provides(profile: ProfileKind, field: &str) -> bool {
+    if field == IDENTITY_FIELD {
+        return true;
+    }
+    let Some(vocab) = vocabulary(profile) else {
+        return true;
+    };
+    vocab.iter().any(|(name, open)| {
+        field == *name
+            || (*open
+                && field
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('.')))
+    })
+}
+
+/// The first construct of `re` outside the specification's portable flavour (wildcard `.`,
+/// anchors, quantifiers, character classes, groups, alternation), if any.
+pub fn outside_portable_regex(re: &str) -> Option<&'static str> {
+    let b = re.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                // An escaped metacharacter is a literal; a class shorthand is not in the subset.
+                match b.get(i + 1) {
+                    Some(c) if c.is_ascii_alphanumeric() && !b"tnrfv".contains(c) => {
+                        return Some("a backslash class or assertion (`\\d`, `\\w`, `\\b`, ...)");
+                    }
+                    _ => i += 2,
+                }
+            }
+            b'(' if b.get(i + 1) == Some(&b'?') => return Some("a `(?...)` group or inline flag"),
+            b'+' | b'*' | b'?' if matches!(b.get(i + 1), Some(b'?') | Some(b'+')) => {
+                return Some("a lazy or possessive quantifier");
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}

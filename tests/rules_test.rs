@@ -1,0 +1,168 @@
+//! `credtrail rules test` as a user runs it: exit codes, one line per case and variant, JUnit
+//! and JSON output, and failures that name what went wrong.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn credtrail(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_credtrail"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const RULES: &str = r#"
+title: read
+name: t_read
+detection: {selection: {eventName: GetSecretValue}, condition: selection}
+---
+title: list
+name: t_list
+detection: {selection: {eventName: ListUsers}, condition: selection}
+---
+title: rotate
+name: t_rotate
+detection: {selection: {eventName: RotateSecret}, condition: selection}
+---
+title: read then list
+name: t_chain
+correlation:
+  type: temporal_ordered
+  rules: [t_read, t_list]
+  group-by: [credtrail.identity]
+  timespan: 10m
+credtrail:
+  until: [t_rotate]
+"#;
+
+fn case(expect: &str, until_event: &str) -> String {
+    format!(
+        r#"tests:
+  - name: read then list
+    rule: t_chain
+    events:
+      - at: 0s
+        event: {{eventSource: s, eventName: GetSecretValue, userIdentity: {{arn: u}}}}
+      - at: 1m
+        event: {{eventSource: s, eventName: ListUsers, userIdentity: {{arn: u}}}}
+    expect: {expect}
+    until_event: {until_event}
+"#
+    )
+}
+
+fn write_case(dir: &Path, expect: &str, until_event: &str) {
+    std::fs::write(dir.join("chain.yml"), RULES).unwrap();
+    std::fs::write(dir.join("chain.tests.yml"), case(expect, until_event)).unwrap();
+}
+
+#[test]
+fn the_shipped_pack_passes_with_its_variants() {
+    let (code, out, err) = credtrail(&["rules", "test", "rules/"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("[shuffled within"), "{out}");
+    assert!(out.contains("[duplicated"), "{out}");
+    assert!(out.contains("[stretched past the timespan"), "{out}");
+    assert!(out.lines().last().unwrap().contains("0 failed"), "{out}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_exit_1_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    write_case(
+        dir.path(),
+        "[]",
+        "{eventSource: s, eventName: RotateSecret, userIdentity: {arn: u}}",
+    );
+    let (code, out, _) = credtrail(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL") && out.contains("expected 0 alert(s), got 1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_variant_that_breaks_is_reported_on_its_own_line() {
+    // The until event given does not match the until rule: the chain survives the insertion,
+    // which the `until` variant reports as a failure.
+    let dir = tempfile::tempdir().unwrap();
+    write_case(
+        dir.path(),
+        "[{group: u, events: [0, 1]}]",
+        "{eventSource: s, eventName: DescribeSecret, userIdentity: {arn: u}}",
+    );
+    let (code, out, _) = credtrail(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("[until event inserted]"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with("FAIL"), "{line}");
+    assert!(line.contains("expected no alert, got 1"), "{line}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("PASS") && l.contains("[duplicated")),
+        "{out}"
+    );
+}
+
+#[test]
+fn junit_and_json_reports_for_ci() {
+    let dir = tempfile::tempdir().unwrap();
+    write_case(
+        dir.path(),
+        "[{group: u, events: [0, 1]}]",
+        "{eventSource: s, eventName: RotateSecret, userIdentity: {arn: u}}",
+    );
+    let path = dir.path().to_str().unwrap();
+    let (code, out, _) = credtrail(&["rules", "test", path, "--format", "junit"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("<?xml"), "{out}");
+    assert!(out.contains("failures=\"0\""), "{out}");
+    assert!(out.contains("[until event inserted]"), "{out}");
+    let (code, out, _) = credtrail(&["rules", "test", path, "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["failed"], 0);
+    assert!(v["summary"]["passed"].as_u64().unwrap() >= 6, "{v}");
+}
+
+#[test]
+fn a_misspelt_key_in_a_test_file_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chain.yml"), RULES).unwrap();
+    std::fs::write(
+        dir.path().join("chain.tests.yml"),
+        "tests:\n  - name: x\n    rule: t_chain\n    event: []\n    expect: []\n",
+    )
+    .unwrap();
+    let (code, out, _) = credtrail(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL") && out.contains("4:"), "{out}");
+    assert!(out.contains("event"), "{out}");
+}
+
+#[test]
+fn bad_rules_exit_2_before_any_test() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "title: x\ncorrelation: {type: temporal, rules: [a, b], timespan: 1m}\ncredtrail: {stage: []}\n",
+    )
+    .unwrap();
+    let (code, _, err) = credtrail(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad.yml:3:13") && err.contains("unknown key `credtrail.stage`"),
+        "{err}"
+    );
+}
