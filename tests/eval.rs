@@ -69,14 +69,32 @@ fn default_preset_is_reproducible_and_its_labels_give_full_recall_and_no_false_a
         "--dead-letter",
         s(&dead),
     ]);
-    assert!(report["attack_chains"].as_u64().unwrap() >= 12, "{report}");
+    assert!(report["attack_chains"].as_u64().unwrap() >= 18, "{report}");
     assert_eq!(
         report["detected_chains"], report["attack_chains"],
         "100 % recall"
     );
     assert_eq!(report["false_chain_alerts"], 0, "no alert on a near miss");
     assert_eq!(report["false_positives"], 0, "no alert on background");
-    assert!(report["near_misses"].as_u64().unwrap() >= 10);
+    assert!(report["near_misses"].as_u64().unwrap() >= 14);
+    assert_eq!(
+        report["not_covered"], 0,
+        "the pack covers every source the generator writes"
+    );
+    // Every source on its own: its attack chains all detected, its near misses all silent.
+    let sources = report["sources"].as_array().unwrap();
+    for product in ["aws", "windows", "linux", "kubernetes", "ai_agent"] {
+        let sc = sources
+            .iter()
+            .find(|x| x["product"] == product)
+            .unwrap_or_else(|| panic!("no source {product} in {report}"));
+        assert!(sc["attack_chains"].as_u64().unwrap() >= 2, "{sc}");
+        assert_eq!(sc["detected_chains"], sc["attack_chains"], "{sc}");
+        assert!(sc["near_misses"].as_u64().unwrap() >= 2, "{sc}");
+        assert_eq!(sc["alerted_near_misses"], 0, "{sc}");
+        assert_eq!(sc["false_positives"], 0, "{sc}");
+        assert_eq!(sc["true_positives"], sc["alerts"], "{sc}");
+    }
     for name in [
         "ct_chain_full",
         "ct_chain_secret_to_persistence",
@@ -85,6 +103,9 @@ fn default_preset_is_reproducible_and_its_labels_give_full_recall_and_no_false_a
         "win_chain_full",
         "win_chain_credential_to_persistence",
         "win_chain_credential_to_exfiltration",
+        "lnx_chain_credential_to_exfiltration",
+        "k8s_chain_secret_to_exec",
+        "agent_chain_secret_to_new_destination",
     ] {
         let r = rule(&report, name);
         assert!(

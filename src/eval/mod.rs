@@ -11,6 +11,10 @@
 //! `logsource.product`) are reported as not covered and left out of recall, never silently.
 //! Time to detect is in event time: from the chain's first event to the alert's decision (the
 //! alert's `time`, the event that completed it).
+//!
+//! Per source (Sigma `logsource.product`): chains count under their label's product; an alert
+//! counts under its rule's product (a correlation's is its first stage rule's), else under the
+//! product of the chain its evidence belongs to.
 
 mod report;
 pub mod truth;
@@ -21,7 +25,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use report::{ChainScore, Report, RuleScore};
+pub use report::{ChainScore, Report, RuleScore, SourceScore};
 pub use truth::Truth;
 
 use crate::generator::labels::{Expect, LabelsError};
@@ -56,21 +60,53 @@ pub enum EvalError {
 pub struct AlertFacts {
     /// The rule's `name`, else its title.
     pub rule: String,
+    /// The rule's Sigma `logsource.product` ([`canonical_product`]); `None` when it has none
+    /// or the rule is not in the loaded set.
+    pub product: Option<String>,
     pub time_ms: i64,
     pub group: String,
     pub events: Vec<String>,
 }
 
+/// The product of every rule (index into `rules.meta`) that has one: a detection's
+/// `logsource.product`, a correlation's first stage rule's (through correlations of
+/// correlations).
+pub fn rule_products(rules: &RuleSet) -> HashMap<u32, String> {
+    let mut out: HashMap<u32, String> = HashMap::new();
+    for d in &rules.detections {
+        if let Some(p) = rules.meta[d.rule as usize].logsource.product.as_deref() {
+            out.insert(d.rule, canonical_product(p));
+        }
+    }
+    // Each pass settles at least one more level of nesting; references are acyclic, so
+    // `correlations.len()` passes settle every correlation that can be settled.
+    for _ in 0..rules.correlations.len() {
+        let mut changed = false;
+        for c in &rules.correlations {
+            if out.contains_key(&c.rule) {
+                continue;
+            }
+            if let Some(p) = c.stages.iter().find_map(|s| out.get(s)) {
+                out.insert(c.rule, p.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    out
+}
+
 /// Reads the alerts of a replay (OCSF Detection Findings, one per line).
 pub fn read_alerts(rules: &RuleSet, text: &str) -> Result<Vec<AlertFacts>, EvalError> {
-    let names: HashMap<&str, &str> = rules
+    let by_id: HashMap<&str, u32> = rules
         .meta
         .iter()
-        .filter_map(|m| {
-            let id = m.id.as_deref()?;
-            Some((id, m.name.as_deref().unwrap_or(&m.title)))
-        })
+        .enumerate()
+        .filter_map(|(i, m)| Some((m.id.as_deref()?, i as u32)))
         .collect();
+    let products = rule_products(rules);
     let mut out = Vec::new();
     for (i, line) in text
         .lines()
@@ -87,11 +123,17 @@ pub fn read_alerts(rules: &RuleSet, text: &str) -> Result<Vec<AlertFacts>, EvalE
         let title = analytic["name"]
             .as_str()
             .ok_or_else(|| bad("no finding_info.analytic.name"))?;
-        let rule = analytic["uid"]
+        let index = analytic["uid"]
             .as_str()
-            .and_then(|id| names.get(id).copied())
+            .and_then(|id| by_id.get(id).copied());
+        let rule = index
+            .map(|i| {
+                let m = &rules.meta[i as usize];
+                m.name.as_deref().unwrap_or(&m.title)
+            })
             .unwrap_or(title)
             .to_string();
+        let product = index.and_then(|i| products.get(&i).cloned());
         let events = v["evidences"]
             .as_array()
             .ok_or_else(|| bad("no evidences"))?
@@ -100,6 +142,7 @@ pub fn read_alerts(rules: &RuleSet, text: &str) -> Result<Vec<AlertFacts>, EvalE
             .collect();
         out.push(AlertFacts {
             rule,
+            product,
             time_ms: v["time"].as_i64().ok_or_else(|| bad("no time"))?,
             group: v["metadata"]["correlation_uid"]
                 .as_str()
@@ -111,13 +154,20 @@ pub fn read_alerts(rules: &RuleSet, text: &str) -> Result<Vec<AlertFacts>, EvalE
     Ok(out)
 }
 
-/// The Sigma products the loaded detection rules serve (lower case).
+/// A Sigma product in lower case, with the aliases one profile serves spelled one way
+/// (`k8s` is `kubernetes`), so labels and rules compare equal.
+pub fn canonical_product(product: &str) -> String {
+    let p = product.to_ascii_lowercase();
+    if p == "k8s" { "kubernetes".into() } else { p }
+}
+
+/// The Sigma products the loaded detection rules serve ([`canonical_product`]).
 pub fn loaded_products(rules: &RuleSet) -> BTreeSet<String> {
     rules
         .detections
         .iter()
         .filter_map(|d| rules.meta[d.rule as usize].logsource.product.as_deref())
-        .map(str::to_ascii_lowercase)
+        .map(canonical_product)
         .collect()
 }
 
@@ -126,13 +176,14 @@ pub fn score(truth: &Truth, alerts: &[AlertFacts], products: &BTreeSet<String>) 
     let covered: Vec<bool> = truth
         .chains
         .iter()
-        .map(|c| products.contains(&c.product.to_ascii_lowercase()))
+        .map(|c| products.contains(&canonical_product(&c.product)))
         .collect();
     // chain index → earliest alert time; (rule, chain) pairs that alerted
     let mut first_alert: HashMap<usize, i64> = HashMap::new();
     let mut rule_chain: BTreeSet<(String, usize)> = BTreeSet::new();
     let mut rules: BTreeMap<String, RuleScore> = BTreeMap::new();
     let mut near_miss_alerts: HashMap<usize, u64> = HashMap::new();
+    let mut sources: BTreeMap<String, SourceScore> = BTreeMap::new();
     let mut report = Report {
         origin: truth.origin.clone(),
         alerts: alerts.len() as u64,
@@ -150,6 +201,13 @@ pub fn score(truth: &Truth, alerts: &[AlertFacts], products: &BTreeSet<String>) 
             .entry(a.rule.clone())
             .or_insert_with(|| RuleScore::named(&a.rule));
         r.alerts += 1;
+        let product = a
+            .product
+            .as_deref()
+            .or_else(|| chains.first().map(|&c| truth.chains[c].product.as_str()))
+            .unwrap_or("-");
+        let by_source = source(&mut sources, product);
+        by_source.alerts += 1;
         let near: Vec<usize> = chains
             .iter()
             .copied()
@@ -158,6 +216,7 @@ pub fn score(truth: &Truth, alerts: &[AlertFacts], products: &BTreeSet<String>) 
         if !near.is_empty() {
             r.false_chain_alerts += 1;
             report.false_chain_alerts += 1;
+            by_source.false_chain_alerts += 1;
             for c in near {
                 *near_miss_alerts.entry(c).or_insert(0) += 1;
             }
@@ -166,10 +225,12 @@ pub fn score(truth: &Truth, alerts: &[AlertFacts], products: &BTreeSet<String>) 
         if chains.is_empty() {
             r.false_positives += 1;
             report.false_positives += 1;
+            by_source.false_positives += 1;
             continue;
         }
         r.true_positives += 1;
         report.true_positives += 1;
+        by_source.true_positives += 1;
         for c in chains {
             let e = first_alert.entry(c).or_insert(a.time_ms);
             *e = (*e).min(a.time_ms);
@@ -201,32 +262,50 @@ pub fn score(truth: &Truth, alerts: &[AlertFacts], products: &BTreeSet<String>) 
             .entry(label.scenario.clone())
             .or_insert_with(|| ChainScore::named(label));
         s.chains += 1;
+        let by_source = source(&mut sources, &label.product);
         if !covered[c] {
             s.not_covered += 1;
             report.not_covered += 1;
+            by_source.not_covered += 1;
             continue;
         }
         match label.expect {
             Expect::Alert => {
                 report.attack_chains += 1;
+                by_source.attack_chains += 1;
                 if let Some(&t) = first_alert.get(&c) {
                     s.detected += 1;
                     report.detected_chains += 1;
+                    by_source.detected_chains += 1;
                     s.detect_ms.push(t - chain_start_ms(&label.start));
                 }
             }
             Expect::None => {
                 report.near_misses += 1;
+                by_source.near_misses += 1;
                 if let Some(&n) = near_miss_alerts.get(&c) {
                     s.alerted_near_misses += 1;
                     s.false_chain_alerts += n;
+                    by_source.alerted_near_misses += 1;
                 }
             }
         }
     }
     report.rules = rules.into_values().collect();
     report.scenarios = scenarios.into_values().collect();
+    report.sources = sources.into_values().collect();
     report
+}
+
+/// The score of `product` ([`canonical_product`]), created on first use.
+fn source<'a>(
+    sources: &'a mut BTreeMap<String, SourceScore>,
+    product: &str,
+) -> &'a mut SourceScore {
+    let product = canonical_product(product);
+    sources
+        .entry(product.clone())
+        .or_insert_with(|| SourceScore::named(&product))
 }
 
 fn chain_start_ms(start: &str) -> i64 {

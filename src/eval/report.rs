@@ -72,6 +72,44 @@ impl ChainScore {
     }
 }
 
+/// Scores of one source, by Sigma `logsource.product` (`-`: an alert whose rule has no product
+/// and whose evidence is in no labelled chain).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SourceScore {
+    pub product: String,
+    /// Covered attack chains, and how many drew a true-positive alert.
+    pub attack_chains: u64,
+    pub detected_chains: u64,
+    /// Covered near misses, and how many drew an alert.
+    pub near_misses: u64,
+    pub alerted_near_misses: u64,
+    /// Labelled chains of this product that no loaded rule serves.
+    pub not_covered: u64,
+    pub alerts: u64,
+    pub true_positives: u64,
+    pub false_positives: u64,
+    pub false_chain_alerts: u64,
+}
+
+impl SourceScore {
+    pub fn named(product: &str) -> SourceScore {
+        SourceScore {
+            product: product.to_string(),
+            ..SourceScore::default()
+        }
+    }
+
+    /// Detected over covered attack chains; `None` without any.
+    pub fn recall(&self) -> Option<f64> {
+        (self.attack_chains > 0).then(|| self.detected_chains as f64 / self.attack_chains as f64)
+    }
+
+    /// True positives over alerts; `None` without alerts.
+    pub fn precision(&self) -> Option<f64> {
+        (self.alerts > 0).then(|| self.true_positives as f64 / self.alerts as f64)
+    }
+}
+
 /// The whole evaluation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -93,6 +131,7 @@ pub struct Report {
     pub not_covered: u64,
     pub rules: Vec<RuleScore>,
     pub scenarios: Vec<ChainScore>,
+    pub sources: Vec<SourceScore>,
 }
 
 impl Report {
@@ -175,6 +214,29 @@ impl fmt::Display for Report {
             self.false_chain_alerts,
             self.precision() * 100.0
         )?;
+        writeln!(
+            f,
+            "\n  {:<12}  attack chains  detected  recall  near misses  alerted  not covered  alerts  true  false  false chain  precision",
+            "per source"
+        )?;
+        for s in &self.sources {
+            writeln!(
+                f,
+                "    {:<12} {:>13} {:>9} {:>7} {:>12} {:>8} {:>12} {:>7} {:>5} {:>6} {:>12} {:>10}",
+                s.product,
+                s.attack_chains,
+                s.detected_chains,
+                pct(s.recall()),
+                s.near_misses,
+                s.alerted_near_misses,
+                s.not_covered,
+                s.alerts,
+                s.true_positives,
+                s.false_positives,
+                s.false_chain_alerts,
+                pct(s.precision())
+            )?;
+        }
         let w = self
             .scenarios
             .iter()

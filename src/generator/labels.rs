@@ -9,9 +9,9 @@
 //! ```
 //!
 //! `expect` is `alert` for attacks and `none` for near misses (partial chains that must not
-//! alert). `expected_rules` names the shipped rule pack's rules (by `name`) that must fire; it is
-//! empty where the pack has no rules for the source yet: an attack must then be covered by any
-//! alert of the loaded rules. Everything not listed in a label is benign background.
+//! alert). `expected_rules` names the shipped rule pack's rules (by `name`) that must fire (empty
+//! for near misses and for the invictus labels, whose attacks any alert may cover).
+//! Everything not listed in a label is benign background.
 
 use serde::{Deserialize, Serialize};
 

@@ -293,12 +293,19 @@ impl Factory {
         self.take(t, format!("{}/{record}", p.host))
     }
 
-    /// A Kubernetes audit event at stage `ResponseComplete`.
+    /// A Kubernetes audit event at stage `ResponseComplete`, as the API server writes it: the
+    /// request URI under `/api/v1` for core resources and `/apis/GROUP/v1` for the others,
+    /// `objectRef.apiGroup` for the latter, and no namespace on cluster-scoped resources.
     pub fn kube_audit(&mut self, t: EventTime, r: &KubeRequest<'_>) -> Generated {
         let id = self.rng.uuid();
         let ip = format!("10.20.{}.{}", self.rng.below(8), 2 + self.rng.below(250));
-        let mut uri = String::from("/api/v1/");
-        if let Some(ns) = r.namespace {
+        let group = api_group(r.resource);
+        let namespace = r.namespace.filter(|_| !cluster_scoped(r.resource));
+        let mut uri = match group {
+            Some(g) => format!("/apis/{g}/v1/"),
+            None => String::from("/api/v1/"),
+        };
+        if let Some(ns) = namespace {
             uri.push_str("namespaces/");
             uri.push_str(ns);
             uri.push('/');
@@ -331,7 +338,7 @@ impl Factory {
             .str("userAgent", r.agent)
             .obj("objectRef", |obj| {
                 obj.str("resource", r.resource);
-                if let Some(ns) = r.namespace {
+                if let Some(ns) = namespace {
                     obj.str("namespace", ns);
                 }
                 if let Some(n) = r.name {
@@ -339,6 +346,9 @@ impl Factory {
                 }
                 if let Some(s) = r.subresource {
                     obj.str("subresource", s);
+                }
+                if let Some(g) = group {
+                    obj.str("apiGroup", g);
                 }
                 obj.str("apiVersion", "v1");
             })
@@ -387,6 +397,33 @@ impl Factory {
         self.buf = buf;
         self.take(t, id)
     }
+}
+
+/// The API group of a Kubernetes resource the generator requests; `None` for the core group.
+fn api_group(resource: &str) -> Option<&'static str> {
+    match resource {
+        "cronjobs" | "jobs" => Some("batch"),
+        "deployments" | "replicasets" | "statefulsets" | "daemonsets" => Some("apps"),
+        "roles" | "rolebindings" | "clusterroles" | "clusterrolebindings" => {
+            Some("rbac.authorization.k8s.io")
+        }
+        "selfsubjectrulesreviews" | "selfsubjectaccessreviews" => Some("authorization.k8s.io"),
+        "leases" => Some("coordination.k8s.io"),
+        _ => None,
+    }
+}
+
+/// Kubernetes resources that live outside namespaces.
+fn cluster_scoped(resource: &str) -> bool {
+    matches!(
+        resource,
+        "nodes"
+            | "namespaces"
+            | "clusterroles"
+            | "clusterrolebindings"
+            | "selfsubjectrulesreviews"
+            | "selfsubjectaccessreviews"
+    )
 }
 
 /// CloudTrail writes whole seconds: `2026-11-02T09:00:00Z`.
@@ -490,6 +527,47 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&k.bytes).unwrap();
         assert_eq!(v["auditID"], k.id.as_str());
         assert_eq!(v["requestURI"], "/api/v1/namespaces/prod/secrets/db");
+        assert!(v["objectRef"].get("apiGroup").is_none(), "core group");
+        let cron = f.kube_audit(
+            at(),
+            &KubeRequest {
+                user: "u",
+                groups: &["system:authenticated"],
+                verb: "create",
+                resource: "cronjobs",
+                subresource: None,
+                namespace: Some("kube-system"),
+                name: Some("node-health"),
+                code: 201,
+                agent: "kubectl/v1.30",
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(&cron.bytes).unwrap();
+        assert_eq!(
+            v["requestURI"],
+            "/apis/batch/v1/namespaces/kube-system/cronjobs/node-health"
+        );
+        assert_eq!(v["objectRef"]["apiGroup"], "batch");
+        let review = f.kube_audit(
+            at(),
+            &KubeRequest {
+                user: "u",
+                groups: &["system:authenticated"],
+                verb: "create",
+                resource: "selfsubjectrulesreviews",
+                subresource: None,
+                namespace: Some("prod"),
+                name: None,
+                code: 201,
+                agent: "kubectl/v1.30",
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(&review.bytes).unwrap();
+        assert_eq!(
+            v["requestURI"], "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            "cluster-scoped: no namespace"
+        );
+        assert!(v["objectRef"].get("namespace").is_none());
         let a = f.tool_call(
             at(),
             &ToolCall {

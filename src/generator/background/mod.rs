@@ -68,7 +68,7 @@ impl Source {
             Source::WindowsFlat | Source::WindowsNested => "windows",
             Source::Linux => "linux",
             Source::K8sAudit => "kubernetes",
-            Source::Agent => "agent",
+            Source::Agent => crate::decode::profile::AGENT_PRODUCT,
         }
     }
 }

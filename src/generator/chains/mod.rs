@@ -105,8 +105,7 @@ impl Scenario {
         }
     }
 
-    /// The shipped pack's rules (by name) that must fire; empty for near misses and for
-    /// sources the pack does not cover yet.
+    /// The shipped pack's rules (by name) that must fire; empty for near misses.
     fn expected_rules(self) -> (Expect, &'static [&'static str]) {
         use Scenario::*;
         match self {
@@ -130,7 +129,9 @@ impl Scenario {
                 ],
             ),
             WinPersistenceHuman => (Expect::Alert, &["win_chain_credential_to_persistence"]),
-            LinuxFullMachine | K8sFullMachine | AgentFullMachine => (Expect::Alert, &[]),
+            LinuxFullMachine => (Expect::Alert, &["lnx_chain_credential_to_exfiltration"]),
+            K8sFullMachine => (Expect::Alert, &["k8s_chain_secret_to_exec"]),
+            AgentFullMachine => (Expect::Alert, &["agent_chain_secret_to_new_destination"]),
             CtNearNoEnumeration
             | CtNearTooSlow
             | CtNearWrongOrder

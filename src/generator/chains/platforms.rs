@@ -22,6 +22,10 @@ type ToolStep = (
     Option<&'static str>,
 );
 
+/// The Kubernetes intruder: secrets listed and read in kube-system, pods and namespaces listed,
+/// its own permissions reviewed, a cluster role binding and a CronJob created, then an exec
+/// into a production pod, in 25 seconds. The near miss lists secrets (forbidden) and reads a
+/// pod.
 pub(super) fn kube(s: Scenario, c: &mut Chain<'_>, n: u64) -> String {
     let user = format!("intern-{n}@example.com");
     let groups: &[&str] = &["system:authenticated"];
@@ -85,6 +89,8 @@ pub(super) fn kube(s: Scenario, c: &mut Chain<'_>, n: u64) -> String {
                 name,
                 code: if resource == "secrets" && s != Scenario::K8sFullMachine {
                     403
+                } else if verb == "create" {
+                    201
                 } else {
                     200
                 },
@@ -96,6 +102,10 @@ pub(super) fn kube(s: Scenario, c: &mut Chain<'_>, n: u64) -> String {
     user
 }
 
+/// The rogue agent: a secret read, enumeration (IAM users, buckets), a new access key for
+/// another user, a scheduled EventBridge rule and a post to a paste site, in 16 seconds. The
+/// pack's agent chain has a scheduled job as its persistence stage, not a new access key: the
+/// key is a step of the attack that no stage claims. The near miss is the secret read, denied.
 pub(super) fn agent(s: Scenario, c: &mut Chain<'_>, n: u64) -> String {
     let id = format!("agent-rogue-{n}");
     let session = format!("s-r{n}");
@@ -119,6 +129,16 @@ pub(super) fn agent(s: Scenario, c: &mut Chain<'_>, n: u64) -> String {
             "aws_iam_create_access_key",
             &[("user_name", "svc-sync")],
             Some("iam:user/svc-sync"),
+            None,
+        ),
+        (
+            12,
+            "aws_events_put_rule",
+            &[
+                ("name", "svc-sync-refresh"),
+                ("schedule_expression", "rate(5 minutes)"),
+            ],
+            Some("events:rule/svc-sync-refresh"),
             None,
         ),
         (
