@@ -1,18 +1,16 @@
 //! From a [`Catalog`] of parsed rules to a [`RuleSet`]: fields interned to slots, field items
 //! compiled to predicates, wildcards and `re` patterns grouped into one multi-pattern regex per
 //! field, log-source guards added, correlation references and group-by fields resolved, and
-//! the per-profile prefilter built.
+//! the per-profile prefilter built. The patterns (size bounds, one regex set per field) live in
+//! `compile/patterns.rs`.
 
 use std::collections::HashMap;
-
-use regex_automata::MatchKind;
-use regex_automata::meta;
 
 use super::correlation::{self, CorrelationLimits};
 use super::logsource;
 use super::predicate::{Pred, StrKind, StrTest, Test, ascii_foldable};
 use super::prefilter::{self, LiteralTable};
-use super::{CompiledDetection, Expr, RegexSet, RuleSet};
+use super::{CompiledDetection, Expr, RuleSet};
 use crate::decode::{
     DecodeLimits, FieldTable, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec, Schema,
     Slot,
@@ -20,6 +18,10 @@ use crate::decode::{
 use crate::sigma::condition::Cond;
 use crate::sigma::value::{Part, Pattern, SigmaString};
 use crate::sigma::{Body, Catalog, FieldItem, LoadError, LoadErrorKind, LoadErrors, Loc, Rule};
+
+mod patterns;
+
+pub use patterns::{REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, glob_to_regex, hir_weight};
 
 /// The virtual field holding the identity the source profile resolved.
 pub const IDENTITY_FIELD: &str = "credtrail.identity";
@@ -47,12 +49,6 @@ pub struct CompileOptions {
     /// exhaust memory or hide inside a field's set.
     pub regex_pattern_size_limit: Option<usize>,
 }
-
-/// Default bound on one pattern's expanded size (see [`hir_weight`]): about a million states.
-pub const REGEX_PATTERN_SIZE_LIMIT: usize = 1 << 20;
-
-/// Longest pattern text accepted, in bytes.
-pub const REGEX_PATTERN_MAX_LEN: usize = 32 << 10;
 
 struct Builder<'a> {
     catalog: &'a Catalog,
@@ -450,114 +446,6 @@ impl Builder<'_> {
         let regex = glob_to_regex(s, cased);
         Some((self.regex_test(rule, item, slot, regex)?, needle))
     }
-
-    fn regex_test(
-        &mut self,
-        rule: usize,
-        item: &FieldItem,
-        slot: Slot,
-        pattern: String,
-    ) -> Option<Test> {
-        if pattern.len() > REGEX_PATTERN_MAX_LEN {
-            self.errors.push(self.err(
-                rule,
-                item.loc,
-                LoadErrorKind::Limit(format!(
-                    "a pattern of `{}` is {} bytes long, over the limit of {REGEX_PATTERN_MAX_LEN}",
-                    item.spec,
-                    pattern.len()
-                )),
-            ));
-            return None;
-        }
-        let hir = match regex_syntax::ParserBuilder::new().build().parse(&pattern) {
-            Ok(h) => h,
-            Err(e) => {
-                self.errors.push(self.err(
-                    rule,
-                    item.loc,
-                    LoadErrorKind::InvalidRegex {
-                        field: item.spec.clone(),
-                        reason: first_line(&e.to_string()),
-                    },
-                ));
-                return None;
-            }
-        };
-        // Bounded alone, so an oversized pattern is blamed on its rule. Compiling each pattern
-        // into an NFA to measure it doubled the load time of 1,000 rules; the weight below (a
-        // saturating count of what repetitions expand to) bounds the same thing from the syntax
-        // tree, and the field's set is still built under `regex_size_limit`.
-        let weight = hir_weight(&hir);
-        if weight > self.pattern_size_limit as u64 {
-            self.errors.push(self.err(
-                rule,
-                item.loc,
-                LoadErrorKind::Limit(format!(
-                    "a pattern of `{}` expands to about {weight} NFA states, over the limit of {}",
-                    item.spec, self.pattern_size_limit
-                )),
-            ));
-            return None;
-        }
-        let list = self.regex_patterns.entry(slot).or_default();
-        let index = list.len() as u32;
-        list.push((pattern, rule, item.loc));
-        // The slot set index is fixed later; record the slot for now.
-        Some(Test::Regex {
-            slot_set: slot,
-            pattern: index,
-        })
-    }
-
-    fn regex_sets(&mut self, opts: &CompileOptions) -> Vec<RegexSet> {
-        let mut slots: Vec<Slot> = self.regex_patterns.keys().copied().collect();
-        slots.sort_unstable();
-        let mut sets = Vec::with_capacity(slots.len());
-        let mut set_of_slot = HashMap::new();
-        for slot in slots {
-            let patterns = &self.regex_patterns[&slot];
-            let config = meta::Config::new()
-                .match_kind(MatchKind::All)
-                .nfa_size_limit(Some(opts.regex_size_limit.unwrap_or(64 << 20)));
-            let built = meta::Regex::builder().configure(config).build_many(
-                &patterns
-                    .iter()
-                    .map(|(p, _, _)| p.as_str())
-                    .collect::<Vec<_>>(),
-            );
-            match built {
-                Ok(regex) => {
-                    set_of_slot.insert(slot, sets.len() as u32);
-                    sets.push(RegexSet { slot, regex });
-                }
-                Err(e) => {
-                    let (_, rule, loc) = patterns[0];
-                    self.errors.push(self.err(
-                        rule,
-                        loc,
-                        LoadErrorKind::Limit(format!(
-                            "the patterns of field `{}` do not compile together: {}",
-                            if slot == KEYWORD_SLOT {
-                                "(keywords)"
-                            } else {
-                                self.fields.name(slot)
-                            },
-                            first_line(&e.to_string())
-                        )),
-                    ));
-                }
-            }
-        }
-        for p in &mut self.preds {
-            for t in &mut p.tests {
-                if let Test::Regex { slot_set, .. } = t {
-                    *slot_set = set_of_slot.get(slot_set).copied().unwrap_or(u32::MAX);
-                }
-            }
-        }
-        sets
-    }
 }
 
 fn to_expr(c: &Cond, selections: &[Expr]) -> Expr {
@@ -567,41 +455,6 @@ fn to_expr(c: &Cond, selections: &[Expr]) -> Expr {
         Cond::Or(v) => Expr::Or(v.iter().map(|c| to_expr(c, selections)).collect()),
         Cond::Not(c) => Expr::Not(Box::new(to_expr(c, selections))),
     }
-}
-
-/// Roughly the number of NFA states a pattern compiles to: literals count their bytes,
-/// classes their ranges, repetitions multiply by their largest count (an unbounded one by its
-/// minimum, at least one). Saturating, so hostile nesting cannot overflow.
-pub fn hir_weight(hir: &regex_syntax::hir::Hir) -> u64 {
-    use regex_syntax::hir::{Class, HirKind};
-    match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => 1,
-        HirKind::Literal(l) => l.0.len() as u64,
-        HirKind::Class(Class::Unicode(c)) => c.ranges().len().max(1) as u64,
-        HirKind::Class(Class::Bytes(c)) => c.ranges().len().max(1) as u64,
-        HirKind::Repetition(r) => {
-            let count = r.max.unwrap_or(r.min).max(1) as u64;
-            hir_weight(&r.sub).saturating_mul(count)
-        }
-        HirKind::Capture(c) => hir_weight(&c.sub),
-        HirKind::Concat(v) | HirKind::Alternation(v) => v
-            .iter()
-            .fold(1u64, |acc, h| acc.saturating_add(hir_weight(h))),
-    }
-}
-
-/// A wildcard pattern as an anchored regex; `*` and `?` cross line breaks.
-pub fn glob_to_regex(s: &SigmaString, cased: bool) -> String {
-    let mut out = String::from(if cased { "(?s)^" } else { "(?is)^" });
-    for p in &s.0 {
-        match p {
-            Part::Lit(l) => out.push_str(&regex_syntax::escape(l)),
-            Part::Star => out.push_str(".*"),
-            Part::One => out.push('.'),
-        }
-    }
-    out.push('$');
-    out
 }
 
 fn first_line(s: &str) -> String {
