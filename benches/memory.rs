@@ -7,7 +7,8 @@
 //! group key sizes of real CloudTrail data (36-character event ids, IAM user ARNs) and what the
 //! pipeline attaches to a hit (the actor the identity resolver describes, the service, region
 //! and secret a `GetSecretValue` touched). The live heap after the watermark has passed every
-//! hit, divided by N, is the cost per identity.
+//! hit, divided by N, is the cost per identity; next to it, the engine's own estimate of its
+//! state bytes (what its byte budget counts).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -106,10 +107,12 @@ fn main() {
         }
         engine.advance(base.plus(Span::from_millis(n as i64 + 1)), &mut out);
         let live = LIVE.load(Ordering::Relaxed) - before - empty;
+        // The engine's own estimate is what `ShardLimits::max_state_bytes` budgets against.
         println!(
-            "  {n:>9} identities with a chain in flight: {:>6.0} B each ({} states; idle identities hold no state: 0 B)",
+            "  {n:>9} identities with a chain in flight: {:>6.0} B each ({} states; the engine's estimate: {:.0} B each; idle identities hold no state: 0 B)",
             live as f64 / n as f64,
-            engine.live_states()
+            engine.live_states(),
+            engine.state_bytes() as f64 / n as f64
         );
         drop(engine);
     }
