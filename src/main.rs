@@ -16,6 +16,9 @@ use credtrail::pipeline::{self, ReplayOptions, Summary};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
+#[path = "cli/service.rs"]
+mod service_cli;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -36,6 +39,10 @@ enum Command {
     Replay(ReplayArgs),
     /// Write a generated dataset (seeded, reproducible byte for byte).
     Gen(GenArgs),
+    /// Run the Kafka service: consume input topics, produce alerts (see deploy/credtrail.toml).
+    Run(service_cli::RunArgs),
+    /// Check or print the service's config.
+    Config(service_cli::ConfigArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +117,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay(args),
         Command::Gen(args) => gen_dataset(args),
+        Command::Run(args) => service_cli::run(args),
+        Command::Config(args) => service_cli::config_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

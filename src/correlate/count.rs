@@ -41,6 +41,11 @@ impl EventCount {
         }
     }
 
+    /// Visits every event the window holds.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        self.window.iter().for_each(f);
+    }
+
     pub fn approx_bytes(&self) -> usize {
         self.window.len() * 48
     }
@@ -87,6 +92,11 @@ impl ValueCount {
             },
             None => Step::Idle,
         }
+    }
+
+    /// Visits every event the window holds.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        self.values.iter().for_each(|(_, e)| f(e));
     }
 
     pub fn approx_bytes(&self) -> usize {

@@ -109,6 +109,16 @@ impl Machine {
         }
     }
 
+    /// Visits every event the state holds (its evidence so far).
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        match self {
+            Machine::Ordered(m) => m.for_each_event(f),
+            Machine::Temporal(m) => m.for_each_event(f),
+            Machine::EventCount(m) => m.for_each_event(f),
+            Machine::ValueCount(m) => m.for_each_event(f),
+        }
+    }
+
     /// A rough byte size, for the memory summary.
     pub fn approx_bytes(&self) -> usize {
         match self {
@@ -246,6 +256,23 @@ impl ShardEngine {
             .values()
             .map(|e| e.machine.approx_bytes() + e.group.len() + 64)
             .sum()
+    }
+
+    /// The oldest input position per source that this shard still needs: hits waiting in the
+    /// reorder buffer and events held by live state. A restart that replays each source from
+    /// these offsets rebuilds the shard (the Kafka service holds commits back to them). Costs a
+    /// walk over all state: call it at commit barriers, not per event.
+    pub fn oldest_positions(&self, out: &mut HashMap<u32, u64>) {
+        let mut note = |e: &EventRef| {
+            let o = out.entry(e.pos.source).or_insert(e.pos.offset);
+            *o = (*o).min(e.pos.offset);
+        };
+        for Reverse(p) in &self.pending {
+            note(&p.hit.0.event);
+        }
+        for entry in self.states.values() {
+            entry.machine.for_each_event(&mut note);
+        }
     }
 
     /// Buffers a hit until the watermark passes its event time. A hit older than the current

@@ -82,6 +82,13 @@ impl Ordered {
         self.chains.iter().rposition(Option::is_some)
     }
 
+    /// Visits every event the partial chains hold.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        for c in self.chains.iter().flatten() {
+            c.events.iter().for_each(|(e, _)| f(e));
+        }
+    }
+
     pub fn approx_bytes(&self) -> usize {
         self.chains.len() * 40
             + self

@@ -61,6 +61,11 @@ impl Temporal {
         }
     }
 
+    /// Visits every event the machine holds.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        self.latest.iter().flatten().for_each(f);
+    }
+
     pub fn approx_bytes(&self) -> usize {
         self.latest.len() * 80
     }

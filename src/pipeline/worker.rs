@@ -8,7 +8,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target};
-use crate::decode::{DecodeError, Decoder, EventView, event_key};
+use crate::decode::{DecodeError, Decoder, EventView, ProfileKind, event_key};
 use crate::input::{Batch, Position};
 use crate::matcher::{FieldSource, Matcher, RuleSet};
 use crate::time::EventTime;
@@ -93,6 +93,13 @@ impl Worker {
 
     /// Decodes and matches every event of `batch`.
     pub fn process(&mut self, batch: Batch) -> DecodedBatch {
+        let forced = self.rules.schema.forced;
+        self.process_as(batch, forced)
+    }
+
+    /// [`Worker::process`] with every event read as profile `forced` (`None`: recognised per
+    /// event), whatever the rule set's default.
+    pub fn process_as(&mut self, batch: Batch, forced: Option<ProfileKind>) -> DecodedBatch {
         let mut out = DecodedBatch {
             times: Vec::with_capacity(batch.lines.len()),
             failures: Vec::new(),
@@ -114,17 +121,17 @@ impl Worker {
             let matcher = &mut self.matcher;
             let stats = &mut self.stats;
             let hits = &mut out.hits;
-            let result = self
-                .decoder
-                .decode(&rules.schema, raw, line.full_len, |view| {
-                    let view = view?;
-                    matched.clear();
-                    matcher.matches(rules, &view, matched);
-                    if !matched.is_empty() {
-                        emit_hits(rules, &view, matched, pos, i as u32, stats, hits);
-                    }
-                    Ok::<EventTime, DecodeError>(view.time)
-                });
+            let result =
+                self.decoder
+                    .decode_as(&rules.schema, forced, raw, line.full_len, |view| {
+                        let view = view?;
+                        matched.clear();
+                        matcher.matches(rules, &view, matched);
+                        if !matched.is_empty() {
+                            emit_hits(rules, &view, matched, pos, i as u32, stats, hits);
+                        }
+                        Ok::<EventTime, DecodeError>(view.time)
+                    });
             if let Some(s) = started {
                 let _ = self
                     .stats
