@@ -140,6 +140,8 @@ pub struct KafkaConfig {
     pub group: String,
     pub alert_topic: String,
     pub dead_letter_topic: String,
+    /// Compacted topic holding each partition's replay metadata next to its committed offset.
+    pub checkpoint_topic: String,
     /// How often input offsets are committed.
     #[serde(serialize_with = "ser_duration")]
     pub commit_interval: Duration,

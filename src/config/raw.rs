@@ -42,6 +42,8 @@ pub struct RawKafka {
     pub alert_topic: String,
     #[serde(default = "default_dead_letter_topic")]
     pub dead_letter_topic: String,
+    #[serde(default = "default_checkpoint_topic")]
+    pub checkpoint_topic: String,
     #[serde(default = "default_commit_interval")]
     pub commit_interval: String,
     #[serde(default = "default_idle_timeout")]
@@ -142,6 +144,9 @@ fn default_alert_topic() -> String {
 fn default_dead_letter_topic() -> String {
     "credtrail-dead-letters".into()
 }
+fn default_checkpoint_topic() -> String {
+    "credtrail-checkpoints".into()
+}
 fn default_commit_interval() -> String {
     "1s".into()
 }
@@ -179,6 +184,7 @@ const ENV_SETTINGS: &[&str] = &[
     "kafka.group",
     "kafka.alert_topic",
     "kafka.dead_letter_topic",
+    "kafka.checkpoint_topic",
     "kafka.commit_interval",
     "kafka.idle_timeout",
     "rules.watch",
@@ -359,6 +365,7 @@ impl RawConfig {
             ("kafka.group", &k.group),
             ("kafka.alert_topic", &k.alert_topic),
             ("kafka.dead_letter_topic", &k.dead_letter_topic),
+            ("kafka.checkpoint_topic", &k.checkpoint_topic),
         ] {
             if value.trim().is_empty() {
                 return Err(invalid(key, "must not be empty".into()));
@@ -376,11 +383,11 @@ impl RawConfig {
             if t.topic.trim().is_empty() {
                 return Err(invalid(&key("topic"), "must not be empty".into()));
             }
-            if [&k.alert_topic, &k.dead_letter_topic].contains(&&t.topic) {
+            if [&k.alert_topic, &k.dead_letter_topic, &k.checkpoint_topic].contains(&&t.topic) {
                 return Err(invalid(
                     &key("topic"),
                     format!(
-                        "`{}` is also the alert or dead-letter topic: the service would read its own output",
+                        "`{}` is also the alert, dead-letter or checkpoint topic: the service would read its own output",
                         t.topic
                     ),
                 ));
@@ -424,6 +431,7 @@ impl RawConfig {
             group: k.group,
             alert_topic: k.alert_topic,
             dead_letter_topic: k.dead_letter_topic,
+            checkpoint_topic: k.checkpoint_topic,
             commit_interval: duration("kafka.commit_interval", &k.commit_interval)?,
             idle_timeout: duration("kafka.idle_timeout", &k.idle_timeout)?,
             consumer,

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::ledger::{CommitPoint, Resume};
+use super::checkpoint::{Checkpoint, Checkpoints};
+use super::ledger::CommitPoint;
 use super::{Control, Item, Mailbox, ServiceError, Signal};
 use crate::config::{InputTopic, ServiceConfig, ShutdownStep};
 use crate::input::{Batch, SourceInfo, Sources};
@@ -49,13 +51,51 @@ impl ClientContext for IntakeContext {
 }
 
 impl ConsumerContext for IntakeContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// Replaces librdkafka's default handling to start every assigned partition at the offset
+    /// the intake decided (its committed offset, read with the checkpoint that goes with it)
+    /// instead of letting the client look it up again, and to drain revoked partitions before
+    /// giving them up.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let mut guard = self.intake.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(intake) = guard.as_mut() else { return };
-        match rebalance {
-            Rebalance::Assign(tpl) => intake.assign(consumer, tpl),
-            Rebalance::Revoke(tpl) => intake.revoke(consumer, tpl),
-            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Some(intake) = guard.as_mut() {
+                    for (topic, partition, offset) in intake.assign(consumer, tpl) {
+                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
+                    }
+                }
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Some(intake) = guard.as_mut() {
+                    intake.revoke(consumer, tpl);
+                }
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; giving up the assignment");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot apply the rebalance");
         }
     }
 }
@@ -105,6 +145,7 @@ pub struct Context<'a> {
     pub mailbox: Arc<Mailbox>,
     pub metrics: Arc<Metrics>,
     pub control: &'a Control,
+    pub checkpoints: Checkpoints,
 }
 
 struct PartitionIntake {
@@ -136,6 +177,9 @@ pub struct Intake {
     seq: u64,
     epoch: u64,
     committed: HashMap<u32, i64>,
+    checkpoints: Checkpoints,
+    /// Bound of one checkpoint write or read.
+    io_limit: Duration,
 }
 
 impl Intake {
@@ -225,12 +269,30 @@ impl Intake {
         }
     }
 
-    fn assign(&mut self, consumer: &InputConsumer, tpl: &TopicPartitionList) {
-        let committed = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+    /// Registers newly assigned partitions and returns where each must start reading.
+    fn assign(
+        &mut self,
+        consumer: &InputConsumer,
+        tpl: &TopicPartitionList,
+    ) -> Vec<(String, i32, i64)> {
+        let mut starts = Vec::new();
+        let committed = match consumer.committed_offsets(tpl.clone(), self.io_limit) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read committed offsets; starting without replay metadata");
                 tpl.clone()
+            }
+        };
+        let wanted: Vec<(String, i32)> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut checkpoints = match self.checkpoints.read(&wanted, self.io_limit) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read checkpoints; replaying without them (alerts may be re-emitted with their same ids)");
+                HashMap::new()
             }
         };
         for el in committed.elements() {
@@ -251,19 +313,24 @@ impl Intake {
                 Offset::Offset(o) if o >= 0 => Some(o as u64),
                 _ => None,
             };
-            let resume = match Resume::decode(el.metadata()) {
-                Ok(r) => r,
-                Err(reason) => {
+            let resume = match checkpoints.remove(&(topic.clone(), partition)) {
+                Some(c) if Some(c.offset) == start => Some(c.resume),
+                Some(c) => {
                     tracing::warn!(
                         topic,
                         partition,
-                        reason,
-                        "commit metadata not understood; replaying without it (alerts may be re-emitted with the same id)"
+                        checkpoint = c.offset,
+                        ?start,
+                        "checkpoint does not match the committed offset; replaying without it (alerts may be re-emitted with their same ids)"
                     );
                     None
                 }
+                None => None,
             };
             let cut_at = resume.as_ref().map(|r| r.end);
+            if let Some(s) = start {
+                starts.push((topic.clone(), partition, s as i64));
+            }
             tracing::info!(topic, partition, ?start, replay_to = ?cut_at, "partition assigned");
             let mut batch = Batch {
                 source,
@@ -295,6 +362,7 @@ impl Intake {
         self.metrics
             .ready
             .store(!self.parts.is_empty(), Ordering::Relaxed);
+        starts
     }
 
     fn revoke(&mut self, consumer: &InputConsumer, tpl: &TopicPartitionList) {
@@ -352,7 +420,7 @@ impl Intake {
     /// Commits the points of partitions still assigned, with their replay metadata.
     fn commit(&mut self, consumer: &InputConsumer, points: Vec<CommitPoint>, mode: CommitMode) {
         let mut tpl = TopicPartitionList::new();
-        let mut n = 0;
+        let mut records = Vec::new();
         for p in &points {
             let Some(part) = self.parts.get(&p.source) else {
                 continue;
@@ -362,21 +430,30 @@ impl Intake {
             {
                 continue;
             }
-            let Ok(mut el) = tpl
+            if tpl
                 .add_partition_offset(&part.topic, part.partition, Offset::Offset(p.offset as i64))
-                .map(|_| tpl.find_partition(&part.topic, part.partition))
-            else {
+                .is_err()
+            {
                 continue;
-            };
-            if let Some(el) = el.as_mut() {
-                el.set_metadata(p.resume.encode());
             }
-            n += 1;
+            records.push(Checkpoint {
+                topic: part.topic.clone(),
+                partition: part.partition,
+                offset: p.offset,
+                resume: p.resume.clone(),
+            });
         }
-        if n == 0 {
+        if records.is_empty() {
             return;
         }
         Metrics::add(&self.metrics.commits, 1);
+        // The checkpoint first: an offset is never committed without the metadata a replay
+        // from it needs.
+        if let Err(e) = self.checkpoints.write(&records, self.io_limit) {
+            Metrics::add(&self.metrics.commit_failures, 1);
+            tracing::warn!(error = %e, "cannot write checkpoints; not committing, the next barrier tries again");
+            return;
+        }
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
                 for p in &points {
@@ -504,6 +581,8 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         seq: 0,
         epoch: 0,
         committed: HashMap::new(),
+        checkpoints: ctx.checkpoints,
+        io_limit: config.shutdown.step(ShutdownStep::Commit),
     });
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer

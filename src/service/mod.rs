@@ -19,6 +19,7 @@
 //! barrier makes every shard report the oldest input it still needs and the delivery thread turn
 //! that into commit points (see [`ledger`] for the rule and what a restart replays).
 
+pub mod checkpoint;
 pub mod delivery;
 pub mod intake;
 pub mod ledger;
@@ -56,6 +57,8 @@ pub enum ServiceError {
         topics: String,
         source: rdkafka::error::KafkaError,
     },
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
     #[error("the alert producer failed fatally: {0}")]
     ProducerFatal(String),
     #[error("cannot render an alert: {0}")]
@@ -265,6 +268,7 @@ pub fn run(
 
     let producer = delivery::create_producer(config)?;
     let consumer = intake::create_consumer(config, metrics.clone())?;
+    let checkpoints = checkpoint::Checkpoints::new(config)?;
 
     thread::scope(|s| -> Result<RunReport, ServiceError> {
         let worker_handles: Vec<_> = (0..workers)
@@ -337,6 +341,7 @@ pub fn run(
             mailbox: mailbox.clone(),
             metrics: metrics.clone(),
             control,
+            checkpoints,
         });
 
         let deadline = Instant::now() + config.shutdown.step(crate::config::ShutdownStep::Close);
