@@ -40,7 +40,7 @@ enum ConfigAction {
     },
 }
 
-fn load(path: &PathBuf) -> Result<(ServiceConfig, config::LoadNotes), Failure> {
+fn load(path: &std::path::Path) -> Result<(ServiceConfig, config::LoadNotes), Failure> {
     config::load(path, std::env::vars()).map_err(|e| bad_input(e.into()))
 }
 
