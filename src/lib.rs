@@ -34,10 +34,18 @@
 //! - [`ruletest`]: `rules test`: the cases rules carry, replayed through the engine, and the
 //!   generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
 //! - [`time`]: event time and durations.
+//! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
+//!   secret files), validated.
+//! - [`service`]: `credtrail run`, the Kafka consumer group feeding the engine: intake,
+//!   per-partition event time, alert and dead-letter producer, and the ledger that decides
+//!   which offsets may be committed.
+//! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
+//!   endpoint.
 //!
 //! An alert is built in [`alert::render`] from a [`correlate::Finding`].
 
 pub mod alert;
+pub mod config;
 pub mod correlate;
 pub mod deadletter;
 pub mod decode;
@@ -47,8 +55,10 @@ pub mod input;
 pub mod inventory;
 pub mod lint;
 pub mod matcher;
+pub mod metrics;
 pub mod pipeline;
 pub mod ruletest;
 pub mod score;
+pub mod service;
 pub mod sigma;
 pub mod time;

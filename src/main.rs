@@ -42,6 +42,10 @@ enum Command {
     Gen(GenArgs),
     /// Tools for rule authors (`lint`).
     Rules(cli::rules::RulesArgs),
+    /// Run the Kafka service: consume input topics, produce alerts (see deploy/credtrail.toml).
+    Run(cli::service::RunArgs),
+    /// Check or print the service's config.
+    Config(cli::service::ConfigArgs),
 }
 
 #[derive(clap::Args)]
@@ -137,6 +141,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(*args),
         Command::Gen(args) => gen_dataset(args),
         Command::Rules(args) => return cli::rules::run(args),
+        Command::Run(args) => cli::service::run(args),
+        Command::Config(args) => cli::service::config_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

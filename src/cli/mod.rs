@@ -2,3 +2,4 @@
 
 pub mod rules;
 pub mod rules_test;
+pub mod service;

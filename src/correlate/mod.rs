@@ -57,6 +57,16 @@ pub struct EventRef {
     pub actor: Option<Box<str>>,
 }
 
+impl EventRef {
+    /// Visits this event, or, for a finding of a referenced correlation, the events it holds.
+    pub fn visit(&self, f: &mut dyn FnMut(&EventRef)) {
+        match &self.parts {
+            Some(parts) => parts.iter().for_each(|(e, _)| e.visit(f)),
+            None => f(self),
+        }
+    }
+}
+
 /// What consumes a hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
@@ -254,6 +264,17 @@ impl Machine {
             Machine::Sliding(m) => m.is_empty(),
             Machine::ValueCount(m) => m.is_empty(),
             Machine::Window(m) => m.is_empty(),
+        }
+    }
+
+    /// Visits every input event the state holds (its evidence so far).
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        match self {
+            Machine::Ordered(m) => m.for_each_event(f),
+            Machine::Temporal(m) => m.for_each_event(f),
+            Machine::Sliding(m) => m.for_each_event(f),
+            Machine::ValueCount(m) => m.for_each_event(f),
+            Machine::Window(m) => m.for_each_event(f),
         }
     }
 

@@ -464,3 +464,31 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn oldest_positions_cover_pending_hits_and_live_state_and_forget_fired_chains() {
+    let rules = Arc::new(ruleset(CHAIN));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    // Chain 0 for dana: read at 10, enum at 20 (live state once processed).
+    engine.push(hit(0, 1, "dana", 10, "a"), &mut out);
+    engine.push(hit(0, 2, "dana", 20, "b"), &mut out);
+    let mut held = std::collections::HashMap::new();
+    engine.oldest_positions(&mut held);
+    assert_eq!(held.get(&0), Some(&10), "pending hits hold their offsets");
+    engine.advance(t(25), &mut out);
+    held.clear();
+    engine.oldest_positions(&mut held);
+    assert_eq!(
+        held.get(&0),
+        Some(&10),
+        "live state holds the chain's first event"
+    );
+    // The chain completes: its events are no longer held by the shard.
+    engine.push(hit(0, 4, "dana", 30, "c"), &mut out);
+    engine.advance(t(31), &mut out);
+    assert_eq!(out.len(), 1);
+    held.clear();
+    engine.oldest_positions(&mut held);
+    assert_eq!(held.get(&0), None);
+}

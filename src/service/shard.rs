@@ -1,0 +1,69 @@
+//! A shard thread of the service: the replay's [`ShardEngine`] driven by the sequencer, plus the
+//! barrier report (the oldest input it still needs) that commits are held back to.
+//!
+//! Unlike replay, a shard never flushes to the end of time when its channel closes: the service
+//! stops with live state, which the next run rebuilds by replaying from the held-back commits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{DeliveryMsg, ShardMsg};
+use crate::correlate::{ShardEngine, ShardLimits};
+use crate::matcher::RuleSet;
+use crate::score::Assessor;
+
+/// Runs shard `index` until its channel closes or the delivery thread is gone.
+pub fn run(
+    index: usize,
+    rules: Arc<RuleSet>,
+    limits: ShardLimits,
+    assessor: Arc<Assessor>,
+    rx: Receiver<ShardMsg>,
+    delivery: Sender<DeliveryMsg>,
+) {
+    let mut engine = ShardEngine::new(rules, limits).with_assessor(assessor);
+    let mut out = Vec::new();
+    for msg in rx.iter() {
+        let sent = match msg {
+            ShardMsg::Hits(hits) => {
+                for h in hits {
+                    engine.push(h, &mut out);
+                }
+                flush(index, &mut out, &delivery)
+            }
+            ShardMsg::Watermark(w) => {
+                engine.advance(w, &mut out);
+                flush(index, &mut out, &delivery)
+                    && delivery.send(DeliveryMsg::Progress(index, w)).is_ok()
+            }
+            ShardMsg::Report(epoch) => {
+                let mut holds = HashMap::new();
+                engine.oldest_positions(&mut holds);
+                delivery
+                    .send(DeliveryMsg::Holds {
+                        epoch,
+                        holds,
+                        states: engine.live_states() as u64,
+                        state_bytes: engine.state_bytes() as u64,
+                    })
+                    .is_ok()
+            }
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+fn flush(
+    index: usize,
+    out: &mut Vec<crate::correlate::Finding>,
+    delivery: &Sender<DeliveryMsg>,
+) -> bool {
+    out.is_empty()
+        || delivery
+            .send(DeliveryMsg::Findings(index, std::mem::take(out)))
+            .is_ok()
+}
