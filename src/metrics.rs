@@ -33,6 +33,11 @@ pub struct Metrics {
     pub commit_failures: AtomicU64,
     pub rule_reloads: AtomicU64,
     pub rule_reload_failures: AtomicU64,
+    /// Inventory records applied from the inventory topic, and refused.
+    pub inventory_records: AtomicU64,
+    pub inventory_rejected: AtomicU64,
+    /// Inventory versions published to the shards (1 at start).
+    pub inventory_versions: AtomicU64,
     pub state_groups: AtomicU64,
     pub state_bytes: AtomicU64,
     pub partitions_assigned: AtomicI64,
@@ -155,6 +160,21 @@ impl Metrics {
                 "credtrail_rule_reload_failures_total",
                 "Rule reloads that failed; the last good set stayed.",
                 g(&self.rule_reload_failures),
+            ),
+            (
+                "credtrail_inventory_records_total",
+                "Inventory topic records applied.",
+                g(&self.inventory_records),
+            ),
+            (
+                "credtrail_inventory_rejected_total",
+                "Inventory topic records refused (bad JSON or entry, no key, overlay full).",
+                g(&self.inventory_rejected),
+            ),
+            (
+                "credtrail_inventory_versions_total",
+                "Inventories published to the shards (file and topic updates).",
+                g(&self.inventory_versions),
             ),
         ];
         for (name, help, v) in counters {

@@ -1,7 +1,8 @@
 //! `credtrail run` against a real broker (tansu): the alerts on the alert topic are the ones
 //! `replay` gives for the same data, offsets are committed to the end, bad events land on the
-//! dead-letter topic with their reasons, and a graceful stop and restart neither loses nor
-//! duplicates an alert.
+//! dead-letter topic with their reasons, a graceful stop and restart neither loses nor
+//! duplicates an alert, and inventory topic updates reach the scores of the alerts decided
+//! after them.
 
 mod broker;
 mod common;
@@ -47,6 +48,11 @@ fn topics(name: &str, addr: &str) -> Topics {
 }
 
 fn service_config(addr: &str, t: &Topics) -> ServiceConfig {
+    service_config_with(addr, t, "")
+}
+
+/// The test config with `extra` TOML appended.
+fn service_config_with(addr: &str, t: &Topics, extra: &str) -> ServiceConfig {
     let text = format!(
         r#"
 [kafka]
@@ -77,6 +83,7 @@ batch_events = 64
 deadline = "20s"
 [metrics]
 listen = ""
+{extra}
 "#,
         group = t.group,
         alerts = t.alerts,
@@ -348,4 +355,101 @@ fn a_graceful_stop_and_restart_neither_loses_nor_duplicates_an_alert() {
         report_b.alerts_suppressed >= 3,
         "the replay decided the delivered chains again and did not re-emit them ({report_b:?})"
     );
+}
+
+fn score(a: &serde_json::Value) -> &serde_json::Value {
+    &a["unmapped"]["credtrail"]["score"]
+}
+
+#[test]
+fn inventory_topic_entries_score_alerts_from_start_and_live_updates_from_their_publication() {
+    let b = broker::broker();
+    let t = topics("inventory", &b.addr);
+    let inventory = broker::unique("inventory-entries");
+    broker::create_topics(&b.addr, &[(&inventory, 1)]);
+    let svc = "arn:aws:iam::111122223333:user/svc-reporting";
+    let dana = "arn:aws:iam::111122223333:user/dana";
+    let entry = |arn: &str| {
+        format!(r#"{{"identity": {{"match": "{arn}", "privilege": "admin", "reach": {{"secrets": 200, "accounts": 5, "data_stores": 50}}}}}}"#)
+            .into_bytes()
+    };
+    // Before the start: svc-reporting is an admin; eve is added then deleted; one bad record.
+    broker::produce_keyed(
+        &b.addr,
+        &inventory,
+        &[
+            (b"svc".to_vec(), Some(entry(svc))),
+            (b"eve".to_vec(), Some(entry("contoso\\\\eve"))),
+            (b"eve".to_vec(), None),
+            (b"bad".to_vec(), Some(b"{not json".to_vec())),
+        ],
+    );
+    let lines = dataset();
+    let split = 640;
+    let config = service_config_with(
+        &b.addr,
+        &t,
+        &format!("[scoring]\ninventory_topic = \"{inventory}\""),
+    );
+    let running = start(config);
+    broker::produce(&b.addr, &t.input, &spread(&lines[..split], 0));
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(3, Duration::from_secs(60), Duration::from_millis(500));
+    assert_eq!(
+        alerts.seen.len(),
+        3,
+        "svc-reporting's chains complete before the split"
+    );
+    for r in &alerts.seen {
+        let a: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(a["metadata"]["correlation_uid"], svc);
+        assert_eq!(
+            score(&a)["in_inventory"],
+            true,
+            "the entry read at start applies: {a}"
+        );
+    }
+    let m = running.metrics.clone();
+    assert_eq!(m.inventory_rejected.load(Ordering::Relaxed), 1);
+    let versions = m.inventory_versions.load(Ordering::Relaxed);
+
+    // Dana becomes an admin while her chain is open; its last step comes after the update.
+    broker::produce_keyed(
+        &b.addr,
+        &inventory,
+        &[(b"dana".to_vec(), Some(entry(dana)))],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while m.inventory_versions.load(Ordering::Relaxed) <= versions {
+        assert!(
+            Instant::now() < deadline,
+            "the inventory update was not published"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rest = spread(&lines[split..], split);
+    rest.extend(ticks());
+    broker::produce(&b.addr, &t.input, &rest);
+    alerts.read(7, Duration::from_secs(60), Duration::from_secs(2));
+    running.stop();
+    assert_eq!(m.inventory_records.load(Ordering::Relaxed), 4);
+    let later: Vec<serde_json::Value> = alerts.seen[3..]
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    assert_eq!(later.len(), 4, "dana's chain and eve's three");
+    for a in &later {
+        let who = a["metadata"]["correlation_uid"].as_str().unwrap_or("");
+        let want = who == dana;
+        assert_eq!(score(a)["in_inventory"], want, "{who}: {a}");
+        if want {
+            let reach = &score(a)["factors"][0];
+            assert_eq!(reach["name"], "reach");
+            assert!(
+                reach["detail"]
+                    .as_str()
+                    .is_some_and(|d| !d.contains("not in the inventory"))
+            );
+        }
+    }
 }

@@ -190,3 +190,55 @@ fn shutdown_steps_share_the_deadline() {
     .sum();
     assert_eq!(total, Duration::from_secs(10));
 }
+
+#[test]
+fn scoring_settings_are_checked_and_anchored_and_the_environment_reaches_them() {
+    let d = load_text(MINIMAL, &[]).unwrap();
+    assert_eq!(d.scoring, ScoringConfig::default());
+    let text = format!(
+        "{MINIMAL}\n[scoring]\ninventory = \"inv.yaml\"\ninventory_topic = \"inv\"\n\
+         weights = {{reach = 40, touched = 20, stage = 20, tempo = 20}}\nmachine_speed = \"5s\"\n"
+    );
+    let c = load_text(&text, &[("CREDTRAIL_SCORING_ESCALATE_AT", "2")]).unwrap();
+    assert_eq!(
+        c.scoring.inventory,
+        Some(PathBuf::from("/etc/credtrail/inv.yaml"))
+    );
+    assert_eq!(c.scoring.inventory_topic.as_deref(), Some("inv"));
+    assert_eq!(c.scoring.weights.reach, 40);
+    assert_eq!(c.scoring.machine_speed, Span::from_secs(5));
+    assert_eq!(c.scoring.escalate_at, Some(2));
+    let bad = [
+        (text.replace("reach = 40", "reach = 41"), "scoring.weights"),
+        (text.replace("\"5s\"", "\"0s\""), "scoring.machine_speed"),
+        (
+            text.replace("inventory_topic = \"inv\"", "inventory_topic = \"ct\""),
+            "scoring.inventory_topic",
+        ),
+        (
+            text.replace("machine_speed", "escalate_at = 0\nmachine_speed"),
+            "scoring.escalate_at",
+        ),
+    ];
+    for (text, key) in bad {
+        let (k, reason) = invalid_key(load_text(&text, &[]));
+        assert_eq!(k, key, "{reason}");
+    }
+}
+
+#[test]
+fn rule_pipelines_and_identity_files_are_anchored_to_the_config() {
+    let text = MINIMAL.replace(
+        "paths = [\"rules\"]",
+        "paths = [\"rules\"]\npipelines = [\"p/ecs.yml\"]\nidentity = \"id.yaml\"",
+    );
+    let c = load_text(&text, &[]).unwrap();
+    assert_eq!(
+        c.rules.pipelines,
+        vec![PathBuf::from("/etc/credtrail/p/ecs.yml")]
+    );
+    assert_eq!(
+        c.rules.identity,
+        Some(PathBuf::from("/etc/credtrail/id.yaml"))
+    );
+}

@@ -10,18 +10,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpoint::{Checkpoint, Checkpoints};
+use super::consumer::InputConsumer;
 use super::ledger::CommitPoint;
 use super::{Control, Item, Mailbox, ServiceError, Signal};
 use crate::config::{InputTopic, ServiceConfig, ShutdownStep};
@@ -30,110 +28,6 @@ use crate::metrics::Metrics;
 
 /// Bytes of a batch beyond which it is sent even if it has fewer than `batch_events` events.
 const BATCH_BYTES: usize = 1 << 20;
-
-/// The consumer's context: forwards statistics to metrics and runs rebalances through the
-/// intake state (which lives here because librdkafka calls back from inside `poll`).
-pub struct IntakeContext {
-    metrics: Arc<Metrics>,
-    intake: Mutex<Option<Intake>>,
-}
-
-impl ClientContext for IntakeContext {
-    fn stats(&self, stats: Statistics) {
-        for (topic, t) in &stats.topics {
-            for (p, s) in &t.partitions {
-                if *p >= 0 && s.consumer_lag >= 0 {
-                    self.metrics.consumer_lag(topic, *p, s.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for IntakeContext {
-    /// Replaces librdkafka's default handling to start every assigned partition at the offset
-    /// the intake decided (its committed offset, read with the checkpoint that goes with it)
-    /// instead of letting the client look it up again, and to drain revoked partitions before
-    /// giving them up.
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let mut guard = self.intake.lock().unwrap_or_else(|e| e.into_inner());
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                if let Some(intake) = guard.as_mut() {
-                    for (topic, partition, offset) in intake.assign(consumer, tpl) {
-                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
-                    }
-                }
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                if let Some(intake) = guard.as_mut() {
-                    intake.revoke(consumer, tpl);
-                }
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => {
-                tracing::error!(error = ?other, "rebalance error; giving up the assignment");
-                consumer.unassign()
-            }
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cannot apply the rebalance");
-        }
-    }
-}
-
-pub type InputConsumer = BaseConsumer<IntakeContext>;
-
-/// Creates the consumer (not yet subscribed).
-pub fn create_consumer(
-    config: &ServiceConfig,
-    metrics: Arc<Metrics>,
-) -> Result<InputConsumer, ServiceError> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.kafka.brokers)
-        .set("client.id", "credtrail-consumer")
-        .set("auto.offset.reset", "earliest")
-        // Throughput: keep a deep local queue, back off briefly when it is full, and let a
-        // fetch wait for data rather than spin.
-        .set("queued.min.messages", "100000")
-        .set("fetch.queue.backoff.ms", "10")
-        .set("fetch.wait.max.ms", "100")
-        .set("statistics.interval.ms", "5000");
-    for (k, v) in &config.kafka.consumer {
-        c.set(k, v.expose());
-    }
-    c.set("group.id", &config.kafka.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("enable.partition.eof", "false");
-    c.create_with_context(IntakeContext {
-        metrics,
-        intake: Mutex::new(None),
-    })
-    .map_err(|source| ServiceError::Client {
-        role: "consumer",
-        source,
-    })
-}
 
 /// What the intake thread needs.
 pub struct Context<'a> {
@@ -270,7 +164,7 @@ impl Intake {
     }
 
     /// Registers newly assigned partitions and returns where each must start reading.
-    fn assign(
+    pub(super) fn assign(
         &mut self,
         consumer: &InputConsumer,
         tpl: &TopicPartitionList,
@@ -365,7 +259,7 @@ impl Intake {
         starts
     }
 
-    fn revoke(&mut self, consumer: &InputConsumer, tpl: &TopicPartitionList) {
+    pub(super) fn revoke(&mut self, consumer: &InputConsumer, tpl: &TopicPartitionList) {
         let sources: Vec<u32> = tpl
             .elements()
             .iter()

@@ -20,8 +20,10 @@
 //! that into commit points (see [`ledger`] for the rule and what a restart replays).
 
 pub mod checkpoint;
+pub mod consumer;
 pub mod delivery;
 pub mod intake;
+pub mod inventory;
 pub mod ledger;
 pub mod sequence;
 pub mod shard;
@@ -269,8 +271,20 @@ pub fn run(
     let (delivery_tx, delivery_rx) = bounded::<DeliveryMsg>(1024);
     let shard_channels: Vec<_> = (0..shards).map(|_| bounded::<ShardMsg>(256)).collect();
 
+    let live = Arc::new(inventory::LiveAssessor::new(assessor));
+    Metrics::add(&metrics.inventory_versions, 1);
+    let feed = match &config.scoring.inventory_topic {
+        None => None,
+        Some(topic) => {
+            let mut feed =
+                inventory::InventoryFeed::new(config, topic, live.clone(), metrics.clone())?;
+            feed.catch_up(inventory::CATCH_UP_LIMIT);
+            Some(feed)
+        }
+    };
+    let feed_stop = AtomicBool::new(false);
     let producer = delivery::create_producer(config)?;
-    let consumer = intake::create_consumer(config, metrics.clone())?;
+    let consumer = consumer::create_consumer(config, metrics.clone())?;
     let checkpoints = checkpoint::Checkpoints::new(config)?;
 
     thread::scope(|s| -> Result<RunReport, ServiceError> {
@@ -296,7 +310,7 @@ pub fn run(
             .enumerate()
             .map(|(i, (_, rx))| {
                 let (rules, rx, tx) = (rules.clone(), rx.clone(), delivery_tx.clone());
-                let assessor = assessor.clone();
+                let assessor = live.clone();
                 thread::Builder::new()
                     .name(format!("credtrail-shard-{i}"))
                     .spawn_scoped(s, move || {
@@ -344,6 +358,16 @@ pub fn run(
                 .map_err(|_| ServiceError::Panicked("delivery"))?
         };
 
+        let feed_handle = match feed {
+            None => None,
+            Some(feed) => Some(
+                thread::Builder::new()
+                    .name("credtrail-inventory".into())
+                    .spawn_scoped(s, || feed.run(&feed_stop))
+                    .map_err(|_| ServiceError::Panicked("inventory"))?,
+            ),
+        };
+
         // The intake runs on this thread; it returns after the final drain and commit and
         // drops `item_tx`, which winds the other threads down in order.
         let intake_result = intake::run(intake::Context {
@@ -359,6 +383,10 @@ pub fn run(
         });
 
         let deadline = Instant::now() + config.shutdown.step(crate::config::ShutdownStep::Close);
+        feed_stop.store(true, Ordering::Release);
+        if let Some(h) = feed_handle {
+            join_by(h, deadline, "inventory")?;
+        }
         for h in worker_handles {
             join_by(h, deadline, "worker")?;
         }

@@ -9,23 +9,29 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::inventory::LiveAssessor;
 use super::{DeliveryMsg, ShardMsg};
 use crate::correlate::{ShardEngine, ShardLimits};
 use crate::matcher::RuleSet;
-use crate::score::Assessor;
 
 /// Runs shard `index` until its channel closes or the delivery thread is gone.
 pub fn run(
     index: usize,
     rules: Arc<RuleSet>,
     limits: ShardLimits,
-    assessor: Arc<Assessor>,
+    assessor: Arc<LiveAssessor>,
     rx: Receiver<ShardMsg>,
     delivery: Sender<DeliveryMsg>,
 ) {
-    let mut engine = ShardEngine::new(rules, limits).with_assessor(assessor);
+    let (mut version, current) = assessor.current();
+    let mut engine = ShardEngine::new(rules, limits).with_assessor(current);
     let mut out = Vec::new();
     for msg in rx.iter() {
+        if assessor.version() != version {
+            let (v, current) = assessor.current();
+            engine.set_assessor(current);
+            version = v;
+        }
         let sent = match msg {
             ShardMsg::Hits(hits) => {
                 for h in hits {

@@ -147,6 +147,27 @@ pub fn produce(addr: &str, topic: &str, messages: &[(i32, Vec<u8>)]) {
     p.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// Produces keyed records to partition 0 (`None`: a tombstone), one per batch as [`produce`].
+pub fn produce_keyed(addr: &str, topic: &str, records: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .create()
+        .expect("producer");
+    for (key, value) in records {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(0)
+            .key(&key[..]);
+        if let Some(v) = value {
+            record = record.payload(&v[..]);
+        }
+        p.send(record).map_err(|(e, _)| e).expect("send");
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
 /// One message read back, with its headers.
 #[derive(Clone, Debug)]
 pub struct Read {

@@ -125,6 +125,11 @@ impl ShardEngine {
         self
     }
 
+    /// Scores findings decided from now on with `assessor` (a live inventory update).
+    pub fn set_assessor(&mut self, assessor: Arc<Assessor>) {
+        self.assessor = assessor;
+    }
+
     pub fn stats(&self) -> &ShardStats {
         &self.stats
     }
