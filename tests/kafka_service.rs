@@ -453,3 +453,69 @@ fn inventory_topic_entries_score_alerts_from_start_and_live_updates_from_their_p
         }
     }
 }
+
+#[test]
+fn a_rule_reload_mid_stream_keeps_open_chains_and_applies_new_rules_from_its_point_on() {
+    let b = broker::broker();
+    let t = topics("reload", &b.addr);
+    let lines = dataset();
+    let expected = replay_ids(&lines);
+    let split = 640;
+    let running = start(service_config(&b.addr, &t));
+    broker::produce(&b.addr, &t.input, &spread(&lines[..split], 0));
+    running.wait_events(split as u64, Duration::from_secs(60));
+
+    // The pack again, plus a standalone rule; dana's chain (lines 167, 488 | 965) is open.
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.yml");
+    std::fs::write(
+        &probe,
+        "title: reload probe\nid: 5e1f0ad0-0000-4000-8000-000000000001\nlevel: low\n\
+         logsource: {product: aws, service: cloudtrail}\n\
+         detection: {sel: {eventName: GetSecretValue}, condition: sel}\n",
+    )
+    .unwrap();
+    let root = common::root();
+    running
+        .control
+        .offer_rules(common::rules(&[root.join("rules"), probe]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running.metrics.rule_reloads.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the reload was not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rest = spread(&lines[split..], split);
+    rest.extend(ticks());
+    broker::produce(&b.addr, &t.input, &rest);
+    let probes_after = lines[split..]
+        .iter()
+        .filter(|l| String::from_utf8_lossy(l).contains("\"eventName\":\"GetSecretValue\""))
+        .count();
+    assert!(
+        probes_after > 0,
+        "the dataset has secret reads after the split"
+    );
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(
+        7 + probes_after,
+        Duration::from_secs(90),
+        Duration::from_secs(2),
+    );
+    running.stop();
+
+    let (probe_alerts, pack_alerts): (Vec<serde_json::Value>, Vec<serde_json::Value>) = alerts
+        .seen
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap())
+        .partition(|a| a["finding_info"]["title"] == "reload probe");
+    assert_eq!(
+        multiset(pack_alerts.iter().map(uid)),
+        expected,
+        "the pack's alerts, dana's chain included: its state survived the reload"
+    );
+    assert_eq!(
+        probe_alerts.len(),
+        probes_after,
+        "the new rule matched the events after the reload point and none before"
+    );
+}

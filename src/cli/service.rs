@@ -8,12 +8,11 @@ use anyhow::Context as _;
 
 use credtrail::config::{self, LogFormat, ServiceConfig};
 use credtrail::inventory::Inventory;
-use credtrail::matcher::CompileOptions;
 use credtrail::metrics::{self, Metrics};
 use credtrail::score::{Assessor, ScoreConfig};
-use credtrail::service::{self, Control};
+use credtrail::service::{self, Control, reload};
 
-use crate::{Failure, bad_input, load_rules, runtime};
+use crate::{Failure, bad_input, runtime};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -47,19 +46,14 @@ fn load(path: &std::path::Path) -> Result<(ServiceConfig, config::LoadNotes), Fa
 }
 
 fn compile(config: &ServiceConfig) -> Result<credtrail::matcher::RuleSet, Failure> {
-    let identity = match &config.rules.identity {
-        None => Default::default(),
-        Some(p) => credtrail::identity::config::load(p).map_err(|e| bad_input(e.into()))?,
-    };
-    load_rules(
-        &config.rules.paths,
-        &config.rules.pipelines,
-        CompileOptions {
-            limits: config.engine.decode_limits(),
-            identity,
-            ..CompileOptions::default()
-        },
-    )
+    reload::compile_rules(config).map_err(|e| {
+        if let reload::ReloadError::Rules(errors) = &e {
+            for err in &errors.0 {
+                eprintln!("credtrail: rule error: {err}");
+            }
+        }
+        bad_input(e.into())
+    })
 }
 
 /// The scorer from `[scoring]`: the inventory file, weights, machine speed, escalation.
@@ -136,11 +130,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         None => None,
     };
     let (stop_http, stop_rx) = tokio::sync::watch::channel(false);
+    let reloader = reload::Reloader::new(c.clone());
     let supervisor = {
         let (metrics, control) = (metrics.clone(), control.clone());
         std::thread::Builder::new()
             .name("credtrail-control".into())
-            .spawn(move || supervise(listener, metrics, control, stop_rx))
+            .spawn(move || supervise(listener, metrics, control, reloader, stop_rx))
             .context("cannot start the control thread")
             .map_err(runtime)?
     };
@@ -173,6 +168,7 @@ fn supervise(
     listener: Option<std::net::TcpListener>,
     metrics: Arc<Metrics>,
     control: Control,
+    mut reloader: reload::Reloader,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -205,11 +201,21 @@ fn supervise(
             control.stop();
             return;
         };
+        // With `rules.watch` off the tick still runs, rarely, and does nothing.
+        let watch = reloader.watch_interval();
+        let mut tick = tokio::time::interval(watch.unwrap_or(Duration::from_secs(3600)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Compiling blocks this thread (and the metrics endpoint) for the load's duration.
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); control.stop(); }
                 _ = int.recv() => { tracing::info!("SIGINT: stopping"); control.stop(); }
-                _ = hup.recv() => { tracing::warn!("SIGHUP: rule reload is not supported yet; restart to load new rules"); }
+                _ = hup.recv() => { reloader.reload("SIGHUP", &control, &metrics); }
+                _ = tick.tick() => {
+                    if watch.is_some() && reloader.changed() {
+                        reloader.reload("rule files changed", &control, &metrics);
+                    }
+                }
                 _ = stop.changed() => break,
             }
         }

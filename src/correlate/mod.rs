@@ -331,6 +331,9 @@ pub struct ShardStats {
     pub processed_early: u64,
     pub peak_states: u64,
     pub peak_pending: u64,
+    /// States and buffered hits of rules a reload changed or removed.
+    pub reload_dropped_states: u64,
+    pub reload_dropped_hits: u64,
 }
 
 /// Parses an aggregated value as a number (`value_sum` and friends); `None` if it is not one.

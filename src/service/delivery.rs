@@ -26,7 +26,7 @@ use crate::deadletter::DeadLetter;
 use crate::input::{SourceInfo, Sources};
 use crate::matcher::RuleSet;
 use crate::metrics::Metrics;
-use crate::pipeline::writer::Merge;
+use crate::pipeline::writer::{AsFinding, Merge};
 
 /// Pause before producing a failed message again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
@@ -86,7 +86,6 @@ pub fn create_producer(config: &ServiceConfig) -> Result<AlertProducer, ServiceE
 /// What the delivery thread needs.
 pub struct Context<'a> {
     pub config: &'a ServiceConfig,
-    pub rules: Arc<RuleSet>,
     pub sources: Arc<RwLock<Sources>>,
     pub metrics: Arc<Metrics>,
     pub mailbox: Arc<Mailbox>,
@@ -136,7 +135,7 @@ struct Delivery<'a> {
     ctx: Context<'a>,
     producer: &'a AlertProducer,
     ledger: Ledger,
-    merge: Merge,
+    merge: Merge<Decided>,
     inflight: HashMap<usize, Outgoing>,
     retry: VecDeque<(Instant, Outgoing)>,
     next_token: usize,
@@ -144,6 +143,18 @@ struct Delivery<'a> {
     arrivals: HashMap<u32, VecDeque<(u64, Instant)>>,
     report: DeliveryReport,
     line: Vec<u8>,
+}
+
+/// A finding with the rule set that decided it (rules may be reloaded in between).
+struct Decided {
+    finding: Finding,
+    rules: Arc<RuleSet>,
+}
+
+impl AsFinding for Decided {
+    fn finding(&self) -> &Finding {
+        &self.finding
+    }
 }
 
 /// Runs until the input channel closes, then flushes the producer within the flush deadline.
@@ -185,11 +196,13 @@ pub fn run(
 impl Delivery<'_> {
     fn handle(&mut self, msg: DeliveryMsg) -> Result<(), ServiceError> {
         match msg {
-            DeliveryMsg::Findings(shard, findings) => {
-                for f in findings {
-                    self.merge.push(f);
+            DeliveryMsg::Findings(_, rules, findings) => {
+                for finding in findings {
+                    self.merge.push(Decided {
+                        finding,
+                        rules: rules.clone(),
+                    });
                 }
-                let _ = shard;
                 self.release()?;
             }
             DeliveryMsg::Progress(shard, w) => {
@@ -291,8 +304,8 @@ impl Delivery<'_> {
         Ok(())
     }
 
-    fn alert(&mut self, f: Finding) -> Result<(), ServiceError> {
-        let rules = self.ctx.rules.clone();
+    fn alert(&mut self, decided: Decided) -> Result<(), ServiceError> {
+        let Decided { finding: f, rules } = decided;
         self.line.clear();
         let uid = {
             let sources = self.ctx.sources.read().unwrap_or_else(|e| e.into_inner());

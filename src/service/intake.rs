@@ -21,9 +21,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::checkpoint::{Checkpoint, Checkpoints};
 use super::consumer::InputConsumer;
 use super::ledger::CommitPoint;
-use super::{Control, Item, Mailbox, ServiceError, Signal};
+use super::{Control, Item, Mailbox, NewRules, ServiceError, Signal};
 use crate::config::{InputTopic, ServiceConfig, ShutdownStep};
 use crate::input::{Batch, SourceInfo, Sources};
+use crate::matcher::RuleSet;
 use crate::metrics::Metrics;
 
 /// Bytes of a batch beyond which it is sent even if it has fewer than `batch_events` events.
@@ -40,6 +41,8 @@ pub struct Context<'a> {
     pub metrics: Arc<Metrics>,
     pub control: &'a Control,
     pub checkpoints: Checkpoints,
+    /// The rule set batches are matched with until a reload.
+    pub rules: Arc<RuleSet>,
 }
 
 struct PartitionIntake {
@@ -74,6 +77,7 @@ pub struct Intake {
     checkpoints: Checkpoints,
     /// Bound of one checkpoint write or read.
     io_limit: Duration,
+    rules: Arc<RuleSet>,
 }
 
 impl Intake {
@@ -147,12 +151,22 @@ impl Intake {
         batch.seal();
         let profile = p.profile;
         let seq = self.next_seq();
+        let rules = self.rules.clone();
         self.push(Item::Batch {
             seq,
             batch,
             profile,
+            rules,
             arrived: Instant::now(),
         });
+    }
+
+    /// Swaps in a reloaded rule set at this point of the stream: what was read before is
+    /// matched with the old set, what is read after with the new one.
+    fn reload(&mut self, rules: Arc<RuleSet>) {
+        self.flush_all();
+        self.rules = rules.clone();
+        self.signal(Signal::Reload(NewRules(rules)));
     }
 
     fn flush_all(&mut self) {
@@ -477,6 +491,7 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         committed: HashMap::new(),
         checkpoints: ctx.checkpoints,
         io_limit: config.shutdown.step(ShutdownStep::Commit),
+        rules: ctx.rules,
     });
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer
@@ -500,7 +515,11 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
     let mut partial = false;
     while !ctx.control.stopping() {
         let mut blocked = false;
+        let reloaded = ctx.control.take_rules();
         with(&mut |i| {
+            if let Some(rules) = &reloaded {
+                i.reload(rules.clone());
+            }
             blocked = !i.send_held();
             i.set_paused(&consumer, blocked);
             let points = i.mailbox.take();

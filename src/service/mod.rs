@@ -18,6 +18,11 @@
 //! or a commit barrier is seen by the sequencer exactly between the batches it separates. A
 //! barrier makes every shard report the oldest input it still needs and the delivery thread turn
 //! that into commit points (see [`ledger`] for the rule and what a restart replays).
+//!
+//! A rule reload ([`reload`]) is such a control too: batches cut before it are matched with the
+//! old rule set, batches after it with the new one, and the sequencer and shards carry over the
+//! buffered hits and state of the rules that did not change. The live inventory ([`inventory`])
+//! swaps the shards' scorer between two messages.
 
 pub mod checkpoint;
 pub mod consumer;
@@ -25,6 +30,7 @@ pub mod delivery;
 pub mod intake;
 pub mod inventory;
 pub mod ledger;
+pub mod reload;
 pub mod sequence;
 pub mod shard;
 
@@ -41,7 +47,7 @@ use crate::deadletter::DeadLetter;
 use crate::decode::{MintLifetimes, ProfileKind};
 use crate::identity::{LineageLimits, Resolver};
 use crate::input::{Batch, Sources};
-use crate::matcher::RuleSet;
+use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
 use crate::pipeline::worker::{DecodedBatch, Worker};
 use crate::score::Assessor;
@@ -74,9 +80,19 @@ pub enum ServiceError {
 }
 
 /// A handle to ask a running service to stop or reload its rules; cheap to clone.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Control {
     stop: Arc<AtomicBool>,
+    /// A compiled rule set waiting for the intake to swap it in (the latest offer wins).
+    rules: Arc<Mutex<Option<Arc<RuleSet>>>>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("stopping", &self.stopping())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Control {
@@ -91,6 +107,16 @@ impl Control {
 
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Offers a new rule set (what SIGHUP does once it compiled); the intake swaps it in.
+    pub fn offer_rules(&self, rules: Arc<RuleSet>) {
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = Some(rules);
+    }
+
+    /// The rule set offered since the last call, if any.
+    pub fn take_rules(&self) -> Option<Arc<RuleSet>> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -123,6 +149,23 @@ pub enum Signal {
     /// Report what may be committed; `drain`: wait for every produced message's acknowledgement
     /// first (rebalance, shutdown).
     Barrier { epoch: u64, drain: bool },
+    /// Batches after this one are matched with this rule set; shards carry state over.
+    Reload(NewRules),
+}
+
+/// A reloaded rule set travelling with the stream.
+#[derive(Clone)]
+pub struct NewRules(pub Arc<RuleSet>);
+
+impl std::fmt::Debug for NewRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "NewRules({} detections, {} correlations)",
+            self.0.detections.len(),
+            self.0.correlations.len()
+        )
+    }
 }
 
 /// What the intake hands to workers.
@@ -131,6 +174,8 @@ pub enum Item {
         seq: u64,
         batch: Batch,
         profile: Option<ProfileKind>,
+        /// The rule set in force when the batch was cut.
+        rules: Arc<RuleSet>,
         arrived: Instant,
     },
     Signal {
@@ -166,11 +211,14 @@ pub enum ShardMsg {
     Watermark(EventTime),
     /// Report held positions for a barrier.
     Report(u64),
+    /// Swap in a reloaded rule set, carrying over the state `map` says continues.
+    Reload(Arc<RuleSet>, Arc<TargetMap>),
 }
 
 /// What the delivery thread receives.
 pub enum DeliveryMsg {
-    Findings(usize, Vec<Finding>),
+    /// A shard's findings and the rule set that decided them.
+    Findings(usize, Arc<RuleSet>, Vec<Finding>),
     Progress(usize, EventTime),
     DeadLetter {
         letter: DeadLetter,
@@ -322,10 +370,11 @@ pub fn run(
 
         let sequence_handle = {
             let senders: Vec<_> = shard_channels.iter().map(|(tx, _)| tx.clone()).collect();
-            let (tx, metrics, sources) = (delivery_tx.clone(), metrics.clone(), sources.clone());
+            let (tx, metrics) = (delivery_tx.clone(), metrics.clone());
             // Credentials minted in one partition are followed in the others this instance
             // reads; hits are routed to shards once their identity is resolved.
             let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
+            let rules = rules.clone();
             let resolver = Resolver::new(
                 LineageLimits::default(),
                 ShardLimits::default().max_pending,
@@ -335,7 +384,7 @@ pub fn run(
                 .name("credtrail-sequence".into())
                 .spawn_scoped(s, move || {
                     sequence::run(
-                        decoded_rx, senders, tx, recycle_tx, &sources, resolver, &metrics,
+                        decoded_rx, senders, tx, recycle_tx, rules, resolver, &metrics,
                     )
                 })
                 .map_err(|_| ServiceError::Panicked("sequence"))?
@@ -346,7 +395,6 @@ pub fn run(
         let delivery_handle = {
             let ctx = delivery::Context {
                 config,
-                rules: rules.clone(),
                 sources: sources.clone(),
                 metrics: metrics.clone(),
                 mailbox: mailbox.clone(),
@@ -380,6 +428,7 @@ pub fn run(
             metrics: metrics.clone(),
             control,
             checkpoints,
+            rules: rules.clone(),
         });
 
         let deadline = Instant::now() + config.shutdown.step(crate::config::ShutdownStep::Close);
@@ -431,6 +480,7 @@ fn run_worker(
     tx: crossbeam_channel::Sender<Decoded>,
     metrics: &Metrics,
 ) {
+    let mut rules = rules;
     let mut w = Worker::new(rules.clone(), MintLifetimes::default());
     let mut reported = vec![0u64; rules.detections.len()];
     for item in rx.iter() {
@@ -439,8 +489,15 @@ fn run_worker(
                 seq,
                 batch,
                 profile,
+                rules: batch_rules,
                 arrived,
             } => {
+                if !Arc::ptr_eq(&batch_rules, &rules) {
+                    // A reload: this batch and the next ones use the new set.
+                    rules = batch_rules;
+                    w = Worker::new(rules.clone(), MintLifetimes::default());
+                    reported = vec![0u64; rules.detections.len()];
+                }
                 let decoded = w.process_as(batch, profile);
                 for (d, n) in w.stats.matches.iter().enumerate() {
                     if *n > reported[d] {

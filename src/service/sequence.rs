@@ -14,16 +14,17 @@
 //! end on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::ledger::SequencedEnd;
-use super::{Decoded, DeliveryMsg, ShardMsg, Signal};
+use super::{Decoded, DeliveryMsg, NewRules, ShardMsg, Signal};
 use crate::correlate::Hit;
 use crate::identity::Resolver;
-use crate::input::{Batch, Sources};
+use crate::input::Batch;
+use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
 use crate::pipeline::sequencer::{Sequencer, SourceClock};
 use crate::pipeline::worker::DecodedBatch;
@@ -45,6 +46,8 @@ struct Partition {
 
 struct State<'a> {
     seq: Sequencer,
+    /// The rule set in force (the hits in the resolver belong to it).
+    rules: Arc<RuleSet>,
     parts: HashMap<u32, Partition>,
     fed: u64,
     per_shard: Vec<Vec<Hit>>,
@@ -61,12 +64,13 @@ pub fn run(
     shards: Vec<Sender<ShardMsg>>,
     delivery: Sender<DeliveryMsg>,
     recycle: Sender<Batch>,
-    _sources: &Arc<RwLock<Sources>>,
+    rules: Arc<RuleSet>,
     resolver: Resolver,
     metrics: &Metrics,
 ) {
     let mut st = State {
         seq: Sequencer::new(Vec::new(), shards.len(), resolver),
+        rules,
         parts: HashMap::new(),
         fed: 0,
         per_shard: vec![Vec::new(); shards.len()],
@@ -286,6 +290,25 @@ impl State<'_> {
                     }
                 }
                 self.advance()
+            }
+            Signal::Reload(NewRules(new)) => {
+                if !self.flush_hits() {
+                    return false;
+                }
+                let map = Arc::new(TargetMap::between(&self.rules, &new));
+                let routes = new.correlations.iter().map(|c| c.route.clone()).collect();
+                let dropped = self.seq.resolver_mut().reload(routes, &map);
+                tracing::info!(
+                    kept = map.kept_correlations(),
+                    correlations = new.correlations.len(),
+                    dropped_hits = dropped,
+                    "rule reload at this point of the stream"
+                );
+                Metrics::add(&self.metrics.rule_reloads, 1);
+                self.rules = new.clone();
+                self.shards
+                    .iter()
+                    .all(|tx| tx.send(ShardMsg::Reload(new.clone(), map.clone())).is_ok())
             }
             Signal::Barrier { epoch, drain } => {
                 if !self.flush_hits() {

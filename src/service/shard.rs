@@ -3,6 +3,8 @@
 //!
 //! Unlike replay, a shard never flushes to the end of time when its channel closes: the service
 //! stops with live state, which the next run rebuilds by replaying from the held-back commits.
+//! A rule reload arrives in order with the hits; findings travel with the rule set that decided
+//! them, so the delivery thread renders each with the right rules.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::inventory::LiveAssessor;
 use super::{DeliveryMsg, ShardMsg};
-use crate::correlate::{ShardEngine, ShardLimits};
+use crate::correlate::{Finding, ShardEngine, ShardLimits};
 use crate::matcher::RuleSet;
 
 /// Runs shard `index` until its channel closes or the delivery thread is gone.
@@ -24,7 +26,8 @@ pub fn run(
     delivery: Sender<DeliveryMsg>,
 ) {
     let (mut version, current) = assessor.current();
-    let mut engine = ShardEngine::new(rules, limits).with_assessor(current);
+    let mut engine = ShardEngine::new(rules.clone(), limits).with_assessor(current);
+    let mut rules = rules;
     let mut out = Vec::new();
     for msg in rx.iter() {
         if assessor.version() != version {
@@ -37,11 +40,11 @@ pub fn run(
                 for h in hits {
                     engine.push(h, &mut out);
                 }
-                flush(index, &mut out, &delivery)
+                flush(index, &rules, &mut out, &delivery)
             }
             ShardMsg::Watermark(w) => {
                 engine.advance(w, &mut out);
-                flush(index, &mut out, &delivery)
+                flush(index, &rules, &mut out, &delivery)
                     && delivery.send(DeliveryMsg::Progress(index, w)).is_ok()
             }
             ShardMsg::Report(epoch) => {
@@ -56,6 +59,13 @@ pub fn run(
                     })
                     .is_ok()
             }
+            ShardMsg::Reload(new, map) => {
+                let sent = flush(index, &rules, &mut out, &delivery);
+                let (kept, dropped) = engine.reload(new.clone(), &map);
+                rules = new;
+                tracing::info!(shard = index, kept, dropped, "rules swapped in");
+                sent
+            }
         };
         if !sent {
             return;
@@ -65,11 +75,16 @@ pub fn run(
 
 fn flush(
     index: usize,
-    out: &mut Vec<crate::correlate::Finding>,
+    rules: &Arc<RuleSet>,
+    out: &mut Vec<Finding>,
     delivery: &Sender<DeliveryMsg>,
 ) -> bool {
     out.is_empty()
         || delivery
-            .send(DeliveryMsg::Findings(index, std::mem::take(out)))
+            .send(DeliveryMsg::Findings(
+                index,
+                rules.clone(),
+                std::mem::take(out),
+            ))
             .is_ok()
 }
