@@ -37,10 +37,18 @@
 //!   the W500 rule set.
 //! - [`eval`]: detection quality of a replay against labels (`credtrail eval`).
 //! - [`time`]: event time and durations.
+//! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
+//!   secret files), validated.
+//! - [`service`]: `credtrail run`, the Kafka consumer group feeding the engine: intake,
+//!   per-partition event time, alert and dead-letter producer, and the ledger that decides
+//!   which offsets may be committed.
+//! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
+//!   endpoint.
 //!
 //! An alert is built in [`alert::render`] from a [`correlate::Finding`].
 
 pub mod alert;
+pub mod config;
 pub mod correlate;
 pub mod deadletter;
 pub mod decode;
@@ -52,8 +60,10 @@ pub mod input;
 pub mod inventory;
 pub mod lint;
 pub mod matcher;
+pub mod metrics;
 pub mod pipeline;
 pub mod ruletest;
 pub mod score;
+pub mod service;
 pub mod sigma;
 pub mod time;

@@ -44,6 +44,10 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Tools for rule authors (`lint`, `test`).
     Rules(cli::rules::RulesArgs),
+    /// Run the Kafka service: consume input topics, produce alerts (see deploy/credtrail.toml).
+    Run(cli::service::RunArgs),
+    /// Check or print the service's config.
+    Config(cli::service::ConfigArgs),
 }
 
 #[derive(clap::Args)]
@@ -127,6 +131,8 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::generate::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Rules(args) => return cli::rules::run(args),
+        Command::Run(args) => cli::service::run(args),
+        Command::Config(args) => cli::service::config_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

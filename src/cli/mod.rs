@@ -4,3 +4,4 @@ pub mod eval;
 pub mod generate;
 pub mod rules;
 pub mod rules_test;
+pub mod service;

@@ -79,6 +79,11 @@ impl Sliding {
         self.window.is_empty()
     }
 
+    /// Visits every event the window holds.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        self.window.iter().for_each(|(e, _)| e.visit(f));
+    }
+
     pub fn approx_bytes(&self) -> usize {
         self.window.len() * 56
     }
@@ -140,6 +145,11 @@ impl ValueCount {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// Visits every event the window holds.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        self.values.iter().for_each(|(_, e)| e.visit(f));
     }
 
     pub fn approx_bytes(&self) -> usize {

@@ -57,6 +57,16 @@ pub struct EventRef {
     pub actor: Option<Box<str>>,
 }
 
+impl EventRef {
+    /// Visits this event, or, for a finding of a referenced correlation, the events it holds.
+    pub fn visit(&self, f: &mut dyn FnMut(&EventRef)) {
+        match &self.parts {
+            Some(parts) => parts.iter().for_each(|(e, _)| e.visit(f)),
+            None => f(self),
+        }
+    }
+}
+
 /// What consumes a hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
@@ -257,6 +267,17 @@ impl Machine {
         }
     }
 
+    /// Visits every input event the state holds (its evidence so far).
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        match self {
+            Machine::Ordered(m) => m.for_each_event(f),
+            Machine::Temporal(m) => m.for_each_event(f),
+            Machine::Sliding(m) => m.for_each_event(f),
+            Machine::ValueCount(m) => m.for_each_event(f),
+            Machine::Window(m) => m.for_each_event(f),
+        }
+    }
+
     /// A rough byte size, for the memory summary.
     pub fn approx_bytes(&self) -> usize {
         match self {
@@ -310,6 +331,9 @@ pub struct ShardStats {
     pub processed_early: u64,
     pub peak_states: u64,
     pub peak_pending: u64,
+    /// States and buffered hits of rules a reload changed or removed.
+    pub reload_dropped_states: u64,
+    pub reload_dropped_hits: u64,
 }
 
 /// Parses an aggregated value as a number (`value_sum` and friends); `None` if it is not one.

@@ -173,6 +173,13 @@ impl Ordered {
         self.slots.iter().rposition(|s| !s.is_empty())
     }
 
+    /// Visits every event the partial chains hold.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        for c in self.slots.iter().flatten() {
+            c.events.iter().for_each(|(e, _)| e.visit(f));
+        }
+    }
+
     pub fn approx_bytes(&self) -> usize {
         self.slots.len() * 24
             + self

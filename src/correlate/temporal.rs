@@ -62,6 +62,11 @@ impl Temporal {
         self.latest.iter().all(Option::is_none)
     }
 
+    /// Visits every event the machine holds.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        self.latest.iter().flatten().for_each(|e| e.visit(f));
+    }
+
     pub fn approx_bytes(&self) -> usize {
         self.latest.len() * 80
     }

@@ -464,3 +464,100 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn oldest_positions_cover_pending_hits_and_live_state_and_forget_fired_chains() {
+    let rules = Arc::new(ruleset(CHAIN));
+    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+    let mut out = Vec::new();
+    // Chain 0 for dana: read at 10, enum at 20 (live state once processed).
+    engine.push(hit(0, 1, "dana", 10, "a"), &mut out);
+    engine.push(hit(0, 2, "dana", 20, "b"), &mut out);
+    let mut held = std::collections::HashMap::new();
+    engine.oldest_positions(&mut held);
+    assert_eq!(held.get(&0), Some(&10), "pending hits hold their offsets");
+    engine.advance(t(25), &mut out);
+    held.clear();
+    engine.oldest_positions(&mut held);
+    assert_eq!(
+        held.get(&0),
+        Some(&10),
+        "live state holds the chain's first event"
+    );
+    // The chain completes: its events are no longer held by the shard.
+    engine.push(hit(0, 4, "dana", 30, "c"), &mut out);
+    engine.advance(t(31), &mut out);
+    assert_eq!(out.len(), 1);
+    held.clear();
+    engine.oldest_positions(&mut held);
+    assert_eq!(held.get(&0), None);
+}
+
+#[test]
+fn a_reload_keeps_the_chains_and_buffered_hits_of_unchanged_rules_and_drops_the_changed() {
+    let old = Arc::new(ruleset(CHAIN));
+    // A new correlation before the chain shifts every index; `anyorder` changes its window.
+    let changed = CHAIN
+        .replace(
+            "title: chain\n",
+            "title: reads\ncorrelation:\n  type: event_count\n  rules: [read]\n  group-by: [userIdentity.arn]\n  timespan: 1m\n  condition: {gte: 9}\n---\ntitle: chain\n",
+        )
+        .replace("timespan: 5m", "timespan: 6m");
+    let new = Arc::new(ruleset(&changed));
+    let map = crate::matcher::TargetMap::between(&old, &new);
+    let chain = match map.map(Target::Correlation(0)) {
+        Some(Target::Correlation(c)) => c,
+        other => panic!("the unchanged chain must continue: {other:?}"),
+    };
+    assert_ne!(chain, 0, "the inserted rule moved it");
+    assert_eq!(map.map(Target::Correlation(2)), None, "anyorder changed");
+    let anyorder_new = (0..new.correlations.len() as u32)
+        .find(|&c| new.meta[new.correlations[c as usize].rule as usize].title == "anyorder")
+        .unwrap();
+
+    let mut engine = ShardEngine::new(old, ShardLimits::default());
+    let mut out = Vec::new();
+    engine.push(hit(0, 1, "dana", 10, "a"), &mut out);
+    engine.push(hit(0, 2, "dana", 20, "b"), &mut out);
+    engine.push(hit(2, 1, "dana", 21, "x"), &mut out);
+    engine.advance(t(25), &mut out);
+    // Buffered, not yet processed when the reload comes.
+    engine.push(hit(0, 1, "erin", 26, "e1"), &mut out);
+    assert!(out.is_empty());
+    let (kept, dropped) = engine.reload(new, &map);
+    assert_eq!(
+        (kept, dropped),
+        (1, 1),
+        "dana's chain kept, her anyorder state dropped"
+    );
+    assert_eq!(engine.stats().reload_dropped_states, 1);
+
+    engine.push(hit(chain, 4, "dana", 30, "c"), &mut out);
+    engine.push(hit(anyorder_new, 2, "dana", 31, "y"), &mut out);
+    engine.push(hit(chain, 2, "erin", 32, "e2"), &mut out);
+    engine.push(hit(chain, 4, "erin", 33, "e3"), &mut out);
+    engine.advance(t(40), &mut out);
+    let got: Vec<(Target, String, Vec<String>)> = out
+        .iter()
+        .map(|f| {
+            let ids = f.events.iter().map(|(e, _)| e.id.to_string()).collect();
+            (f.target, f.group.to_string(), ids)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                Target::Correlation(chain),
+                "dana".into(),
+                vec!["a".into(), "b".into(), "c".into()]
+            ),
+            (
+                Target::Correlation(chain),
+                "erin".into(),
+                vec!["e1".into(), "e2".into(), "e3".into()]
+            ),
+        ],
+        "anyorder restarted empty: one step is not enough"
+    );
+}

@@ -178,6 +178,11 @@ impl Window {
         self.start.is_none()
     }
 
+    /// Visits every event the window holds.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&EventRef)) {
+        self.events.iter().for_each(|(e, _)| e.visit(f));
+    }
+
     pub fn approx_bytes(&self) -> usize {
         96 + self.events.len() * 96
             + self.numbers.len() * 8

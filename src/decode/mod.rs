@@ -163,6 +163,19 @@ impl Decoder {
         full_len: usize,
         f: impl FnOnce(Result<EventView<'_, '_>, DecodeError>) -> R,
     ) -> R {
+        self.decode_as(schema, schema.forced, raw, full_len, f)
+    }
+
+    /// [`Decoder::decode`] with the profile forced by the caller (a Kafka topic's profile)
+    /// instead of the schema's; `None` recognises it per event.
+    pub fn decode_as<R>(
+        &mut self,
+        schema: &Schema,
+        forced: Option<ProfileKind>,
+        raw: &[u8],
+        full_len: usize,
+        f: impl FnOnce(Result<EventView<'_, '_>, DecodeError>) -> R,
+    ) -> R {
         let limits = schema.limits;
         if full_len > limits.max_event_bytes {
             return f(Err(DecodeError::TooLarge {
@@ -183,7 +196,7 @@ impl Decoder {
             simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut tape);
         let result = match parsed {
             Err(e) => Err(json_error(&e, limits)),
-            Ok(()) => view(&mut self.slots, schema, &tape.0, raw),
+            Ok(()) => view(&mut self.slots, schema, forced, &tape.0, raw),
         };
         let out = f(result);
         self.tape = Some(tape.reset());
@@ -194,6 +207,7 @@ impl Decoder {
 fn view<'t, 'de>(
     slots: &'t mut SlotValues,
     schema: &'t Schema,
+    forced: Option<ProfileKind>,
     tape: &'t [simd_json::Node<'de>],
     raw: &'t [u8],
 ) -> Result<EventView<'t, 'de>, DecodeError> {
@@ -206,7 +220,7 @@ fn view<'t, 'de>(
     if !matches!(tape.first(), Some(simd_json::Node::Object { .. })) {
         return Err(DecodeError::NotAnObject);
     }
-    let kind = match schema.forced {
+    let kind = match forced {
         Some(k) => k,
         None => profile::detect(tape).ok_or(DecodeError::UnknownProfile)?,
     };

@@ -10,6 +10,7 @@ use std::collections::BinaryHeap;
 
 use super::{IdentityRef, Lineage, LineageLimits, Link};
 use crate::correlate::{GROUP_SEPARATOR, Hit, Target, shard_key};
+use crate::matcher::TargetMap;
 use crate::time::EventTime;
 
 /// Placeholder for the resolved identity inside a hit's group key, replaced on release.
@@ -93,6 +94,27 @@ impl Resolver {
 
     pub fn lineage(&self) -> &Lineage {
         &self.lineage
+    }
+
+    /// A reloaded rule set: hits waiting here move to their rule's new index (see
+    /// [`TargetMap`]), hits of changed or removed rules are dropped; returns how many.
+    pub fn reload(&mut self, routes: Vec<Option<Vec<usize>>>, map: &TargetMap) -> u64 {
+        self.routes = routes;
+        let mut dropped = 0;
+        let pending = std::mem::take(&mut self.pending);
+        for Reverse(mut item) in pending {
+            if let Payload::Hit(hit, _) = &mut item.payload {
+                match map.map(hit.target) {
+                    Some(t) => hit.target = t,
+                    None => {
+                        dropped += 1;
+                        continue;
+                    }
+                }
+            }
+            self.pending.push(Reverse(item));
+        }
+        dropped
     }
 
     /// Queues a hit whose group key may hold [`IDENTITY_MARK`]s for `identity`'s root.

@@ -14,6 +14,7 @@ pub mod literal;
 pub mod logsource;
 pub mod predicate;
 pub mod prefilter;
+pub mod remap;
 
 use regex_automata::{Input, PatternID, PatternSet, meta};
 
@@ -21,6 +22,7 @@ pub use compile::{CompileOptions, IDENTITY_FIELD, KEYWORD_SLOT, compile};
 pub use correlation::CorrelationLimits;
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
+pub use remap::TargetMap;
 
 use crate::decode::{EventView, ProfileKind, Schema, Slot};
 use crate::sigma::{CorrelationType, Level, RuleMeta, Threshold};

@@ -136,6 +136,10 @@ impl Sequencer {
         });
     }
 
+    pub fn resolver_mut(&mut self) -> &mut Resolver {
+        &mut self.resolver
+    }
+
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target, shard_key};
-use crate::decode::{DecodeError, Decoder, EventView, MintLifetimes, event_key};
+use crate::decode::{DecodeError, Decoder, EventView, MintLifetimes, ProfileKind, event_key};
 use crate::identity::resolver::IDENTITY_MARK;
 use crate::identity::{IdentityRef, Link};
 use crate::input::{Batch, Position};
@@ -103,6 +103,13 @@ impl Worker {
 
     /// Decodes and matches every event of `batch`.
     pub fn process(&mut self, batch: Batch) -> DecodedBatch {
+        let forced = self.rules.schema.forced;
+        self.process_as(batch, forced)
+    }
+
+    /// [`Worker::process`] with every event read as profile `forced` (`None`: recognised per
+    /// event), whatever the rule set's default.
+    pub fn process_as(&mut self, batch: Batch, forced: Option<ProfileKind>) -> DecodedBatch {
         let mut out = DecodedBatch {
             times: Vec::with_capacity(batch.lines.len()),
             failures: Vec::new(),
@@ -132,9 +139,11 @@ impl Worker {
                 pos,
                 line: i as u32,
             };
-            let result = self
-                .decoder
-                .decode(&rules.schema, raw, line.full_len, |view| ctx.event(view?));
+            let result =
+                self.decoder
+                    .decode_as(&rules.schema, forced, raw, line.full_len, |view| {
+                        ctx.event(view?)
+                    });
             if let Some(s) = started {
                 let _ = self
                     .stats

@@ -11,41 +11,56 @@ use std::collections::BinaryHeap;
 use crate::correlate::Finding;
 use crate::time::EventTime;
 
-#[derive(Debug)]
-struct Ordered(Finding);
+/// What the merge orders: a finding, possibly with what travels with it (the service keeps
+/// the rule set that decided it).
+pub trait AsFinding {
+    fn finding(&self) -> &Finding;
+}
 
-impl PartialEq for Ordered {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.sort_key() == other.0.sort_key()
+impl AsFinding for Finding {
+    fn finding(&self) -> &Finding {
+        self
     }
 }
-impl Eq for Ordered {}
-impl PartialOrd for Ordered {
+
+#[derive(Debug)]
+struct Ordered<T>(T);
+
+impl<T: AsFinding> PartialEq for Ordered<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.finding().sort_key() == other.0.finding().sort_key()
+    }
+}
+impl<T: AsFinding> Eq for Ordered<T> {}
+impl<T: AsFinding> PartialOrd for Ordered<T> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Ordered {
+impl<T: AsFinding> Ord for Ordered<T> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.sort_key().cmp(&other.0.sort_key())
+        self.0
+            .finding()
+            .sort_key()
+            .cmp(&other.0.finding().sort_key())
     }
 }
 
 /// Merges per-shard finding streams by progress.
-pub struct Merge {
-    heap: BinaryHeap<Reverse<Ordered>>,
+pub struct Merge<T = Finding> {
+    heap: BinaryHeap<Reverse<Ordered<T>>>,
     progress: Vec<EventTime>,
 }
 
-impl Merge {
-    pub fn new(shards: usize) -> Merge {
+impl<T: AsFinding> Merge<T> {
+    pub fn new(shards: usize) -> Merge<T> {
         Merge {
             heap: BinaryHeap::new(),
             progress: vec![EventTime::MIN; shards],
         }
     }
 
-    pub fn push(&mut self, f: Finding) {
+    pub fn push(&mut self, f: T) {
         self.heap.push(Reverse(Ordered(f)));
     }
 
@@ -57,7 +72,7 @@ impl Merge {
     }
 
     /// Pops, in order, every finding no shard can still precede.
-    pub fn ready(&mut self, out: &mut Vec<Finding>) {
+    pub fn ready(&mut self, out: &mut Vec<T>) {
         let frontier = self
             .progress
             .iter()
@@ -67,7 +82,7 @@ impl Merge {
         while self
             .heap
             .peek()
-            .is_some_and(|Reverse(o)| o.0.time < frontier || frontier == EventTime::MAX)
+            .is_some_and(|Reverse(o)| o.0.finding().time < frontier || frontier == EventTime::MAX)
         {
             if let Some(Reverse(o)) = self.heap.pop() {
                 out.push(o.0);
@@ -119,7 +134,7 @@ mod tests {
 
     #[test]
     fn findings_wait_for_every_shard() {
-        let mut m = Merge::new(2);
+        let mut m: Merge = Merge::new(2);
         m.push(f(5, "b"));
         m.push(f(3, "a"));
         m.progress(0, EventTime::from_millis(10_000));

@@ -125,6 +125,11 @@ impl ShardEngine {
         self
     }
 
+    /// Scores findings decided from now on with `assessor` (a live inventory update).
+    pub fn set_assessor(&mut self, assessor: Arc<Assessor>) {
+        self.assessor = assessor;
+    }
+
     pub fn stats(&self) -> &ShardStats {
         &self.stats
     }
@@ -140,6 +145,27 @@ impl ShardEngine {
     /// Approximate bytes held by live state (the figure the budget applies to).
     pub fn state_bytes(&self) -> usize {
         self.state_bytes
+    }
+
+    /// The oldest input position per source that this shard still needs: hits waiting in the
+    /// reorder buffer, events held by live state and by completed chains waiting for their
+    /// absence deadline. A restart that replays each source from these offsets rebuilds the
+    /// shard's chains (the Kafka service holds commits back to them). Costs a walk over all
+    /// state: call it at commit barriers, not per event.
+    pub fn oldest_positions(&self, out: &mut HashMap<u32, u64>) {
+        let mut note = |e: &super::EventRef| {
+            let o = out.entry(e.pos.source).or_insert(e.pos.offset);
+            *o = (*o).min(e.pos.offset);
+        };
+        for Reverse(p) in &self.pending {
+            p.hit.0.event.visit(&mut note);
+        }
+        for entry in self.states.values() {
+            entry.machine.for_each_event(&mut note);
+            for (_, d) in &entry.awaiting {
+                d.events.iter().for_each(|(e, _)| e.visit(&mut note));
+            }
+        }
     }
 
     /// Buffers a hit until the watermark passes its event time. A hit older than the current

@@ -1,15 +1,17 @@
 //! The state store of a shard: opening, settling, expiring and evicting group states.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{BUCKET, ENTRY_OVERHEAD, Entry, ShardEngine};
-use crate::correlate::eviction::Rank;
+use crate::correlate::Target;
+use crate::correlate::eviction::{Rank, Ranks};
 use crate::correlate::footprint::Footprint;
 use crate::correlate::{Machine, Params};
+use crate::matcher::{RuleSet, TargetMap};
 use crate::time::EventTime;
 
 impl ShardEngine {
@@ -169,6 +171,56 @@ impl ShardEngine {
             Some(id) => self.drop_state(id).is_some(),
             None => false,
         }
+    }
+
+    /// Swaps in a reloaded rule set: the states and buffered hits of rules that continue
+    /// (`map`) are kept under their new indices, the others dropped. Returns (states kept,
+    /// states dropped); dropped hits are counted in the stats.
+    pub fn reload(&mut self, rules: Arc<RuleSet>, map: &TargetMap) -> (usize, usize) {
+        let n = rules.correlations.len();
+        let old = std::mem::take(&mut self.states);
+        self.buckets = vec![BTreeMap::new(); n];
+        self.per_target = vec![0; n];
+        self.ranks = Ranks::default();
+        self.timers.clear();
+        self.state_bytes = 0;
+        self.last = None;
+        let (mut kept, mut dropped) = (0, 0);
+        for (_, mut entry) in old {
+            let Some(Target::Correlation(c)) = map.map(Target::Correlation(entry.target)) else {
+                dropped += 1;
+                continue;
+            };
+            let id = state_id(c, &entry.group);
+            entry.target = c;
+            entry.bucket = bucket_of(entry.expires);
+            self.buckets[c as usize]
+                .entry(entry.bucket)
+                .or_default()
+                .push(id);
+            if let Some(at) = entry.timer {
+                self.timers.push(Reverse((at, id)));
+            }
+            self.ranks.file(id, entry.rank);
+            self.per_target[c as usize] += 1;
+            self.state_bytes += entry.bytes;
+            self.states.insert(id, entry);
+            kept += 1;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for Reverse(mut p) in pending {
+            match map.map(p.target) {
+                Some(t) => {
+                    p.target = t;
+                    p.hit.0.target = t;
+                    self.pending.push(Reverse(p));
+                }
+                None => self.stats.reload_dropped_hits += 1,
+            }
+        }
+        self.rules = rules;
+        self.stats.reload_dropped_states += dropped as u64;
+        (kept, dropped)
     }
 
     /// The number of states per correlation target, for the summary.

@@ -26,6 +26,10 @@
 //!
 //! The CSV form has one identity per row with the columns `match, kind, owner, environment,
 //! privilege, secrets, accounts, data_stores, credential_kind, credential_age_days, canary`.
+//!
+//! [`overlay`] applies live updates (the service's compacted inventory topic) on top of a file.
+
+pub mod overlay;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -304,6 +308,11 @@ impl Inventory {
         self.secret_matcher
             .find(secret)
             .is_some_and(|i| self.secrets[i].canary)
+    }
+
+    /// The identity and secret entries, in match order.
+    pub fn entries(&self) -> (&[IdentityEntry], &[SecretEntry]) {
+        (&self.identities, &self.secrets)
     }
 
     pub fn len(&self) -> usize {

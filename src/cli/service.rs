@@ -1,0 +1,225 @@
+//! `credtrail run` and `credtrail config {check,print}`: the service's command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use credtrail::config::{self, LogFormat, ServiceConfig};
+use credtrail::inventory::Inventory;
+use credtrail::metrics::{self, Metrics};
+use credtrail::score::{Assessor, ScoreConfig};
+use credtrail::service::{self, Control, reload};
+
+use crate::{Failure, bad_input, runtime};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The service's config file (TOML); `CREDTRAIL_*` variables override it.
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    action: ConfigAction,
+}
+
+#[derive(clap::Subcommand)]
+enum ConfigAction {
+    /// Validate the config and compile the rules it names; exit 2 on the first problem.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the effective config (file, environment, defaults) with secrets masked.
+    Print {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn load(path: &std::path::Path) -> Result<(ServiceConfig, config::LoadNotes), Failure> {
+    config::load(path, std::env::vars()).map_err(|e| bad_input(e.into()))
+}
+
+fn compile(config: &ServiceConfig) -> Result<credtrail::matcher::RuleSet, Failure> {
+    reload::compile_rules(config).map_err(|e| {
+        if let reload::ReloadError::Rules(errors) = &e {
+            for err in &errors.0 {
+                eprintln!("credtrail: rule error: {err}");
+            }
+        }
+        bad_input(e.into())
+    })
+}
+
+/// The scorer from `[scoring]`: the inventory file, weights, machine speed, escalation.
+fn assessor(config: &ServiceConfig) -> Result<Assessor, Failure> {
+    let s = &config.scoring;
+    let inventory = match &s.inventory {
+        None => None,
+        Some(p) => Some(Arc::new(
+            Inventory::load(p).map_err(|e| bad_input(e.into()))?,
+        )),
+    };
+    Ok(Assessor {
+        inventory,
+        config: ScoreConfig {
+            weights: s.weights,
+            machine_speed_gap: s.machine_speed,
+        },
+        escalate_at: s.escalate_at,
+    })
+}
+
+pub fn config_command(args: ConfigArgs) -> Result<(), Failure> {
+    match args.action {
+        ConfigAction::Check { config } => {
+            let (c, notes) = load(&config)?;
+            for name in &notes.unknown_env {
+                eprintln!("credtrail: warning: environment variable {name} names no setting");
+            }
+            let rules = compile(&c)?;
+            assessor(&c)?;
+            println!(
+                "{}: ok ({} input topic(s), {} detection(s), {} correlation(s))",
+                config.display(),
+                c.inputs.len(),
+                rules.detections.len(),
+                rules.correlations.len()
+            );
+            Ok(())
+        }
+        ConfigAction::Print { config } => {
+            let (c, _) = load(&config)?;
+            print!("{}", c.to_masked_toml());
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(c: &ServiceConfig) -> Result<(), Failure> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&c.log.level)
+        .with_context(|| format!("log.level `{}`", c.log.level))
+        .map_err(bad_input)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match c.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    result.map_err(|e| runtime(anyhow::anyhow!("cannot set up logging: {e}")))
+}
+
+pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let (c, notes) = load(&args.config)?;
+    init_logging(&c)?;
+    for name in &notes.unknown_env {
+        tracing::warn!(variable = %name, "environment variable names no setting");
+    }
+    let rules = Arc::new(compile(&c)?);
+    let assessor = Arc::new(assessor(&c)?);
+    let metrics = Metrics::new();
+    let control = Control::new();
+    let listener = match c.metrics.listen {
+        Some(addr) => Some(metrics::bind(addr).map_err(|e| bad_input(e.into()))?),
+        None => None,
+    };
+    let (stop_http, stop_rx) = tokio::sync::watch::channel(false);
+    let reloader = reload::Reloader::new(c.clone());
+    let supervisor = {
+        let (metrics, control) = (metrics.clone(), control.clone());
+        std::thread::Builder::new()
+            .name("credtrail-control".into())
+            .spawn(move || supervise(listener, metrics, control, reloader, stop_rx))
+            .context("cannot start the control thread")
+            .map_err(runtime)?
+    };
+    tracing::info!(
+        inputs = c.inputs.len(),
+        detections = rules.detections.len(),
+        correlations = rules.correlations.len(),
+        "credtrail run starting"
+    );
+    let result = service::run(&c, rules, assessor, metrics, &control);
+    let _ = stop_http.send(true);
+    let _ = supervisor.join();
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                events = report.events,
+                alerts = report.alerts_delivered,
+                suppressed = report.alerts_suppressed,
+                dead_letters = report.dead_letters,
+                "credtrail run stopped"
+            );
+            Ok(())
+        }
+        Err(e) => Err(runtime(e.into())),
+    }
+}
+
+/// The control thread: signals and the metrics endpoint, on one current-thread runtime.
+fn supervise(
+    listener: Option<std::net::TcpListener>,
+    metrics: Arc<Metrics>,
+    control: Control,
+    mut reloader: reload::Reloader,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the control runtime; stopping");
+            control.stop();
+            return;
+        }
+    };
+    rt.block_on(async move {
+        if let Some(l) = listener {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    tokio::task::spawn(metrics::serve(l, metrics.clone(), stop.clone()));
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
+            }
+        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            control.stop();
+            return;
+        };
+        // With `rules.watch` off the tick still runs, rarely, and does nothing.
+        let watch = reloader.watch_interval();
+        let mut tick = tokio::time::interval(watch.unwrap_or(Duration::from_secs(3600)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Compiling blocks this thread (and the metrics endpoint) for the load's duration.
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); control.stop(); }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); control.stop(); }
+                _ = hup.recv() => { reloader.reload("SIGHUP", &control, &metrics); }
+                _ = tick.tick() => {
+                    if watch.is_some() && reloader.changed() {
+                        reloader.reload("rule files changed", &control, &metrics);
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        // Let in-flight scrapes finish.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    });
+}

@@ -1,0 +1,347 @@
+//! Config: the `credtrail run` service's settings, from a TOML file, `CREDTRAIL_*` environment
+//! variables and secret files, validated into a [`ServiceConfig`].
+//!
+//! Loading is in two steps (parse, then validate into a different type). [`raw`] mirrors what a
+//! person writes, field for field, with unknown keys rejected; [`load`] merges the environment into
+//! the TOML table first, reads `*_FILE` secrets, then validates: durations parsed, profiles
+//! resolved, librdkafka keys that delivery depends on refused. Nothing downstream checks again.
+//!
+//! Environment variables name a setting by its TOML path in capitals, dots and dashes as `_`:
+//! `CREDTRAIL_KAFKA_BROKERS` is `kafka.brokers`. librdkafka properties go through
+//! `CREDTRAIL_KAFKA_CONSUMER_<PROPERTY>` and `CREDTRAIL_KAFKA_PRODUCER_<PROPERTY>`, the
+//! property's dots written as `_` (`..._SASL_PASSWORD` is `sasl.password`). Any of these may end
+//! in `_FILE` to read the value from a file (Docker and Kubernetes secrets); in the TOML file, a
+//! librdkafka property whose name ends in `_file` does the same (`"sasl.password_file" = "..."`).
+
+pub mod raw;
+pub mod scoring;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::decode::{DecodeLimits, ProfileKind};
+use crate::time::Span;
+use raw::RawConfig;
+pub use scoring::ScoringConfig;
+
+/// Prefix of every environment variable the config reads.
+pub const ENV_PREFIX: &str = "CREDTRAIL_";
+
+/// librdkafka properties the service sets itself because delivery depends on them; setting one
+/// in `[kafka.consumer]` or `[kafka.producer]` is an error that says why.
+pub const RESERVED_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "offsets are committed only after every alert they caused is acknowledged",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets are stored only after every alert they caused is acknowledged",
+    ),
+    (
+        "enable.idempotence",
+        "the alert producer must be idempotent so retries never reorder or duplicate",
+    ),
+    (
+        "acks",
+        "alerts are acknowledged only by all in-sync replicas",
+    ),
+    (
+        "request.required.acks",
+        "alerts are acknowledged only by all in-sync replicas",
+    ),
+    (
+        "partition.assignment.strategy",
+        "the service drains partitions on revocation with the cooperative-sticky protocol",
+    ),
+    ("group.id", "set `kafka.group` instead"),
+    ("bootstrap.servers", "set `kafka.brokers` instead"),
+    ("metadata.broker.list", "set `kafka.brokers` instead"),
+    (
+        "transactional.id",
+        "the service is at-least-once with deterministic alert ids, not transactional",
+    ),
+    (
+        "enable.partition.eof",
+        "the consumer loop does not expect end-of-partition events",
+    ),
+    (
+        "isolation.level",
+        "offsets are held back by the service, not by transactions",
+    ),
+];
+
+/// A value that must not be shown: printed and debugged as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// A librdkafka property value; secrets are masked when printed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+impl PropertyValue {
+    pub fn expose(&self) -> &str {
+        match self {
+            PropertyValue::Plain(s) => s,
+            PropertyValue::Secret(s) => &s.0,
+        }
+    }
+}
+
+/// Whether a librdkafka property holds a secret (passwords, keys, tokens).
+pub fn is_secret_property(name: &str) -> bool {
+    [
+        "password",
+        "secret",
+        ".pem",
+        "oauthbearer.config",
+        "jaas",
+        "token",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
+}
+
+/// One input topic and how its events are read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InputTopic {
+    pub topic: String,
+    /// `None`: recognise the profile per event.
+    #[serde(serialize_with = "ser_profile")]
+    pub profile: Option<ProfileKind>,
+    /// Allowed lateness in event time.
+    #[serde(serialize_with = "ser_span")]
+    pub lateness: Span,
+}
+
+/// Kafka settings.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub group: String,
+    pub alert_topic: String,
+    pub dead_letter_topic: String,
+    /// Compacted topic holding each partition's replay metadata next to its committed offset.
+    pub checkpoint_topic: String,
+    /// How often input offsets are committed.
+    #[serde(serialize_with = "ser_duration")]
+    pub commit_interval: Duration,
+    /// A partition without messages for this long stops holding back engine time.
+    #[serde(serialize_with = "ser_duration")]
+    pub idle_timeout: Duration,
+    /// Extra librdkafka properties, checked against [`RESERVED_PROPERTIES`].
+    pub consumer: BTreeMap<String, PropertyValue>,
+    pub producer: BTreeMap<String, PropertyValue>,
+}
+
+/// The engine's threads and bounds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EngineConfig {
+    pub shards: usize,
+    pub workers: usize,
+    /// Events per batch handed to a worker.
+    pub batch_events: usize,
+    /// Batches in flight between the consumer and the sequencer; beyond it partitions pause.
+    pub queue_batches: usize,
+    pub max_event_bytes: usize,
+    pub max_depth: usize,
+    pub max_fields: usize,
+}
+
+impl EngineConfig {
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_event_bytes: self.max_event_bytes,
+            max_depth: self.max_depth,
+            max_fields: self.max_fields,
+        }
+    }
+}
+
+/// Deadlines of a graceful stop (SIGTERM, SIGINT) and of a partition revocation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShutdownConfig {
+    /// The whole stop: drain, flush, commit, close.
+    #[serde(serialize_with = "ser_duration")]
+    pub deadline: Duration,
+}
+
+impl ShutdownConfig {
+    /// Each step gets a share of the deadline so that a stuck step leaves time for the others:
+    /// drain 40 %, producer flush 30 %, commit 20 %, close 10 %.
+    pub fn step(&self, step: ShutdownStep) -> Duration {
+        let share = match step {
+            ShutdownStep::Drain => 40,
+            ShutdownStep::Flush => 30,
+            ShutdownStep::Commit => 20,
+            ShutdownStep::Close => 10,
+        };
+        self.deadline * share / 100
+    }
+}
+
+/// The steps of a graceful stop, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownStep {
+    Drain,
+    Flush,
+    Commit,
+    Close,
+}
+
+/// Where rules come from and whether they reload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RulesConfig {
+    pub paths: Vec<PathBuf>,
+    /// Processing pipelines (pySigma YAML) applied to every rule, in order.
+    pub pipelines: Vec<PathBuf>,
+    /// Identity priority lists per source profile (YAML), replacing the built-in ones.
+    pub identity: Option<PathBuf>,
+    /// Reload when a file under `paths` changes (SIGHUP always reloads).
+    pub watch: bool,
+    #[serde(serialize_with = "ser_duration")]
+    pub watch_interval: Duration,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `credtrail=debug,rdkafka=warn`).
+    pub level: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    /// `None`: no HTTP endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The validated service config.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServiceConfig {
+    pub kafka: KafkaConfig,
+    #[serde(rename = "input")]
+    pub inputs: Vec<InputTopic>,
+    pub rules: RulesConfig,
+    pub engine: EngineConfig,
+    pub scoring: ScoringConfig,
+    pub shutdown: ShutdownConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+/// Why a config cannot be used. Every variant names where the bad value came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {source}")]
+    Toml {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{origin}: `{key}`: {reason}")]
+    Invalid {
+        origin: String,
+        key: String,
+        reason: String,
+    },
+    #[error("{origin}: cannot read secret file {path}: {source}")]
+    SecretFile {
+        origin: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What loading found besides the config: settings that were ignored, for `config check`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadNotes {
+    /// `CREDTRAIL_*` variables that name no setting.
+    pub unknown_env: Vec<String>,
+}
+
+/// Loads `path`, overlays `env` (pass `std::env::vars()`), reads secret files and validates.
+pub fn load(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(ServiceConfig, LoadNotes), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, path, env)
+}
+
+/// [`load`] from text; `path` names the file in errors and anchors relative rule paths.
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(ServiceConfig, LoadNotes), ConfigError> {
+    let toml_err = |e: toml::de::Error| ConfigError::Toml {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    };
+    let mut table: toml::Table = toml::from_str(text).map_err(toml_err)?;
+    let notes = raw::overlay_env(&mut table, env)?;
+    raw::read_secret_files(&mut table, path)?;
+    let raw: RawConfig = table.try_into().map_err(toml_err)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Ok((raw.validate(base)?, notes))
+}
+
+impl ServiceConfig {
+    /// The effective config as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    let span = Span(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    s.collect_str(&span)
+}
+
+fn ser_span<S: serde::Serializer>(d: &Span, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(d)
+}
+
+fn ser_profile<S: serde::Serializer>(p: &Option<ProfileKind>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.map(ProfileKind::name).unwrap_or("auto"))
+}
+
+#[cfg(test)]
+mod tests;

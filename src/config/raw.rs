@@ -1,0 +1,567 @@
+//! What a person writes in `credtrail.toml`, field for field, and its validation into
+//! [`ServiceConfig`](super::ServiceConfig).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::scoring::RawScoring;
+use super::{
+    ConfigError, ENV_PREFIX, EngineConfig, InputTopic, KafkaConfig, LoadNotes, LogConfig,
+    LogFormat, MetricsConfig, PropertyValue, RESERVED_PROPERTIES, RulesConfig, Secret,
+    ServiceConfig, ShutdownConfig, is_secret_property,
+};
+use crate::decode::ProfileKind;
+use crate::time::Span;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub kafka: RawKafka,
+    #[serde(default)]
+    pub input: Vec<RawInput>,
+    pub rules: RawRules,
+    #[serde(default)]
+    pub engine: RawEngine,
+    #[serde(default)]
+    pub scoring: RawScoring,
+    #[serde(default)]
+    pub shutdown: RawShutdown,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    pub brokers: String,
+    #[serde(default = "default_group")]
+    pub group: String,
+    #[serde(default = "default_alert_topic")]
+    pub alert_topic: String,
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+    #[serde(default = "default_checkpoint_topic")]
+    pub checkpoint_topic: String,
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: String,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    #[serde(default)]
+    pub consumer: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub producer: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    pub topic: String,
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    #[serde(default = "default_lateness")]
+    pub lateness: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub pipelines: Vec<PathBuf>,
+    pub identity: Option<PathBuf>,
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub shards: Option<usize>,
+    pub workers: Option<usize>,
+    pub batch_events: Option<usize>,
+    pub queue_batches: Option<usize>,
+    pub max_event_bytes: Option<usize>,
+    pub max_depth: Option<usize>,
+    pub max_fields: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShutdown {
+    #[serde(default = "default_deadline")]
+    pub deadline: String,
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        RawShutdown {
+            deadline: default_deadline(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `""` disables the endpoint.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_group() -> String {
+    "credtrail".into()
+}
+fn default_alert_topic() -> String {
+    "credtrail-alerts".into()
+}
+fn default_dead_letter_topic() -> String {
+    "credtrail-dead-letters".into()
+}
+fn default_checkpoint_topic() -> String {
+    "credtrail-checkpoints".into()
+}
+fn default_commit_interval() -> String {
+    "1s".into()
+}
+fn default_idle_timeout() -> String {
+    "30s".into()
+}
+fn default_profile() -> String {
+    "auto".into()
+}
+fn default_lateness() -> String {
+    "5m".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_watch_interval() -> String {
+    "2s".into()
+}
+fn default_deadline() -> String {
+    "30s".into()
+}
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_log_format() -> String {
+    "json".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// Scalar settings that an environment variable may set, by TOML path.
+const ENV_SETTINGS: &[&str] = &[
+    "kafka.brokers",
+    "kafka.group",
+    "kafka.alert_topic",
+    "kafka.dead_letter_topic",
+    "kafka.checkpoint_topic",
+    "kafka.commit_interval",
+    "kafka.idle_timeout",
+    "rules.watch",
+    "rules.watch_interval",
+    "rules.identity",
+    "engine.shards",
+    "engine.workers",
+    "engine.batch_events",
+    "engine.queue_batches",
+    "engine.max_event_bytes",
+    "engine.max_depth",
+    "engine.max_fields",
+    "scoring.inventory",
+    "scoring.inventory_topic",
+    "scoring.machine_speed",
+    "scoring.escalate_at",
+    "shutdown.deadline",
+    "metrics.listen",
+    "log.format",
+    "log.level",
+];
+
+fn env_name(path: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        path.replace(['.', '-'], "_").to_ascii_uppercase()
+    )
+}
+
+/// Applies `CREDTRAIL_*` variables (and their `_FILE` forms) to the TOML table.
+pub fn overlay_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<LoadNotes, ConfigError> {
+    let mut notes = LoadNotes::default();
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    // Deterministic order: a `_FILE` form and a plain form of the same setting is an error
+    // below, so order only matters for error messages.
+    vars.sort();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in vars {
+        let (base, value) = match name.strip_suffix("_FILE") {
+            Some(base) if resolves(base) => {
+                let text =
+                    std::fs::read_to_string(&value).map_err(|source| ConfigError::SecretFile {
+                        origin: format!("environment variable {name}"),
+                        path: PathBuf::from(&value),
+                        source,
+                    })?;
+                (
+                    base.to_string(),
+                    text.trim_end_matches(['\n', '\r']).to_string(),
+                )
+            }
+            _ => (name.clone(), value),
+        };
+        if let Some(other) = seen.insert(base.clone(), name.clone()) {
+            return Err(ConfigError::Invalid {
+                origin: "environment".into(),
+                key: base,
+                reason: format!("set twice, by {other} and {name}"),
+            });
+        }
+        if let Some(path) = ENV_SETTINGS.iter().find(|p| env_name(p) == base) {
+            let (section, key) = path.split_once('.').unwrap_or(("", path));
+            let section = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = section {
+                t.insert(key.to_string(), env_value(path, &value));
+            }
+            continue;
+        }
+        let mut placed = false;
+        for side in ["consumer", "producer"] {
+            let prefix = format!("{ENV_PREFIX}KAFKA_{}_", side.to_ascii_uppercase());
+            if let Some(rest) = base.strip_prefix(&prefix) {
+                let property = rest.to_ascii_lowercase().replace('_', ".");
+                let kafka = table
+                    .entry("kafka")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(k) = kafka {
+                    let map = k
+                        .entry(side)
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    if let toml::Value::Table(m) = map {
+                        m.insert(property, toml::Value::String(value.clone()));
+                    }
+                }
+                placed = true;
+            }
+        }
+        if !placed {
+            notes.unknown_env.push(name);
+        }
+    }
+    Ok(notes)
+}
+
+fn resolves(name: &str) -> bool {
+    ENV_SETTINGS.iter().any(|p| env_name(p) == name)
+        || name.starts_with(&format!("{ENV_PREFIX}KAFKA_CONSUMER_"))
+        || name.starts_with(&format!("{ENV_PREFIX}KAFKA_PRODUCER_"))
+}
+
+/// Environment values are text; settings that are numbers or booleans in TOML are converted so
+/// that the typed deserialisation reports a wrong value the same way for both origins.
+fn env_value(path: &str, value: &str) -> toml::Value {
+    let numeric = path.starts_with("engine.") || path == "scoring.escalate_at";
+    if numeric && let Ok(n) = value.parse::<i64>() {
+        return toml::Value::Integer(n);
+    }
+    if path == "rules.watch"
+        && let Ok(b) = value.parse::<bool>()
+    {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(value.to_string())
+}
+
+/// Replaces `"<property>_file" = "path"` in the librdkafka maps with the file's content.
+pub fn read_secret_files(table: &mut toml::Table, config_path: &Path) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(kafka)) = table.get_mut("kafka") else {
+        return Ok(());
+    };
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    for side in ["consumer", "producer"] {
+        let Some(toml::Value::Table(map)) = kafka.get_mut(side) else {
+            continue;
+        };
+        let file_keys: Vec<String> = map
+            .keys()
+            .filter(|k| k.ends_with("_file"))
+            .cloned()
+            .collect();
+        for key in file_keys {
+            let origin = format!("{}: kafka.{side}", config_path.display());
+            let Some(toml::Value::String(p)) = map.remove(&key) else {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    key,
+                    reason: "a secret file must be given as a path string".into(),
+                });
+            };
+            let path = base.join(&p);
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+                    origin,
+                    path: path.clone(),
+                    source,
+                })?;
+            let property = key.trim_end_matches("_file").to_string();
+            map.insert(
+                property,
+                toml::Value::String(text.trim_end_matches(['\n', '\r']).to_string()),
+            );
+        }
+    }
+    Ok(())
+}
+
+impl RawConfig {
+    /// Checks every value and cross-field rule; `base` anchors relative rule paths.
+    pub fn validate(self, base: &Path) -> Result<ServiceConfig, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            origin: "config".into(),
+            key: key.to_string(),
+            reason,
+        };
+        let duration = |key: &str, text: &str| -> Result<Duration, ConfigError> {
+            let span = Span::parse(text).map_err(|e| invalid(key, e.to_string()))?;
+            if span.0 <= 0 {
+                return Err(invalid(key, "must be greater than zero".into()));
+            }
+            Ok(Duration::from_nanos(span.0 as u64))
+        };
+        let k = self.kafka;
+        for (key, value) in [
+            ("kafka.brokers", &k.brokers),
+            ("kafka.group", &k.group),
+            ("kafka.alert_topic", &k.alert_topic),
+            ("kafka.dead_letter_topic", &k.dead_letter_topic),
+            ("kafka.checkpoint_topic", &k.checkpoint_topic),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "must not be empty".into()));
+            }
+        }
+        if self.input.is_empty() {
+            return Err(invalid(
+                "input",
+                "at least one [[input]] topic is required".into(),
+            ));
+        }
+        let mut inputs = Vec::new();
+        for (i, t) in self.input.into_iter().enumerate() {
+            let key = |f: &str| format!("input[{i}].{f}");
+            if t.topic.trim().is_empty() {
+                return Err(invalid(&key("topic"), "must not be empty".into()));
+            }
+            if [&k.alert_topic, &k.dead_letter_topic, &k.checkpoint_topic].contains(&&t.topic) {
+                return Err(invalid(
+                    &key("topic"),
+                    format!(
+                        "`{}` is also the alert, dead-letter or checkpoint topic: the service would read its own output",
+                        t.topic
+                    ),
+                ));
+            }
+            if inputs.iter().any(|x: &InputTopic| x.topic == t.topic) {
+                return Err(invalid(
+                    &key("topic"),
+                    format!("`{}` is listed twice", t.topic),
+                ));
+            }
+            let profile = if t.profile == "auto" {
+                None
+            } else {
+                Some(ProfileKind::from_name(&t.profile).ok_or_else(|| {
+                    let known: Vec<&str> = ProfileKind::ALL.iter().map(|k| k.name()).collect();
+                    invalid(
+                        &key("profile"),
+                        format!(
+                            "unknown profile `{}` (known: auto, {})",
+                            t.profile,
+                            known.join(", ")
+                        ),
+                    )
+                })?)
+            };
+            let lateness =
+                Span::parse(&t.lateness).map_err(|e| invalid(&key("lateness"), e.to_string()))?;
+            if lateness.0 < 0 {
+                return Err(invalid(&key("lateness"), "must not be negative".into()));
+            }
+            inputs.push(InputTopic {
+                topic: t.topic,
+                profile,
+                lateness,
+            });
+        }
+        let consumer = properties("kafka.consumer", k.consumer)?;
+        let producer = properties("kafka.producer", k.producer)?;
+        let kafka = KafkaConfig {
+            brokers: k.brokers,
+            group: k.group,
+            alert_topic: k.alert_topic,
+            dead_letter_topic: k.dead_letter_topic,
+            checkpoint_topic: k.checkpoint_topic,
+            commit_interval: duration("kafka.commit_interval", &k.commit_interval)?,
+            idle_timeout: duration("kafka.idle_timeout", &k.idle_timeout)?,
+            consumer,
+            producer,
+        };
+        if self.rules.paths.is_empty() {
+            return Err(invalid(
+                "rules.paths",
+                "at least one rule path is required".into(),
+            ));
+        }
+        let rules = RulesConfig {
+            paths: self.rules.paths.iter().map(|p| base.join(p)).collect(),
+            pipelines: self.rules.pipelines.iter().map(|p| base.join(p)).collect(),
+            identity: self.rules.identity.as_ref().map(|p| base.join(p)),
+            watch: self.rules.watch,
+            watch_interval: duration("rules.watch_interval", &self.rules.watch_interval)?,
+        };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let e = self.engine;
+        let positive =
+            |key: &str, v: Option<usize>, default: usize| -> Result<usize, ConfigError> {
+                match v {
+                    Some(0) => Err(invalid(key, "must be at least 1".into())),
+                    Some(n) => Ok(n),
+                    None => Ok(default),
+                }
+            };
+        let shards = positive("engine.shards", e.shards, cores)?;
+        let engine = EngineConfig {
+            shards,
+            workers: positive("engine.workers", e.workers, shards)?,
+            batch_events: positive("engine.batch_events", e.batch_events, 1024)?,
+            queue_batches: positive("engine.queue_batches", e.queue_batches, 64)?,
+            max_event_bytes: positive("engine.max_event_bytes", e.max_event_bytes, 1 << 20)?,
+            max_depth: positive("engine.max_depth", e.max_depth, 64)?,
+            max_fields: positive("engine.max_fields", e.max_fields, 10_000)?,
+        };
+        let mut taken: Vec<&str> = inputs.iter().map(|t| t.topic.as_str()).collect();
+        taken.extend([
+            kafka.alert_topic.as_str(),
+            kafka.dead_letter_topic.as_str(),
+            kafka.checkpoint_topic.as_str(),
+        ]);
+        let scoring = self.scoring.validate(base, &taken)?;
+        let shutdown = ShutdownConfig {
+            deadline: duration("shutdown.deadline", &self.shutdown.deadline)?,
+        };
+        let listen = match self.metrics.listen.trim() {
+            "" => None,
+            addr => Some(addr.parse().map_err(|e| {
+                invalid(
+                    "metrics.listen",
+                    format!("`{addr}` is not an address like 127.0.0.1:9464: {e}"),
+                )
+            })?),
+        };
+        let format = match self.log.format.as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("unknown format `{other}` (known: json, text)"),
+                ));
+            }
+        };
+        Ok(ServiceConfig {
+            kafka,
+            inputs,
+            rules,
+            engine,
+            scoring,
+            shutdown,
+            metrics: MetricsConfig { listen },
+            log: LogConfig {
+                format,
+                level: self.log.level,
+            },
+        })
+    }
+}
+
+fn properties(
+    section: &str,
+    map: BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, PropertyValue>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, value) in map {
+        let invalid = |reason: String| ConfigError::Invalid {
+            origin: "config".into(),
+            key: format!("{section}.\"{name}\""),
+            reason,
+        };
+        if let Some((_, why)) = RESERVED_PROPERTIES.iter().find(|(k, _)| *k == name) {
+            return Err(invalid(format!(
+                "set by credtrail and cannot be overridden: {why}"
+            )));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                return Err(invalid(format!(
+                    "librdkafka properties are strings, numbers or booleans, not {}",
+                    other.type_str()
+                )));
+            }
+        };
+        let value = if is_secret_property(&name) {
+            PropertyValue::Secret(Secret(text))
+        } else {
+            PropertyValue::Plain(text)
+        };
+        out.insert(name, value);
+    }
+    Ok(out)
+}

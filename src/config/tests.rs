@@ -1,0 +1,244 @@
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[kafka]
+brokers = "b:9092"
+[[input]]
+topic = "ct"
+profile = "cloudtrail"
+lateness = "1m"
+[rules]
+paths = ["rules"]
+"#;
+
+fn load_text(text: &str, env: &[(&str, &str)]) -> Result<ServiceConfig, ConfigError> {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    load_str(text, Path::new("/etc/credtrail/credtrail.toml"), env).map(|(c, _)| c)
+}
+
+fn invalid_key(r: Result<ServiceConfig, ConfigError>) -> (String, String) {
+    match r {
+        Err(ConfigError::Invalid { key, reason, .. }) => (key, reason),
+        other => panic!("expected an invalid-value error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/credtrail.toml");
+    let (c, notes) = load(&path, Vec::new()).unwrap();
+    assert_eq!(c.inputs.len(), 2);
+    assert_eq!(c.inputs[0].profile, Some(ProfileKind::CloudTrail));
+    assert_eq!(c.inputs[0].lateness, Span::from_secs(15 * 60));
+    assert!(c.rules.paths[0].ends_with("deploy/../rules"));
+    assert!(notes.unknown_env.is_empty());
+}
+
+#[test]
+fn defaults_fill_what_is_not_written() {
+    let c = load_text(MINIMAL, &[]).unwrap();
+    assert_eq!(c.kafka.group, "credtrail");
+    assert_eq!(c.kafka.alert_topic, "credtrail-alerts");
+    assert_eq!(c.kafka.commit_interval, Duration::from_secs(1));
+    assert_eq!(c.shutdown.deadline, Duration::from_secs(30));
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.rules.paths, vec![PathBuf::from("/etc/credtrail/rules")]);
+    assert_eq!(c.engine.workers, c.engine.shards);
+}
+
+#[test]
+fn environment_overrides_the_file_and_reaches_librdkafka_maps() {
+    let c = load_text(
+        MINIMAL,
+        &[
+            ("CREDTRAIL_KAFKA_BROKERS", "other:9093"),
+            ("CREDTRAIL_ENGINE_SHARDS", "3"),
+            ("CREDTRAIL_KAFKA_CONSUMER_SASL_USERNAME", "svc"),
+            ("PATH", "/usr/bin"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.brokers, "other:9093");
+    assert_eq!(c.engine.shards, 3);
+    assert_eq!(
+        c.kafka.consumer.get("sasl.username"),
+        Some(&PropertyValue::Plain("svc".into()))
+    );
+}
+
+#[test]
+fn secrets_come_from_files_and_are_masked_when_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_secret = dir.path().join("pw");
+    std::fs::write(&env_secret, "hunter2\n").unwrap();
+    let toml_secret = dir.path().join("producer-pw");
+    std::fs::write(&toml_secret, "s3cret").unwrap();
+    let text = format!(
+        "{MINIMAL}\n[kafka.producer]\n\"sasl.password_file\" = \"{}\"\n",
+        toml_secret.display()
+    );
+    // The secret table must come after [rules] in TOML terms, so rebuild the document.
+    let text = text.replace("[rules]\npaths = [\"rules\"]\n", "");
+    let text = format!("{text}\n[rules]\npaths = [\"rules\"]\n");
+    let env_path = env_secret.display().to_string();
+    let (c, _) = load_str(
+        &text,
+        Path::new("/x/c.toml"),
+        vec![(
+            "CREDTRAIL_KAFKA_CONSUMER_SASL_PASSWORD_FILE".to_string(),
+            env_path,
+        )],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.consumer["sasl.password"].expose(), "hunter2");
+    assert_eq!(c.kafka.producer["sasl.password"].expose(), "s3cret");
+    let printed = c.to_masked_toml();
+    assert!(!printed.contains("hunter2") && !printed.contains("s3cret"));
+    assert!(printed.contains("\"sasl.password\" = \"***\""), "{printed}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn delivery_properties_cannot_be_overridden() {
+    for (side, key) in [
+        ("consumer", "enable.auto.commit"),
+        ("consumer", "enable.auto.offset.store"),
+        ("producer", "enable.idempotence"),
+        ("producer", "acks"),
+        ("consumer", "group.id"),
+    ] {
+        let text = MINIMAL.replace(
+            "[rules]",
+            &format!("[kafka.{side}]\n\"{key}\" = \"false\"\n[rules]"),
+        );
+        let (k, reason) = invalid_key(load_text(&text, &[]));
+        assert_eq!(k, format!("kafka.{side}.\"{key}\""));
+        assert!(reason.contains("cannot be overridden"), "{reason}");
+    }
+    let env_name = "CREDTRAIL_KAFKA_PRODUCER_ENABLE_IDEMPOTENCE";
+    let (k, _) = invalid_key(load_text(MINIMAL, &[(env_name, "false")]));
+    assert_eq!(k, "kafka.producer.\"enable.idempotence\"");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        (MINIMAL.replace("\"1m\"", "\"soon\""), "input[0].lateness"),
+        (
+            MINIMAL.replace("\"cloudtrail\"", "\"syslog\""),
+            "input[0].profile",
+        ),
+        (
+            MINIMAL.replace("topic = \"ct\"", "topic = \"credtrail-alerts\""),
+            "input[0].topic",
+        ),
+        (
+            MINIMAL.replace("paths = [\"rules\"]", "paths = []"),
+            "rules.paths",
+        ),
+    ];
+    for (text, key) in cases {
+        assert_eq!(invalid_key(load_text(&text, &[])).0, key);
+    }
+    let (k, _) = invalid_key(load_text(MINIMAL, &[("CREDTRAIL_SHUTDOWN_DEADLINE", "0s")]));
+    assert_eq!(k, "shutdown.deadline");
+    let (k, _) = invalid_key(load_text(
+        MINIMAL,
+        &[("CREDTRAIL_METRICS_LISTEN", "nowhere")],
+    ));
+    assert_eq!(k, "metrics.listen");
+}
+
+#[test]
+fn unknown_keys_fail_with_the_toml_position() {
+    let text = MINIMAL.replace("[rules]", "[rules]\nwach = true");
+    match load_text(&text, &[]) {
+        Err(ConfigError::Toml { source, .. }) => {
+            let s = source.to_string();
+            assert!(s.contains("wach"), "{s}");
+        }
+        other => panic!("expected a TOML error, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_environment_variables_are_reported_not_applied() {
+    let env = vec![("CREDTRAIL_KAFKA_BROKER".to_string(), "x".to_string())];
+    let (c, notes) = load_str(MINIMAL, Path::new("c.toml"), env).unwrap();
+    assert_eq!(c.kafka.brokers, "b:9092");
+    assert_eq!(
+        notes.unknown_env,
+        vec!["CREDTRAIL_KAFKA_BROKER".to_string()]
+    );
+}
+
+#[test]
+fn shutdown_steps_share_the_deadline() {
+    let s = ShutdownConfig {
+        deadline: Duration::from_secs(10),
+    };
+    let total: Duration = [
+        ShutdownStep::Drain,
+        ShutdownStep::Flush,
+        ShutdownStep::Commit,
+        ShutdownStep::Close,
+    ]
+    .into_iter()
+    .map(|x| s.step(x))
+    .sum();
+    assert_eq!(total, Duration::from_secs(10));
+}
+
+#[test]
+fn scoring_settings_are_checked_and_anchored_and_the_environment_reaches_them() {
+    let d = load_text(MINIMAL, &[]).unwrap();
+    assert_eq!(d.scoring, ScoringConfig::default());
+    let text = format!(
+        "{MINIMAL}\n[scoring]\ninventory = \"inv.yaml\"\ninventory_topic = \"inv\"\n\
+         weights = {{reach = 40, touched = 20, stage = 20, tempo = 20}}\nmachine_speed = \"5s\"\n"
+    );
+    let c = load_text(&text, &[("CREDTRAIL_SCORING_ESCALATE_AT", "2")]).unwrap();
+    assert_eq!(
+        c.scoring.inventory,
+        Some(PathBuf::from("/etc/credtrail/inv.yaml"))
+    );
+    assert_eq!(c.scoring.inventory_topic.as_deref(), Some("inv"));
+    assert_eq!(c.scoring.weights.reach, 40);
+    assert_eq!(c.scoring.machine_speed, Span::from_secs(5));
+    assert_eq!(c.scoring.escalate_at, Some(2));
+    let bad = [
+        (text.replace("reach = 40", "reach = 41"), "scoring.weights"),
+        (text.replace("\"5s\"", "\"0s\""), "scoring.machine_speed"),
+        (
+            text.replace("inventory_topic = \"inv\"", "inventory_topic = \"ct\""),
+            "scoring.inventory_topic",
+        ),
+        (
+            text.replace("machine_speed", "escalate_at = 0\nmachine_speed"),
+            "scoring.escalate_at",
+        ),
+    ];
+    for (text, key) in bad {
+        let (k, reason) = invalid_key(load_text(&text, &[]));
+        assert_eq!(k, key, "{reason}");
+    }
+}
+
+#[test]
+fn rule_pipelines_and_identity_files_are_anchored_to_the_config() {
+    let text = MINIMAL.replace(
+        "paths = [\"rules\"]",
+        "paths = [\"rules\"]\npipelines = [\"p/ecs.yml\"]\nidentity = \"id.yaml\"",
+    );
+    let c = load_text(&text, &[]).unwrap();
+    assert_eq!(
+        c.rules.pipelines,
+        vec![PathBuf::from("/etc/credtrail/p/ecs.yml")]
+    );
+    assert_eq!(
+        c.rules.identity,
+        Some(PathBuf::from("/etc/credtrail/id.yaml"))
+    );
+}

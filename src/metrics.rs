@@ -1,0 +1,369 @@
+//! Metrics: the service's counters and gauges, rendered in the Prometheus text format, and the
+//! HTTP endpoint serving them with `/livez` and `/readyz`.
+//!
+//! Counters are atomics written by the thread that owns the event (no lock on the hot path);
+//! labelled series with a handful of labels (dead-letter reasons, partitions) sit behind a mutex
+//! touched once per batch or per statistics report. The endpoint runs hyper on a single-threaded
+//! tokio runtime on its own thread: hyper is the maintained HTTP implementation of the tokio
+//! stack, and a current-thread runtime keeps the service's thread model (dedicated OS threads for
+//! the pipeline) untouched.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+/// Upper bounds of the event-to-alert latency histogram, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0,
+];
+
+/// Every series the service exports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_in: AtomicU64,
+    pub late_events: AtomicU64,
+    pub alerts_delivered: AtomicU64,
+    /// Alerts decided again by a replay after a restart and not produced a second time.
+    pub alerts_suppressed: AtomicU64,
+    pub produce_retries: AtomicU64,
+    pub commits: AtomicU64,
+    pub commit_failures: AtomicU64,
+    pub rule_reloads: AtomicU64,
+    pub rule_reload_failures: AtomicU64,
+    /// Inventory records applied from the inventory topic, and refused.
+    pub inventory_records: AtomicU64,
+    pub inventory_rejected: AtomicU64,
+    /// Inventory versions published to the shards (1 at start).
+    pub inventory_versions: AtomicU64,
+    pub state_groups: AtomicU64,
+    pub state_bytes: AtomicU64,
+    pub partitions_assigned: AtomicI64,
+    pub partitions_paused: AtomicI64,
+    /// Engine watermark, milliseconds since the epoch (0 before the first event).
+    pub watermark_ms: AtomicI64,
+    pub ready: AtomicBool,
+    pub draining: AtomicBool,
+    latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
+    labelled: Mutex<Labelled>,
+}
+
+#[derive(Debug, Default)]
+struct Labelled {
+    dead_letters: BTreeMap<String, u64>,
+    rule_matches: BTreeMap<String, u64>,
+    alerts_by_rule: BTreeMap<String, u64>,
+    consumer_lag: BTreeMap<(String, i32), i64>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records one event-to-alert latency.
+    pub fn observe_latency(&self, seconds: f64) {
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_counts[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    fn with_labels(&self, f: impl FnOnce(&mut Labelled)) {
+        // A poisoned lock only means another thread panicked mid-update of a counter map; the
+        // counts are still usable.
+        let mut g = self.labelled.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
+    }
+
+    pub fn dead_letter(&self, reason: &str) {
+        self.with_labels(|l| *l.dead_letters.entry(reason.to_string()).or_insert(0) += 1);
+    }
+
+    pub fn rule_matches(&self, rule: &str, n: u64) {
+        self.with_labels(|l| *l.rule_matches.entry(rule.to_string()).or_insert(0) += n);
+    }
+
+    pub fn alert_delivered(&self, rule: &str) {
+        Metrics::add(&self.alerts_delivered, 1);
+        self.with_labels(|l| *l.alerts_by_rule.entry(rule.to_string()).or_insert(0) += 1);
+    }
+
+    pub fn consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.with_labels(|l| {
+            l.consumer_lag.insert((topic.to_string(), partition), lag);
+        });
+    }
+
+    pub fn forget_partition(&self, topic: &str, partition: i32) {
+        self.with_labels(|l| {
+            l.consumer_lag.remove(&(topic.to_string(), partition));
+        });
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(4096);
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counters = [
+            (
+                "credtrail_events_total",
+                "Events read from input topics.",
+                g(&self.events_in),
+            ),
+            (
+                "credtrail_late_events_total",
+                "Events older than their partition's watermark, dead-lettered.",
+                g(&self.late_events),
+            ),
+            (
+                "credtrail_alerts_total",
+                "Alerts acknowledged by the producer.",
+                g(&self.alerts_delivered),
+            ),
+            (
+                "credtrail_alerts_suppressed_total",
+                "Alerts decided again by a replay after a restart and not produced twice.",
+                g(&self.alerts_suppressed),
+            ),
+            (
+                "credtrail_produce_retries_total",
+                "Alert or dead-letter messages produced again after a delivery error.",
+                g(&self.produce_retries),
+            ),
+            (
+                "credtrail_commits_total",
+                "Offset commits requested.",
+                g(&self.commits),
+            ),
+            (
+                "credtrail_commit_failures_total",
+                "Offset commits that failed.",
+                g(&self.commit_failures),
+            ),
+            (
+                "credtrail_rule_reloads_total",
+                "Rule sets reloaded and swapped in.",
+                g(&self.rule_reloads),
+            ),
+            (
+                "credtrail_rule_reload_failures_total",
+                "Rule reloads that failed; the last good set stayed.",
+                g(&self.rule_reload_failures),
+            ),
+            (
+                "credtrail_inventory_records_total",
+                "Inventory topic records applied.",
+                g(&self.inventory_records),
+            ),
+            (
+                "credtrail_inventory_rejected_total",
+                "Inventory topic records refused (bad JSON or entry, no key, overlay full).",
+                g(&self.inventory_rejected),
+            ),
+            (
+                "credtrail_inventory_versions_total",
+                "Inventories published to the shards (file and topic updates).",
+                g(&self.inventory_versions),
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let gauges = [
+            (
+                "credtrail_state_groups",
+                "Correlation states alive (group keys with a partial chain or window).",
+                g(&self.state_groups) as i64,
+            ),
+            (
+                "credtrail_state_bytes",
+                "Approximate bytes held by correlation state.",
+                g(&self.state_bytes) as i64,
+            ),
+            (
+                "credtrail_partitions_assigned",
+                "Input partitions assigned to this instance.",
+                self.partitions_assigned.load(Ordering::Relaxed),
+            ),
+            (
+                "credtrail_partitions_paused",
+                "Input partitions paused by backpressure.",
+                self.partitions_paused.load(Ordering::Relaxed),
+            ),
+            (
+                "credtrail_watermark_milliseconds",
+                "Engine event-time watermark, milliseconds since the epoch.",
+                self.watermark_ms.load(Ordering::Relaxed),
+            ),
+            (
+                "credtrail_ready",
+                "1 when partitions are assigned and the service is not draining.",
+                i64::from(self.is_ready()),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        self.with_labels(|l| {
+            let _ = writeln!(s, "# HELP credtrail_dead_letters_total Events dead-lettered, by reason.\n# TYPE credtrail_dead_letters_total counter");
+            for (reason, n) in &l.dead_letters {
+                let _ = writeln!(s, "credtrail_dead_letters_total{{reason=\"{}\"}} {n}", escape(reason));
+            }
+            let _ = writeln!(s, "# HELP credtrail_rule_matches_total Events matched, by detection rule.\n# TYPE credtrail_rule_matches_total counter");
+            for (rule, n) in &l.rule_matches {
+                let _ = writeln!(s, "credtrail_rule_matches_total{{rule=\"{}\"}} {n}", escape(rule));
+            }
+            let _ = writeln!(s, "# HELP credtrail_rule_alerts_total Alerts acknowledged, by rule.\n# TYPE credtrail_rule_alerts_total counter");
+            for (rule, n) in &l.alerts_by_rule {
+                let _ = writeln!(s, "credtrail_rule_alerts_total{{rule=\"{}\"}} {n}", escape(rule));
+            }
+            let _ = writeln!(s, "# HELP credtrail_consumer_lag Messages behind the partition's end, from librdkafka statistics.\n# TYPE credtrail_consumer_lag gauge");
+            for ((topic, partition), lag) in &l.consumer_lag {
+                let _ = writeln!(s, "credtrail_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}} {lag}", escape(topic));
+            }
+        });
+        let name = "credtrail_event_to_alert_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} From reading an alert's last event to the producer's acknowledgement of the alert.\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.latency_counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(s, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        cumulative += self.latency_counts[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(
+            s,
+            "{name}_sum {}\n{name}_count {cumulative}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        s
+    }
+
+    /// Ready: partitions assigned and not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot listen on {addr} for metrics: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Answers one request: `/metrics`, `/livez`, `/readyz`, or 404.
+pub fn respond(metrics: &Metrics, path: &str) -> (u16, &'static str, String) {
+    match path {
+        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
+        "/livez" => (200, "text/plain", "ok\n".into()),
+        "/readyz" if metrics.is_ready() => (200, "text/plain", "ready\n".into()),
+        "/readyz" => (503, "text/plain", "not ready\n".into()),
+        _ => (404, "text/plain", "not found\n".into()),
+    }
+}
+
+/// Serves the endpoint on `listener` until `shutdown` resolves. Runs inside a tokio runtime.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let metrics = metrics.clone();
+        tokio::task::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (status, content_type, body) = respond(&metrics, req.uri().path());
+                    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+                    *resp.status_mut() =
+                        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+                        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+                    }
+                    async move { Ok::<_, std::convert::Infallible>(resp) }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            // A client that hangs up mid-request is its own problem, not the service's.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// Binds `addr` (blocking, so a bad address fails the start loudly).
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, MetricsError> {
+    let l =
+        std::net::TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    l.set_nonblocking(true)
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_is_prometheus_text_with_cumulative_buckets() {
+        let m = Metrics::default();
+        m.observe_latency(0.004);
+        m.observe_latency(0.015);
+        m.observe_latency(1000.0);
+        m.dead_letter("invalid_json");
+        m.consumer_lag("ct", 0, 12);
+        let text = m.render();
+        assert!(
+            text.contains("credtrail_event_to_alert_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("credtrail_event_to_alert_seconds_bucket{le=\"0.02\"} 2"));
+        assert!(text.contains("credtrail_event_to_alert_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("credtrail_event_to_alert_seconds_count 3"));
+        assert!(text.contains("credtrail_dead_letters_total{reason=\"invalid_json\"} 1"));
+        assert!(text.contains("credtrail_consumer_lag{topic=\"ct\",partition=\"0\"} 12"));
+    }
+
+    #[test]
+    fn readyz_follows_assignment_and_draining() {
+        let m = Metrics::default();
+        assert_eq!(respond(&m, "/readyz").0, 503);
+        m.ready.store(true, Ordering::Relaxed);
+        assert_eq!(respond(&m, "/readyz").0, 200);
+        m.draining.store(true, Ordering::Relaxed);
+        assert_eq!(respond(&m, "/readyz").0, 503);
+        assert_eq!(respond(&m, "/livez").0, 200);
+        assert_eq!(respond(&m, "/nope").0, 404);
+    }
+}

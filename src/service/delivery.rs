@@ -1,0 +1,492 @@
+//! Delivery: the one thread that produces alerts and dead letters, handles their
+//! acknowledgements, and decides commits (through the [`Ledger`]).
+//!
+//! Acknowledgements are handled before new input on every turn. A message whose delivery failed
+//! (after librdkafka's own retries) is produced again with a backoff, never dropped; its offsets
+//! stay held meanwhile. A permanent error (a fatal idempotence error, a message too large for the
+//! broker) stops the service with that error rather than stall or lose.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+
+use super::ledger::{Ledger, SequencedEnd, UnitId, short_id, spans_of};
+use super::{DeliveryMsg, Mailbox, ServiceError};
+use crate::alert::{self, OCSF_VERSION};
+use crate::config::{ServiceConfig, ShutdownStep};
+use crate::correlate::{Finding, Target};
+use crate::deadletter::DeadLetter;
+use crate::input::{SourceInfo, Sources};
+use crate::matcher::RuleSet;
+use crate::metrics::Metrics;
+use crate::pipeline::writer::{AsFinding, Merge};
+
+/// Pause before producing a failed message again.
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// Arrival times kept per partition for the latency histogram.
+const ARRIVALS_KEPT: usize = 4096;
+
+/// The producer's context: acknowledgements are queued for the delivery thread, which polls.
+#[derive(Default)]
+pub struct Acks {
+    queue: Mutex<Vec<(usize, Result<(), KafkaError>)>>,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, token: usize) {
+        let r = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.clone()),
+        };
+        // Runs inside `poll` on the delivery thread; the lock is never contended.
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((token, r));
+    }
+}
+
+impl Acks {
+    fn take(&self) -> Vec<(usize, Result<(), KafkaError>)> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+pub type AlertProducer = BaseProducer<Acks>;
+
+/// Creates the idempotent alert producer (`acks=all`, lz4 unless configured otherwise).
+pub fn create_producer(config: &ServiceConfig) -> Result<AlertProducer, ServiceError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers)
+        .set("compression.type", "lz4")
+        .set("linger.ms", "2")
+        .set("client.id", "credtrail-producer");
+    for (k, v) in &config.kafka.producer {
+        c.set(k, v.expose());
+    }
+    c.set("enable.idempotence", "true").set("acks", "all");
+    c.create_with_context(Acks::default())
+        .map_err(|source| ServiceError::Client {
+            role: "producer",
+            source,
+        })
+}
+
+/// What the delivery thread needs.
+pub struct Context<'a> {
+    pub config: &'a ServiceConfig,
+    pub sources: Arc<RwLock<Sources>>,
+    pub metrics: Arc<Metrics>,
+    pub mailbox: Arc<Mailbox>,
+    pub shards: usize,
+}
+
+/// What the delivery thread did.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryReport {
+    pub alerts: u64,
+    pub suppressed: u64,
+    pub dead_letters: u64,
+}
+
+enum What {
+    Alert {
+        unit: UnitId,
+        rule: String,
+        last: (u32, u64),
+    },
+    DeadLetter {
+        source: u32,
+        offset: u64,
+    },
+}
+
+struct Outgoing {
+    topic_is_alert: bool,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: OwnedHeaders,
+    what: What,
+}
+
+struct Barrier {
+    epoch: u64,
+    drain: bool,
+    ends: Vec<SequencedEnd>,
+    holds: HashMap<u32, u64>,
+    reports: usize,
+    states: u64,
+    state_bytes: u64,
+    started: Instant,
+}
+
+struct Delivery<'a> {
+    ctx: Context<'a>,
+    producer: &'a AlertProducer,
+    ledger: Ledger,
+    merge: Merge<Decided>,
+    inflight: HashMap<usize, Outgoing>,
+    retry: VecDeque<(Instant, Outgoing)>,
+    next_token: usize,
+    barriers: VecDeque<Barrier>,
+    arrivals: HashMap<u32, VecDeque<(u64, Instant)>>,
+    report: DeliveryReport,
+    line: Vec<u8>,
+}
+
+/// A finding with the rule set that decided it (rules may be reloaded in between).
+struct Decided {
+    finding: Finding,
+    rules: Arc<RuleSet>,
+}
+
+impl AsFinding for Decided {
+    fn finding(&self) -> &Finding {
+        &self.finding
+    }
+}
+
+/// Runs until the input channel closes, then flushes the producer within the flush deadline.
+pub fn run(
+    ctx: Context<'_>,
+    producer: &AlertProducer,
+    rx: Receiver<DeliveryMsg>,
+) -> Result<DeliveryReport, ServiceError> {
+    let shards = ctx.shards;
+    let mut d = Delivery {
+        ctx,
+        producer,
+        ledger: Ledger::new(),
+        merge: Merge::new(shards),
+        inflight: HashMap::new(),
+        retry: VecDeque::new(),
+        next_token: 0,
+        barriers: VecDeque::new(),
+        arrivals: HashMap::new(),
+        report: DeliveryReport::default(),
+        line: Vec::with_capacity(4096),
+    };
+    loop {
+        d.handle_acks()?;
+        d.complete_barriers();
+        match rx.recv_timeout(Duration::from_millis(2)) {
+            Ok(msg) => d.handle(msg)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let deadline = Instant::now() + d.ctx.config.shutdown.step(ShutdownStep::Flush);
+    while (!d.inflight.is_empty() || !d.retry.is_empty()) && Instant::now() < deadline {
+        d.handle_acks()?;
+    }
+    Ok(d.report)
+}
+
+impl Delivery<'_> {
+    fn handle(&mut self, msg: DeliveryMsg) -> Result<(), ServiceError> {
+        match msg {
+            DeliveryMsg::Findings(_, rules, findings) => {
+                for finding in findings {
+                    self.merge.push(Decided {
+                        finding,
+                        rules: rules.clone(),
+                    });
+                }
+                self.release()?;
+            }
+            DeliveryMsg::Progress(shard, w) => {
+                self.merge.progress(shard, w);
+                self.release()?;
+            }
+            DeliveryMsg::DeadLetter { letter, replayed } => {
+                if letter.kind == "late" {
+                    self.ledger.late(letter.pos.source, letter.pos.offset);
+                }
+                if !replayed {
+                    self.dead_letter(letter)?;
+                }
+            }
+            DeliveryMsg::Assign {
+                source,
+                committed,
+                resume,
+            } => self.ledger.assign(source, committed, resume.as_ref()),
+            DeliveryMsg::Revoke(sources) => {
+                for s in sources {
+                    self.ledger.revoke(s);
+                    self.arrivals.remove(&s);
+                }
+            }
+            DeliveryMsg::Barrier { epoch, drain, ends } => self.barriers.push_back(Barrier {
+                epoch,
+                drain,
+                ends,
+                holds: HashMap::new(),
+                reports: 0,
+                states: 0,
+                state_bytes: 0,
+                started: Instant::now(),
+            }),
+            DeliveryMsg::Holds {
+                epoch,
+                holds,
+                states,
+                state_bytes,
+            } => {
+                if let Some(b) = self.barriers.iter_mut().find(|b| b.epoch == epoch) {
+                    b.reports += 1;
+                    b.states += states;
+                    b.state_bytes += state_bytes;
+                    for (s, o) in holds {
+                        let v = b.holds.entry(s).or_insert(o);
+                        *v = (*v).min(o);
+                    }
+                }
+            }
+            DeliveryMsg::Arrival {
+                source,
+                last_offset,
+                arrived,
+            } => {
+                let q = self.arrivals.entry(source).or_default();
+                if q.len() >= ARRIVALS_KEPT {
+                    q.pop_front();
+                }
+                q.push_back((last_offset, arrived));
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes barriers in order once every shard reported (and, for a drain, once nothing is
+    /// in flight or the flush deadline passed).
+    fn complete_barriers(&mut self) {
+        let flush_limit = self.ctx.config.shutdown.step(ShutdownStep::Flush);
+        while let Some(b) = self.barriers.front() {
+            if b.reports < self.ctx.shards {
+                return;
+            }
+            let idle = self.inflight.is_empty() && self.retry.is_empty();
+            if b.drain && !idle && b.started.elapsed() < flush_limit {
+                return;
+            }
+            let Some(b) = self.barriers.pop_front() else {
+                return;
+            };
+            let m = &self.ctx.metrics;
+            m.state_groups
+                .store(b.states, std::sync::atomic::Ordering::Relaxed);
+            m.state_bytes
+                .store(b.state_bytes, std::sync::atomic::Ordering::Relaxed);
+            let points = self.ledger.commit_points(&b.ends, &b.holds);
+            self.ctx.mailbox.post(b.epoch, points);
+        }
+    }
+
+    /// Renders and produces every finding the merge releases.
+    fn release(&mut self) -> Result<(), ServiceError> {
+        let mut ready = Vec::new();
+        self.merge.ready(&mut ready);
+        for f in ready {
+            self.alert(f)?;
+        }
+        Ok(())
+    }
+
+    fn alert(&mut self, decided: Decided) -> Result<(), ServiceError> {
+        let Decided { finding: f, rules } = decided;
+        self.line.clear();
+        let uid = {
+            let sources = self.ctx.sources.read().unwrap_or_else(|e| e.into_inner());
+            alert::render(&f, &rules, &sources, &mut self.line)?
+        };
+        let spans = spans_of(f.events.iter().map(|(e, _)| (e.pos.source, e.pos.offset)));
+        let id = short_id(&uid);
+        let meta = match f.target {
+            Target::Correlation(c) => &rules.meta[rules.correlations[c as usize].rule as usize],
+            Target::Detection(d) => rules.detection_meta(d),
+        };
+        if self.ledger.take_restored(id, &spans) {
+            let unit = self.ledger.decided(id, spans);
+            self.ledger.delivered(unit);
+            self.report.suppressed += 1;
+            Metrics::add(&self.ctx.metrics.alerts_suppressed, 1);
+            return Ok(());
+        }
+        let unit = self.ledger.decided(id, spans);
+        let rule_id = meta.id.clone().unwrap_or_else(|| meta.title.clone());
+        let headers = OwnedHeaders::new_with_capacity(4)
+            .insert(Header {
+                key: "credtrail.rule_id",
+                value: Some(rule_id.as_str()),
+            })
+            .insert(Header {
+                key: "credtrail.alert_id",
+                value: Some(uid.as_str()),
+            })
+            .insert(Header {
+                key: "credtrail.schema_version",
+                value: Some(&format!("ocsf-{OCSF_VERSION}")),
+            })
+            .insert(Header {
+                key: "content-type",
+                value: Some("application/json"),
+            });
+        let last = f
+            .events
+            .last()
+            .map_or((0, 0), |(e, _)| (e.pos.source, e.pos.offset));
+        self.send(Outgoing {
+            topic_is_alert: true,
+            key: Some(f.group.as_bytes().to_vec()),
+            payload: self.line.clone(),
+            headers,
+            what: What::Alert {
+                unit,
+                rule: meta.title.clone(),
+                last,
+            },
+        })
+    }
+
+    fn dead_letter(&mut self, d: DeadLetter) -> Result<(), ServiceError> {
+        let (topic, partition) = {
+            let sources = self.ctx.sources.read().unwrap_or_else(|e| e.into_inner());
+            match sources.get(d.pos.source) {
+                Some(SourceInfo::Kafka { topic, partition }) => (topic.clone(), *partition),
+                _ => (String::new(), -1),
+            }
+        };
+        let offset = d.pos.offset.to_string();
+        let partition_text = partition.to_string();
+        let headers = OwnedHeaders::new_with_capacity(6)
+            .insert(Header {
+                key: "credtrail.reason",
+                value: Some(d.kind),
+            })
+            .insert(Header {
+                key: "credtrail.reason_detail",
+                value: Some(d.reason.as_str()),
+            })
+            .insert(Header {
+                key: "credtrail.source_topic",
+                value: Some(topic.as_str()),
+            })
+            .insert(Header {
+                key: "credtrail.source_partition",
+                value: Some(partition_text.as_str()),
+            })
+            .insert(Header {
+                key: "credtrail.source_offset",
+                value: Some(offset.as_str()),
+            })
+            .insert(Header {
+                key: "credtrail.truncated",
+                value: Some(if d.truncated() { "true" } else { "false" }),
+            });
+        self.ledger.dead_letter_sent(d.pos.source, d.pos.offset);
+        self.report.dead_letters += 1;
+        self.send(Outgoing {
+            topic_is_alert: false,
+            key: None,
+            payload: d.raw,
+            headers,
+            what: What::DeadLetter {
+                source: d.pos.source,
+                offset: d.pos.offset,
+            },
+        })
+    }
+
+    /// Hands a message to librdkafka, waiting (and handling acknowledgements) while its queue is
+    /// full: backpressure, never a drop.
+    fn send(&mut self, out: Outgoing) -> Result<(), ServiceError> {
+        loop {
+            let token = self.next_token;
+            let topic = if out.topic_is_alert {
+                &self.ctx.config.kafka.alert_topic
+            } else {
+                &self.ctx.config.kafka.dead_letter_topic
+            };
+            let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, token)
+                .payload(&out.payload[..])
+                .headers(out.headers.clone());
+            if let Some(k) = &out.key {
+                record = record.key(&k[..]);
+            }
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.next_token += 1;
+                    self.inflight.insert(token, out);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(Duration::from_millis(10));
+                    self.handle_acks()?;
+                }
+                Err((e, _)) => {
+                    return Err(ServiceError::ProducerFatal(format!(
+                        "cannot produce to {topic}: {e}"
+                    )));
+                }
+            }
+        }
+    }
+
+    fn handle_acks(&mut self) -> Result<(), ServiceError> {
+        self.producer.poll(Duration::ZERO);
+        for (token, result) in self.producer.context().take() {
+            let Some(out) = self.inflight.remove(&token) else {
+                continue;
+            };
+            match result {
+                Ok(()) => self.acked(out),
+                Err(e) => {
+                    tracing::warn!(error = %e, "delivery failed; producing the message again");
+                    Metrics::add(&self.ctx.metrics.produce_retries, 1);
+                    self.retry.push_back((Instant::now() + RETRY_BACKOFF, out));
+                }
+            }
+        }
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            return Err(ServiceError::ProducerFatal(format!("{code:?}: {reason}")));
+        }
+        while self
+            .retry
+            .front()
+            .is_some_and(|(t, _)| *t <= Instant::now())
+        {
+            if let Some((_, out)) = self.retry.pop_front() {
+                self.send(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn acked(&mut self, out: Outgoing) {
+        match out.what {
+            What::Alert { unit, rule, last } => {
+                self.ledger.delivered(unit);
+                self.report.alerts += 1;
+                self.ctx.metrics.alert_delivered(&rule);
+                if let Some(q) = self.arrivals.get(&last.0)
+                    && let Some((_, at)) = q.iter().find(|(o, _)| *o >= last.1)
+                {
+                    self.ctx.metrics.observe_latency(at.elapsed().as_secs_f64());
+                }
+            }
+            What::DeadLetter { source, offset } => self.ledger.dead_letter_acked(source, offset),
+        }
+    }
+}

@@ -1,0 +1,596 @@
+//! Intake: the consumer thread. Polls the input topics in one consumer group
+//! (cooperative-sticky), cuts messages into per-partition batches, announces assignments,
+//! revocations and idle partitions in the same ordered stream, pauses partitions when the engine
+//! falls behind, and commits what the delivery thread says may be committed.
+//!
+//! Rebalance: a revocation is drained inside librdkafka's rebalance callback, before the
+//! partitions are given up: their partial batches are sent, a draining barrier waits for every
+//! alert and dead letter to be acknowledged, and the resulting offsets are committed
+//! synchronously. A graceful stop does the same for every partition, then leaves the group.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::checkpoint::{Checkpoint, Checkpoints};
+use super::consumer::InputConsumer;
+use super::ledger::CommitPoint;
+use super::{Control, Item, Mailbox, NewRules, ServiceError, Signal};
+use crate::config::{InputTopic, ServiceConfig, ShutdownStep};
+use crate::input::{Batch, SourceInfo, Sources};
+use crate::matcher::RuleSet;
+use crate::metrics::Metrics;
+
+/// Bytes of a batch beyond which it is sent even if it has fewer than `batch_events` events.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// What the intake thread needs.
+pub struct Context<'a> {
+    pub config: &'a ServiceConfig,
+    pub consumer: InputConsumer,
+    pub items: Sender<Item>,
+    pub recycle: Receiver<Batch>,
+    pub sources: Arc<RwLock<Sources>>,
+    pub mailbox: Arc<Mailbox>,
+    pub metrics: Arc<Metrics>,
+    pub control: &'a Control,
+    pub checkpoints: Checkpoints,
+    /// The rule set batches are matched with until a reload.
+    pub rules: Arc<RuleSet>,
+}
+
+struct PartitionIntake {
+    topic: String,
+    partition: i32,
+    profile: Option<crate::decode::ProfileKind>,
+    batch: Batch,
+    /// Cut the batch before this offset (the restored sequenced end).
+    cut_at: Option<u64>,
+    last_message: Instant,
+    idle: bool,
+}
+
+/// The intake's mutable state, shared with the rebalance callback.
+pub struct Intake {
+    items: Sender<Item>,
+    recycle: Receiver<Batch>,
+    sources: Arc<RwLock<Sources>>,
+    mailbox: Arc<Mailbox>,
+    metrics: Arc<Metrics>,
+    inputs: Vec<InputTopic>,
+    batch_events: usize,
+    idle_timeout: Duration,
+    drain_limit: Duration,
+    parts: HashMap<u32, PartitionIntake>,
+    /// Items that did not fit the queue, in order; while non-empty, partitions are paused.
+    held: VecDeque<Item>,
+    paused: bool,
+    seq: u64,
+    epoch: u64,
+    committed: HashMap<u32, i64>,
+    checkpoints: Checkpoints,
+    /// Bound of one checkpoint write or read.
+    io_limit: Duration,
+    rules: Arc<RuleSet>,
+}
+
+impl Intake {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
+    }
+
+    /// Queues an item after anything held; pauses input if the queue is full.
+    fn push(&mut self, item: Item) {
+        self.held.push_back(item);
+        self.send_held();
+    }
+
+    /// Sends held items without blocking; returns whether nothing is held any more.
+    fn send_held(&mut self) -> bool {
+        while let Some(item) = self.held.pop_front() {
+            match self.items.try_send(item) {
+                Ok(()) => {}
+                Err(TrySendError::Full(item)) => {
+                    self.held.push_front(item);
+                    return false;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.held.clear();
+                    return true;
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends held items, blocking up to `limit`.
+    fn send_held_blocking(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while let Some(item) = self.held.pop_front() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.items.send_timeout(item, left) {
+                Ok(()) => {}
+                Err(crossbeam_channel::SendTimeoutError::Timeout(item)) => {
+                    self.held.push_front(item);
+                    return false;
+                }
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                    self.held.clear();
+                    return true;
+                }
+            }
+        }
+        true
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        let seq = self.next_seq();
+        self.push(Item::Signal { seq, signal });
+    }
+
+    fn flush(&mut self, source: u32) {
+        let Some(p) = self.parts.get_mut(&source) else {
+            return;
+        };
+        if p.batch.lines.is_empty() {
+            return;
+        }
+        let mut fresh = self.recycle.try_recv().unwrap_or_default();
+        fresh.buf.clear();
+        fresh.lines.clear();
+        fresh.source = source;
+        fresh.source_done = false;
+        let mut batch = std::mem::replace(&mut p.batch, fresh);
+        batch.seal();
+        let profile = p.profile;
+        let seq = self.next_seq();
+        let rules = self.rules.clone();
+        self.push(Item::Batch {
+            seq,
+            batch,
+            profile,
+            rules,
+            arrived: Instant::now(),
+        });
+    }
+
+    /// Swaps in a reloaded rule set at this point of the stream: what was read before is
+    /// matched with the old set, what is read after with the new one.
+    fn reload(&mut self, rules: Arc<RuleSet>) {
+        self.flush_all();
+        self.rules = rules.clone();
+        self.signal(Signal::Reload(NewRules(rules)));
+    }
+
+    fn flush_all(&mut self) {
+        let mut ids: Vec<u32> = self.parts.keys().copied().collect();
+        ids.sort_unstable();
+        for s in ids {
+            self.flush(s);
+        }
+    }
+
+    /// Registers newly assigned partitions and returns where each must start reading.
+    pub(super) fn assign(
+        &mut self,
+        consumer: &InputConsumer,
+        tpl: &TopicPartitionList,
+    ) -> Vec<(String, i32, i64)> {
+        let mut starts = Vec::new();
+        let committed = match consumer.committed_offsets(tpl.clone(), self.io_limit) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets; starting without replay metadata");
+                tpl.clone()
+            }
+        };
+        let wanted: Vec<(String, i32)> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut checkpoints = match self.checkpoints.read(&wanted, self.io_limit) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read checkpoints; replaying without them (alerts may be re-emitted with their same ids)");
+                HashMap::new()
+            }
+        };
+        for el in committed.elements() {
+            let topic = el.topic().to_string();
+            let partition = el.partition();
+            let Some(input) = self.inputs.iter().find(|i| i.topic == topic) else {
+                continue;
+            };
+            let source = self
+                .sources
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .register(SourceInfo::Kafka {
+                    topic: topic.clone(),
+                    partition,
+                });
+            let start = match el.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o as u64),
+                _ => None,
+            };
+            let resume = match checkpoints.remove(&(topic.clone(), partition)) {
+                Some(c) if Some(c.offset) == start => Some(c.resume),
+                Some(c) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        checkpoint = c.offset,
+                        ?start,
+                        "checkpoint does not match the committed offset; replaying without it (alerts may be re-emitted with their same ids)"
+                    );
+                    None
+                }
+                None => None,
+            };
+            let cut_at = resume.as_ref().map(|r| r.end);
+            if let Some(s) = start {
+                starts.push((topic.clone(), partition, s as i64));
+            }
+            tracing::info!(topic, partition, ?start, replay_to = ?cut_at, "partition assigned");
+            let mut batch = Batch {
+                source,
+                ..Batch::default()
+            };
+            batch.buf.reserve(BATCH_BYTES);
+            self.parts.insert(
+                source,
+                PartitionIntake {
+                    topic,
+                    partition,
+                    profile: input.profile,
+                    batch,
+                    cut_at,
+                    last_message: Instant::now(),
+                    idle: false,
+                },
+            );
+            self.signal(Signal::Assign {
+                source,
+                lateness: input.lateness,
+                start,
+                resume,
+            });
+        }
+        self.metrics
+            .partitions_assigned
+            .store(self.parts.len() as i64, Ordering::Relaxed);
+        self.metrics
+            .ready
+            .store(!self.parts.is_empty(), Ordering::Relaxed);
+        starts
+    }
+
+    pub(super) fn revoke(&mut self, consumer: &InputConsumer, tpl: &TopicPartitionList) {
+        let sources: Vec<u32> = tpl
+            .elements()
+            .iter()
+            .filter_map(|el| self.source_of(el.topic(), el.partition()))
+            .collect();
+        if sources.is_empty() {
+            return;
+        }
+        tracing::info!(partitions = sources.len(), "draining revoked partitions");
+        self.metrics.draining.store(true, Ordering::Relaxed);
+        let points = self.drain();
+        self.commit(consumer, points, CommitMode::Sync);
+        self.signal(Signal::Revoke {
+            sources: sources.clone(),
+        });
+        for s in &sources {
+            if let Some(p) = self.parts.remove(s) {
+                self.metrics.forget_partition(&p.topic, p.partition);
+            }
+        }
+        self.metrics
+            .partitions_assigned
+            .store(self.parts.len() as i64, Ordering::Relaxed);
+        self.metrics
+            .ready
+            .store(!self.parts.is_empty(), Ordering::Relaxed);
+        self.metrics.draining.store(false, Ordering::Relaxed);
+    }
+
+    /// Sends every partial batch and a draining barrier, and waits for its commit points.
+    fn drain(&mut self) -> Vec<CommitPoint> {
+        self.flush_all();
+        self.epoch += 1;
+        let epoch = self.epoch;
+        self.signal(Signal::Barrier { epoch, drain: true });
+        if !self.send_held_blocking(self.drain_limit) {
+            tracing::error!(limit = ?self.drain_limit, "drain: the engine did not take the remaining batches in time");
+        }
+        if !self.mailbox.wait(epoch, self.drain_limit) {
+            tracing::error!(limit = ?self.drain_limit, "drain: no commit point in time; committing what is known");
+        }
+        self.mailbox.take()
+    }
+
+    fn source_of(&self, topic: &str, partition: i32) -> Option<u32> {
+        self.parts
+            .iter()
+            .find(|(_, p)| p.topic == topic && p.partition == partition)
+            .map(|(s, _)| *s)
+    }
+
+    /// Commits the points of partitions still assigned, with their replay metadata.
+    fn commit(&mut self, consumer: &InputConsumer, points: Vec<CommitPoint>, mode: CommitMode) {
+        let mut tpl = TopicPartitionList::new();
+        let mut records = Vec::new();
+        for p in &points {
+            let Some(part) = self.parts.get(&p.source) else {
+                continue;
+            };
+            if self.committed.get(&p.source) == Some(&(p.offset as i64))
+                && matches!(mode, CommitMode::Async)
+            {
+                continue;
+            }
+            if tpl
+                .add_partition_offset(&part.topic, part.partition, Offset::Offset(p.offset as i64))
+                .is_err()
+            {
+                continue;
+            }
+            records.push(Checkpoint {
+                topic: part.topic.clone(),
+                partition: part.partition,
+                offset: p.offset,
+                resume: p.resume.clone(),
+            });
+        }
+        if records.is_empty() {
+            return;
+        }
+        Metrics::add(&self.metrics.commits, 1);
+        // The checkpoint first: an offset is never committed without the metadata a replay
+        // from it needs.
+        if let Err(e) = self.checkpoints.write(&records, self.io_limit) {
+            Metrics::add(&self.metrics.commit_failures, 1);
+            tracing::warn!(error = %e, "cannot write checkpoints; not committing, the next barrier tries again");
+            return;
+        }
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => {
+                for p in &points {
+                    if self.parts.contains_key(&p.source) {
+                        self.committed.insert(p.source, p.offset as i64);
+                    }
+                }
+            }
+            Err(e) => {
+                Metrics::add(&self.metrics.commit_failures, 1);
+                tracing::warn!(error = %e, "offset commit failed; the next barrier commits again");
+            }
+        }
+    }
+
+    fn set_paused(&mut self, consumer: &InputConsumer, paused: bool) {
+        if self.paused == paused {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in self.parts.values() {
+            tpl.add_partition(&p.topic, p.partition);
+        }
+        let result = if paused {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) => {
+                self.paused = paused;
+                let n = if paused { self.parts.len() as i64 } else { 0 };
+                self.metrics.partitions_paused.store(n, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, paused, "cannot pause or resume partitions"),
+        }
+    }
+
+    fn message(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) {
+        let Some(source) = self.source_of(topic, partition) else {
+            return;
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            return;
+        };
+        let resumed = {
+            let Some(p) = self.parts.get_mut(&source) else {
+                return;
+            };
+            p.last_message = Instant::now();
+            std::mem::replace(&mut p.idle, false)
+        };
+        if resumed {
+            self.signal(Signal::Idle {
+                source,
+                idle: false,
+            });
+        }
+        let cut = self
+            .parts
+            .get(&source)
+            .and_then(|p| p.cut_at)
+            .is_some_and(|c| offset >= c);
+        if cut {
+            self.flush(source);
+            if let Some(p) = self.parts.get_mut(&source) {
+                p.cut_at = None;
+            }
+        }
+        let full = {
+            let Some(p) = self.parts.get_mut(&source) else {
+                return;
+            };
+            p.batch.push_event(payload, offset);
+            p.batch.lines.len() >= self.batch_events || p.batch.buf.len() >= BATCH_BYTES
+        };
+        if full {
+            self.flush(source);
+        }
+    }
+
+    fn check_idle(&mut self) {
+        let now = Instant::now();
+        let quiet: Vec<u32> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| !p.idle && now.duration_since(p.last_message) >= self.idle_timeout)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in quiet {
+            if let Some(p) = self.parts.get_mut(&s) {
+                p.idle = true;
+            }
+            self.signal(Signal::Idle {
+                source: s,
+                idle: true,
+            });
+        }
+    }
+}
+
+/// Runs the consumer loop until `control` asks for a stop, then drains, commits and leaves the
+/// group. Returns the last committed offsets.
+pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
+    let config = ctx.config;
+    let consumer = ctx.consumer;
+    *consumer
+        .context()
+        .intake
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(Intake {
+        items: ctx.items,
+        recycle: ctx.recycle,
+        sources: ctx.sources,
+        mailbox: ctx.mailbox,
+        metrics: ctx.metrics.clone(),
+        inputs: config.inputs.clone(),
+        batch_events: config.engine.batch_events,
+        idle_timeout: config.kafka.idle_timeout,
+        drain_limit: config.shutdown.step(ShutdownStep::Drain)
+            + config.shutdown.step(ShutdownStep::Flush),
+        parts: HashMap::new(),
+        held: VecDeque::new(),
+        paused: false,
+        seq: 0,
+        epoch: 0,
+        committed: HashMap::new(),
+        checkpoints: ctx.checkpoints,
+        io_limit: config.shutdown.step(ShutdownStep::Commit),
+        rules: ctx.rules,
+    });
+    let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| ServiceError::Subscribe {
+            topics: topics.join(", "),
+            source,
+        })?;
+    tracing::info!(topics = topics.join(", "), group = %config.kafka.group, "consuming");
+    let with = |f: &mut dyn FnMut(&mut Intake)| {
+        let mut g = consumer
+            .context()
+            .intake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = g.as_mut() {
+            f(i);
+        }
+    };
+    let mut next_barrier = Instant::now() + config.kafka.commit_interval;
+    let mut partial = false;
+    while !ctx.control.stopping() {
+        let mut blocked = false;
+        let reloaded = ctx.control.take_rules();
+        with(&mut |i| {
+            if let Some(rules) = &reloaded {
+                i.reload(rules.clone());
+            }
+            blocked = !i.send_held();
+            i.set_paused(&consumer, blocked);
+            let points = i.mailbox.take();
+            i.commit(&consumer, points, CommitMode::Async);
+            i.check_idle();
+            if Instant::now() >= next_barrier {
+                i.epoch += 1;
+                let epoch = i.epoch;
+                i.signal(Signal::Barrier {
+                    epoch,
+                    drain: false,
+                });
+            }
+        });
+        if Instant::now() >= next_barrier {
+            next_barrier = Instant::now() + config.kafka.commit_interval;
+        }
+        let timeout = if partial && !blocked {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(50)
+        };
+        match consumer.poll(timeout) {
+            None => {
+                if partial {
+                    with(&mut |i| i.flush_all());
+                    partial = false;
+                }
+            }
+            Some(Ok(m)) => {
+                let payload = m.payload().unwrap_or(&[]);
+                let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+                with(&mut |i| i.message(topic, partition, offset, payload));
+                partial = true;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "consumer error");
+            }
+        }
+    }
+    // Graceful stop: drain everything, commit synchronously, leave the group.
+    tracing::info!("stopping: draining");
+    ctx.metrics.draining.store(true, Ordering::Relaxed);
+    let mut committed = Vec::new();
+    with(&mut |i| {
+        let points = i.drain();
+        i.commit(&consumer, points, CommitMode::Sync);
+        for (s, o) in &i.committed {
+            if let Some(p) = i.parts.get(s) {
+                committed.push((p.topic.clone(), p.partition, *o));
+            }
+        }
+    });
+    committed.sort();
+    consumer.unsubscribe();
+    let close_by = Instant::now() + config.shutdown.step(ShutdownStep::Close);
+    while Instant::now() < close_by {
+        let _ = consumer.poll(Duration::from_millis(20));
+        if consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
+        {
+            break;
+        }
+    }
+    // Dropping the intake state closes the item channel, which winds the pipeline down.
+    *consumer
+        .context()
+        .intake
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = None;
+    Ok(committed)
+}

@@ -1,0 +1,447 @@
+//! The ledger: which input offset each partition may commit, and what a restart needs to replay
+//! exactly. Pure: no threads, no Kafka; the delivery thread feeds it and asks it at barriers.
+//!
+//! # The rule
+//!
+//! Correlation state lives in shard memory, so a restart rebuilds it by replaying input. A
+//! partition's committed offset `C` is therefore held back to the oldest event anything still
+//! needs:
+//!
+//! - events consumed but not yet sequenced (everything from `D`, the barrier's sequenced end);
+//! - hits waiting in a shard's reorder buffer, and events referenced by live state;
+//! - events of alerts not yet acknowledged by the producer (waiting in the merge or in flight);
+//! - dead letters not yet acknowledged;
+//! - events of acknowledged alerts that a replay from `C` would see only in part (see below).
+//!
+//! A replay from `C` must see every acknowledged alert either whole or not at all: replaying the
+//! tail of an alert without its head would start a chain the first run had already closed. So an
+//! acknowledged alert ("unit") that has any event at or after `C` in any partition holds every
+//! partition it touches at its earliest event there; this is iterated to a fixpoint. Such units
+//! will fire again on replay with the same id; their ids travel in the commit metadata and the
+//! replay suppresses them, so a restart re-emits nothing already delivered.
+//!
+//! The metadata also carries the sequenced end `D`, the partition's event-time clock at `D`, and
+//! the offsets in `[C, D)` that were late, so the replay makes the same lateness decisions as the
+//! first run (a replay starts with an empty clock, which would otherwise accept them).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::time::EventTime;
+
+/// Most alert ids carried in one partition's commit metadata; librdkafka and brokers bound
+/// metadata (Apache Kafka: 4096 bytes by default). Beyond it a replay may re-emit an alert
+/// (with the same id), counted in `suppress_overflow`.
+pub const MAX_SUPPRESS_IDS: usize = 128;
+/// Most late offsets carried in one partition's commit metadata.
+pub const MAX_LATE_OFFSETS: usize = 64;
+/// Most units the ledger keeps; beyond it the oldest acknowledged units are forgotten (a replay
+/// may then re-emit them, same id), counted in `units_forgotten`.
+pub const MAX_UNITS: usize = 1 << 16;
+
+/// The short id of an alert in commit metadata: 64 bits of its `finding_info.uid`.
+pub fn short_id(alert_uid: &str) -> u64 {
+    xxh3_64(alert_uid.as_bytes())
+}
+
+/// Where a replay starts and what it must reproduce, per partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The sequenced end when committed: offsets below it were processed before.
+    pub end: u64,
+    /// The partition's largest event time seen at `end`.
+    pub clock: Option<EventTime>,
+    /// Offsets in `[committed, end)` that were dead-lettered as late.
+    pub late: Vec<u64>,
+    /// Short ids of alerts already delivered that the replay will decide again.
+    pub suppress: Vec<u64>,
+}
+
+const METADATA_TAG: &str = "ct1";
+
+impl Resume {
+    /// The commit metadata text: `ct1 e=<end> c=<clock ns> l=<offsets> s=<hex ids>`.
+    pub fn encode(&self) -> String {
+        let mut s = format!("{METADATA_TAG} e={}", self.end);
+        if let Some(c) = self.clock {
+            s.push_str(&format!(" c={}", c.0));
+        }
+        if !self.late.is_empty() {
+            let l: Vec<String> = self.late.iter().map(u64::to_string).collect();
+            s.push_str(&format!(" l={}", l.join(",")));
+        }
+        if !self.suppress.is_empty() {
+            let ids: Vec<String> = self.suppress.iter().map(|x| format!("{x:016x}")).collect();
+            s.push_str(&format!(" s={}", ids.join(",")));
+        }
+        s
+    }
+
+    /// Parses [`Resume::encode`]'s text. `Ok(None)` for empty metadata (committed by another
+    /// tool, or never); an error for text that claims to be ours but does not parse.
+    pub fn decode(text: &str) -> Result<Option<Resume>, String> {
+        let mut parts = text.split_ascii_whitespace();
+        match parts.next() {
+            None => return Ok(None),
+            Some(METADATA_TAG) => {}
+            Some(other) => return Err(format!("unknown metadata format `{other}`")),
+        }
+        let mut r = Resume::default();
+        let mut has_end = false;
+        for part in parts {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not key=value"))?;
+            let num = |x: &str| x.parse::<u64>().map_err(|e| format!("`{part}`: {e}"));
+            match k {
+                "e" => {
+                    r.end = num(v)?;
+                    has_end = true;
+                }
+                "c" => {
+                    r.clock = Some(EventTime(
+                        v.parse::<i64>().map_err(|e| format!("`{part}`: {e}"))?,
+                    ))
+                }
+                "l" => r.late = v.split(',').map(num).collect::<Result<_, _>>()?,
+                "s" => {
+                    r.suppress = v
+                        .split(',')
+                        .map(|x| u64::from_str_radix(x, 16).map_err(|e| format!("`{part}`: {e}")))
+                        .collect::<Result<_, _>>()?
+                }
+                _ => return Err(format!("unknown key `{k}`")),
+            }
+        }
+        if !has_end {
+            return Err("missing e=".into());
+        }
+        Ok(Some(r))
+    }
+}
+
+/// How far an acknowledged or pending alert reaches into one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub source: u32,
+    pub min: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UnitState {
+    /// Decided, not yet acknowledged (in the merge, or produced and in flight).
+    Pending,
+    /// Acknowledged by the producer (or suppressed because it was delivered before).
+    Delivered,
+}
+
+#[derive(Clone, Debug)]
+struct Unit {
+    id: u64,
+    spans: Vec<Span>,
+    state: UnitState,
+}
+
+/// The sequencer's view of a partition at a barrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequencedEnd {
+    pub source: u32,
+    /// First offset not yet sequenced.
+    pub end: u64,
+    /// Largest event time seen.
+    pub clock: EventTime,
+}
+
+/// What to commit for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitPoint {
+    pub source: u32,
+    pub offset: u64,
+    pub resume: Resume,
+}
+
+/// Counters of the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerStats {
+    pub suppress_overflow: u64,
+    pub late_overflow: u64,
+    pub units_forgotten: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Partition {
+    committed: Option<u64>,
+    /// Unacknowledged dead letters: offset -> how many.
+    dead: BTreeMap<u64, u32>,
+    late: BTreeSet<u64>,
+    /// Ids restored from metadata whose alerts have not been decided again yet, with the
+    /// restored end beyond which they can no longer be replayed.
+    restored: Vec<u64>,
+    restored_end: u64,
+}
+
+/// The per-partition bookkeeping of delivery. Partitions are sources ([`crate::input::Sources`]).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    parts: HashMap<u32, Partition>,
+    units: BTreeMap<u64, Unit>,
+    next_unit: u64,
+    pub stats: LedgerStats,
+}
+
+/// A handle on a unit in the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UnitId(u64);
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// A partition was assigned; `resume` is what its committed metadata said.
+    pub fn assign(&mut self, source: u32, committed: Option<u64>, resume: Option<&Resume>) {
+        let mut p = Partition {
+            committed,
+            ..Partition::default()
+        };
+        if let Some(r) = resume {
+            p.late = r.late.iter().copied().collect();
+            p.restored = r.suppress.clone();
+            p.restored_end = r.end;
+        }
+        self.parts.insert(source, p);
+    }
+
+    /// A partition was revoked: forget it (units touching it stay until delivered).
+    pub fn revoke(&mut self, source: u32) {
+        self.parts.remove(&source);
+    }
+
+    /// Whether the alert with this short id was delivered before a restart and is being decided
+    /// again by the replay; if so it is consumed from the restored list.
+    pub fn take_restored(&mut self, id: u64, spans: &[Span]) -> bool {
+        for s in spans {
+            if let Some(p) = self.parts.get_mut(&s.source)
+                && let Some(i) = p.restored.iter().position(|x| *x == id)
+            {
+                p.restored.swap_remove(i);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A decided alert enters the ledger (before it is produced).
+    pub fn decided(&mut self, id: u64, spans: Vec<Span>) -> UnitId {
+        let key = self.next_unit;
+        self.next_unit += 1;
+        self.units.insert(
+            key,
+            Unit {
+                id,
+                spans,
+                state: UnitState::Pending,
+            },
+        );
+        if self.units.len() > MAX_UNITS {
+            let oldest_delivered = self
+                .units
+                .iter()
+                .find(|(_, u)| u.state == UnitState::Delivered)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest_delivered {
+                self.units.remove(&k);
+                self.stats.units_forgotten += 1;
+            }
+        }
+        UnitId(key)
+    }
+
+    /// The producer acknowledged the alert (or it was suppressed as already delivered).
+    pub fn delivered(&mut self, unit: UnitId) {
+        if let Some(u) = self.units.get_mut(&unit.0) {
+            u.state = UnitState::Delivered;
+        }
+    }
+
+    /// A dead letter was handed to the producer.
+    pub fn dead_letter_sent(&mut self, source: u32, offset: u64) {
+        if let Some(p) = self.parts.get_mut(&source) {
+            *p.dead.entry(offset).or_insert(0) += 1;
+        }
+    }
+
+    /// The producer acknowledged a dead letter.
+    pub fn dead_letter_acked(&mut self, source: u32, offset: u64) {
+        if let Some(p) = self.parts.get_mut(&source)
+            && let Some(n) = p.dead.get_mut(&offset)
+        {
+            *n -= 1;
+            if *n == 0 {
+                p.dead.remove(&offset);
+            }
+        }
+    }
+
+    /// An event was judged late (whether or not its dead letter is produced again).
+    pub fn late(&mut self, source: u32, offset: u64) {
+        if let Some(p) = self.parts.get_mut(&source) {
+            p.late.insert(offset);
+        }
+    }
+
+    /// Computes what each partition may commit at a barrier. `ends` is the sequencer's view,
+    /// `holds` the oldest offset per source still held by shards (reorder buffers and live
+    /// state). Partitions not in `ends` are left out. Never goes back from a previous commit.
+    pub fn commit_points(
+        &mut self,
+        ends: &[SequencedEnd],
+        holds: &HashMap<u32, u64>,
+    ) -> Vec<CommitPoint> {
+        let mut c: HashMap<u32, u64> = HashMap::new();
+        for e in ends {
+            let Some(p) = self.parts.get(&e.source) else {
+                continue;
+            };
+            let mut v = e.end;
+            if let Some(h) = holds.get(&e.source) {
+                v = v.min(*h);
+            }
+            if let Some((o, _)) = p.dead.first_key_value() {
+                v = v.min(*o);
+            }
+            c.insert(e.source, v);
+        }
+        for u in self.units.values() {
+            if u.state == UnitState::Pending {
+                for s in &u.spans {
+                    if let Some(v) = c.get_mut(&s.source) {
+                        *v = (*v).min(s.min);
+                    }
+                }
+            }
+        }
+        // Acknowledged units seen in part by a replay from `c` pull `c` back to their start.
+        loop {
+            let mut changed = false;
+            for u in self.units.values() {
+                if u.state != UnitState::Delivered {
+                    continue;
+                }
+                let active = u
+                    .spans
+                    .iter()
+                    .any(|s| c.get(&s.source).is_some_and(|v| s.max >= *v));
+                if !active {
+                    continue;
+                }
+                for s in &u.spans {
+                    if let Some(v) = c.get_mut(&s.source)
+                        && s.min < *v
+                    {
+                        *v = s.min;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for e in ends {
+            let Some(&v) = c.get(&e.source) else { continue };
+            let Some(p) = self.parts.get_mut(&e.source) else {
+                continue;
+            };
+            let offset = p.committed.map_or(v, |prev| prev.max(v));
+            p.committed = Some(offset);
+            p.late = p.late.split_off(&offset);
+            if offset >= p.restored_end {
+                p.restored.clear();
+            }
+            let mut late: Vec<u64> = p.late.range(..e.end).copied().collect();
+            if late.len() > MAX_LATE_OFFSETS {
+                self.stats.late_overflow += (late.len() - MAX_LATE_OFFSETS) as u64;
+                late.truncate(MAX_LATE_OFFSETS);
+            }
+            let mut suppress: Vec<u64> = p.restored.clone();
+            out.push(CommitPoint {
+                source: e.source,
+                offset,
+                resume: Resume {
+                    end: e.end,
+                    clock: (e.clock != EventTime::MIN).then_some(e.clock),
+                    late,
+                    suppress: std::mem::take(&mut suppress),
+                },
+            });
+        }
+        // Forget units no replay can reach; list the others in the metadata of every partition
+        // they touch.
+        let committed: HashMap<u32, u64> = out.iter().map(|p| (p.source, p.offset)).collect();
+        self.units.retain(|_, u| {
+            u.state == UnitState::Pending
+                || u.spans
+                    .iter()
+                    .any(|s| committed.get(&s.source).is_some_and(|v| s.max >= *v))
+        });
+        for point in &mut out {
+            for u in self.units.values() {
+                if u.state == UnitState::Delivered
+                    && u.spans.iter().any(|s| s.source == point.source)
+                    && !point.resume.suppress.contains(&u.id)
+                {
+                    point.resume.suppress.push(u.id);
+                }
+            }
+            if point.resume.suppress.len() > MAX_SUPPRESS_IDS {
+                self.stats.suppress_overflow +=
+                    (point.resume.suppress.len() - MAX_SUPPRESS_IDS) as u64;
+                point.resume.suppress.truncate(MAX_SUPPRESS_IDS);
+            }
+        }
+        out
+    }
+
+    /// Units still tracked (pending or reachable by a replay), for metrics and tests.
+    pub fn units(&self) -> usize {
+        self.units.len()
+    }
+
+    /// Unacknowledged units.
+    pub fn pending_units(&self) -> usize {
+        self.units
+            .values()
+            .filter(|u| u.state == UnitState::Pending)
+            .count()
+    }
+
+    pub fn committed(&self, source: u32) -> Option<u64> {
+        self.parts.get(&source).and_then(|p| p.committed)
+    }
+}
+
+/// The spans of an alert from its events' positions.
+pub fn spans_of(positions: impl IntoIterator<Item = (u32, u64)>) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    for (source, offset) in positions {
+        match spans.iter_mut().find(|s| s.source == source) {
+            Some(s) => {
+                s.min = s.min.min(offset);
+                s.max = s.max.max(offset);
+            }
+            None => spans.push(Span {
+                source,
+                min: offset,
+                max: offset,
+            }),
+        }
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,347 @@
+//! The service's sequencer thread: puts worker output back in intake order, keeps one event-time
+//! clock per assigned partition (the replay's [`Sequencer`]), and turns signals into their
+//! effects at exactly their place in the stream.
+//!
+//! Engine time is the minimum watermark over the partitions that are assigned and not idle; when
+//! every partition is idle it stays where it is (it never jumps to the end of time). A partition
+//! that speaks again after being idle has its clock raised to engine time plus its lateness, so
+//! anything older than what the engine already decided is dead-lettered as late instead of being
+//! processed out of order.
+//!
+//! After a restart, offsets below the restored sequenced end were processed before: their
+//! lateness is taken from the commit metadata (a fresh clock would accept events the first run
+//! rejected), their dead letters are not produced again, and the restored clock applies from the
+//! end on.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::ledger::SequencedEnd;
+use super::{Decoded, DeliveryMsg, NewRules, ShardMsg, Signal};
+use crate::correlate::Hit;
+use crate::identity::Resolver;
+use crate::input::Batch;
+use crate::matcher::{RuleSet, TargetMap};
+use crate::metrics::Metrics;
+use crate::pipeline::sequencer::{Sequencer, SourceClock};
+use crate::pipeline::worker::DecodedBatch;
+use crate::time::{EventTime, Span};
+
+#[derive(Debug, Default)]
+struct Partition {
+    assigned: bool,
+    idle: bool,
+    lateness: Span,
+    /// First offset not yet sequenced; `None` until the first batch or a committed offset.
+    end: Option<u64>,
+    /// Offsets below this were processed by a previous run.
+    replay_end: u64,
+    replay_late: HashSet<u64>,
+    /// The clock to apply once the replay reaches `replay_end`.
+    restored_clock: Option<EventTime>,
+}
+
+struct State<'a> {
+    seq: Sequencer,
+    /// The rule set in force (the hits in the resolver belong to it).
+    rules: Arc<RuleSet>,
+    parts: HashMap<u32, Partition>,
+    fed: u64,
+    per_shard: Vec<Vec<Hit>>,
+    shards: Vec<Sender<ShardMsg>>,
+    delivery: Sender<DeliveryMsg>,
+    recycle: Sender<Batch>,
+    sent_watermark: EventTime,
+    metrics: &'a Metrics,
+}
+
+/// Runs until the workers' channel closes (the intake stopped) or a downstream thread is gone.
+pub fn run(
+    rx: Receiver<Decoded>,
+    shards: Vec<Sender<ShardMsg>>,
+    delivery: Sender<DeliveryMsg>,
+    recycle: Sender<Batch>,
+    rules: Arc<RuleSet>,
+    resolver: Resolver,
+    metrics: &Metrics,
+) {
+    let mut st = State {
+        seq: Sequencer::new(Vec::new(), shards.len(), resolver),
+        rules,
+        parts: HashMap::new(),
+        fed: 0,
+        per_shard: vec![Vec::new(); shards.len()],
+        shards,
+        delivery,
+        recycle,
+        sent_watermark: EventTime::MIN,
+        metrics,
+    };
+    let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
+    let mut next = 0u64;
+    for d in rx.iter() {
+        waiting.insert(d.seq(), d);
+        while let Some(d) = waiting.remove(&next) {
+            next += 1;
+            let ok = match d {
+                Decoded::Batch {
+                    decoded, arrived, ..
+                } => st.batch(decoded, arrived),
+                Decoded::Signal { signal, .. } => st.signal(signal),
+            };
+            if !ok {
+                return;
+            }
+        }
+    }
+}
+
+impl State<'_> {
+    fn batch(&mut self, mut d: DecodedBatch, arrived: Instant) -> bool {
+        let source = d.batch.source;
+        let Some(first) = d.batch.lines.first().map(|l| l.offset) else {
+            let _ = self.recycle.try_send(d.batch);
+            return true;
+        };
+        let last = d.batch.lines.last().map_or(first, |l| l.offset);
+        let Some(p) = self.parts.get_mut(&source) else {
+            // A batch of a partition never assigned cannot happen (the intake announces every
+            // partition first); dropping it would lose events, so treat it as assigned now.
+            return self.signal(Signal::Assign {
+                source,
+                lateness: Span::ZERO,
+                start: Some(first),
+                resume: None,
+            }) && self.batch(d, arrived);
+        };
+        if first >= p.replay_end
+            && let Some(c) = p.restored_clock.take()
+            && let Some(clock) = self.seq.clock_mut(source)
+        {
+            clock.max_seen = clock.max_seen.max(c);
+        }
+        let replay_end = p.replay_end;
+        if first < replay_end && !p.replay_late.is_empty() {
+            // Reproduce the first run's lateness verdicts: the event is dropped again (its dead
+            // letter, produced before, is not produced again).
+            let late: Vec<u32> = (0..d.batch.lines.len() as u32)
+                .filter(|i| p.replay_late.contains(&d.batch.lines[*i as usize].offset))
+                .collect();
+            for i in &late {
+                d.times[*i as usize] = EventTime::MIN;
+                let offset = d.batch.lines[*i as usize].offset;
+                let _ = self.delivery.send(DeliveryMsg::DeadLetter {
+                    letter: crate::deadletter::DeadLetter {
+                        pos: crate::input::Position { source, offset },
+                        kind: "late",
+                        reason: "late (decided before the restart)".into(),
+                        raw: Vec::new(),
+                        bytes: 0,
+                    },
+                    replayed: true,
+                });
+            }
+            d.hits.retain(|(i, _, _)| !late.contains(i));
+            d.links.retain(|(i, _)| !late.contains(i));
+        }
+        p.end = Some(last + 1);
+        d.batch.seq = self.fed;
+        self.fed += 1;
+        let events = d.batch.lines.len() as u64;
+        let per_shard = &mut self.per_shard;
+        let delivery = &self.delivery;
+        let metrics = self.metrics;
+        let recycle = &self.recycle;
+        let mut alive = true;
+        self.seq.accept(
+            d,
+            &mut |shard, hit| per_shard[shard].push(hit),
+            &mut |letter| {
+                let replayed = letter.pos.offset < replay_end;
+                if letter.kind == "late" && !replayed {
+                    Metrics::add(&metrics.late_events, 1);
+                }
+                if !replayed {
+                    metrics.dead_letter(letter.kind);
+                }
+                alive &= delivery
+                    .send(DeliveryMsg::DeadLetter { letter, replayed })
+                    .is_ok();
+            },
+            &mut |done| {
+                let _ = recycle.try_send(done.batch);
+            },
+        );
+        Metrics::add(&self.metrics.events_in, events);
+        alive &= self
+            .delivery
+            .send(DeliveryMsg::Arrival {
+                source,
+                last_offset: last,
+                arrived,
+            })
+            .is_ok();
+        alive && self.flush_hits() && self.advance()
+    }
+
+    fn flush_hits(&mut self) -> bool {
+        for (i, hits) in self.per_shard.iter_mut().enumerate() {
+            if !hits.is_empty()
+                && self.shards[i]
+                    .send(ShardMsg::Hits(std::mem::take(hits)))
+                    .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Engine time: the minimum watermark over assigned, non-idle partitions.
+    fn engine_watermark(&mut self) -> Option<EventTime> {
+        let mut w: Option<EventTime> = None;
+        for (s, p) in &self.parts {
+            if !p.assigned || p.idle {
+                continue;
+            }
+            let Some(clock) = self.seq.clock_mut(*s) else {
+                continue;
+            };
+            let cw = clock.watermark();
+            w = Some(w.map_or(cw, |x| x.min(cw)));
+        }
+        w
+    }
+
+    fn advance(&mut self) -> bool {
+        let Some(w) = self.engine_watermark() else {
+            return true;
+        };
+        if w <= self.sent_watermark || w == EventTime::MIN {
+            return true;
+        }
+        self.sent_watermark = w;
+        self.metrics
+            .watermark_ms
+            .store(w.as_millis(), std::sync::atomic::Ordering::Relaxed);
+        self.shards
+            .iter()
+            .all(|tx| tx.send(ShardMsg::Watermark(w)).is_ok())
+    }
+
+    fn signal(&mut self, signal: Signal) -> bool {
+        match signal {
+            Signal::Assign {
+                source,
+                lateness,
+                start,
+                resume,
+            } => {
+                while self.seq.clock_mut(source).is_none() {
+                    self.seq.add_source(SourceClock::new(lateness));
+                }
+                if let Some(c) = self.seq.clock_mut(source) {
+                    *c = SourceClock::new(lateness);
+                }
+                let replay_end = resume.as_ref().map_or(0, |r| r.end);
+                self.parts.insert(
+                    source,
+                    Partition {
+                        assigned: true,
+                        idle: false,
+                        lateness,
+                        end: start,
+                        replay_end,
+                        replay_late: resume
+                            .as_ref()
+                            .map(|r| r.late.iter().copied().collect())
+                            .unwrap_or_default(),
+                        restored_clock: resume.as_ref().and_then(|r| r.clock),
+                    },
+                );
+                self.delivery
+                    .send(DeliveryMsg::Assign {
+                        source,
+                        committed: start,
+                        resume,
+                    })
+                    .is_ok()
+            }
+            Signal::Revoke { sources } => {
+                for s in &sources {
+                    if let Some(p) = self.parts.get_mut(s) {
+                        p.assigned = false;
+                    }
+                }
+                self.delivery.send(DeliveryMsg::Revoke(sources)).is_ok() && self.advance()
+            }
+            Signal::Idle { source, idle } => {
+                let engine = self.sent_watermark;
+                if let Some(p) = self.parts.get_mut(&source) {
+                    p.idle = idle;
+                    if !idle
+                        && engine != EventTime::MIN
+                        && let Some(c) = self.seq.clock_mut(source)
+                    {
+                        c.max_seen = c.max_seen.max(engine.plus(p.lateness));
+                    }
+                }
+                self.advance()
+            }
+            Signal::Reload(NewRules(new)) => {
+                if !self.flush_hits() {
+                    return false;
+                }
+                let map = Arc::new(TargetMap::between(&self.rules, &new));
+                let routes = new.correlations.iter().map(|c| c.route.clone()).collect();
+                let dropped = self.seq.resolver_mut().reload(routes, &map);
+                tracing::info!(
+                    kept = map.kept_correlations(),
+                    correlations = new.correlations.len(),
+                    dropped_hits = dropped,
+                    "rule reload at this point of the stream"
+                );
+                Metrics::add(&self.metrics.rule_reloads, 1);
+                self.rules = new.clone();
+                self.shards
+                    .iter()
+                    .all(|tx| tx.send(ShardMsg::Reload(new.clone(), map.clone())).is_ok())
+            }
+            Signal::Barrier { epoch, drain } => {
+                if !self.flush_hits() {
+                    return false;
+                }
+                let mut ends = Vec::new();
+                for (s, p) in &self.parts {
+                    if !p.assigned {
+                        continue;
+                    }
+                    let Some(end) = p.end else { continue };
+                    let clock = self
+                        .seq
+                        .clock_mut(*s)
+                        .map_or(EventTime::MIN, |c| c.max_seen);
+                    // Until the replay passes the restored end, the restored clock is the
+                    // partition's true clock.
+                    let clock = p.restored_clock.map_or(clock, |r| r.max(clock));
+                    ends.push(SequencedEnd {
+                        source: *s,
+                        end,
+                        clock,
+                    });
+                }
+                ends.sort_by_key(|e| e.source);
+                self.delivery
+                    .send(DeliveryMsg::Barrier { epoch, drain, ends })
+                    .is_ok()
+                    && self
+                        .shards
+                        .iter()
+                        .all(|tx| tx.send(ShardMsg::Report(epoch)).is_ok())
+            }
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! `credtrail run` against a real broker (tansu): the alerts on the alert topic are the ones
+//! `replay` gives for the same data, offsets are committed to the end, bad events land on the
+//! dead-letter topic with their reasons, a graceful stop and restart neither loses nor
+//! duplicates an alert, and inventory topic updates reach the scores of the alerts decided
+//! after them.
+
+mod broker;
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use credtrail::config::{self, ServiceConfig};
+use credtrail::metrics::Metrics;
+use credtrail::service::{self, Control, RunReport, ServiceError};
+
+const PARTITIONS: i32 = 2;
+
+struct Topics {
+    input: String,
+    alerts: String,
+    dead: String,
+    checkpoints: String,
+    group: String,
+}
+
+fn topics(name: &str, addr: &str) -> Topics {
+    let t = Topics {
+        input: broker::unique(&format!("{name}-in")),
+        alerts: broker::unique(&format!("{name}-alerts")),
+        dead: broker::unique(&format!("{name}-dead")),
+        checkpoints: broker::unique(&format!("{name}-checkpoints")),
+        group: broker::unique(&format!("{name}-group")),
+    };
+    broker::create_topics(
+        addr,
+        &[
+            (&t.input, PARTITIONS),
+            (&t.alerts, 1),
+            (&t.dead, 1),
+            (&t.checkpoints, 1),
+        ],
+    );
+    t
+}
+
+fn service_config(addr: &str, t: &Topics) -> ServiceConfig {
+    service_config_with(addr, t, "")
+}
+
+/// The test config with `extra` TOML appended.
+fn service_config_with(addr: &str, t: &Topics, extra: &str) -> ServiceConfig {
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "{group}"
+alert_topic = "{alerts}"
+dead_letter_topic = "{dead}"
+checkpoint_topic = "{checkpoints}"
+commit_interval = "200ms"
+idle_timeout = "30s"
+[kafka.consumer]
+"session.timeout.ms" = 6000
+"heartbeat.interval.ms" = 500
+[kafka.producer]
+"linger.ms" = 1
+[[input]]
+topic = "{input}"
+profile = "auto"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 2
+batch_events = 64
+[shutdown]
+deadline = "20s"
+[metrics]
+listen = ""
+{extra}
+"#,
+        group = t.group,
+        alerts = t.alerts,
+        dead = t.dead,
+        checkpoints = t.checkpoints,
+        input = t.input,
+    );
+    let root = common::root();
+    config::load_str(&text, &root.join("test.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+}
+
+struct Running {
+    control: Control,
+    metrics: Arc<Metrics>,
+    handle: JoinHandle<Result<RunReport, ServiceError>>,
+}
+
+fn start(config: ServiceConfig) -> Running {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("credtrail=info")
+        .with_test_writer()
+        .try_init();
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let rules = common::pack();
+    let (c, m) = (control.clone(), metrics.clone());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    Running {
+        control,
+        metrics,
+        handle,
+    }
+}
+
+impl Running {
+    fn wait_events(&self, n: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.metrics.events_in.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the service read {} of {n} events in {limit:?}",
+                self.metrics.events_in.load(Ordering::Relaxed)
+            );
+            assert!(!self.handle.is_finished(), "the service stopped early");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(self) -> RunReport {
+        self.control.stop();
+        self.handle
+            .join()
+            .expect("service thread")
+            .unwrap_or_else(|e| panic!("service failed: {e}"))
+    }
+}
+
+/// The demo dataset's lines, with two undecodable lines slipped in.
+fn dataset() -> Vec<Vec<u8>> {
+    let text = std::fs::read_to_string(common::root().join("datasets/demo/events.jsonl")).unwrap();
+    let mut lines: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
+    lines.insert(100, b"this is not json".to_vec());
+    lines.insert(700, b"{\"eventName\": ".to_vec());
+    lines
+}
+
+/// A far-future event per partition, matching no rule: it moves every partition's watermark
+/// past the data, as the end of a file does in replay.
+fn ticks() -> Vec<(i32, Vec<u8>)> {
+    (0..PARTITIONS)
+        .map(|p| {
+            let e = format!(
+                r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2027-01-01T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/tick"}}}}"#
+            );
+            (p, e.into_bytes())
+        })
+        .collect()
+}
+
+/// Events spread over the partitions in file order.
+fn spread(lines: &[Vec<u8>], from: usize) -> Vec<(i32, Vec<u8>)> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (((i + from) % PARTITIONS as usize) as i32, l.clone()))
+        .collect()
+}
+
+/// Messages per partition: the end offsets (tansu's offset listing is not reliable).
+fn produced_per_partition(messages: &[(i32, Vec<u8>)]) -> Vec<i64> {
+    (0..PARTITIONS)
+        .map(|p| messages.iter().filter(|(q, _)| *q == p).count() as i64)
+        .collect()
+}
+
+/// The alert ids `replay` gives for the dataset, as a multiset.
+fn replay_ids(lines: &[Vec<u8>]) -> BTreeMap<String, usize> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let mut text = lines.join(&b'\n');
+    text.push(b'\n');
+    std::fs::write(&file, text).unwrap();
+    let (alerts, _, _d) = common::replay(&common::pack(), &[file], 2, "5m");
+    multiset(common::alerts(&alerts).iter().map(uid))
+}
+
+fn uid(a: &serde_json::Value) -> String {
+    a["finding_info"]["uid"].as_str().unwrap_or("").to_string()
+}
+
+fn multiset(ids: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for id in ids {
+        *m.entry(id).or_insert(0) += 1;
+    }
+    m
+}
+
+fn alert_ids(reads: &[broker::Read]) -> BTreeMap<String, usize> {
+    multiset(reads.iter().map(|r| {
+        let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("alert is JSON");
+        uid(&v)
+    }))
+}
+
+#[test]
+fn alerts_match_replay_offsets_reach_the_end_and_bad_events_are_dead_lettered() {
+    let b = broker::broker();
+    let t = topics("match", &b.addr);
+    let lines = dataset();
+    let expected = replay_ids(&lines);
+    assert_eq!(expected.values().sum::<usize>(), 7, "the demo's alerts");
+    let mut messages = spread(&lines, 0);
+    messages.extend(ticks());
+    broker::produce(&b.addr, &t.input, &messages);
+
+    let running = start(service_config(&b.addr, &t));
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(7, Duration::from_secs(90), Duration::from_secs(2));
+    running.wait_events(messages.len() as u64, Duration::from_secs(30));
+    // Let a periodic commit pass the ticks, then stop (which commits once more).
+    std::thread::sleep(Duration::from_millis(600));
+    let report = running.stop();
+
+    assert_eq!(
+        alert_ids(&alerts.seen),
+        expected,
+        "alert ids on the topic = replay's"
+    );
+    for r in &alerts.seen {
+        let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(r.header("credtrail.alert_id"), Some(uid(&v).as_str()));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.header("credtrail.schema_version"), Some("ocsf-1.4.0"));
+        assert_eq!(
+            r.header("credtrail.rule_id"),
+            v["finding_info"]["analytic"]["uid"].as_str()
+        );
+        assert_eq!(
+            r.key.as_deref(),
+            v["metadata"]["correlation_uid"].as_str().map(str::as_bytes),
+            "alerts are keyed by the group key"
+        );
+        for e in v["evidences"].as_array().unwrap() {
+            let src = &e["data"]["source"];
+            assert_eq!(src["topic"].as_str(), Some(t.input.as_str()), "{src}");
+            assert!(src["offset"].is_u64() && src["partition"].is_i64());
+        }
+    }
+    assert_eq!(report.alerts_delivered, 7);
+
+    let ends = produced_per_partition(&messages);
+    let committed = broker::committed(&b.addr, &t.group, &t.input, PARTITIONS);
+    let offsets: Vec<i64> = committed.iter().map(|(o, _)| *o).collect();
+    assert_eq!(
+        offsets, ends,
+        "every event is processed and nothing holds the commit back"
+    );
+
+    let mut dead = broker::Reader::new(&b.addr, &t.dead, 1);
+    dead.read(2, Duration::from_secs(20), Duration::from_millis(500));
+    let mut got: Vec<(Vec<u8>, String, String, String)> = dead
+        .seen
+        .iter()
+        .map(|r| {
+            (
+                r.payload.clone(),
+                r.header("credtrail.reason").unwrap_or("").to_string(),
+                r.header("credtrail.source_topic").unwrap_or("").to_string(),
+                r.header("credtrail.source_offset")
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, b"this is not json".to_vec());
+    assert_eq!(got[1].0, b"{\"eventName\": ".to_vec());
+    for (_, reason, topic, offset) in &got {
+        assert!(!reason.is_empty());
+        assert_eq!(topic, &t.input);
+        assert!(offset.parse::<u64>().is_ok());
+    }
+    // Line 100 went to partition 0 at offset 50, line 700 to partition 0 at offset 350.
+    let positions: Vec<(&str, &str)> = dead
+        .seen
+        .iter()
+        .map(|r| {
+            (
+                r.header("credtrail.source_partition").unwrap_or(""),
+                r.header("credtrail.source_offset").unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        positions.contains(&("0", "50")) && positions.contains(&("0", "350")),
+        "{positions:?}"
+    );
+}
+
+#[test]
+fn a_graceful_stop_and_restart_neither_loses_nor_duplicates_an_alert() {
+    let b = broker::broker();
+    let t = topics("restart", &b.addr);
+    let lines = dataset();
+    let expected = replay_ids(&lines);
+    let split = 640;
+    let first = spread(&lines[..split], 0);
+    let mut second = spread(&lines[split..], split);
+    second.extend(ticks());
+
+    // First run: half the data. The three early AWS chains complete and are delivered; the
+    // chain of dana (lines 167, 488, 965) is still open when the service stops.
+    broker::produce(&b.addr, &t.input, &first);
+    let running = start(service_config(&b.addr, &t));
+    running.wait_events(first.len() as u64, Duration::from_secs(60));
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(3, Duration::from_secs(30), Duration::from_millis(500));
+    let report_a = running.stop();
+    let before = alerts.seen.len();
+    assert_eq!(before, 3, "the chains complete before the split");
+    assert_eq!(report_a.alerts_delivered, 3);
+
+    let committed = broker::committed(&b.addr, &t.group, &t.input, PARTITIONS);
+    let ends = produced_per_partition(&first);
+    assert!(
+        committed.iter().zip(&ends).any(|((c, _), e)| c < e),
+        "the open chain holds a commit back: {committed:?} vs {ends:?}"
+    );
+
+    // Second run, same group: the rest of the data.
+    broker::produce(&b.addr, &t.input, &second);
+    let running = start(service_config(&b.addr, &t));
+    alerts.read(7, Duration::from_secs(90), Duration::from_secs(3));
+    running.wait_events(second.len() as u64, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let report_b = running.stop();
+
+    assert_eq!(
+        alert_ids(&alerts.seen),
+        expected,
+        "each of replay's alerts exactly once across the restart"
+    );
+    assert!(
+        report_b.alerts_suppressed >= 3,
+        "the replay decided the delivered chains again and did not re-emit them ({report_b:?})"
+    );
+}
+
+fn score(a: &serde_json::Value) -> &serde_json::Value {
+    &a["unmapped"]["credtrail"]["score"]
+}
+
+#[test]
+fn inventory_topic_entries_score_alerts_from_start_and_live_updates_from_their_publication() {
+    let b = broker::broker();
+    let t = topics("inventory", &b.addr);
+    let inventory = broker::unique("inventory-entries");
+    broker::create_topics(&b.addr, &[(&inventory, 1)]);
+    let svc = "arn:aws:iam::111122223333:user/svc-reporting";
+    let dana = "arn:aws:iam::111122223333:user/dana";
+    let entry = |arn: &str| {
+        format!(r#"{{"identity": {{"match": "{arn}", "privilege": "admin", "reach": {{"secrets": 200, "accounts": 5, "data_stores": 50}}}}}}"#)
+            .into_bytes()
+    };
+    // Before the start: svc-reporting is an admin; eve is added then deleted; one bad record.
+    broker::produce_keyed(
+        &b.addr,
+        &inventory,
+        &[
+            (b"svc".to_vec(), Some(entry(svc))),
+            (b"eve".to_vec(), Some(entry("contoso\\\\eve"))),
+            (b"eve".to_vec(), None),
+            (b"bad".to_vec(), Some(b"{not json".to_vec())),
+        ],
+    );
+    let lines = dataset();
+    let split = 640;
+    let config = service_config_with(
+        &b.addr,
+        &t,
+        &format!("[scoring]\ninventory_topic = \"{inventory}\""),
+    );
+    let running = start(config);
+    broker::produce(&b.addr, &t.input, &spread(&lines[..split], 0));
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(3, Duration::from_secs(60), Duration::from_millis(500));
+    assert_eq!(
+        alerts.seen.len(),
+        3,
+        "svc-reporting's chains complete before the split"
+    );
+    for r in &alerts.seen {
+        let a: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(a["metadata"]["correlation_uid"], svc);
+        assert_eq!(
+            score(&a)["in_inventory"],
+            true,
+            "the entry read at start applies: {a}"
+        );
+    }
+    let m = running.metrics.clone();
+    assert_eq!(m.inventory_rejected.load(Ordering::Relaxed), 1);
+    let versions = m.inventory_versions.load(Ordering::Relaxed);
+
+    // Dana becomes an admin while her chain is open; its last step comes after the update.
+    broker::produce_keyed(
+        &b.addr,
+        &inventory,
+        &[(b"dana".to_vec(), Some(entry(dana)))],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while m.inventory_versions.load(Ordering::Relaxed) <= versions {
+        assert!(
+            Instant::now() < deadline,
+            "the inventory update was not published"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rest = spread(&lines[split..], split);
+    rest.extend(ticks());
+    broker::produce(&b.addr, &t.input, &rest);
+    alerts.read(7, Duration::from_secs(60), Duration::from_secs(2));
+    running.stop();
+    assert_eq!(m.inventory_records.load(Ordering::Relaxed), 4);
+    let later: Vec<serde_json::Value> = alerts.seen[3..]
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    assert_eq!(later.len(), 4, "dana's chain and eve's three");
+    for a in &later {
+        let who = a["metadata"]["correlation_uid"].as_str().unwrap_or("");
+        let want = who == dana;
+        assert_eq!(score(a)["in_inventory"], want, "{who}: {a}");
+        if want {
+            let reach = &score(a)["factors"][0];
+            assert_eq!(reach["name"], "reach");
+            assert!(
+                reach["detail"]
+                    .as_str()
+                    .is_some_and(|d| !d.contains("not in the inventory"))
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rule_reload_mid_stream_keeps_open_chains_and_applies_new_rules_from_its_point_on() {
+    let b = broker::broker();
+    let t = topics("reload", &b.addr);
+    let lines = dataset();
+    let expected = replay_ids(&lines);
+    let split = 640;
+    let running = start(service_config(&b.addr, &t));
+    broker::produce(&b.addr, &t.input, &spread(&lines[..split], 0));
+    running.wait_events(split as u64, Duration::from_secs(60));
+
+    // The pack again, plus a standalone rule; dana's chain (lines 167, 488 | 965) is open.
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.yml");
+    std::fs::write(
+        &probe,
+        "title: reload probe\nid: 5e1f0ad0-0000-4000-8000-000000000001\nlevel: low\n\
+         logsource: {product: aws, service: cloudtrail}\n\
+         detection: {sel: {eventName: GetSecretValue}, condition: sel}\n",
+    )
+    .unwrap();
+    let root = common::root();
+    running
+        .control
+        .offer_rules(common::rules(&[root.join("rules"), probe]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running.metrics.rule_reloads.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the reload was not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut rest = spread(&lines[split..], split);
+    rest.extend(ticks());
+    broker::produce(&b.addr, &t.input, &rest);
+    let probes_after = lines[split..]
+        .iter()
+        .filter(|l| String::from_utf8_lossy(l).contains("\"eventName\":\"GetSecretValue\""))
+        .count();
+    assert!(
+        probes_after > 0,
+        "the dataset has secret reads after the split"
+    );
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(
+        7 + probes_after,
+        Duration::from_secs(90),
+        Duration::from_secs(2),
+    );
+    running.stop();
+
+    let (probe_alerts, pack_alerts): (Vec<serde_json::Value>, Vec<serde_json::Value>) = alerts
+        .seen
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap())
+        .partition(|a| a["finding_info"]["title"] == "reload probe");
+    assert_eq!(
+        multiset(pack_alerts.iter().map(uid)),
+        expected,
+        "the pack's alerts, dana's chain included: its state survived the reload"
+    );
+    assert_eq!(
+        probe_alerts.len(),
+        probes_after,
+        "the new rule matched the events after the reload point and none before"
+    );
+}
