@@ -63,7 +63,12 @@ fn main() {
     println!("correlation state per identity (allocator-counted live heap / identities)");
     for n in [1_000usize, 100_000, 1_000_000] {
         let before = LIVE.load(Ordering::Relaxed);
-        let mut engine = ShardEngine::new(rules.clone(), ShardLimits::default());
+        // No byte budget: every identity keeps its state, so the count is per identity.
+        let limits = ShardLimits {
+            max_state_bytes: usize::MAX,
+            ..ShardLimits::default()
+        };
+        let mut engine = ShardEngine::new(rules.clone(), limits);
         let mut out = Vec::new();
         let empty = LIVE.load(Ordering::Relaxed) - before;
         for i in 0..n {

@@ -85,7 +85,12 @@ impl Sliding {
     }
 
     pub fn approx_bytes(&self) -> usize {
-        self.window.len() * 56
+        self.window.capacity() * size_of::<(EventRef, f64)>()
+            + self
+                .window
+                .iter()
+                .map(|(e, _)| e.heap_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -153,6 +158,11 @@ impl ValueCount {
     }
 
     pub fn approx_bytes(&self) -> usize {
-        self.values.iter().map(|(v, _)| v.len() + 64).sum()
+        self.values.capacity() * size_of::<(Box<str>, EventRef)>()
+            + self
+                .values
+                .iter()
+                .map(|(v, e)| v.len() + e.heap_bytes())
+                .sum::<usize>()
     }
 }

@@ -5,6 +5,11 @@
 //! their number is estimated by linear counting. A chain that sweeps ten thousand buckets costs
 //! the same memory as one that reads three secrets. A few example values are kept for the
 //! alert's `resources`.
+//!
+//! Most states touch nothing or a handful of values, and there may be a million of them, so
+//! the footprint is one pointer until the first value arrives, the exact hashes of all kinds
+//! share one list (the kind in a hash's top bits), and the counting maps exist only once some
+//! kind outgrows its exact set.
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -17,6 +22,8 @@ pub const SKETCH: usize = 32;
 pub const EXAMPLES: usize = 8;
 
 const KINDS: usize = 5;
+/// A hash's kind lives in its top three bits.
+const KIND_SHIFT: u32 = 61;
 
 fn index(kind: TouchKind) -> usize {
     match kind {
@@ -28,12 +35,16 @@ fn index(kind: TouchKind) -> usize {
     }
 }
 
-/// The bounded footprint of one group.
+/// The bounded footprint of one group: nothing allocated until something is touched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Footprint {
-    hashes: [Vec<u64>; KINDS],
-    /// Values beyond the exact set, as bits of a linear-counting map.
-    overflow: [[u64; 4]; KINDS],
+pub struct Footprint(Option<Box<Sketch>>);
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Sketch {
+    /// Exact distinct values of every kind: hashes tagged with their kind.
+    hashes: Vec<u64>,
+    /// Per kind, the values beyond its exact set, as bits of a linear-counting map.
+    overflow: Option<Box<[[u64; 4]; KINDS]>>,
     examples: Vec<(TouchKind, Box<str>)>,
 }
 
@@ -41,30 +52,38 @@ impl Footprint {
     /// Records one touched value.
     pub fn add(&mut self, kind: TouchKind, value: &str) {
         let i = index(kind);
-        let h = xxh3_64(value.as_bytes());
-        let set = &mut self.hashes[i];
-        if set.contains(&h) {
+        let raw = xxh3_64(value.as_bytes());
+        let tagged = (raw & (u64::MAX >> (64 - KIND_SHIFT))) | ((i as u64) << KIND_SHIFT);
+        let s = self.0.get_or_insert_with(Box::default);
+        if s.hashes.contains(&tagged) {
             return;
         }
-        if set.len() < SKETCH {
-            set.push(h);
+        if s.hashes.iter().filter(|h| kind_of(**h) == i).count() < SKETCH {
+            s.hashes.push(tagged);
         } else {
-            let bit = (h >> 56) as usize; // 0..256
-            self.overflow[i][bit / 64] |= 1 << (bit % 64);
+            let bit = (raw >> 56) as usize; // 0..256
+            s.overflow.get_or_insert_with(Box::default)[i][bit / 64] |= 1 << (bit % 64);
         }
-        if self.examples.len() < EXAMPLES
+        if s.examples.len() < EXAMPLES
             && matches!(
                 kind,
                 TouchKind::Secret | TouchKind::Resource | TouchKind::Host
             )
         {
-            self.examples.push((kind, value.into()));
+            // At most EXAMPLES pushes per state: grow by one rather than by doubling.
+            s.examples.reserve_exact(1);
+            s.examples.push((kind, value.into()));
         }
     }
 
     pub fn counts(&self) -> Touched {
+        let Some(s) = &self.0 else {
+            return Touched::default();
+        };
         let c = |k: TouchKind| {
-            self.hashes[index(k)].len() as u32 + linear_count(&self.overflow[index(k)])
+            let i = index(k);
+            let exact = s.hashes.iter().filter(|h| kind_of(**h) == i).count() as u32;
+            exact + s.overflow.as_ref().map_or(0, |o| linear_count(&o[i]))
         };
         Touched {
             secrets: c(TouchKind::Secret),
@@ -76,17 +95,26 @@ impl Footprint {
     }
 
     pub fn examples(&self) -> &[(TouchKind, Box<str>)] {
-        &self.examples
+        self.0.as_ref().map_or(&[], |s| &s.examples)
     }
 
+    /// The heap bytes the footprint holds.
     pub fn approx_bytes(&self) -> usize {
-        self.hashes.iter().map(|h| h.capacity() * 8).sum::<usize>()
-            + self
-                .examples
-                .iter()
-                .map(|(_, v)| v.len() + 24)
-                .sum::<usize>()
+        let Some(s) = &self.0 else {
+            return 0;
+        };
+        size_of::<Sketch>()
+            + s.hashes.capacity() * size_of::<u64>()
+            + s.overflow
+                .as_ref()
+                .map_or(0, |_| size_of::<[[u64; 4]; KINDS]>())
+            + s.examples.capacity() * size_of::<(TouchKind, Box<str>)>()
+            + s.examples.iter().map(|(_, v)| v.len()).sum::<usize>()
     }
+}
+
+fn kind_of(tagged: u64) -> usize {
+    (tagged >> KIND_SHIFT) as usize
 }
 
 /// Linear counting: the number of distinct hashes that set the bits of a 256-bit map.
@@ -116,7 +144,38 @@ mod tests {
         assert_eq!(c.secrets, 1);
         // 32 exact plus about 68 estimated past the cap; repeats are not counted twice.
         assert!((90..=110).contains(&c.resources), "{}", c.resources);
-        assert!(f.hashes[index(TouchKind::Resource)].len() <= SKETCH);
+        let sketch = f.0.as_ref().expect("touched");
+        let exact = |k| {
+            sketch
+                .hashes
+                .iter()
+                .filter(|h| kind_of(**h) == index(k))
+                .count()
+        };
+        assert_eq!(exact(TouchKind::Resource), SKETCH);
+        assert_eq!(exact(TouchKind::Secret), 1);
         assert!(f.examples().len() <= EXAMPLES);
+    }
+
+    #[test]
+    fn an_untouched_footprint_is_one_pointer_and_holds_nothing() {
+        let f = Footprint::default();
+        assert_eq!(size_of::<Footprint>(), size_of::<usize>());
+        assert_eq!(f.approx_bytes(), 0);
+        assert_eq!(f.counts(), Touched::default());
+    }
+
+    #[test]
+    fn kinds_sharing_one_list_are_counted_apart() {
+        let mut f = Footprint::default();
+        for i in 0..40 {
+            f.add(TouchKind::Host, &format!("host-{i}"));
+        }
+        f.add(TouchKind::Region, "us-east-1");
+        // The same text as another kind is another value.
+        f.add(TouchKind::Service, "us-east-1");
+        let c = f.counts();
+        assert_eq!((c.regions, c.services, c.secrets), (1, 1, 0));
+        assert!((38..=42).contains(&c.hosts), "{}", c.hosts);
     }
 }

@@ -58,6 +58,14 @@ pub struct EventRef {
 }
 
 impl EventRef {
+    /// The heap bytes this reference owns besides itself: its id and actor strings, and the
+    /// events of a referenced finding (shared with that finding, counted here all the same).
+    pub fn heap_bytes(&self) -> usize {
+        self.id.len()
+            + self.actor.as_ref().map_or(0, |a| a.len())
+            + self.parts.as_ref().map_or(0, |p| events_bytes(p.len(), p))
+    }
+
     /// Visits this event, or, for a finding of a referenced correlation, the events it holds.
     pub fn visit(&self, f: &mut dyn FnMut(&EventRef)) {
         match &self.parts {
@@ -65,6 +73,12 @@ impl EventRef {
             None => f(self),
         }
     }
+}
+
+/// The bytes of a list of `capacity` (event, stage) slots holding `events`.
+pub fn events_bytes(capacity: usize, events: &[(EventRef, u32)]) -> usize {
+    capacity * size_of::<(EventRef, u32)>()
+        + events.iter().map(|(e, _)| e.heap_bytes()).sum::<usize>()
 }
 
 /// What consumes a hit.
@@ -201,14 +215,15 @@ pub enum Machine {
     Temporal(temporal::Temporal),
     Sliding(count::Sliding),
     ValueCount(count::ValueCount),
-    Window(window::Window),
+    /// Boxed: the largest machine, and the rarest, would otherwise size every state.
+    Window(Box<window::Window>),
 }
 
 impl Machine {
     pub fn new(corr: &CompiledCorrelation) -> Machine {
         let stages = corr.stages.len();
         match (corr.decide, corr.kind) {
-            (Decide::AtWindowClose, _) => Machine::Window(window::Window::default()),
+            (Decide::AtWindowClose, _) => Machine::Window(Box::default()),
             (_, CorrelationType::TemporalOrdered) => {
                 Machine::Ordered(ordered::Ordered::new(stages))
             }
@@ -252,7 +267,7 @@ impl Machine {
             Machine::Temporal(m) => m.cancel(),
             Machine::Sliding(m) => *m = count::Sliding::default(),
             Machine::ValueCount(m) => *m = count::ValueCount::default(),
-            Machine::Window(m) => *m = window::Window::default(),
+            Machine::Window(m) => **m = window::Window::default(),
         }
     }
 
@@ -278,14 +293,14 @@ impl Machine {
         }
     }
 
-    /// A rough byte size, for the memory summary.
+    /// The heap bytes the machine holds (its events included), for the shard's byte budget.
     pub fn approx_bytes(&self) -> usize {
         match self {
             Machine::Ordered(m) => m.approx_bytes(),
             Machine::Temporal(m) => m.approx_bytes(),
             Machine::Sliding(m) => m.approx_bytes(),
             Machine::ValueCount(m) => m.approx_bytes(),
-            Machine::Window(m) => m.approx_bytes(),
+            Machine::Window(m) => size_of::<window::Window>() + m.approx_bytes(),
         }
     }
 }

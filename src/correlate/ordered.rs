@@ -16,7 +16,7 @@
 //! and its end fires as [`Step::FiredUpdate`]. The chain keeps its first event, so every
 //! announcement carries the same alert id.
 
-use super::{Decision, EventRef, Params, Step};
+use super::{Decision, EventRef, Params, Step, events_bytes};
 use crate::time::{EventTime, Span};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,12 +181,17 @@ impl Ordered {
     }
 
     pub fn approx_bytes(&self) -> usize {
-        self.slots.len() * 24
+        self.slots.capacity() * size_of::<Vec<Chain>>()
+            + self
+                .slots
+                .iter()
+                .map(|s| s.capacity() * size_of::<Chain>())
+                .sum::<usize>()
             + self
                 .slots
                 .iter()
                 .flatten()
-                .map(|c| 40 + c.events.len() * 96)
+                .map(|c| events_bytes(c.events.capacity(), &c.events))
                 .sum::<usize>()
     }
 }
@@ -204,6 +209,8 @@ fn insert(slot: &mut Vec<Chain>, candidate: Chain, gap: Option<Span>, max: usize
             return (0, false);
         }
         slot.clear();
+        // Most groups never hold a second chain here: no room for four.
+        slot.reserve_exact(1);
         slot.push(candidate);
         return (0, true);
     }

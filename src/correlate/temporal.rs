@@ -68,6 +68,12 @@ impl Temporal {
     }
 
     pub fn approx_bytes(&self) -> usize {
-        self.latest.len() * 80
+        self.latest.capacity() * size_of::<Option<EventRef>>()
+            + self
+                .latest
+                .iter()
+                .flatten()
+                .map(EventRef::heap_bytes)
+                .sum::<usize>()
     }
 }

@@ -25,7 +25,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Decision, EventRef, Params, Step, number};
+use super::{Decision, EventRef, Params, Step, events_bytes, number};
 use crate::sigma::CorrelationType;
 use crate::time::EventTime;
 
@@ -184,8 +184,9 @@ impl Window {
     }
 
     pub fn approx_bytes(&self) -> usize {
-        96 + self.events.len() * 96
-            + self.numbers.len() * 8
+        events_bytes(self.events.capacity(), &self.events)
+            + self.numbers.capacity() * size_of::<f64>()
+            // A B-tree node per ~6 keys, about 16 B of key slot and node share each.
             + self.distinct.iter().map(|v| v.len() + 32).sum::<usize>()
     }
 }

@@ -13,14 +13,19 @@ use std::sync::Arc;
 
 use super::eviction::{Rank, Ranks};
 use super::footprint::Footprint;
-use super::{Decision, Finding, Hit, Machine, Params, ShardLimits, ShardStats, Step, Target};
+use super::{
+    Decision, Finding, Hit, Machine, Params, ShardLimits, ShardStats, Step, Target, events_bytes,
+};
 use crate::matcher::RuleSet;
 use crate::score::Assessor;
 use crate::time::{EventTime, Span};
 
-/// Bytes a state costs besides its machine, footprint and key: the map entry, expiry, timer
-/// and rank bookkeeping.
-const ENTRY_OVERHEAD: usize = 160;
+/// Bytes a state costs besides what it owns on the heap: its slot in the state map (a hash
+/// table's load lies between 7/16 and 7/8, so a slot and a half on average, with a control
+/// byte each), its timer, and its id in an expiry bucket and in the rank queue.
+const ENTRY_OVERHEAD: usize = (size_of::<(u128, Entry)>() + 1) * 3 / 2
+    + size_of::<Reverse<(EventTime, u128)>>()
+    + 2 * size_of::<u128>();
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Pending {
@@ -71,6 +76,22 @@ struct Entry {
     rank: Rank,
     /// Approximate bytes, counted in the shard's total.
     bytes: usize,
+}
+
+impl Entry {
+    /// What the state costs: its share of the shard's tables and everything it owns.
+    fn approx_bytes(&self) -> usize {
+        ENTRY_OVERHEAD
+            + self.group.len()
+            + self.machine.approx_bytes()
+            + self.footprint.approx_bytes()
+            + self.awaiting.capacity() * size_of::<(EventTime, Decision)>()
+            + self
+                .awaiting
+                .iter()
+                .map(|(_, d)| events_bytes(d.events.capacity(), &d.events))
+                .sum::<usize>()
+    }
 }
 
 /// Width of an expiry bucket: states are swept at most this late (memory only, never results).
@@ -399,5 +420,17 @@ impl ShardEngine {
             self.decided(c, id, d, at, false, false, out);
         }
         self.settle(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Bug: once blast-radius scoring landed, every state carried its footprint sketch and the
+    /// largest machine inline (520 B before its first event, about twice that in the state
+    /// map's slots), and a million chains in flight cost 1.9 KB each.
+    #[test]
+    fn a_state_entry_carries_no_inline_sketch_or_window() {
+        let size = size_of::<super::Entry>();
+        assert!(size <= 160, "a state entry is {size} B");
     }
 }

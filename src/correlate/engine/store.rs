@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{BUCKET, ENTRY_OVERHEAD, Entry, ShardEngine};
+use super::{BUCKET, Entry, ShardEngine};
 use crate::correlate::Target;
 use crate::correlate::eviction::{Rank, Ranks};
 use crate::correlate::footprint::Footprint;
@@ -26,11 +26,7 @@ impl ShardEngine {
             self.drop_state(id);
             return;
         }
-        let bytes = entry.machine.approx_bytes()
-            + entry.footprint.approx_bytes()
-            + entry.group.len()
-            + entry.awaiting.len() * 96
-            + ENTRY_OVERHEAD;
+        let bytes = entry.approx_bytes();
         self.state_bytes = self.state_bytes + bytes - entry.bytes;
         entry.bytes = bytes;
         let stage = match &entry.machine {
