@@ -88,6 +88,10 @@ impl Builder<'_> {
             let patterns = &self.regex_patterns[&slot];
             let config = meta::Config::new()
                 .match_kind(MatchKind::All)
+                // A field's set holds hundreds of patterns at 1,000 rules; with the default
+                // cache the lazy DFA gives up and the search falls back to the PikeVM (a third
+                // slower overall). Memory is taken only as states are built.
+                .hybrid_cache_capacity(16 << 20)
                 .nfa_size_limit(Some(opts.regex_size_limit.unwrap_or(64 << 20)));
             let built = meta::Regex::builder().configure(config).build_many(
                 &patterns
