@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use credtrail::metrics::Metrics;
@@ -217,74 +217,47 @@ fn latency(addr: &str, rate: f64, seconds: usize, t: &[serde_json::Value]) -> (V
         + WARM_UP.as_nanos() as i128;
     // The broker's own floor: a plain consumer of the input topic, produce -> read per event.
     let (probe_addr, probe_topic) = (addr.to_string(), input.clone());
+    let warm_ms = (warm_until / 1_000_000) as i64;
     let probe = std::thread::spawn(move || {
-        let r: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &probe_addr)
-            .set("group.id", broker::unique("latp"))
-            .set("fetch.wait.max.ms", "5")
-            .create()
-            .expect("probe");
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition_offset(&probe_topic, 0, rdkafka::Offset::Beginning)
-            .unwrap();
-        r.assign(&tpl).unwrap();
         let mut lat = Vec::new();
-        let until = Instant::now() + Duration::from_secs(seconds as u64 + 10);
-        let warm_ms = (warm_until / 1_000_000) as i64;
-        while Instant::now() < until {
-            if let Some(Ok(m)) = r.poll(Duration::from_millis(20)) {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                let sent = m.timestamp().to_millis().unwrap_or(0);
-                if sent >= warm_ms {
-                    lat.push((now - sent) as f64);
-                }
+        read_for(&probe_addr, &probe_topic, "5", seconds + 10, |m| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let sent = m.timestamp().to_millis().unwrap_or(0);
+            if sent >= warm_ms {
+                lat.push((now - sent) as f64);
             }
-        }
+        });
         lat
     });
     let reader = std::thread::spawn(move || {
-        let r: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &reader_addr)
-            .set("group.id", broker::unique("latr"))
-            .set("fetch.wait.max.ms", "1")
-            .create()
-            .expect("reader");
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition_offset(&alerts_topic, 0, rdkafka::Offset::Beginning)
-            .unwrap();
-        r.assign(&tpl).unwrap();
         // (event sent -> alert read, alert produced -> alert read), in ms.
         let mut lat = Vec::new();
-        let until = Instant::now() + Duration::from_secs(seconds as u64 + 10);
-        while Instant::now() < until {
-            if let Some(Ok(m)) = r.poll(Duration::from_millis(20)) {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as i128;
-                let v: serde_json::Value =
-                    serde_json::from_slice(m.payload().unwrap_or(&[])).unwrap();
-                let last = v["evidences"]
-                    .as_array()
-                    .and_then(|e| e.last())
-                    .cloned()
-                    .unwrap_or_default();
-                let id = last["data"]["event_uid"].as_str().unwrap_or("");
-                if let Some(sent) = id
-                    .strip_prefix("lat-")
-                    .and_then(|s| s.split('-').next())
-                    .and_then(|s| s.parse::<i128>().ok())
-                    && sent >= warm_until
-                {
-                    // The alert's CreateTime: when the service handed it to its producer.
-                    let produced = m.timestamp().to_millis().unwrap_or(0) as i128 * 1_000_000;
-                    lat.push(((now - sent) as f64 / 1e6, (now - produced) as f64 / 1e6));
-                }
+        read_for(&reader_addr, &alerts_topic, "1", seconds + 10, |m| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i128;
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(&[])).unwrap();
+            let last = v["evidences"]
+                .as_array()
+                .and_then(|e| e.last())
+                .cloned()
+                .unwrap_or_default();
+            let id = last["data"]["event_uid"].as_str().unwrap_or("");
+            if let Some(sent) = id
+                .strip_prefix("lat-")
+                .and_then(|s| s.split('-').next())
+                .and_then(|s| s.parse::<i128>().ok())
+                && sent >= warm_until
+            {
+                // The alert's CreateTime: when the service handed it to its producer.
+                let produced = m.timestamp().to_millis().unwrap_or(0) as i128 * 1_000_000;
+                lat.push(((now - sent) as f64 / 1e6, (now - produced) as f64 / 1e6));
             }
-        }
+        });
         lat
     });
     let p = producer(addr);
@@ -340,6 +313,32 @@ fn latency(addr: &str, rate: f64, seconds: usize, t: &[serde_json::Value]) -> (V
         inside.join(" ")
     );
     (lat, metrics.alerts_delivered.load(Ordering::Relaxed))
+}
+
+/// Reads partition 0 of `topic` from its beginning for `seconds`, handing every message to `f`.
+fn read_for(
+    addr: &str,
+    topic: &str,
+    wait_ms: &str,
+    seconds: usize,
+    mut f: impl FnMut(&BorrowedMessage<'_>),
+) {
+    let r: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", broker::unique("latr"))
+        .set("fetch.wait.max.ms", wait_ms)
+        .create()
+        .expect("reader");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .expect("partition");
+    r.assign(&tpl).expect("assign");
+    let until = Instant::now() + Duration::from_secs(seconds as u64);
+    while Instant::now() < until {
+        if let Some(Ok(m)) = r.poll(Duration::from_millis(20)) {
+            f(&m);
+        }
+    }
 }
 
 /// The start of the latency run left out of its figures.

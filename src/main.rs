@@ -55,12 +55,8 @@ struct ReplayArgs {
     /// Input files, read in order; `-` reads standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Rule files or directories (repeatable).
-    #[arg(long, required = true)]
-    rules: Vec<PathBuf>,
-    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
-    #[arg(long)]
-    pipeline: Vec<PathBuf>,
+    #[command(flatten)]
+    sources: cli::RuleSources,
     /// Write alerts here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -175,8 +171,8 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         Some(p) => credtrail::identity::config::load(p).map_err(|e| bad_input(e.into()))?,
     };
     let rules = load_rules(
-        &args.rules,
-        &args.pipeline,
+        &args.sources.rules,
+        &args.sources.pipeline,
         CompileOptions {
             limits,
             forced_profile: forced,

@@ -20,12 +20,8 @@ pub struct EvalArgs {
     /// Labelled event files (plain, .gz, .zst), read in order.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Rule files or directories (repeatable).
-    #[arg(long, required = true)]
-    rules: Vec<PathBuf>,
-    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
-    #[arg(long)]
-    pipeline: Vec<PathBuf>,
+    #[command(flatten)]
+    sources: super::RuleSources,
     /// Labels: a `credtrail gen --labels` file, or the invictus-stratus `labels_derived.csv`.
     #[arg(long)]
     labels: PathBuf,
@@ -54,7 +50,11 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
     let truth = Truth::read(&args.labels)
         .with_context(|| format!("--labels {}", args.labels.display()))
         .map_err(bad_input)?;
-    let rules = load_rules(&args.rules, &args.pipeline, CompileOptions::default())?;
+    let rules = load_rules(
+        &args.sources.rules,
+        &args.sources.pipeline,
+        CompileOptions::default(),
+    )?;
     let shards = args.shards.max(1);
     let opts = EvalOptions {
         replay: ReplayOptions {

@@ -5,3 +5,14 @@ pub mod generate;
 pub mod rules;
 pub mod rules_test;
 pub mod service;
+
+/// Where rules come from, as `replay` and `eval` take them.
+#[derive(clap::Args)]
+pub struct RuleSources {
+    /// Rule files or directories (repeatable).
+    #[arg(long, required = true)]
+    pub rules: Vec<std::path::PathBuf>,
+    /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
+    #[arg(long)]
+    pub pipeline: Vec<std::path::PathBuf>,
+}

@@ -15,6 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sources::Generated;
+
 /// Attack or near miss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +57,19 @@ pub struct ChainLabel {
     pub end: String,
     /// Engine event ids of the chain's events, in event-time order.
     pub events: Vec<String>,
+}
+
+impl ChainLabel {
+    /// The label with the chain's span and event ids taken from its events (time order).
+    pub fn spanning(self, events: &[Generated]) -> ChainLabel {
+        let time = |e: Option<&Generated>| e.map(|e| e.time.to_string()).unwrap_or_default();
+        ChainLabel {
+            start: time(events.first()),
+            end: time(events.last()),
+            events: events.iter().map(|e| e.id.clone()).collect(),
+            ..self
+        }
+    }
 }
 
 /// Why a labels file could not be read.

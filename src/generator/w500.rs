@@ -266,16 +266,11 @@ impl Scenario {
             },
             expected_rules: rule.iter().map(|r| r.to_string()).collect(),
             identity,
-            start: events
-                .first()
-                .map(|e| e.time.to_string())
-                .unwrap_or_default(),
-            end: events
-                .last()
-                .map(|e| e.time.to_string())
-                .unwrap_or_default(),
-            events: events.iter().map(|e| e.id.clone()).collect(),
-        };
+            start: String::new(),
+            end: String::new(),
+            events: Vec::new(),
+        }
+        .spanning(&events);
         (events, label)
     }
 }

@@ -169,16 +169,11 @@ impl Scenario {
             expect,
             expected_rules: rules.iter().map(|r| r.to_string()).collect(),
             identity,
-            start: events
-                .first()
-                .map(|e| e.time.to_string())
-                .unwrap_or_default(),
-            end: events
-                .last()
-                .map(|e| e.time.to_string())
-                .unwrap_or_default(),
-            events: events.iter().map(|e| e.id.clone()).collect(),
-        };
+            start: String::new(),
+            end: String::new(),
+            events: Vec::new(),
+        }
+        .spanning(&events);
         (events, label)
     }
 }
