@@ -59,19 +59,7 @@ fn bench_decode_and_match(c: &mut Criterion) {
         let mut matcher = Matcher::new(&rules);
         let mut out = Vec::new();
         group.bench_function("decode+match", |b| {
-            b.iter(|| {
-                let mut hits = 0usize;
-                for e in &events {
-                    hits += decoder.decode(&rules.schema, e, e.len(), |v| {
-                        out.clear();
-                        if let Ok(v) = v {
-                            matcher.matches(&rules, &v, &mut out);
-                        }
-                        out.len()
-                    });
-                }
-                hits
-            })
+            b.iter(|| decode_and_match(&mut decoder, &rules, &mut matcher, &mut out, &events))
         });
         group.finish();
         eprintln!("{name}: {} events, {bytes} bytes", events.len());
@@ -114,22 +102,32 @@ fn bench_w500_rule_counts(c: &mut Criterion) {
         let mut matcher = Matcher::new(&rules);
         let mut out = Vec::new();
         group.bench_function(format!("decode+match {count} rules"), |b| {
-            b.iter(|| {
-                let mut hits = 0usize;
-                for e in &events {
-                    hits += decoder.decode(&rules.schema, e, e.len(), |v| {
-                        out.clear();
-                        if let Ok(v) = v {
-                            matcher.matches(&rules, &v, &mut out);
-                        }
-                        out.len()
-                    });
-                }
-                hits
-            })
+            b.iter(|| decode_and_match(&mut decoder, &rules, &mut matcher, &mut out, &events))
         });
     }
     group.finish();
+}
+
+/// Decodes and matches every event; the number of rule hits.
+fn decode_and_match(
+    decoder: &mut Decoder,
+    rules: &RuleSet,
+    matcher: &mut Matcher,
+    out: &mut Vec<u32>,
+    events: &[impl AsRef<[u8]>],
+) -> usize {
+    let mut hits = 0usize;
+    for e in events {
+        let e = e.as_ref();
+        hits += decoder.decode(&rules.schema, e, e.len(), |v| {
+            out.clear();
+            if let Ok(v) = v {
+                matcher.matches(rules, &v, out);
+            }
+            out.len()
+        });
+    }
+    hits
 }
 
 fn hits(n: usize) -> Vec<Hit> {
