@@ -48,13 +48,7 @@ fn bench_decode_and_match(c: &mut Criterion) {
         group.throughput(Throughput::Elements(events.len() as u64));
         let mut decoder = Decoder::new(&rules.schema);
         group.bench_function("decode", |b| {
-            b.iter(|| {
-                let mut ok = 0u64;
-                for e in &events {
-                    ok += decoder.decode(&rules.schema, e, e.len(), |v| u64::from(v.is_ok()));
-                }
-                ok
-            })
+            b.iter(|| decode(&mut decoder, &rules, &events))
         });
         let mut matcher = Matcher::new(&rules);
         let mut out = Vec::new();
@@ -90,13 +84,7 @@ fn bench_w500_rule_counts(c: &mut Criterion) {
         let mut decoder = Decoder::new(&rules.schema);
         if count == 100 {
             group.bench_function("decode", |b| {
-                b.iter(|| {
-                    let mut ok = 0u64;
-                    for e in &events {
-                        ok += decoder.decode(&rules.schema, e, e.len(), |v| u64::from(v.is_ok()));
-                    }
-                    ok
-                })
+                b.iter(|| decode(&mut decoder, &rules, &events))
             });
         }
         let mut matcher = Matcher::new(&rules);
@@ -106,6 +94,16 @@ fn bench_w500_rule_counts(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// Decodes every event; the number that decoded.
+fn decode(decoder: &mut Decoder, rules: &RuleSet, events: &[impl AsRef<[u8]>]) -> u64 {
+    let mut ok = 0u64;
+    for e in events {
+        let e = e.as_ref();
+        ok += decoder.decode(&rules.schema, e, e.len(), |v| u64::from(v.is_ok()));
+    }
+    ok
 }
 
 /// Decodes and matches every event; the number of rule hits.
