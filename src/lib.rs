@@ -9,21 +9,23 @@
 //!
 //! The path of one event, in module order:
 //!
-//! - [`input`]: where events come from (files, standard input; Kafka later) and their
-//!   [`Position`](input::Position), cut into batches of lines.
+//! - [`input`]: where events come from (files, standard input; Kafka records through
+//!   [`service`]) and their [`Position`](input::Position), cut into batches of lines.
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
 //!   reused buffers, size/depth/field limits), by source profile; event time and identity.
 //! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
 //! - [`identity`]: who is really acting: identity references, credential lineage across
 //!   `AssumeRole` and new access keys, resolved in event-time order to a root identity.
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field and
-//!   multi-pattern regexes; per event, the detections it satisfies.
+//!   multi-pattern regexes; per event, the detections it satisfies. On a rule reload, which
+//!   correlations of the old set carry their open state into the new one.
 //! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
 //!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
 //!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
 //! - [`pipeline`]: the threads of a replay (reader, workers, sequencer, shards, writer) and the
 //!   bounded channels between them.
-//! - [`inventory`]: what each identity can reach (identity context file), canaries.
+//! - [`inventory`]: what each identity can reach (identity context file, and in the service a
+//!   compacted topic applied live as an overlay), canaries.
 //! - [`score`]: blast radius 0-100 from reach, what the chain touched, stage and tempo, with a
 //!   breakdown whose points add up to the score.
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
@@ -40,8 +42,8 @@
 //! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
 //!   secret files), validated.
 //! - [`service`]: `credtrail run`, the Kafka consumer group feeding the engine: intake,
-//!   per-partition event time, alert and dead-letter producer, and the ledger that decides
-//!   which offsets may be committed.
+//!   per-partition event time, alert and dead-letter producer, the ledger that decides which
+//!   offsets may be committed, checkpoints, the live inventory and hot rule reload.
 //! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
 //!   endpoint.
 //!
