@@ -1,7 +1,7 @@
 //! Rule-set diagnostics for `credtrail rules lint`: every load error of every rule (not only the
 //! first), and warnings for rules that load but can never match what a source profile serves.
 //!
-//! Errors are exactly what [`sigma::load`] and [`matcher::compile`] would refuse: a rule set
+//! Errors are exactly what [`sigma::load`] and [`matcher::compile()`] would refuse: a rule set
 //! that lints without errors loads. Warnings are judgements about the rules against the
 //! built-in profiles:
 //!

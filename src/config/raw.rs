@@ -1,5 +1,5 @@
 //! What a person writes in `credtrail.toml`, field for field, and its validation into
-//! [`ServiceConfig`](super::ServiceConfig).
+//! [`super::ServiceConfig`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -357,7 +357,7 @@ pub fn number(text: &str) -> Option<f64> {
 }
 /// The hash that picks a hit's shard: of the whole group key, or of the values at `route`
 /// (a correlation routed by the group-by of the correlation that references it). Hits whose
-/// group holds [`IDENTITY_MARK`]s are keyed again once the resolver fills them in.
+/// group holds [`IDENTITY_MARK`](crate::identity::resolver::IDENTITY_MARK)s are keyed again once the resolver fills them in.
 pub fn shard_key(group: &str, route: Option<&[usize]>) -> u64 {
     let Some(route) = route else {
         return xxh3_64(group.as_bytes());

@@ -1,6 +1,6 @@
 //! Match: which detection rules an event satisfies.
 //!
-//! A [`RuleSet`] is compiled once from the loaded rules (see [`compile`]) and shared read-only by
+//! A [`RuleSet`] is compiled once from the loaded rules (see [`compile()`]) and shared read-only by
 //! every worker; each worker owns a [`Matcher`] with its scratch state (literal hits, candidate
 //! list, one regex cache per field set). Per event: the profile's prefilter scans the needed
 //! fields once with Aho-Corasick, only candidate rules are evaluated, and the result is the
