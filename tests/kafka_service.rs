@@ -1,8 +1,8 @@
 //! `credtrail run` against a real broker (tansu): the alerts on the alert topic are the ones
 //! `replay` gives for the same data, offsets are committed to the end, bad events land on the
 //! dead-letter topic with their reasons, a graceful stop and restart neither loses nor
-//! duplicates an alert, and inventory topic updates reach the scores of the alerts decided
-//! after them.
+//! duplicates an alert, credential lineage survives a restart, inventory topic updates reach
+//! the scores of the alerts decided after them, and a rule reload keeps open chains.
 
 mod broker;
 mod common;
@@ -518,4 +518,65 @@ fn a_rule_reload_mid_stream_keeps_open_chains_and_applies_new_rules_from_its_poi
         probes_after,
         "the new rule matched the events after the reload point and none before"
     );
+}
+
+/// A CloudTrail record at `minute` past 10:00 by the `ops` role session that mallory's
+/// `AssumeRole` minted, or (`session` false) by mallory herself.
+fn lineage_event(minute: u32, id: &str, source: &str, name: &str, session: bool) -> Vec<u8> {
+    let (who, response) = if session {
+        (
+            r#"{"type":"AssumedRole","arn":"arn:aws:sts::111111111111:assumed-role/ops/mal-1","accountId":"111111111111","accessKeyId":"ASIAOPS1","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::111111111111:role/ops"}}}"#,
+            "null",
+        )
+    } else {
+        (
+            r#"{"type":"IAMUser","arn":"arn:aws:iam::111111111111:user/mallory","accountId":"111111111111","accessKeyId":"AKIAMALLORY1","userName":"mallory"}"#,
+            r#"{"credentials":{"accessKeyId":"ASIAOPS1"},"assumedRoleUser":{"arn":"arn:aws:sts::111111111111:assumed-role/ops/mal-1"}}"#,
+        )
+    };
+    format!(
+        r#"{{"eventVersion":"1.08","eventTime":"2024-07-01T10:{minute:02}:00Z","eventSource":"{source}.amazonaws.com","eventName":"{name}","eventID":"{id}","userIdentity":{who},"requestParameters":{{"secretId":"prod/db","roleArn":"arn:aws:iam::111111111111:role/ops","durationSeconds":3600}},"responseElements":{response}}}"#
+    )
+    .into_bytes()
+}
+
+/// Bug: nothing held the commit back for a credential link, so after a restart the role
+/// session's events no longer joined the chain of the user who assumed the role.
+#[test]
+fn a_credential_link_minted_before_a_restart_still_joins_the_chain_after_it() {
+    let (b, mallory) = (broker::broker(), "arn:aws:iam::111111111111:user/mallory");
+    let t = topics("lineage", &b.addr);
+    let tick = |p: i32| (p, lineage_event(10, &format!("t{p}"), "x", "Tick", false));
+    // First run: the AssumeRole alone, then time moves past it on both partitions.
+    let assume = (0, lineage_event(0, "ar", "sts", "AssumeRole", false));
+    broker::produce(&b.addr, &t.input, &[assume, tick(0), tick(1)]);
+    let running = start(service_config(&b.addr, &t));
+    running.wait_events(3, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    running.stop();
+    let committed = broker::committed(&b.addr, &t.group, &t.input, PARTITIONS);
+    assert_eq!(
+        committed[0].0, 0,
+        "the AssumeRole holds its partition: {committed:?}"
+    );
+    // Second run: the session reads a secret, enumerates and creates a key.
+    let steps = [
+        (11, "secretsmanager", "GetSecretValue"),
+        (12, "iam", "ListUsers"),
+    ];
+    let second: Vec<_> = [steps[0], steps[1], (13, "iam", "CreateAccessKey")]
+        .iter()
+        .map(|(m, src, name)| (0, lineage_event(*m, name, src, name, true)))
+        .chain(ticks())
+        .collect();
+    broker::produce(&b.addr, &t.input, &second);
+    let running = start(service_config(&b.addr, &t));
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(1, Duration::from_secs(60), Duration::from_secs(2));
+    running.stop();
+    let groups: Vec<serde_json::Value> = (alerts.seen.iter())
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.payload).ok())
+        .map(|a| a["metadata"]["correlation_uid"].clone())
+        .collect();
+    assert!(groups.contains(&serde_json::json!(mallory)), "{groups:?}");
 }

@@ -150,6 +150,10 @@ pub struct KafkaConfig {
     /// A partition without messages for this long stops holding back engine time.
     #[serde(serialize_with = "ser_duration")]
     pub idle_timeout: Duration,
+    /// Credential links (`AssumeRole`, new keys) minted within this much event time hold input
+    /// offsets back, so a restart replays their minting events and knows them again.
+    #[serde(serialize_with = "ser_duration")]
+    pub lineage_hold: Duration,
     /// Extra librdkafka properties, checked against [`RESERVED_PROPERTIES`].
     pub consumer: BTreeMap<String, PropertyValue>,
     pub producer: BTreeMap<String, PropertyValue>,

@@ -51,6 +51,8 @@ pub struct RawKafka {
     pub commit_interval: String,
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: String,
+    #[serde(default = "default_lineage_hold")]
+    pub lineage_hold: String,
     #[serde(default)]
     pub consumer: BTreeMap<String, toml::Value>,
     #[serde(default)]
@@ -159,6 +161,9 @@ fn default_commit_interval() -> String {
 fn default_idle_timeout() -> String {
     "30s".into()
 }
+fn default_lineage_hold() -> String {
+    "1h".into()
+}
 fn default_profile() -> String {
     "auto".into()
 }
@@ -193,6 +198,7 @@ const ENV_SETTINGS: &[&str] = &[
     "kafka.checkpoint_topic",
     "kafka.commit_interval",
     "kafka.idle_timeout",
+    "kafka.lineage_hold",
     "rules.watch",
     "rules.watch_interval",
     "rules.identity",
@@ -445,6 +451,7 @@ impl RawConfig {
             checkpoint_topic: k.checkpoint_topic,
             commit_interval: duration("kafka.commit_interval", &k.commit_interval)?,
             idle_timeout: duration("kafka.idle_timeout", &k.idle_timeout)?,
+            lineage_hold: duration("kafka.lineage_hold", &k.lineage_hold)?,
             consumer,
             producer,
         };

@@ -295,6 +295,7 @@ impl<'t, 'de> EventView<'t, 'de> {
             minted,
             caller,
             lifetime,
+            pos: None,
         })
     }
 

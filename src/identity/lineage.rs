@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{IdentityRef, Link};
+use crate::input::Position;
 use crate::time::EventTime;
 
 /// Bounds of the lineage map.
@@ -39,6 +40,9 @@ struct Entry {
     hops: u8,
     expires: EventTime,
     seq: u64,
+    /// When and where the minting event was read.
+    minted: EventTime,
+    pos: Option<Position>,
 }
 
 /// An identity resolved to its root.
@@ -127,6 +131,8 @@ impl Lineage {
                     hops,
                     expires,
                     seq: self.seq,
+                    minted: link.time,
+                    pos: link.pos,
                 },
             ) {
                 self.by_expiry.remove(&(old.expires, old.seq));
@@ -141,6 +147,18 @@ impl Lineage {
             }
         }
         self.stats.peak = self.stats.peak.max(self.entries.len() as u64);
+    }
+
+    /// The offset, per source, of the oldest minting event of a link minted at or after
+    /// `since`: a restart that replays from there knows those links again. Costs a walk over
+    /// all links: call it at commit barriers, not per event.
+    pub fn oldest_positions(&self, since: EventTime, out: &mut HashMap<u32, u64>) {
+        for e in self.entries.values() {
+            if let Some(p) = e.pos.filter(|_| e.minted >= since) {
+                let o = out.entry(p.source).or_insert(p.offset);
+                *o = (*o).min(p.offset);
+            }
+        }
     }
 
     /// Drops links that expired before `now`.
@@ -182,7 +200,41 @@ mod tests {
             minted: vec![minted.into()],
             caller,
             lifetime: Span::from_secs(3600),
+            pos: Some(Position {
+                source: 0,
+                offset: secs as u64,
+            }),
         }
+    }
+
+    #[test]
+    fn links_minted_since_a_time_hold_their_minting_offsets() {
+        let mut l = Lineage::new(LineageLimits::default());
+        l.link(&link(
+            5,
+            id("user/a", Some("AKIA1")),
+            "ASIA1",
+            LinkKind::AssumeRole,
+        ));
+        l.link(&link(
+            9,
+            id("user/b", Some("AKIA2")),
+            "ASIA2",
+            LinkKind::AssumeRole,
+        ));
+        let mut held = HashMap::new();
+        l.oldest_positions(t(0), &mut held);
+        assert_eq!(held.get(&0), Some(&5), "both links held, the oldest wins");
+        held.clear();
+        l.oldest_positions(t(6), &mut held);
+        assert_eq!(
+            held.get(&0),
+            Some(&9),
+            "a link minted before `since` is given up"
+        );
+        held.clear();
+        l.oldest_positions(t(10), &mut held);
+        assert!(held.is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod resolver;
 pub use lineage::{Lineage, LineageLimits, LineageStats, Resolved};
 pub use resolver::Resolver;
 
+use crate::input::Position;
 use crate::time::{EventTime, Span};
 
 /// Who an event says is acting.
@@ -95,4 +96,7 @@ pub struct Link {
     pub caller: IdentityRef,
     /// How long the minted credential is followed.
     pub lifetime: Span,
+    /// Where the minting event was read (set by the sequencer): a restart that should know the
+    /// link again must replay from here.
+    pub pos: Option<Position>,
 }

@@ -6,10 +6,11 @@
 //! still resolved to the caller, as long as they are within the allowed lateness.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::{IdentityRef, Lineage, LineageLimits, Link};
 use crate::correlate::{GROUP_SEPARATOR, Hit, Target, shard_key};
+use crate::input::Position;
 use crate::matcher::TargetMap;
 use crate::time::EventTime;
 
@@ -94,6 +95,23 @@ impl Resolver {
 
     pub fn lineage(&self) -> &Lineage {
         &self.lineage
+    }
+
+    /// The offset, per source, of the oldest event a restart must replay for this resolver to
+    /// be as it is: every hit and link still waiting here, and the minting event of every link
+    /// minted at or after `links_since` (older links are given up at a restart).
+    pub fn oldest_positions(&self, links_since: EventTime, out: &mut HashMap<u32, u64>) {
+        let mut note = |p: Position| {
+            let o = out.entry(p.source).or_insert(p.offset);
+            *o = (*o).min(p.offset);
+        };
+        for Reverse(item) in &self.pending {
+            match &item.payload {
+                Payload::Hit(hit, _) => hit.event.visit(&mut |e| note(e.pos)),
+                Payload::Link(link) => link.pos.into_iter().for_each(&mut note),
+            }
+        }
+        self.lineage.oldest_positions(links_since, out);
     }
 
     /// A reloaded rule set: hits waiting here move to their rule's new index (see
@@ -210,5 +228,83 @@ impl Resolver {
                 out(hit);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::EventRef;
+    use crate::identity::LinkKind;
+    use crate::time::Span;
+
+    fn at(offset: u64) -> Position {
+        Position { source: 3, offset }
+    }
+
+    fn hit(secs: i64, offset: u64) -> Hit {
+        Hit {
+            target: Target::Correlation(0),
+            stages: 1,
+            group: IDENTITY_MARK.to_string().into(),
+            value: None,
+            shard_key: 0,
+            event: EventRef {
+                time: EventTime::from_millis(secs * 1000),
+                key: offset,
+                pos: at(offset),
+                id: format!("e{offset}").into(),
+                parts: None,
+                actor: None,
+            },
+            touched: Vec::new(),
+        }
+    }
+
+    fn who(credential: &str) -> IdentityRef {
+        IdentityRef {
+            principal: "user/alice".into(),
+            credential: Some(credential.into()),
+            session: None,
+        }
+    }
+
+    #[test]
+    fn waiting_hits_and_links_and_recent_links_hold_their_offsets() {
+        let mut r = Resolver::new(LineageLimits::default(), 1024, vec![None]);
+        let mut out = Vec::new();
+        r.push_link(
+            Link {
+                time: EventTime::from_millis(10_000),
+                key: 1,
+                kind: LinkKind::AssumeRole,
+                minted: vec!["ASIA1".into()],
+                caller: who("AKIA1"),
+                lifetime: Span::from_secs(3600),
+                pos: Some(at(7)),
+            },
+            &mut |h| out.push(h),
+        );
+        r.push_hit(hit(20, 9), Some(who("ASIA1")), &mut |h| out.push(h));
+        let mut held = HashMap::new();
+        r.oldest_positions(EventTime::MIN, &mut held);
+        assert_eq!(held, HashMap::from([(3, 7)]), "both wait for event time");
+        // Event time passes both: the hit leaves for its shard, the link stays in the lineage.
+        r.release(EventTime::from_millis(30_000), &mut |h| out.push(h));
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            &*out[0].group, "user/alice",
+            "the session resolved to its caller"
+        );
+        held.clear();
+        r.oldest_positions(EventTime::from_millis(5_000), &mut held);
+        assert_eq!(
+            held,
+            HashMap::from([(3, 7)]),
+            "a recent link holds its minting event"
+        );
+        held.clear();
+        r.oldest_positions(EventTime::from_millis(15_000), &mut held);
+        assert!(held.is_empty(), "an older link is given up: {held:?}");
     }
 }

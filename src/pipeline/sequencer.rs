@@ -209,7 +209,11 @@ impl Sequencer {
             }
             clock.max_seen = clock.max_seen.max(t);
             while links.peek().is_some_and(|(li, _)| *li == i32_) {
-                if let Some((_, link)) = links.next() {
+                if let Some((_, mut link)) = links.next() {
+                    link.pos = Some(crate::input::Position {
+                        source,
+                        offset: line.offset,
+                    });
                     self.resolver.push_link(link, &mut route_hit);
                 }
             }

@@ -152,6 +152,9 @@ pub struct SequencedEnd {
     pub end: u64,
     /// Largest event time seen.
     pub clock: EventTime,
+    /// The oldest offset the sequencer itself still needs replayed after a restart (hits and
+    /// credential links waiting for event time, recent credential links).
+    pub hold: Option<u64>,
 }
 
 /// What to commit for one partition.
@@ -308,6 +311,9 @@ impl Ledger {
             let mut v = e.end;
             if let Some(h) = holds.get(&e.source) {
                 v = v.min(*h);
+            }
+            if let Some(h) = e.hold {
+                v = v.min(h);
             }
             if let Some((o, _)) = p.dead.first_key_value() {
                 v = v.min(*o);

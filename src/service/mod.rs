@@ -384,7 +384,14 @@ pub fn run(
                 .name("credtrail-sequence".into())
                 .spawn_scoped(s, move || {
                     sequence::run(
-                        decoded_rx, senders, tx, recycle_tx, rules, resolver, &metrics,
+                        decoded_rx,
+                        senders,
+                        tx,
+                        recycle_tx,
+                        rules,
+                        resolver,
+                        Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
+                        &metrics,
                     )
                 })
                 .map_err(|_| ServiceError::Panicked("sequence"))?

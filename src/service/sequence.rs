@@ -55,10 +55,13 @@ struct State<'a> {
     delivery: Sender<DeliveryMsg>,
     recycle: Sender<Batch>,
     sent_watermark: EventTime,
+    /// Credential links minted within this much of engine time hold offsets back.
+    lineage_hold: Span,
     metrics: &'a Metrics,
 }
 
 /// Runs until the workers' channel closes (the intake stopped) or a downstream thread is gone.
+#[allow(clippy::too_many_arguments)] // the thread's channels and its two settings, each once
 pub fn run(
     rx: Receiver<Decoded>,
     shards: Vec<Sender<ShardMsg>>,
@@ -66,6 +69,7 @@ pub fn run(
     recycle: Sender<Batch>,
     rules: Arc<RuleSet>,
     resolver: Resolver,
+    lineage_hold: Span,
     metrics: &Metrics,
 ) {
     let mut st = State {
@@ -78,6 +82,7 @@ pub fn run(
         delivery,
         recycle,
         sent_watermark: EventTime::MIN,
+        lineage_hold,
         metrics,
     };
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
@@ -314,6 +319,12 @@ impl State<'_> {
                 if !self.flush_hits() {
                     return false;
                 }
+                // What the resolver still needs replayed after a restart.
+                let links_since = self
+                    .engine_watermark()
+                    .map_or(EventTime::MIN, |w| w.minus(self.lineage_hold));
+                let mut held = HashMap::new();
+                self.seq.resolver().oldest_positions(links_since, &mut held);
                 let mut ends = Vec::new();
                 for (s, p) in &self.parts {
                     if !p.assigned {
@@ -331,6 +342,7 @@ impl State<'_> {
                         source: *s,
                         end,
                         clock,
+                        hold: held.get(s).copied(),
                     });
                 }
                 ends.sort_by_key(|e| e.source);

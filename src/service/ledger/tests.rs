@@ -7,6 +7,7 @@ fn end(source: u32, end: u64) -> SequencedEnd {
         source,
         end,
         clock: EventTime(1_000),
+        hold: None,
     }
 }
 
@@ -65,6 +66,25 @@ fn the_commit_is_the_oldest_of_sequenced_end_shard_holds_dead_letters_and_pendin
         vec![(0, 100), (1, 95)]
     );
     assert_eq!(l.units(), 0, "a unit no replay can reach is forgotten");
+}
+
+/// Bug: hits and credential links waiting in the sequencer's resolver for event time were
+/// sequenced, so the commit passed them; a crash then lost them (the shards had never seen
+/// them, and the replay started after them).
+#[test]
+fn what_the_sequencer_still_holds_pulls_the_commit_back() {
+    let mut l = ledger(&[0, 1]);
+    let ends = [
+        SequencedEnd {
+            hold: Some(30),
+            ..end(0, 100)
+        },
+        end(1, 80),
+    ];
+    assert_eq!(
+        offsets(&l.commit_points(&ends, &HashMap::from([(0, 50)]))),
+        vec![(0, 30), (1, 80)]
+    );
 }
 
 #[test]
