@@ -319,10 +319,12 @@ impl State<'_> {
                 if !self.flush_hits() {
                     return false;
                 }
-                // What the resolver still needs replayed after a restart.
-                let links_since = self
-                    .engine_watermark()
-                    .map_or(EventTime::MIN, |w| w.minus(self.lineage_hold));
+                // What the resolver still needs replayed after a restart. Measured from the
+                // engine time the shards were last given, which idle partitions cannot move back.
+                let links_since = match self.sent_watermark {
+                    EventTime::MIN => EventTime::MIN,
+                    w => w.minus(self.lineage_hold),
+                };
                 let mut held = HashMap::new();
                 self.seq.resolver().oldest_positions(links_since, &mut held);
                 let mut ends = Vec::new();
