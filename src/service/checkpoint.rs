@@ -12,13 +12,15 @@
 //! works on brokers whose offset listing is unreliable.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::ledger::Resume;
@@ -42,11 +44,27 @@ pub enum CheckpointError {
     Timeout { topic: String, limit: Duration },
 }
 
+/// The checkpoint producer's context: counts records the broker did not take.
+#[derive(Default)]
+pub struct Failures(AtomicU64);
+
+impl ClientContext for Failures {}
+
+impl ProducerContext for Failures {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Writes and reads the checkpoints of one consumer group.
 pub struct Checkpoints {
     topic: String,
     group: String,
-    producer: BaseProducer,
+    producer: BaseProducer<Failures>,
     reader_config: ClientConfig,
 }
 
@@ -69,7 +87,7 @@ impl Checkpoints {
             p.set(k, v.expose());
         }
         p.set("enable.idempotence", "true").set("acks", "all");
-        let producer = p.create().map_err(err)?;
+        let producer = p.create_with_context(Failures::default()).map_err(err)?;
         let mut r = ClientConfig::new();
         r.set("bootstrap.servers", &config.kafka.brokers)
             .set("client.id", "credtrail-checkpoint-reader");
@@ -98,8 +116,9 @@ impl Checkpoints {
         }
     }
 
-    /// Writes `points` and waits up to `limit` for every acknowledgement.
-    pub fn write(&self, points: &[Checkpoint], limit: Duration) -> Result<(), CheckpointError> {
+    /// Hands `points` to the producer without waiting; see [`acknowledged`](Self::acknowledged)
+    /// and [`failures`](Self::failures).
+    pub fn send(&self, points: &[Checkpoint]) -> Result<(), CheckpointError> {
         for c in points {
             let k = key(&self.group, &c.topic, c.partition);
             let v = format!("{} {}", c.offset, c.resume.encode());
@@ -107,7 +126,23 @@ impl Checkpoints {
                 .send(BaseRecord::to(&self.topic).key(&k).payload(&v))
                 .map_err(|(e, _)| self.err(e))?;
         }
-        self.producer.flush(limit).map_err(|e| self.err(e))
+        Ok(())
+    }
+
+    /// Whether every record sent so far was answered by the broker (serves its callbacks).
+    pub fn acknowledged(&self) -> bool {
+        self.producer.poll(Duration::ZERO);
+        self.producer.in_flight_count() == 0
+    }
+
+    /// Waits up to `limit` until every record sent so far was answered.
+    pub fn wait(&self, limit: Duration) -> bool {
+        self.producer.flush(limit).is_ok() && self.producer.in_flight_count() == 0
+    }
+
+    /// Records the broker refused so far.
+    pub fn failures(&self) -> u64 {
+        self.producer.context().0.load(Ordering::Relaxed)
     }
 
     /// Reads the topic to its end and returns the latest checkpoint of each wanted partition.

@@ -18,7 +18,8 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::checkpoint::{Checkpoint, Checkpoints};
+use super::checkpoint::Checkpoints;
+use super::commit::Committer;
 use super::consumer::InputConsumer;
 use super::ledger::CommitPoint;
 use super::{Control, Item, Mailbox, NewRules, ServiceError, Signal};
@@ -73,9 +74,8 @@ pub struct Intake {
     paused: bool,
     seq: u64,
     epoch: u64,
-    committed: HashMap<u32, i64>,
-    checkpoints: Checkpoints,
-    /// Bound of one checkpoint write or read.
+    committer: Committer,
+    /// Bound of one checkpoint read or committed-offsets lookup.
     io_limit: Duration,
     rules: Arc<RuleSet>,
 }
@@ -196,7 +196,7 @@ impl Intake {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        let mut checkpoints = match self.checkpoints.read(&wanted, self.io_limit) {
+        let mut checkpoints = match self.committer.checkpoints().read(&wanted, self.io_limit) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read checkpoints; replaying without them (alerts may be re-emitted with their same ids)");
@@ -327,54 +327,10 @@ impl Intake {
 
     /// Commits the points of partitions still assigned, with their replay metadata.
     fn commit(&mut self, consumer: &InputConsumer, points: Vec<CommitPoint>, mode: CommitMode) {
-        let mut tpl = TopicPartitionList::new();
-        let mut records = Vec::new();
-        for p in &points {
-            let Some(part) = self.parts.get(&p.source) else {
-                continue;
-            };
-            if self.committed.get(&p.source) == Some(&(p.offset as i64))
-                && matches!(mode, CommitMode::Async)
-            {
-                continue;
-            }
-            if tpl
-                .add_partition_offset(&part.topic, part.partition, Offset::Offset(p.offset as i64))
-                .is_err()
-            {
-                continue;
-            }
-            records.push(Checkpoint {
-                topic: part.topic.clone(),
-                partition: part.partition,
-                offset: p.offset,
-                resume: p.resume.clone(),
-            });
-        }
-        if records.is_empty() {
-            return;
-        }
-        Metrics::add(&self.metrics.commits, 1);
-        // The checkpoint first: an offset is never committed without the metadata a replay
-        // from it needs.
-        if let Err(e) = self.checkpoints.write(&records, self.io_limit) {
-            Metrics::add(&self.metrics.commit_failures, 1);
-            tracing::warn!(error = %e, "cannot write checkpoints; not committing, the next barrier tries again");
-            return;
-        }
-        match consumer.commit(&tpl, mode) {
-            Ok(()) => {
-                for p in &points {
-                    if self.parts.contains_key(&p.source) {
-                        self.committed.insert(p.source, p.offset as i64);
-                    }
-                }
-            }
-            Err(e) => {
-                Metrics::add(&self.metrics.commit_failures, 1);
-                tracing::warn!(error = %e, "offset commit failed; the next barrier commits again");
-            }
-        }
+        let parts = &self.parts;
+        self.committer.commit(consumer, points, mode, |s| {
+            parts.get(&s).map(|p| (p.topic.as_str(), p.partition))
+        });
     }
 
     fn set_paused(&mut self, consumer: &InputConsumer, paused: bool) {
@@ -488,8 +444,11 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         paused: false,
         seq: 0,
         epoch: 0,
-        committed: HashMap::new(),
-        checkpoints: ctx.checkpoints,
+        committer: Committer::new(
+            ctx.checkpoints,
+            config.shutdown.step(ShutdownStep::Commit),
+            ctx.metrics.clone(),
+        ),
         io_limit: config.shutdown.step(ShutdownStep::Commit),
         rules: ctx.rules,
     });
@@ -567,7 +526,7 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
     with(&mut |i| {
         let points = i.drain();
         i.commit(&consumer, points, CommitMode::Sync);
-        for (s, o) in &i.committed {
+        for (s, o) in &i.committer.committed {
             if let Some(p) = i.parts.get(s) {
                 committed.push((p.topic.clone(), p.partition, *o));
             }

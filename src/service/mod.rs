@@ -25,6 +25,7 @@
 //! swaps the shards' scorer between two messages.
 
 pub mod checkpoint;
+pub mod commit;
 pub mod consumer;
 pub mod delivery;
 pub mod intake;
