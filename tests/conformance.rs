@@ -6,33 +6,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use credtrail::ruletest::{self, Status, TestOptions};
+use credtrail::ruletest::Status;
 
 #[test]
 fn every_conformance_case_and_variant_passes() {
-    std::env::set_current_dir(common::root()).unwrap();
-    let report = ruletest::run(&TestOptions {
-        paths: vec![PathBuf::from("tests/conformance/correlation")],
-        ..TestOptions::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    let failures: Vec<String> = report
-        .results
-        .iter()
-        .filter(|r| r.status == Status::Fail)
-        .map(|r| {
-            format!(
-                "{}: {} [{:?}]: {}",
-                r.file.display(),
-                r.case,
-                r.variant,
-                r.message
-            )
-        })
-        .collect();
-    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+    let report = common::rules_test_passes("tests/conformance/correlation");
     let cases = report
         .results
         .iter()

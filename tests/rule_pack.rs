@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use credtrail::ruletest::{self, Status, TestOptions};
+use credtrail::ruletest::Status;
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -38,26 +38,7 @@ fn every_sidecar_test_of_the_pack_passes() {
             s.display()
         );
     }
-    let report = ruletest::run(&TestOptions {
-        paths: vec![PathBuf::from("rules")],
-        ..TestOptions::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    let failures: Vec<String> = report
-        .results
-        .iter()
-        .filter(|r| r.status == Status::Fail)
-        .map(|r| {
-            format!(
-                "{}: {} [{:?}]: {}",
-                r.file.display(),
-                r.case,
-                r.variant,
-                r.message
-            )
-        })
-        .collect();
-    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+    let report = common::rules_test_passes("rules");
     // Every sidecar ran, and every file of chains was tested with generated variants.
     for s in &sidecars {
         let ran = report.results.iter().any(|r| r.file == **s);

@@ -68,11 +68,10 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
     }
 }
 
-/// Runs hits through one engine, advancing the watermark after each push as a stream would,
-/// then to the end of time. Returns findings as (target, group, event ids).
-fn run(hits: Vec<Hit>, lateness_secs: i64) -> Vec<(Target, String, Vec<String>)> {
-    let rules = Arc::new(ruleset(CHAIN));
-    let mut engine = ShardEngine::new(rules, ShardLimits::default());
+/// Runs hits through one engine of `rules`, advancing the watermark after each push as a
+/// stream would, then to the end of time.
+fn drive(rules: &str, hits: Vec<Hit>, lateness_secs: i64) -> Vec<Finding> {
+    let mut engine = ShardEngine::new(Arc::new(ruleset(rules)), ShardLimits::default());
     let mut out = Vec::new();
     let mut max_seen = EventTime::MIN;
     for h in hits {
@@ -81,15 +80,18 @@ fn run(hits: Vec<Hit>, lateness_secs: i64) -> Vec<(Target, String, Vec<String>)>
         engine.advance(max_seen.minus(Span::from_secs(lateness_secs)), &mut out);
     }
     engine.advance(EventTime::MAX, &mut out);
-    out.iter()
-        .map(|f| {
-            (
-                f.target,
-                f.group.to_string(),
-                f.events.iter().map(|(e, _)| e.id.to_string()).collect(),
-            )
-        })
-        .collect()
+    out
+}
+
+/// A finding as (target, group, event ids).
+fn view(f: &Finding) -> (Target, String, Vec<String>) {
+    let ids = f.events.iter().map(|(e, _)| e.id.to_string()).collect();
+    (f.target, f.group.to_string(), ids)
+}
+
+/// [`drive`] over the chain rules; findings as [`view`]s.
+fn run(hits: Vec<Hit>, lateness_secs: i64) -> Vec<(Target, String, Vec<String>)> {
+    drive(CHAIN, hits, lateness_secs).iter().map(view).collect()
 }
 
 // Correlation indices follow load order: chain 0, burst 1, anyorder 2.
@@ -327,24 +329,12 @@ const FEW: u32 = 0;
 const KEPT: u32 = 1;
 
 fn run_timed(hits: Vec<Hit>, lateness_secs: i64) -> Vec<(Target, String, Vec<String>, i64)> {
-    let rules = Arc::new(ruleset(TIMED));
-    let mut engine = ShardEngine::new(rules, ShardLimits::default());
-    let mut out = Vec::new();
-    let mut max_seen = EventTime::MIN;
-    for h in hits {
-        max_seen = max_seen.max(h.event.time);
-        engine.push(h, &mut out);
-        engine.advance(max_seen.minus(Span::from_secs(lateness_secs)), &mut out);
-    }
-    engine.advance(EventTime::MAX, &mut out);
-    out.iter()
+    drive(TIMED, hits, lateness_secs)
+        .iter()
         .map(|f| {
-            (
-                f.target,
-                f.group.to_string(),
-                f.events.iter().map(|(e, _)| e.id.to_string()).collect(),
-                (f.time.as_millis() - t(0).as_millis()) / 1000,
-            )
+            let (target, group, ids) = view(f);
+            let at = (f.time.as_millis() - t(0).as_millis()) / 1000;
+            (target, group, ids, at)
         })
         .collect()
 }

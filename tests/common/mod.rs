@@ -109,3 +109,29 @@ pub fn titles_and_groups(text: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Runs `rules test` on `path` (from the project root) and fails listing every failed case and
+/// variant; returns the report for further checks.
+pub fn rules_test_passes(path: &str) -> credtrail::ruletest::Report {
+    use credtrail::ruletest::{self, Status, TestOptions};
+    std::env::set_current_dir(root()).unwrap();
+    let report = ruletest::run(&TestOptions {
+        paths: vec![PathBuf::from(path)],
+        ..TestOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let failures: Vec<String> = (report.results.iter())
+        .filter(|r| r.status == Status::Fail)
+        .map(|r| {
+            format!(
+                "{}: {} [{:?}]: {}",
+                r.file.display(),
+                r.case,
+                r.variant,
+                r.message
+            )
+        })
+        .collect();
+    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+    report
+}
