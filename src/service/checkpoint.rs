@@ -23,6 +23,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::consumer::side_reader_config;
 use super::ledger::Resume;
 use crate::config::ServiceConfig;
 
@@ -88,19 +89,7 @@ impl Checkpoints {
         }
         p.set("enable.idempotence", "true").set("acks", "all");
         let producer = p.create_with_context(Failures::default()).map_err(err)?;
-        let mut r = ClientConfig::new();
-        r.set("bootstrap.servers", &config.kafka.brokers)
-            .set("client.id", "credtrail-checkpoint-reader");
-        for (k, v) in &config.kafka.consumer {
-            r.set(k, v.expose());
-        }
-        // An assign-only reader: a group id is required by librdkafka but never joined.
-        r.set(
-            "group.id",
-            format!("{}-checkpoint-reader", config.kafka.group),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        let r = side_reader_config(config, "checkpoint-reader", false);
         Ok(Checkpoints {
             topic,
             group: config.kafka.group.clone(),

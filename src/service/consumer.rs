@@ -86,6 +86,22 @@ impl ConsumerContext for IntakeContext {
 
 pub type InputConsumer = BaseConsumer<IntakeContext>;
 
+/// The settings of an assign-only reader of a side topic (checkpoints, inventory) called
+/// `role`: the user's consumer properties, and a group id librdkafka requires but that is never
+/// joined or committed to.
+pub fn side_reader_config(config: &ServiceConfig, role: &str, eof: bool) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers)
+        .set("client.id", format!("credtrail-{role}"));
+    for (k, v) in &config.kafka.consumer {
+        c.set(k, v.expose());
+    }
+    c.set("group.id", format!("{}-{role}", config.kafka.group))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", if eof { "true" } else { "false" });
+    c
+}
+
 /// Creates the consumer (not yet subscribed).
 pub fn create_consumer(
     config: &ServiceConfig,

@@ -264,13 +264,17 @@ impl Intake {
                 resume,
             });
         }
+        self.publish_assignment();
+        starts
+    }
+
+    /// The assignment gauges: partitions held, and ready while any is.
+    fn publish_assignment(&self) {
+        let n = self.parts.len();
         self.metrics
             .partitions_assigned
-            .store(self.parts.len() as i64, Ordering::Relaxed);
-        self.metrics
-            .ready
-            .store(!self.parts.is_empty(), Ordering::Relaxed);
-        starts
+            .store(n as i64, Ordering::Relaxed);
+        self.metrics.ready.store(n > 0, Ordering::Relaxed);
     }
 
     pub(super) fn revoke(&mut self, consumer: &InputConsumer, tpl: &TopicPartitionList) {
@@ -294,12 +298,7 @@ impl Intake {
                 self.metrics.forget_partition(&p.topic, p.partition);
             }
         }
-        self.metrics
-            .partitions_assigned
-            .store(self.parts.len() as i64, Ordering::Relaxed);
-        self.metrics
-            .ready
-            .store(!self.parts.is_empty(), Ordering::Relaxed);
+        self.publish_assignment();
         self.metrics.draining.store(false, Ordering::Relaxed);
     }
 

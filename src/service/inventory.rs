@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::ServiceError;
+use super::consumer::side_reader_config;
 use crate::config::ServiceConfig;
 use crate::inventory::Inventory;
 use crate::inventory::overlay::Overlay;
@@ -95,20 +95,9 @@ impl InventoryFeed {
             role: "inventory reader",
             source,
         };
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &config.kafka.brokers)
-            .set("client.id", "credtrail-inventory");
-        for (k, v) in &config.kafka.consumer {
-            c.set(k, v.expose());
-        }
-        // Assign-only: librdkafka wants a group id, which is never joined or committed to.
-        c.set(
-            "group.id",
-            format!("{}-inventory-reader", config.kafka.group),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true");
-        let consumer: BaseConsumer = c.create().map_err(err)?;
+        let consumer: BaseConsumer = side_reader_config(config, "inventory-reader", true)
+            .create()
+            .map_err(err)?;
         let metadata = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .map_err(err)?;
