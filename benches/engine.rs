@@ -153,6 +153,22 @@ fn hits(n: usize) -> Vec<Hit> {
         .collect()
 }
 
+/// A fresh shard engine fed `hits` as a stream would (the watermark advanced every 64 hits),
+/// then to the end of time; the engine and the number of findings.
+fn feed(rules: &Arc<RuleSet>, hits: Vec<Hit>) -> (ShardEngine, usize) {
+    let mut engine = ShardEngine::new(rules.clone(), ShardLimits::default());
+    let mut out = Vec::new();
+    for (i, h) in hits.into_iter().enumerate() {
+        let t = h.event.time;
+        engine.push(h, &mut out);
+        if i % 64 == 0 {
+            engine.advance(t, &mut out);
+        }
+    }
+    engine.advance(EventTime::MAX, &mut out);
+    (engine, out.len())
+}
+
 fn bench_shard(c: &mut Criterion) {
     let rules = Arc::new(pack());
     let batch = hits(10_000);
@@ -161,19 +177,7 @@ fn bench_shard(c: &mut Criterion) {
     group.bench_function("push+advance 10k hits, 1k identities", |b| {
         b.iter_batched(
             || batch.clone(),
-            |hits| {
-                let mut engine = ShardEngine::new(rules.clone(), ShardLimits::default());
-                let mut out = Vec::new();
-                for (i, h) in hits.into_iter().enumerate() {
-                    let t = h.event.time;
-                    engine.push(h, &mut out);
-                    if i % 64 == 0 {
-                        engine.advance(t, &mut out);
-                    }
-                }
-                engine.advance(EventTime::MAX, &mut out);
-                out.len()
-            },
+            |hits| feed(&rules, hits).1,
             BatchSize::LargeInput,
         )
     });
@@ -282,17 +286,8 @@ fn bench_correlation_shapes(c: &mut Criterion) {
             b.iter_batched(
                 || batch.clone(),
                 |hits| {
-                    let mut engine = ShardEngine::new(rules.clone(), ShardLimits::default());
-                    let mut out = Vec::new();
-                    for (i, h) in hits.into_iter().enumerate() {
-                        let t = h.event.time;
-                        engine.push(h, &mut out);
-                        if i % 64 == 0 {
-                            engine.advance(t, &mut out);
-                        }
-                    }
-                    engine.advance(EventTime::MAX, &mut out);
-                    (out.len(), engine.stats().timers, engine.stats().derived)
+                    let (engine, findings) = feed(&rules, hits);
+                    (findings, engine.stats().timers, engine.stats().derived)
                 },
                 BatchSize::LargeInput,
             )
