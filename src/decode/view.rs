@@ -243,8 +243,13 @@ impl<'t, 'de> EventView<'t, 'de> {
 
     /// The credential this event minted, if it is a successful `AssumeRole`,
     /// `GetSessionToken`, `GetFederationToken` or `CreateAccessKey` whose response names it.
-    /// `key` is the event's content key.
-    pub fn minted_link(&self, schema: &Schema, key: u64, limits: &MintLifetimes) -> Option<Link> {
+    /// `key` gives the event's content key; it is asked only for an event that minted one.
+    pub fn minted_link(
+        &self,
+        schema: &Schema,
+        key: impl FnOnce() -> u64,
+        limits: &MintLifetimes,
+    ) -> Option<Link> {
         let profile = self.profile(schema);
         let [
             name,
@@ -290,7 +295,7 @@ impl<'t, 'de> EventView<'t, 'de> {
         };
         Some(Link {
             time: self.time,
-            key,
+            key: key(),
             kind,
             minted,
             caller,

@@ -190,10 +190,13 @@ impl EventCtx<'_> {
             id = Some(event_id);
         }
         if view.kind == crate::decode::ProfileKind::CloudTrail {
-            let event_id = id.unwrap_or_else(|| view.event_id(&self.rules.schema));
-            if let Some(link) =
-                view.minted_link(&self.rules.schema, event_key(&event_id), self.mint)
-            {
+            let schema = &self.rules.schema;
+            // The event id is built only for the few events that mint a credential.
+            let key = || match &id {
+                Some(id) => event_key(id),
+                None => event_key(&view.event_id(schema)),
+            };
+            if let Some(link) = view.minted_link(schema, key, self.mint) {
                 self.links.push((self.line, link));
             }
         }
