@@ -1,4 +1,5 @@
-//! Replays of the real public attack data in `../shared/datasets` with the shipped rule pack.
+//! Replays of the real public attack data (`datasets/` of the public data root, see
+//! `common/public_data.rs`) with the shipped rule pack.
 
 mod common;
 
