@@ -22,8 +22,9 @@
 //! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
 //!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
 //!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
-//! - [`pipeline`]: the threads of a replay (reader, workers, sequencer, shards, writer) and the
-//!   bounded channels between them.
+//! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
+//!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
+//!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end.
 //! - [`inventory`]: what each identity can reach (identity context file, and in the service a
 //!   compacted topic applied live as an overlay), canaries.
 //! - [`score`]: blast radius 0-100 from reach, what the chain touched, stage and tempo, with a
@@ -41,9 +42,10 @@
 //! - [`time`]: event time and durations.
 //! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
 //!   secret files), validated.
-//! - [`service`]: `credtrail run`, the Kafka consumer group feeding the engine: intake,
-//!   per-partition event time, alert and dead-letter producer, the ledger that decides which
-//!   offsets may be committed, checkpoints, the live inventory and hot rule reload.
+//! - [`service`]: `credtrail run`, the Kafka front end of the same engine: intake (consumer
+//!   group, per-partition batches), the delivery sink (alert and dead-letter producer, the
+//!   ledger that decides which offsets may be committed), checkpoints, the live inventory and
+//!   hot rule reload.
 //! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
 //!   endpoint.
 //!

@@ -15,7 +15,8 @@
 //!
 //! Points are rounded so that they add up exactly to the score (largest remainder).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
@@ -394,6 +395,39 @@ fn largest_remainder(exact: &[f64], total: u32) -> Vec<u32> {
         }
     }
     floors
+}
+
+/// The scorer in use and its version; shards compare the version between messages (the
+/// service's live inventory publishes new ones).
+#[derive(Debug)]
+pub struct LiveAssessor {
+    version: AtomicU64,
+    current: RwLock<Arc<Assessor>>,
+}
+
+impl LiveAssessor {
+    pub fn new(assessor: Arc<Assessor>) -> LiveAssessor {
+        LiveAssessor {
+            version: AtomicU64::new(1),
+            current: RwLock::new(assessor),
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The scorer now, with its version.
+    pub fn current(&self) -> (u64, Arc<Assessor>) {
+        let g = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (self.version(), g.clone())
+    }
+
+    pub fn publish(&self, assessor: Arc<Assessor>) {
+        let mut g = self.current.write().unwrap_or_else(|e| e.into_inner());
+        *g = assessor;
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 #[cfg(test)]

@@ -1,489 +1,412 @@
-//! Pipeline: the threads of a replay and the channels between them.
+//! Pipeline: the one dataflow of the engine, driven by every front end.
 //!
 //! ```text
-//!  reader ──batches──> workers (N) ──decoded──> sequencer ──hits, watermarks──> shards (N)
-//!  (files, in order)   decode+match             input order,                    state machines
-//!                                               lateness, routing                     │
-//!                      dead-letter file <──────────┘                 findings, progress
-//!                                                                                     v
-//!                                                                   writer: merge, OCSF, output
+//!  front end ──items──> workers (N) ──decoded──> sequence ──hits, watermarks──> shards (N)
+//!  (replay's reader,    decode+match             input order, one clock per       state
+//!   the service's       per source profile       source, lateness, signals          │
+//!   Kafka intake)                                     │                  findings, progress
+//!                                                     v                              v
+//!                           output: merge by event time, render OCSF, hand to the [`Sink`]
+//!                           (replay: alert and dead-letter files; service: the producer)
 //! ```
 //!
-//! Every channel is bounded: a slow stage blocks the one before it, back to the reader, and
+//! A front end sends [`Item`]s: batches of raw lines and [`Signal`]s (a source assigned or
+//! revoked, idle, a commit barrier, a rule reload, the end of input), each numbered so the
+//! sequence thread handles them exactly in the order the front end cut them, whatever worker
+//! finished first. [`start`] spawns every thread of the engine in the caller's scope;
+//! [`Engine::join`] waits for them, each within a deadline, once the front end has dropped its
+//! sender. The loops exist once: [`replay()`] drives them from files, `service` from Kafka.
+//!
+//! Every channel is bounded: a slow stage blocks the one before it, back to the front end, and
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
 //! owns its group key (a hash), so no lock is taken on the hot path.
 
+pub mod replay;
+pub mod sequence;
 pub mod sequencer;
+pub mod shard;
 pub mod worker;
 pub mod writer;
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::thread::{self, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::alert;
-use crate::correlate::{Finding, Hit, ShardEngine, ShardLimits, ShardStats, Target};
-use crate::deadletter::DeadLetterFile;
-use crate::decode::MintLifetimes;
-use crate::identity::{LineageLimits, Resolver};
-use crate::input::{self, Batch, InputError, LineBatcher, ReadLimits, SourceInfo, Sources};
-use crate::matcher::RuleSet;
-use crate::score::Assessor;
-use crate::time::{EventTime, Span};
-use sequencer::{Sequencer, SequencerStats, SourceClock};
-use worker::{Worker, WorkerStats};
+pub use replay::{PipelineError, ReplayOptions, Summary, replay};
+pub use writer::Sink;
 
-/// What a replay reads, how it runs and where it writes.
+use crate::correlate::{Finding, Hit, ShardLimits};
+use crate::deadletter::DeadLetter;
+use crate::decode::{MintLifetimes, ProfileKind};
+use crate::identity::{LineageLimits, LineageStats, Resolver};
+use crate::input::{Batch, Sources};
+use crate::matcher::{RuleSet, TargetMap};
+use crate::metrics::Metrics;
+use crate::score::LiveAssessor;
+use crate::time::{EventTime, Span};
+use sequencer::SequencerStats;
+use shard::ShardReport;
+use worker::{DecodedBatch, WorkerStats};
+
+/// What a restarted source replays: the state of the previous run at its last commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The sequenced end when committed: offsets below it were processed before.
+    pub end: u64,
+    /// The source's largest event time seen at `end`.
+    pub clock: Option<EventTime>,
+    /// Offsets in `[committed, end)` that were dead-lettered as late.
+    pub late: Vec<u64>,
+    /// Short ids of alerts already delivered that the replay will decide again.
+    pub suppress: Vec<u64>,
+}
+
+/// Where the sequence thread stands on one source at a barrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequencedEnd {
+    pub source: u32,
+    /// First offset not yet sequenced.
+    pub end: u64,
+    /// Largest event time seen.
+    pub clock: EventTime,
+    /// The oldest offset the sequencer itself still needs replayed after a restart (hits and
+    /// credential links waiting for event time, recent credential links).
+    pub hold: Option<u64>,
+}
+
+/// A change in the sources or a request, ordered with the batches around it.
 #[derive(Clone, Debug)]
-pub struct ReplayOptions {
-    /// Input files, read in this order; `-` is standard input.
-    pub inputs: Vec<PathBuf>,
-    /// Shard threads (each owns a part of the state).
+pub enum Signal {
+    /// A source was assigned; its batches follow. `start` is the committed offset (where
+    /// reading resumes), if any.
+    Assign {
+        source: u32,
+        lateness: Span,
+        start: Option<u64>,
+        resume: Option<Resume>,
+    },
+    /// Sources were revoked; none of their batches follow.
+    Revoke { sources: Vec<u32> },
+    /// A source went quiet for the idle timeout (`true`) or spoke again (`false`).
+    Idle { source: u32, idle: bool },
+    /// Report what may be committed; `drain`: wait for every produced message's acknowledgement
+    /// first (rebalance, shutdown).
+    Barrier { epoch: u64, drain: bool },
+    /// Batches after this one are matched with this rule set; shards carry state over.
+    Reload(NewRules),
+    /// The input ended (a replay): every hit waiting for event time is processed, every state
+    /// decided to the end of time. A service stops without it, keeping state for the restart.
+    EndOfInput,
+}
+
+/// A reloaded rule set travelling with the stream.
+#[derive(Clone)]
+pub struct NewRules(pub Arc<RuleSet>);
+
+impl std::fmt::Debug for NewRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "NewRules({} detections, {} correlations)",
+            self.0.detections.len(),
+            self.0.correlations.len()
+        )
+    }
+}
+
+/// What a front end hands to the workers.
+pub enum Item {
+    Batch {
+        seq: u64,
+        batch: Batch,
+        /// The profile of the batch's source; `None` recognises it per event.
+        profile: Option<ProfileKind>,
+        /// The rule set in force when the batch was cut.
+        rules: Arc<RuleSet>,
+        arrived: Instant,
+    },
+    Signal {
+        seq: u64,
+        signal: Signal,
+    },
+}
+
+/// What workers hand to the sequence thread.
+pub enum Decoded {
+    Batch {
+        seq: u64,
+        decoded: DecodedBatch,
+        arrived: Instant,
+    },
+    Signal {
+        seq: u64,
+        signal: Signal,
+    },
+}
+
+impl Decoded {
+    fn seq(&self) -> u64 {
+        match self {
+            Decoded::Batch { seq, .. } | Decoded::Signal { seq, .. } => *seq,
+        }
+    }
+}
+
+/// What shards receive.
+pub enum ShardMsg {
+    Hits(Vec<Hit>),
+    Watermark(EventTime),
+    /// Report held positions for a barrier.
+    Report(u64),
+    /// Swap in a reloaded rule set, carrying over the state `map` says continues.
+    Reload(Arc<RuleSet>, Arc<TargetMap>),
+    /// The input ended: note the live state, then decide everything to the end of time.
+    Finish,
+}
+
+/// What the output thread receives.
+pub enum OutputMsg {
+    /// A shard's findings and the rule set that decided them.
+    Findings(usize, Arc<RuleSet>, Vec<Finding>),
+    Progress(usize, EventTime),
+    DeadLetter {
+        letter: DeadLetter,
+        /// The event is replayed after a restart: its dead letter was produced before.
+        replayed: bool,
+    },
+    /// What only a sink that commits cares about (assignments, barriers, arrival times).
+    Bookkeeping(Bookkeeping),
+}
+
+/// Delivery bookkeeping the sequence thread and shards send to the sink, in stream order.
+pub enum Bookkeeping {
+    Assign {
+        source: u32,
+        committed: Option<u64>,
+        resume: Option<Resume>,
+    },
+    Revoke(Vec<u32>),
+    /// A barrier's sequenced ends; `shards` [`Bookkeeping::Holds`] reports follow.
+    Barrier {
+        epoch: u64,
+        drain: bool,
+        ends: Vec<SequencedEnd>,
+    },
+    Holds {
+        epoch: u64,
+        holds: HashMap<u32, u64>,
+        states: u64,
+        state_bytes: u64,
+    },
+    /// When the last event of a batch was read, for the latency histogram.
+    Arrival {
+        source: u32,
+        last_offset: u64,
+        arrived: Instant,
+    },
+}
+
+/// How the engine is built: threads, bounds, identity lineage.
+#[derive(Clone, Debug)]
+pub struct Setup {
     pub shards: usize,
-    /// Decode-and-match threads.
     pub workers: usize,
-    /// Allowed lateness of every input.
-    pub lateness: Span,
-    /// Alert output; `None` is standard output.
-    pub out: Option<PathBuf>,
-    pub dead_letter: PathBuf,
-    /// Draw a progress bar on standard error.
-    pub progress: bool,
-    pub read: ReadLimits,
     pub shard_limits: ShardLimits,
     /// How long credentials minted by `AssumeRole` and friends are followed.
     pub mint: MintLifetimes,
     pub lineage: LineageLimits,
-    /// Scores findings: inventory and weights.
-    pub assessor: Arc<Assessor>,
+    /// Credential links minted within this much of engine time hold offsets back (service).
+    pub lineage_hold: Span,
 }
 
-/// Why a replay stopped.
+/// Why the engine could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error("cannot write alerts to {path}: {source}")]
-    Output { path: String, source: io::Error },
-    #[error("cannot write dead letters to {path}: {source}")]
-    DeadLetter { path: String, source: io::Error },
-    #[error("cannot render an alert: {0}")]
-    Render(#[from] serde_json::Error),
+pub enum EngineError {
+    #[error("cannot start the {thread} thread: {source}")]
+    Spawn {
+        thread: &'static str,
+        source: std::io::Error,
+    },
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error("the {thread} thread did not finish by the shutdown deadline")]
+    Timeout { thread: &'static str },
 }
 
-/// What a replay did, for the summary.
-#[derive(Clone, Debug)]
-pub struct Summary {
-    pub wall: Duration,
-    pub bytes_read: u64,
-    pub sequencer: SequencerStats,
+/// The channels a front end feeds.
+pub struct Inputs {
+    pub items: Sender<Item>,
+    /// Batch buffers handed back for reuse (a front end may ignore it).
+    pub recycle: Receiver<Batch>,
+}
+
+/// The running threads of one engine.
+pub struct Engine<'scope, R> {
+    workers: Vec<ScopedJoinHandle<'scope, WorkerStats>>,
+    sequence: ScopedJoinHandle<'scope, sequence::SequenceReport>,
+    shards: Vec<ScopedJoinHandle<'scope, ShardReport>>,
+    output: ScopedJoinHandle<'scope, R>,
+}
+
+/// What the engine's threads reported when they ended.
+pub struct Joined<R> {
     pub workers: WorkerStats,
-    pub shards: Vec<ShardStats>,
-    /// Alerts written, by rule title.
-    pub alerts_by_rule: BTreeMap<String, u64>,
-    pub alerts: u64,
-    /// Events matched per detection rule (title), rules with no match left out.
-    pub matches_by_rule: Vec<(String, u64)>,
-    /// Group states alive when the input ended (before the final flush), and their bytes.
-    pub states_at_end: u64,
-    pub state_bytes_at_end: u64,
-    /// Credential lineage: links recorded and hits resolved through them.
-    pub lineage: crate::identity::LineageStats,
-    pub dead_letter_path: Option<PathBuf>,
+    pub sequencer: SequencerStats,
+    pub lineage: LineageStats,
+    pub shards: Vec<ShardReport>,
+    pub output: R,
 }
 
-impl Summary {
-    pub fn events_per_second(&self) -> f64 {
-        self.sequencer.events as f64 / self.wall.as_secs_f64().max(1e-9)
-    }
-}
+/// Starts every thread of the engine in scope `s`: workers, the sequence thread, shards and
+/// the output thread driving `sink`. `queue` bounds the front end's item queue. The front end
+/// then sends items and drops [`Inputs::items`] when it is done; the threads wind down in
+/// order behind it.
+#[allow(clippy::too_many_arguments)] // each is one part of the engine, given once
+pub fn start<'scope, K>(
+    s: &'scope Scope<'scope, '_>,
+    setup: &Setup,
+    queue: usize,
+    rules: Arc<RuleSet>,
+    assessor: Arc<LiveAssessor>,
+    sources: Arc<RwLock<Sources>>,
+    metrics: Arc<Metrics>,
+    sink: K,
+) -> Result<(Inputs, Engine<'scope, Result<K::Report, K::Error>>), EngineError>
+where
+    K: Sink + Send + 'scope,
+    K::Report: Send + 'scope,
+    K::Error: Send + 'scope,
+{
+    let shards = setup.shards.max(1);
+    let workers = setup.workers.max(1);
+    let (item_tx, item_rx) = bounded::<Item>(queue.max(1));
+    let (decoded_tx, decoded_rx) = bounded::<Decoded>(workers * 2 + 2);
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(queue.max(1) + workers * 4 + 8);
+    let (output_tx, output_rx) = bounded::<OutputMsg>(1024);
+    let shard_channels: Vec<_> = (0..shards).map(|_| bounded::<ShardMsg>(256)).collect();
+    let spawn_err = |thread| move |source| EngineError::Spawn { thread, source };
 
-enum ShardMsg {
-    Hits(Vec<Hit>),
-    Watermark(EventTime),
-    /// The input ended: report the live state, then flush everything.
-    Finish,
-}
-
-enum WriterMsg {
-    Findings(Vec<Finding>),
-    Progress(EventTime),
-}
-
-struct ShardReport {
-    stats: ShardStats,
-    states_at_end: u64,
-    bytes_at_end: u64,
-}
-
-struct WriterReport {
-    alerts: u64,
-    by_rule: BTreeMap<String, u64>,
-}
-
-/// Runs a replay to the end of its inputs.
-pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, PipelineError> {
-    let started = Instant::now();
-    let shards = opts.shards.max(1);
-    let workers = opts.workers.max(1);
-    let mut sources = Sources::new();
-    let ids: Vec<u32> = opts
-        .inputs
-        .iter()
-        .map(|p| {
-            sources.register(if p.as_os_str() == "-" {
-                SourceInfo::Stdin
-            } else {
-                SourceInfo::File(p.clone())
-            })
+    let worker_handles = (0..workers)
+        .map(|i| {
+            let (rules, rx, tx, metrics) = (
+                rules.clone(),
+                item_rx.clone(),
+                decoded_tx.clone(),
+                metrics.clone(),
+            );
+            let mint = setup.mint;
+            thread::Builder::new()
+                .name(format!("credtrail-worker-{i}"))
+                .spawn_scoped(s, move || worker::run(rules, mint, rx, tx, &metrics))
+                .map_err(spawn_err("worker"))
         })
-        .collect();
-    let sources = Arc::new(sources);
-    let bytes_read = Arc::new(AtomicU64::new(0));
-    let events_seen = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(decoded_tx);
+    drop(item_rx);
 
-    let (batch_tx, batch_rx) = bounded::<Batch>(workers * 2 + 2);
-    let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * 4 + 8);
-    let (decoded_tx, decoded_rx) = bounded(workers * 2 + 2);
-    let (writer_tx, writer_rx) = bounded::<(usize, WriterMsg)>(1024);
-    let shard_channels: Vec<(Sender<ShardMsg>, Receiver<ShardMsg>)> =
-        (0..shards).map(|_| bounded(256)).collect();
+    let shard_handles = shard_channels
+        .iter()
+        .enumerate()
+        .map(|(i, (_, rx))| {
+            let (rules, rx, tx) = (rules.clone(), rx.clone(), output_tx.clone());
+            let (assessor, limits) = (assessor.clone(), setup.shard_limits);
+            thread::Builder::new()
+                .name(format!("credtrail-shard-{i}"))
+                .spawn_scoped(s, move || shard::run(i, rules, limits, assessor, rx, tx))
+                .map_err(spawn_err("shard"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
-    thread::scope(|s| -> Result<Summary, PipelineError> {
-        let reader = {
-            let (bytes_read, stop, recycle_rx) =
-                (bytes_read.clone(), stop.clone(), recycle_rx.clone());
-            let inputs: Vec<(PathBuf, u32)> = opts
-                .inputs
-                .iter()
-                .cloned()
-                .zip(ids.iter().copied())
-                .collect();
-            let limits = opts.read;
-            s.spawn(move || -> Result<(), PipelineError> {
-                let mut seq = 0u64;
-                for (path, id) in inputs {
-                    let reader = input::open(&path, bytes_read.clone())?;
-                    let mut lines = LineBatcher::new(reader, id, path.clone(), limits);
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return Ok(());
-                        }
-                        let mut batch = recycle_rx.try_recv().unwrap_or_default();
-                        if !lines.next_batch(&mut batch)? {
-                            break;
-                        }
-                        batch.seq = seq;
-                        seq += 1;
-                        let last = batch.source_done;
-                        if batch_tx.send(batch).is_err() {
-                            return Ok(());
-                        }
-                        if last {
-                            break;
-                        }
-                    }
-                }
-                Ok(())
-            })
-        };
-
-        let worker_handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let (rules, batch_rx, decoded_tx) =
-                    (rules.clone(), batch_rx.clone(), decoded_tx.clone());
-                let mint = opts.mint;
-                s.spawn(move || {
-                    let mut w = Worker::new(rules, mint);
-                    for batch in batch_rx.iter() {
-                        if decoded_tx.send(w.process(batch)).is_err() {
-                            break;
-                        }
-                    }
-                    w.stats
+    let sequence_handle = {
+        let senders: Vec<_> = shard_channels.iter().map(|(tx, _)| tx.clone()).collect();
+        let (tx, metrics) = (output_tx.clone(), metrics.clone());
+        // Credentials minted in one source are followed in the others; hits are routed to
+        // shards once their identity is resolved.
+        let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
+        let resolver = Resolver::new(setup.lineage, setup.shard_limits.max_pending, routes);
+        let (rules, hold) = (rules.clone(), setup.lineage_hold);
+        thread::Builder::new()
+            .name("credtrail-sequence".into())
+            .spawn_scoped(s, move || {
+                sequence::run(sequence::Context {
+                    rx: decoded_rx,
+                    shards: senders,
+                    output: tx,
+                    recycle: recycle_tx,
+                    rules,
+                    resolver,
+                    lineage_hold: hold,
+                    metrics: &metrics,
                 })
             })
-            .collect();
-        drop(decoded_tx);
-        drop(batch_rx);
+            .map_err(spawn_err("sequence"))?
+    };
+    drop(shard_channels);
+    drop(output_tx);
 
-        let shard_handles: Vec<_> = shard_channels
-            .iter()
-            .enumerate()
-            .map(|(i, (_, rx))| {
-                let (rules, rx, writer_tx) = (rules.clone(), rx.clone(), writer_tx.clone());
-                let limits = opts.shard_limits;
-                let assessor = opts.assessor.clone();
-                s.spawn(move || run_shard(i, rules, limits, assessor, rx, writer_tx))
-            })
-            .collect();
-        drop(writer_tx);
+    let output_handle = thread::Builder::new()
+        .name("credtrail-output".into())
+        .spawn_scoped(s, move || writer::run(sink, shards, sources, output_rx))
+        .map_err(spawn_err("output"))?;
 
-        let writer = {
-            let (rules, sources) = (rules.clone(), sources.clone());
-            let out_path = opts.out.clone();
-            s.spawn(move || run_writer(shards, rules, sources, out_path, writer_rx))
-        };
+    Ok((
+        Inputs {
+            items: item_tx,
+            recycle: recycle_rx,
+        },
+        Engine {
+            workers: worker_handles,
+            sequence: sequence_handle,
+            shards: shard_handles,
+            output: output_handle,
+        },
+    ))
+}
 
-        let progress = opts.progress.then(|| {
-            let (bytes_read, events_seen, stop) =
-                (bytes_read.clone(), events_seen.clone(), stop.clone());
-            let total: u64 = opts
-                .inputs
-                .iter()
-                .filter_map(|p| std::fs::metadata(p).ok())
-                .map(|m| m.len())
-                .sum();
-            s.spawn(move || draw_progress(total, bytes_read, events_seen, stop))
-        });
-
-        // The sequencer runs on this thread.
-        let clocks = vec![SourceClock::new(opts.lateness); sources.len()];
-        let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
-        let resolver = Resolver::new(opts.lineage, opts.shard_limits.max_pending, routes);
-        let mut seq = Sequencer::new(clocks, shards, resolver);
-        let mut dead = DeadLetterFile::new(&opts.dead_letter);
-        let mut dead_error: Option<io::Error> = None;
-        let mut per_shard: Vec<Vec<Hit>> = vec![Vec::new(); shards];
-        let mut sent_watermark = EventTime::MIN;
-        let senders: Vec<&Sender<ShardMsg>> = shard_channels.iter().map(|(tx, _)| tx).collect();
-        for decoded in decoded_rx.iter() {
-            seq.accept(
-                decoded,
-                &mut |shard, hit| per_shard[shard].push(hit),
-                &mut |letter| {
-                    if dead_error.is_none()
-                        && let Err(e) = dead.write(&letter, &sources)
-                    {
-                        dead_error = Some(e);
-                    }
-                },
-                &mut |d| {
-                    let _ = recycle_tx.try_send(d.batch);
-                },
-            );
-            events_seen.store(seq.stats.events, Ordering::Relaxed);
-            for (i, hits) in per_shard.iter_mut().enumerate() {
-                if !hits.is_empty() {
-                    let _ = senders[i].send(ShardMsg::Hits(std::mem::take(hits)));
-                }
-            }
-            // The end of time is not broadcast here: `Finish` lets shards report the state alive
-            // at the end of input before they flush it.
-            let w = seq.watermark();
-            if w > sent_watermark && w != EventTime::MAX {
-                sent_watermark = w;
-                for tx in &senders {
-                    let _ = tx.send(ShardMsg::Watermark(w));
-                }
-            }
-            if dead_error.is_some() {
-                stop.store(true, Ordering::Relaxed);
-                break;
+impl<'scope, R> Engine<'scope, R> {
+    /// Waits for every thread, in dataflow order, each until `deadline` (`None`: as long as it
+    /// takes, for a replay whose input has ended). Call after dropping the front end's sender.
+    pub fn join(self, deadline: Option<Instant>) -> Result<Joined<R>, EngineError> {
+        let mut workers: Option<WorkerStats> = None;
+        for h in self.workers {
+            let w = join_by(h, deadline, "worker")?;
+            match &mut workers {
+                Some(all) => all.merge(&w),
+                None => workers = Some(w),
             }
         }
-        drop(decoded_rx);
-        // The input ended: hand on every hit still waiting for the watermark, then finish.
-        seq.release(EventTime::MAX, &mut |shard, hit| per_shard[shard].push(hit));
-        for (i, hits) in per_shard.iter_mut().enumerate() {
-            if !hits.is_empty() {
-                let _ = senders[i].send(ShardMsg::Hits(std::mem::take(hits)));
-            }
+        let sequence = join_by(self.sequence, deadline, "sequence")?;
+        let mut shards = Vec::new();
+        for h in self.shards {
+            shards.push(join_by(h, deadline, "shard")?);
         }
-        for tx in &senders {
-            let _ = tx.send(ShardMsg::Finish);
-        }
-        drop(senders);
-        drop(shard_channels);
-
-        let reader_result = reader
-            .join()
-            .map_err(|_| PipelineError::Panicked("reader"))?;
-        let mut worker_stats = WorkerStats::new(&rules);
-        for h in worker_handles {
-            worker_stats.merge(&h.join().map_err(|_| PipelineError::Panicked("worker"))?);
-        }
-        let mut shard_reports = Vec::new();
-        for h in shard_handles {
-            shard_reports.push(h.join().map_err(|_| PipelineError::Panicked("shard"))?);
-        }
-        let writer_report = writer
-            .join()
-            .map_err(|_| PipelineError::Panicked("writer"))??;
-        stop.store(true, Ordering::Relaxed);
-        if let Some(p) = progress {
-            let _ = p.join();
-        }
-        reader_result?;
-        if let Some(e) = dead_error {
-            return Err(PipelineError::DeadLetter {
-                path: opts.dead_letter.display().to_string(),
-                source: e,
-            });
-        }
-        dead.flush().map_err(|e| PipelineError::DeadLetter {
-            path: opts.dead_letter.display().to_string(),
-            source: e,
-        })?;
-        let matches_by_rule = worker_stats
-            .matches
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(d, n)| (rules.detection_meta(d as u32).title.clone(), *n))
-            .collect();
-        Ok(Summary {
-            wall: started.elapsed(),
-            bytes_read: bytes_read.load(Ordering::Relaxed),
-            sequencer: seq.stats.clone(),
-            workers: worker_stats,
-            states_at_end: shard_reports.iter().map(|r| r.states_at_end).sum(),
-            state_bytes_at_end: shard_reports.iter().map(|r| r.bytes_at_end).sum(),
-            lineage: seq.resolver().lineage().stats().clone(),
-            shards: shard_reports.into_iter().map(|r| r.stats).collect(),
-            alerts: writer_report.alerts,
-            matches_by_rule,
-            alerts_by_rule: writer_report.by_rule,
-            dead_letter_path: (dead.written() > 0).then(|| opts.dead_letter.clone()),
+        let output = join_by(self.output, deadline, "output")?;
+        Ok(Joined {
+            workers: workers.unwrap_or_else(|| WorkerStats::new(&sequence.rules)),
+            sequencer: sequence.stats,
+            lineage: sequence.lineage,
+            shards,
+            output,
         })
-    })
-}
-
-fn run_shard(
-    index: usize,
-    rules: Arc<RuleSet>,
-    limits: ShardLimits,
-    assessor: Arc<Assessor>,
-    rx: Receiver<ShardMsg>,
-    writer: Sender<(usize, WriterMsg)>,
-) -> ShardReport {
-    let mut engine = ShardEngine::new(rules, limits).with_assessor(assessor);
-    let mut out = Vec::new();
-    let mut states_at_end = 0;
-    let mut bytes_at_end = 0;
-    let send = |out: &mut Vec<Finding>| {
-        if !out.is_empty() {
-            let _ = writer.send((index, WriterMsg::Findings(std::mem::take(out))));
-        }
-    };
-    for msg in rx.iter() {
-        match msg {
-            ShardMsg::Hits(hits) => {
-                for h in hits {
-                    engine.push(h, &mut out);
-                }
-                send(&mut out);
-            }
-            ShardMsg::Watermark(w) => {
-                engine.advance(w, &mut out);
-                send(&mut out);
-                let _ = writer.send((index, WriterMsg::Progress(w)));
-            }
-            ShardMsg::Finish => {
-                engine.process_pending(&mut out);
-                states_at_end = engine.live_states() as u64;
-                bytes_at_end = engine.state_bytes() as u64;
-                break;
-            }
-        }
-    }
-    engine.advance(EventTime::MAX, &mut out);
-    send(&mut out);
-    let _ = writer.send((index, WriterMsg::Progress(EventTime::MAX)));
-    ShardReport {
-        stats: engine.stats().clone(),
-        states_at_end,
-        bytes_at_end,
     }
 }
 
-fn run_writer(
-    shards: usize,
-    rules: Arc<RuleSet>,
-    sources: Arc<Sources>,
-    out_path: Option<PathBuf>,
-    rx: Receiver<(usize, WriterMsg)>,
-) -> Result<WriterReport, PipelineError> {
-    let label = out_path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "standard output".into());
-    let io_err = |source| PipelineError::Output {
-        path: label.clone(),
-        source,
-    };
-    let mut out: Box<dyn Write> = match &out_path {
-        Some(p) => Box::new(BufWriter::with_capacity(
-            1 << 16,
-            File::create(p).map_err(io_err)?,
-        )),
-        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
-    };
-    let mut merge = writer::Merge::new(shards);
-    let mut ready = Vec::new();
-    let mut line = Vec::with_capacity(4096);
-    let mut report = WriterReport {
-        alerts: 0,
-        by_rule: BTreeMap::new(),
-    };
-    let mut write_ready =
-        |merge: &mut writer::Merge, out: &mut Box<dyn Write>| -> Result<(), PipelineError> {
-            merge.ready(&mut ready);
-            for f in ready.drain(..) {
-                line.clear();
-                alert::render(&f, &rules, &sources, &mut line)?;
-                line.push(b'\n');
-                out.write_all(&line).map_err(io_err)?;
-                report.alerts += 1;
-                let title = match f.target {
-                    Target::Correlation(c) => {
-                        &rules.meta[rules.correlations[c as usize].rule as usize].title
-                    }
-                    Target::Detection(d) => &rules.detection_meta(d).title,
-                };
-                *report.by_rule.entry(title.clone()).or_insert(0) += 1;
+/// Joins a scoped thread, giving up (with an error) at `deadline` (`None`: waits).
+pub fn join_by<T>(
+    h: ScopedJoinHandle<'_, T>,
+    deadline: Option<Instant>,
+    thread: &'static str,
+) -> Result<T, EngineError> {
+    if let Some(deadline) = deadline {
+        while !h.is_finished() {
+            if Instant::now() >= deadline {
+                return Err(EngineError::Timeout { thread });
             }
-            Ok(())
-        };
-    for (shard, msg) in rx.iter() {
-        match msg {
-            WriterMsg::Findings(v) => v.into_iter().for_each(|f| merge.push(f)),
-            WriterMsg::Progress(w) => merge.progress(shard, w),
+            thread::sleep(Duration::from_millis(5));
         }
-        write_ready(&mut merge, &mut out)?;
     }
-    for shard in 0..shards {
-        merge.progress(shard, EventTime::MAX);
-    }
-    write_ready(&mut merge, &mut out)?;
-    out.flush().map_err(io_err)?;
-    Ok(report)
-}
-
-fn draw_progress(total: u64, bytes: Arc<AtomicU64>, events: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
-    ) {
-        bar.set_style(style);
-    }
-    while !stop.load(Ordering::Relaxed) {
-        bar.set_position(bytes.load(Ordering::Relaxed));
-        bar.set_message(format!("{} events", events.load(Ordering::Relaxed)));
-        thread::sleep(Duration::from_millis(100));
-    }
-    bar.finish_and_clear();
+    h.join().map_err(|_| EngineError::Panicked(thread))
 }

@@ -13,7 +13,10 @@ use crate::identity::resolver::IDENTITY_MARK;
 use crate::identity::{IdentityRef, Link};
 use crate::input::{Batch, Position};
 use crate::matcher::{FieldSource, Matcher, RuleSet};
+use crate::metrics::Metrics;
 use crate::time::EventTime;
+
+use super::{Decoded, Item};
 
 /// A batch after decoding and matching.
 #[derive(Debug)]
@@ -307,4 +310,56 @@ fn field_values(
         }
     }
     Some(out)
+}
+
+/// The worker thread: batches decoded and matched (with their source's profile), signals
+/// passed through in place. Matches are counted into `metrics` as they happen; the stats of
+/// the rule set in force at the end are returned. A batch cut under a reloaded rule set
+/// switches the worker to it.
+pub fn run(
+    rules: Arc<RuleSet>,
+    mint: MintLifetimes,
+    rx: crossbeam_channel::Receiver<Item>,
+    tx: crossbeam_channel::Sender<Decoded>,
+    metrics: &Metrics,
+) -> WorkerStats {
+    let mut rules = rules;
+    let mut w = Worker::new(rules.clone(), mint);
+    let mut reported = vec![0u64; rules.detections.len()];
+    for item in rx.iter() {
+        let out = match item {
+            Item::Batch {
+                seq,
+                batch,
+                profile,
+                rules: batch_rules,
+                arrived,
+            } => {
+                if !Arc::ptr_eq(&batch_rules, &rules) {
+                    // A reload: this batch and the next ones use the new set.
+                    rules = batch_rules;
+                    w = Worker::new(rules.clone(), mint);
+                    reported = vec![0u64; rules.detections.len()];
+                }
+                let decoded = w.process_as(batch, profile);
+                for (d, n) in w.stats.matches.iter().enumerate() {
+                    if *n > reported[d] {
+                        metrics
+                            .rule_matches(&rules.detection_meta(d as u32).title, n - reported[d]);
+                        reported[d] = *n;
+                    }
+                }
+                Decoded::Batch {
+                    seq,
+                    decoded,
+                    arrived,
+                }
+            }
+            Item::Signal { seq, signal } => Decoded::Signal { seq, signal },
+        };
+        if tx.send(out).is_err() {
+            break;
+        }
+    }
+    w.stats
 }

@@ -1,15 +1,130 @@
-//! The alert writer: merges the findings of every shard into one deterministic order and
-//! writes them as OCSF JSON lines.
+//! The output thread: merges the findings of every shard into one deterministic order, renders
+//! them as OCSF JSON lines and hands them, with dead letters and delivery bookkeeping, to the
+//! front end's [`Sink`].
 //!
 //! Each shard emits findings in event-time order and reports its progress (the watermark it
-//! has processed up to). A finding is written once every shard has progressed past its time,
-//! so the file is sorted by (time, event key, rule, group) whatever the number of shards.
+//! has processed up to). A finding is released once every shard has progressed past its time,
+//! so the output is sorted by (time, event key, rule, group) whatever the number of shards.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::{Bookkeeping, OutputMsg};
+use crate::alert;
 use crate::correlate::Finding;
+use crate::deadletter::DeadLetter;
+use crate::input::Sources;
+use crate::matcher::RuleSet;
 use crate::time::EventTime;
+
+/// Where the engine's output goes: replay's files, the service's producer. Every call comes
+/// from the output thread, in stream order; an error stops the engine (the threads before the
+/// output wind down when their sends fail).
+pub trait Sink {
+    type Report;
+    type Error: From<serde_json::Error>;
+
+    /// Housekeeping between messages (acknowledgements, barriers); called at least every few
+    /// milliseconds while the engine runs.
+    fn poll(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// One alert, in output order: the finding, the rules that decided it, its OCSF line
+    /// (without newline) and its id.
+    fn alert(&mut self, alert: Rendered<'_>) -> Result<(), Self::Error>;
+
+    /// An event that could not be processed; `replayed`: it was dead-lettered before a restart.
+    fn dead_letter(&mut self, letter: DeadLetter, replayed: bool) -> Result<(), Self::Error>;
+
+    /// Delivery bookkeeping (assignments, barriers, holds, arrival times); ignored by a sink
+    /// that commits nothing.
+    fn control(&mut self, _msg: Bookkeeping) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// The engine ended: flush, within the sink's own deadline.
+    fn finish(self) -> Result<Self::Report, Self::Error>;
+}
+
+/// An alert ready for a sink.
+pub struct Rendered<'a> {
+    pub finding: &'a Finding,
+    pub rules: &'a Arc<RuleSet>,
+    /// The OCSF Detection Finding, one JSON line without its newline.
+    pub line: &'a [u8],
+    /// The finding's deterministic id.
+    pub uid: &'a str,
+}
+
+/// A finding with the rule set that decided it (rules may be reloaded in between).
+pub struct Decided {
+    pub finding: Finding,
+    pub rules: Arc<RuleSet>,
+}
+
+impl AsFinding for Decided {
+    fn finding(&self) -> &Finding {
+        &self.finding
+    }
+}
+
+/// Runs the output thread until every shard and the sequence thread are gone, then finishes
+/// the sink.
+pub fn run<K: Sink>(
+    mut sink: K,
+    shards: usize,
+    sources: Arc<RwLock<Sources>>,
+    rx: Receiver<OutputMsg>,
+) -> Result<K::Report, K::Error> {
+    let mut merge: Merge<Decided> = Merge::new(shards);
+    let mut ready = Vec::new();
+    let mut line = Vec::with_capacity(4096);
+    let mut release = |merge: &mut Merge<Decided>, sink: &mut K| -> Result<(), K::Error> {
+        merge.ready(&mut ready);
+        for d in ready.drain(..) {
+            line.clear();
+            let uid = {
+                let sources = sources.read().unwrap_or_else(|e| e.into_inner());
+                alert::render(&d.finding, &d.rules, &sources, &mut line)?
+            };
+            sink.alert(Rendered {
+                finding: &d.finding,
+                rules: &d.rules,
+                line: &line,
+                uid: &uid,
+            })?;
+        }
+        Ok(())
+    };
+    loop {
+        sink.poll()?;
+        match rx.recv_timeout(Duration::from_millis(2)) {
+            Ok(OutputMsg::Findings(_, rules, findings)) => {
+                for finding in findings {
+                    merge.push(Decided {
+                        finding,
+                        rules: rules.clone(),
+                    });
+                }
+                release(&mut merge, &mut sink)?;
+            }
+            Ok(OutputMsg::Progress(shard, w)) => {
+                merge.progress(shard, w);
+                release(&mut merge, &mut sink)?;
+            }
+            Ok(OutputMsg::DeadLetter { letter, replayed }) => sink.dead_letter(letter, replayed)?,
+            Ok(OutputMsg::Bookkeeping(c)) => sink.control(c)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    sink.finish()
+}
 
 /// What the merge orders: a finding, possibly with what travels with it (the service keeps
 /// the rule set that decided it).

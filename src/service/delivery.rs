@@ -1,7 +1,7 @@
-//! Delivery: the one thread that produces alerts and dead letters, handles their
-//! acknowledgements, and decides commits (through the [`Ledger`]).
+//! Delivery: the service's [`Sink`], run on the engine's output thread: it produces alerts and
+//! dead letters, handles their acknowledgements, and decides commits (through the [`Ledger`]).
 //!
-//! Acknowledgements are handled before new input on every turn. A message whose delivery failed
+//! Acknowledgements are handled before new input on every turn ([`Sink::poll`]). A message whose delivery failed
 //! (after librdkafka's own retries) is produced again with a backoff, never dropped; its offsets
 //! stay held meanwhile. A permanent error (a fatal idempotence error, a message too large for the
 //! broker) stops the service with that error rather than stall or lose.
@@ -10,23 +10,22 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
-use super::ledger::{Ledger, SequencedEnd, UnitId, short_id, spans_of};
-use super::{DeliveryMsg, Mailbox, ServiceError};
-use crate::alert::{self, OCSF_VERSION};
+use super::ledger::{Ledger, UnitId, short_id, spans_of};
+use super::{Mailbox, ServiceError};
+use crate::alert::OCSF_VERSION;
 use crate::config::{ServiceConfig, ShutdownStep};
-use crate::correlate::{Finding, Target};
+use crate::correlate::Target;
 use crate::deadletter::DeadLetter;
 use crate::input::{SourceInfo, Sources};
-use crate::matcher::RuleSet;
 use crate::metrics::Metrics;
-use crate::pipeline::writer::{AsFinding, Merge};
+use crate::pipeline::writer::{Rendered, Sink};
+use crate::pipeline::{Bookkeeping, SequencedEnd};
 
 /// Pause before producing a failed message again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
@@ -131,104 +130,89 @@ struct Barrier {
     started: Instant,
 }
 
-struct Delivery<'a> {
+/// The service's sink: the producer, what it has in flight, and the ledger.
+pub struct Delivery<'a> {
     ctx: Context<'a>,
     producer: &'a AlertProducer,
     ledger: Ledger,
-    merge: Merge<Decided>,
     inflight: HashMap<usize, Outgoing>,
     retry: VecDeque<(Instant, Outgoing)>,
     next_token: usize,
     barriers: VecDeque<Barrier>,
     arrivals: HashMap<u32, VecDeque<(u64, Instant)>>,
     report: DeliveryReport,
-    line: Vec<u8>,
 }
 
-/// A finding with the rule set that decided it (rules may be reloaded in between).
-struct Decided {
-    finding: Finding,
-    rules: Arc<RuleSet>,
-}
-
-impl AsFinding for Decided {
-    fn finding(&self) -> &Finding {
-        &self.finding
-    }
-}
-
-/// Runs until the input channel closes, then flushes the producer within the flush deadline.
-pub fn run(
-    ctx: Context<'_>,
-    producer: &AlertProducer,
-    rx: Receiver<DeliveryMsg>,
-) -> Result<DeliveryReport, ServiceError> {
-    let shards = ctx.shards;
-    let mut d = Delivery {
-        ctx,
-        producer,
-        ledger: Ledger::new(),
-        merge: Merge::new(shards),
-        inflight: HashMap::new(),
-        retry: VecDeque::new(),
-        next_token: 0,
-        barriers: VecDeque::new(),
-        arrivals: HashMap::new(),
-        report: DeliveryReport::default(),
-        line: Vec::with_capacity(4096),
-    };
-    loop {
-        d.handle_acks()?;
-        d.complete_barriers();
-        match rx.recv_timeout(Duration::from_millis(2)) {
-            Ok(msg) => d.handle(msg)?,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+impl<'a> Delivery<'a> {
+    pub fn new(ctx: Context<'a>, producer: &'a AlertProducer) -> Delivery<'a> {
+        Delivery {
+            ctx,
+            producer,
+            ledger: Ledger::new(),
+            inflight: HashMap::new(),
+            retry: VecDeque::new(),
+            next_token: 0,
+            barriers: VecDeque::new(),
+            arrivals: HashMap::new(),
+            report: DeliveryReport::default(),
         }
     }
-    let deadline = Instant::now() + d.ctx.config.shutdown.step(ShutdownStep::Flush);
-    while (!d.inflight.is_empty() || !d.retry.is_empty()) && Instant::now() < deadline {
-        d.handle_acks()?;
+}
+
+impl Sink for Delivery<'_> {
+    type Report = DeliveryReport;
+    type Error = ServiceError;
+
+    fn poll(&mut self) -> Result<(), ServiceError> {
+        self.handle_acks()?;
+        self.complete_barriers();
+        Ok(())
     }
-    Ok(d.report)
+
+    fn alert(&mut self, a: Rendered<'_>) -> Result<(), ServiceError> {
+        self.produce_alert(a)
+    }
+
+    fn dead_letter(&mut self, letter: DeadLetter, replayed: bool) -> Result<(), ServiceError> {
+        if letter.kind == "late" {
+            self.ledger.late(letter.pos.source, letter.pos.offset);
+        }
+        if !replayed {
+            self.produce_dead_letter(letter)?;
+        }
+        Ok(())
+    }
+
+    fn control(&mut self, msg: Bookkeeping) -> Result<(), ServiceError> {
+        self.bookkeeping(msg);
+        Ok(())
+    }
+
+    /// Flushes the producer within the flush deadline.
+    fn finish(mut self) -> Result<DeliveryReport, ServiceError> {
+        let deadline = Instant::now() + self.ctx.config.shutdown.step(ShutdownStep::Flush);
+        while (!self.inflight.is_empty() || !self.retry.is_empty()) && Instant::now() < deadline {
+            self.handle_acks()?;
+        }
+        Ok(self.report)
+    }
 }
 
 impl Delivery<'_> {
-    fn handle(&mut self, msg: DeliveryMsg) -> Result<(), ServiceError> {
+    fn bookkeeping(&mut self, msg: Bookkeeping) {
         match msg {
-            DeliveryMsg::Findings(_, rules, findings) => {
-                for finding in findings {
-                    self.merge.push(Decided {
-                        finding,
-                        rules: rules.clone(),
-                    });
-                }
-                self.release()?;
-            }
-            DeliveryMsg::Progress(shard, w) => {
-                self.merge.progress(shard, w);
-                self.release()?;
-            }
-            DeliveryMsg::DeadLetter { letter, replayed } => {
-                if letter.kind == "late" {
-                    self.ledger.late(letter.pos.source, letter.pos.offset);
-                }
-                if !replayed {
-                    self.dead_letter(letter)?;
-                }
-            }
-            DeliveryMsg::Assign {
+            Bookkeeping::Assign {
                 source,
                 committed,
                 resume,
             } => self.ledger.assign(source, committed, resume.as_ref()),
-            DeliveryMsg::Revoke(sources) => {
+            Bookkeeping::Revoke(sources) => {
                 for s in sources {
                     self.ledger.revoke(s);
                     self.arrivals.remove(&s);
                 }
             }
-            DeliveryMsg::Barrier { epoch, drain, ends } => self.barriers.push_back(Barrier {
+            Bookkeeping::Barrier { epoch, drain, ends } => self.barriers.push_back(Barrier {
                 epoch,
                 drain,
                 ends,
@@ -238,7 +222,7 @@ impl Delivery<'_> {
                 state_bytes: 0,
                 started: Instant::now(),
             }),
-            DeliveryMsg::Holds {
+            Bookkeeping::Holds {
                 epoch,
                 holds,
                 states,
@@ -254,7 +238,7 @@ impl Delivery<'_> {
                     }
                 }
             }
-            DeliveryMsg::Arrival {
+            Bookkeeping::Arrival {
                 source,
                 last_offset,
                 arrived,
@@ -266,7 +250,6 @@ impl Delivery<'_> {
                 q.push_back((last_offset, arrived));
             }
         }
-        Ok(())
     }
 
     /// Completes barriers in order once every shard reported (and, for a drain, once nothing is
@@ -294,25 +277,10 @@ impl Delivery<'_> {
         }
     }
 
-    /// Renders and produces every finding the merge releases.
-    fn release(&mut self) -> Result<(), ServiceError> {
-        let mut ready = Vec::new();
-        self.merge.ready(&mut ready);
-        for f in ready {
-            self.alert(f)?;
-        }
-        Ok(())
-    }
-
-    fn alert(&mut self, decided: Decided) -> Result<(), ServiceError> {
-        let Decided { finding: f, rules } = decided;
-        self.line.clear();
-        let uid = {
-            let sources = self.ctx.sources.read().unwrap_or_else(|e| e.into_inner());
-            alert::render(&f, &rules, &sources, &mut self.line)?
-        };
+    fn produce_alert(&mut self, a: Rendered<'_>) -> Result<(), ServiceError> {
+        let (f, rules, uid) = (a.finding, a.rules, a.uid);
         let spans = spans_of(f.events.iter().map(|(e, _)| (e.pos.source, e.pos.offset)));
-        let id = short_id(&uid);
+        let id = short_id(uid);
         let meta = match f.target {
             Target::Correlation(c) => &rules.meta[rules.correlations[c as usize].rule as usize],
             Target::Detection(d) => rules.detection_meta(d),
@@ -333,7 +301,7 @@ impl Delivery<'_> {
             })
             .insert(Header {
                 key: "credtrail.alert_id",
-                value: Some(uid.as_str()),
+                value: Some(uid),
             })
             .insert(Header {
                 key: "credtrail.schema_version",
@@ -350,7 +318,7 @@ impl Delivery<'_> {
         self.send(Outgoing {
             topic_is_alert: true,
             key: Some(f.group.as_bytes().to_vec()),
-            payload: self.line.clone(),
+            payload: a.line.to_vec(),
             headers,
             what: What::Alert {
                 unit,
@@ -360,7 +328,7 @@ impl Delivery<'_> {
         })
     }
 
-    fn dead_letter(&mut self, d: DeadLetter) -> Result<(), ServiceError> {
+    fn produce_dead_letter(&mut self, d: DeadLetter) -> Result<(), ServiceError> {
         let (topic, partition) = {
             let sources = self.ctx.sources.read().unwrap_or_else(|e| e.into_inner());
             match sources.get(d.pos.source) {

@@ -13,8 +13,8 @@
 //! compacted topic keeps small.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -28,7 +28,7 @@ use crate::config::ServiceConfig;
 use crate::inventory::Inventory;
 use crate::inventory::overlay::Overlay;
 use crate::metrics::Metrics;
-use crate::score::Assessor;
+use crate::score::{Assessor, LiveAssessor};
 
 /// Longest wait for the topic to be read to its end at start.
 pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
@@ -36,38 +36,6 @@ pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// Most entries the topic may add (keys); more are refused and counted.
 pub const MAX_ENTRIES: usize = 1_000_000;
-
-/// The scorer in use and its version; shards compare the version between messages.
-#[derive(Debug)]
-pub struct LiveAssessor {
-    version: AtomicU64,
-    current: RwLock<Arc<Assessor>>,
-}
-
-impl LiveAssessor {
-    pub fn new(assessor: Arc<Assessor>) -> LiveAssessor {
-        LiveAssessor {
-            version: AtomicU64::new(1),
-            current: RwLock::new(assessor),
-        }
-    }
-
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// The scorer now, with its version.
-    pub fn current(&self) -> (u64, Arc<Assessor>) {
-        let g = self.current.read().unwrap_or_else(|e| e.into_inner());
-        (self.version(), g.clone())
-    }
-
-    pub fn publish(&self, assessor: Arc<Assessor>) {
-        let mut g = self.current.write().unwrap_or_else(|e| e.into_inner());
-        *g = assessor;
-        self.version.fetch_add(1, Ordering::AcqRel);
-    }
-}
 
 /// Reads the inventory topic and publishes what it says.
 pub struct InventoryFeed {

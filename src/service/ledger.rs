@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use crate::pipeline::{Resume, SequencedEnd};
 use crate::time::EventTime;
 
 /// Most alert ids carried in one partition's commit metadata; librdkafka and brokers bound
@@ -43,19 +44,6 @@ pub const MAX_UNITS: usize = 1 << 16;
 /// The short id of an alert in commit metadata: 64 bits of its `finding_info.uid`.
 pub fn short_id(alert_uid: &str) -> u64 {
     xxh3_64(alert_uid.as_bytes())
-}
-
-/// Where a replay starts and what it must reproduce, per partition.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Resume {
-    /// The sequenced end when committed: offsets below it were processed before.
-    pub end: u64,
-    /// The partition's largest event time seen at `end`.
-    pub clock: Option<EventTime>,
-    /// Offsets in `[committed, end)` that were dead-lettered as late.
-    pub late: Vec<u64>,
-    /// Short ids of alerts already delivered that the replay will decide again.
-    pub suppress: Vec<u64>,
 }
 
 const METADATA_TAG: &str = "ct1";
@@ -142,19 +130,6 @@ struct Unit {
     id: u64,
     spans: Vec<Span>,
     state: UnitState,
-}
-
-/// The sequencer's view of a partition at a barrier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SequencedEnd {
-    pub source: u32,
-    /// First offset not yet sequenced.
-    pub end: u64,
-    /// Largest event time seen.
-    pub clock: EventTime,
-    /// The oldest offset the sequencer itself still needs replayed after a restart (hits and
-    /// credential links waiting for event time, recent credential links).
-    pub hold: Option<u64>,
 }
 
 /// What to commit for one partition.

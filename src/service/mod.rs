@@ -9,8 +9,9 @@
 //!                                      (merge, OCSF, producer, ledger)  <──── holds ───┘ progress
 //! ```
 //!
-//! Threads, not tasks: the consumer is polled in batches on its own thread, workers and shards are
-//! the replay's, and one delivery thread owns the producer, its acknowledgements and the
+//! Threads, not tasks: the consumer is polled in batches on its own thread, the front end of the
+//! [`crate::pipeline`] engine that `replay` drives from files; the engine's output
+//! thread drives [`delivery`], the sink that owns the producer, its acknowledgements and the
 //! [`ledger::Ledger`] that decides commits. Every channel is bounded; when the engine falls
 //! behind, the intake pauses its partitions instead of queueing without bound.
 //!
@@ -32,28 +33,24 @@ pub mod intake;
 pub mod inventory;
 pub mod ledger;
 pub mod reload;
-pub mod sequence;
-pub mod shard;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
-
 use crate::config::ServiceConfig;
-use crate::correlate::{Finding, ShardLimits};
-use crate::deadletter::DeadLetter;
-use crate::decode::{MintLifetimes, ProfileKind};
-use crate::identity::{LineageLimits, Resolver};
-use crate::input::{Batch, Sources};
-use crate::matcher::{RuleSet, TargetMap};
+use crate::correlate::ShardLimits;
+use crate::decode::MintLifetimes;
+use crate::identity::LineageLimits;
+use crate::input::Sources;
+use crate::matcher::RuleSet;
 use crate::metrics::Metrics;
-use crate::pipeline::worker::{DecodedBatch, Worker};
-use crate::score::Assessor;
-use crate::time::{EventTime, Span};
-use ledger::{CommitPoint, Resume, SequencedEnd};
+use crate::pipeline::{self, EngineError, Setup};
+pub use crate::pipeline::{Item, NewRules, Signal};
+use crate::score::{Assessor, LiveAssessor};
+use crate::time::Span;
+use ledger::CommitPoint;
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +75,8 @@ pub enum ServiceError {
     Panicked(&'static str),
     #[error("shutdown step `{step}` did not finish within {limit:?}")]
     Timeout { step: &'static str, limit: Duration },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// A handle to ask a running service to stop or reload its rules; cheap to clone.
@@ -130,126 +129,6 @@ pub struct RunReport {
     pub dead_letters: u64,
     /// The last offsets committed, per (topic, partition).
     pub committed: Vec<(String, i32, i64)>,
-}
-
-/// A change in the assignment or a request, ordered with the batches around it.
-#[derive(Clone, Debug)]
-pub enum Signal {
-    /// A partition was assigned; its batches follow. `start` is the committed offset (where
-    /// reading resumes), if any.
-    Assign {
-        source: u32,
-        lateness: Span,
-        start: Option<u64>,
-        resume: Option<Resume>,
-    },
-    /// Partitions were revoked; none of their batches follow.
-    Revoke { sources: Vec<u32> },
-    /// A partition went quiet for the idle timeout (`true`) or spoke again (`false`).
-    Idle { source: u32, idle: bool },
-    /// Report what may be committed; `drain`: wait for every produced message's acknowledgement
-    /// first (rebalance, shutdown).
-    Barrier { epoch: u64, drain: bool },
-    /// Batches after this one are matched with this rule set; shards carry state over.
-    Reload(NewRules),
-}
-
-/// A reloaded rule set travelling with the stream.
-#[derive(Clone)]
-pub struct NewRules(pub Arc<RuleSet>);
-
-impl std::fmt::Debug for NewRules {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "NewRules({} detections, {} correlations)",
-            self.0.detections.len(),
-            self.0.correlations.len()
-        )
-    }
-}
-
-/// What the intake hands to workers.
-pub enum Item {
-    Batch {
-        seq: u64,
-        batch: Batch,
-        profile: Option<ProfileKind>,
-        /// The rule set in force when the batch was cut.
-        rules: Arc<RuleSet>,
-        arrived: Instant,
-    },
-    Signal {
-        seq: u64,
-        signal: Signal,
-    },
-}
-
-/// What workers hand to the sequencer.
-pub enum Decoded {
-    Batch {
-        seq: u64,
-        decoded: DecodedBatch,
-        arrived: Instant,
-    },
-    Signal {
-        seq: u64,
-        signal: Signal,
-    },
-}
-
-impl Decoded {
-    fn seq(&self) -> u64 {
-        match self {
-            Decoded::Batch { seq, .. } | Decoded::Signal { seq, .. } => *seq,
-        }
-    }
-}
-
-/// What shards receive.
-pub enum ShardMsg {
-    Hits(Vec<crate::correlate::Hit>),
-    Watermark(EventTime),
-    /// Report held positions for a barrier.
-    Report(u64),
-    /// Swap in a reloaded rule set, carrying over the state `map` says continues.
-    Reload(Arc<RuleSet>, Arc<TargetMap>),
-}
-
-/// What the delivery thread receives.
-pub enum DeliveryMsg {
-    /// A shard's findings and the rule set that decided them.
-    Findings(usize, Arc<RuleSet>, Vec<Finding>),
-    Progress(usize, EventTime),
-    DeadLetter {
-        letter: DeadLetter,
-        /// The event is replayed after a restart: its dead letter was produced before.
-        replayed: bool,
-    },
-    Assign {
-        source: u32,
-        committed: Option<u64>,
-        resume: Option<Resume>,
-    },
-    Revoke(Vec<u32>),
-    /// A barrier's sequenced ends; `shards` reports follow.
-    Barrier {
-        epoch: u64,
-        drain: bool,
-        ends: Vec<SequencedEnd>,
-    },
-    Holds {
-        epoch: u64,
-        holds: std::collections::HashMap<u32, u64>,
-        states: u64,
-        state_bytes: u64,
-    },
-    /// When the last event of a batch was read, for the latency histogram.
-    Arrival {
-        source: u32,
-        last_offset: u64,
-        arrived: Instant,
-    },
 }
 
 /// Commit points posted by the delivery thread for the intake; never blocks the poster (latest
@@ -310,17 +189,18 @@ pub fn run(
     metrics: Arc<Metrics>,
     control: &Control,
 ) -> Result<RunReport, ServiceError> {
-    let shards = config.engine.shards;
-    let workers = config.engine.workers;
     let sources = Arc::new(RwLock::new(Sources::new()));
     let mailbox = Arc::new(Mailbox::default());
-    let (item_tx, item_rx) = bounded::<Item>(config.engine.queue_batches);
-    let (decoded_tx, decoded_rx) = bounded::<Decoded>(workers * 2 + 2);
-    let (recycle_tx, recycle_rx) = bounded::<Batch>(config.engine.queue_batches + workers * 2);
-    let (delivery_tx, delivery_rx) = bounded::<DeliveryMsg>(1024);
-    let shard_channels: Vec<_> = (0..shards).map(|_| bounded::<ShardMsg>(256)).collect();
+    let setup = Setup {
+        shards: config.engine.shards,
+        workers: config.engine.workers,
+        shard_limits: ShardLimits::default(),
+        mint: MintLifetimes::default(),
+        lineage: LineageLimits::default(),
+        lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
+    };
 
-    let live = Arc::new(inventory::LiveAssessor::new(assessor));
+    let live = Arc::new(LiveAssessor::new(assessor));
     Metrics::add(&metrics.inventory_versions, 1);
     let feed = match &config.scoring.inventory_topic {
         None => None,
@@ -335,84 +215,28 @@ pub fn run(
     let producer = delivery::create_producer(config)?;
     let consumer = consumer::create_consumer(config, metrics.clone())?;
     let checkpoints = checkpoint::Checkpoints::new(config)?;
+    let sink = delivery::Delivery::new(
+        delivery::Context {
+            config,
+            sources: sources.clone(),
+            metrics: metrics.clone(),
+            mailbox: mailbox.clone(),
+            shards: setup.shards.max(1),
+        },
+        &producer,
+    );
 
     thread::scope(|s| -> Result<RunReport, ServiceError> {
-        let worker_handles: Vec<_> = (0..workers)
-            .map(|i| {
-                let (rules, rx, tx, metrics) = (
-                    rules.clone(),
-                    item_rx.clone(),
-                    decoded_tx.clone(),
-                    metrics.clone(),
-                );
-                thread::Builder::new()
-                    .name(format!("credtrail-worker-{i}"))
-                    .spawn_scoped(s, move || run_worker(rules, rx, tx, &metrics))
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|_| ServiceError::Panicked("worker"))?;
-        drop(decoded_tx);
-        drop(item_rx);
-
-        let shard_handles: Vec<_> = shard_channels
-            .iter()
-            .enumerate()
-            .map(|(i, (_, rx))| {
-                let (rules, rx, tx) = (rules.clone(), rx.clone(), delivery_tx.clone());
-                let assessor = live.clone();
-                thread::Builder::new()
-                    .name(format!("credtrail-shard-{i}"))
-                    .spawn_scoped(s, move || {
-                        shard::run(i, rules, ShardLimits::default(), assessor, rx, tx)
-                    })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|_| ServiceError::Panicked("shard"))?;
-
-        let sequence_handle = {
-            let senders: Vec<_> = shard_channels.iter().map(|(tx, _)| tx.clone()).collect();
-            let (tx, metrics) = (delivery_tx.clone(), metrics.clone());
-            // Credentials minted in one partition are followed in the others this instance
-            // reads; hits are routed to shards once their identity is resolved.
-            let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
-            let rules = rules.clone();
-            let resolver = Resolver::new(
-                LineageLimits::default(),
-                ShardLimits::default().max_pending,
-                routes,
-            );
-            thread::Builder::new()
-                .name("credtrail-sequence".into())
-                .spawn_scoped(s, move || {
-                    sequence::run(
-                        decoded_rx,
-                        senders,
-                        tx,
-                        recycle_tx,
-                        rules,
-                        resolver,
-                        Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
-                        &metrics,
-                    )
-                })
-                .map_err(|_| ServiceError::Panicked("sequence"))?
-        };
-        drop(shard_channels);
-        drop(delivery_tx);
-
-        let delivery_handle = {
-            let ctx = delivery::Context {
-                config,
-                sources: sources.clone(),
-                metrics: metrics.clone(),
-                mailbox: mailbox.clone(),
-                shards,
-            };
-            thread::Builder::new()
-                .name("credtrail-delivery".into())
-                .spawn_scoped(s, move || delivery::run(ctx, &producer, delivery_rx))
-                .map_err(|_| ServiceError::Panicked("delivery"))?
-        };
+        let (inputs, engine) = pipeline::start(
+            s,
+            &setup,
+            config.engine.queue_batches,
+            rules.clone(),
+            live.clone(),
+            sources.clone(),
+            metrics.clone(),
+            sink,
+        )?;
 
         let feed_handle = match feed {
             None => None,
@@ -425,12 +249,12 @@ pub fn run(
         };
 
         // The intake runs on this thread; it returns after the final drain and commit and
-        // drops `item_tx`, which winds the other threads down in order.
+        // drops the item sender, which winds the engine's threads down in order.
         let intake_result = intake::run(intake::Context {
             config,
             consumer,
-            items: item_tx,
-            recycle: recycle_rx,
+            items: inputs.items,
+            recycle: inputs.recycle,
             sources: sources.clone(),
             mailbox: mailbox.clone(),
             metrics: metrics.clone(),
@@ -442,16 +266,9 @@ pub fn run(
         let deadline = Instant::now() + config.shutdown.step(crate::config::ShutdownStep::Close);
         feed_stop.store(true, Ordering::Release);
         if let Some(h) = feed_handle {
-            join_by(h, deadline, "inventory")?;
+            pipeline::join_by(h, Some(deadline), "inventory")?;
         }
-        for h in worker_handles {
-            join_by(h, deadline, "worker")?;
-        }
-        join_by(sequence_handle, deadline, "sequence")?;
-        for h in shard_handles {
-            join_by(h, deadline, "shard")?;
-        }
-        let delivered = join_by(delivery_handle, deadline, "delivery")??;
+        let delivered = engine.join(Some(deadline))?.output?;
         let committed = intake_result?;
         Ok(RunReport {
             events: metrics.events_in.load(Ordering::Relaxed),
@@ -461,69 +278,4 @@ pub fn run(
             committed,
         })
     })
-}
-
-/// Joins a scoped thread, giving up (with an error) at `deadline`.
-fn join_by<T>(
-    h: thread::ScopedJoinHandle<'_, T>,
-    deadline: Instant,
-    name: &'static str,
-) -> Result<T, ServiceError> {
-    while !h.is_finished() {
-        if Instant::now() >= deadline {
-            return Err(ServiceError::Timeout {
-                step: name,
-                limit: Duration::ZERO,
-            });
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    h.join().map_err(|_| ServiceError::Panicked(name))
-}
-
-/// A worker: batches decoded and matched with their topic's profile; signals passed through.
-fn run_worker(
-    rules: Arc<RuleSet>,
-    rx: crossbeam_channel::Receiver<Item>,
-    tx: crossbeam_channel::Sender<Decoded>,
-    metrics: &Metrics,
-) {
-    let mut rules = rules;
-    let mut w = Worker::new(rules.clone(), MintLifetimes::default());
-    let mut reported = vec![0u64; rules.detections.len()];
-    for item in rx.iter() {
-        let out = match item {
-            Item::Batch {
-                seq,
-                batch,
-                profile,
-                rules: batch_rules,
-                arrived,
-            } => {
-                if !Arc::ptr_eq(&batch_rules, &rules) {
-                    // A reload: this batch and the next ones use the new set.
-                    rules = batch_rules;
-                    w = Worker::new(rules.clone(), MintLifetimes::default());
-                    reported = vec![0u64; rules.detections.len()];
-                }
-                let decoded = w.process_as(batch, profile);
-                for (d, n) in w.stats.matches.iter().enumerate() {
-                    if *n > reported[d] {
-                        metrics
-                            .rule_matches(&rules.detection_meta(d as u32).title, n - reported[d]);
-                        reported[d] = *n;
-                    }
-                }
-                Decoded::Batch {
-                    seq,
-                    decoded,
-                    arrived,
-                }
-            }
-            Item::Signal { seq, signal } => Decoded::Signal { seq, signal },
-        };
-        if tx.send(out).is_err() {
-            break;
-        }
-    }
 }

@@ -1,9 +1,11 @@
-//! The service's sequencer thread: puts worker output back in intake order, keeps one event-time
-//! clock per assigned partition (the replay's [`Sequencer`]), and turns signals into their
-//! effects at exactly their place in the stream.
+//! The sequence thread: puts worker output back in the order the front end cut it, keeps one
+//! event-time clock per assigned source (a file, a Kafka partition: the [`Sequencer`]), and
+//! turns signals into their effects at exactly their place in the stream.
 //!
-//! Engine time is the minimum watermark over the partitions that are assigned and not idle; when
-//! every partition is idle it stays where it is (it never jumps to the end of time). A partition
+//! Engine time is the minimum watermark over the sources that are assigned and not idle; when
+//! every source is idle it stays where it is (it never jumps to the end of time). A finished
+//! file no longer holds it back; the end of every input ([`Signal::EndOfInput`]) releases every
+//! waiting hit and has the shards decide their state to the end of time. A partition
 //! that speaks again after being idle has its clock raised to engine time plus its lateness, so
 //! anything older than what the engine already decided is dead-lettered as late instead of being
 //! processed out of order.
@@ -19,15 +21,14 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::ledger::SequencedEnd;
-use super::{Decoded, DeliveryMsg, NewRules, ShardMsg, Signal};
+use super::sequencer::{Sequencer, SequencerStats, SourceClock};
+use super::worker::DecodedBatch;
+use super::{Bookkeeping, Decoded, NewRules, OutputMsg, SequencedEnd, ShardMsg, Signal};
 use crate::correlate::Hit;
-use crate::identity::Resolver;
+use crate::identity::{LineageStats, Resolver};
 use crate::input::Batch;
 use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
-use crate::pipeline::sequencer::{Sequencer, SourceClock};
-use crate::pipeline::worker::DecodedBatch;
 use crate::time::{EventTime, Span};
 
 #[derive(Debug, Default)]
@@ -52,7 +53,7 @@ struct State<'a> {
     fed: u64,
     per_shard: Vec<Vec<Hit>>,
     shards: Vec<Sender<ShardMsg>>,
-    delivery: Sender<DeliveryMsg>,
+    delivery: Sender<OutputMsg>,
     recycle: Sender<Batch>,
     sent_watermark: EventTime,
     /// Credential links minted within this much of engine time hold offsets back.
@@ -60,34 +61,46 @@ struct State<'a> {
     metrics: &'a Metrics,
 }
 
-/// Runs until the workers' channel closes (the intake stopped) or a downstream thread is gone.
-#[allow(clippy::too_many_arguments)] // the thread's channels and its two settings, each once
-pub fn run(
-    rx: Receiver<Decoded>,
-    shards: Vec<Sender<ShardMsg>>,
-    delivery: Sender<DeliveryMsg>,
-    recycle: Sender<Batch>,
-    rules: Arc<RuleSet>,
-    resolver: Resolver,
-    lineage_hold: Span,
-    metrics: &Metrics,
-) {
+/// What the sequence thread is given.
+pub struct Context<'a> {
+    pub rx: Receiver<Decoded>,
+    pub shards: Vec<Sender<ShardMsg>>,
+    pub output: Sender<OutputMsg>,
+    /// Where batch buffers go back to the front end.
+    pub recycle: Sender<Batch>,
+    pub rules: Arc<RuleSet>,
+    pub resolver: Resolver,
+    pub lineage_hold: Span,
+    pub metrics: &'a Metrics,
+}
+
+/// What the sequence thread counted, and the rule set in force when it ended.
+pub struct SequenceReport {
+    pub stats: SequencerStats,
+    pub lineage: LineageStats,
+    pub rules: Arc<RuleSet>,
+}
+
+/// Runs until the workers' channel closes (the front end stopped) or a downstream thread is
+/// gone.
+pub fn run(ctx: Context<'_>) -> SequenceReport {
+    let shards = ctx.shards.len();
     let mut st = State {
-        seq: Sequencer::new(Vec::new(), shards.len(), resolver),
-        rules,
+        seq: Sequencer::new(Vec::new(), shards, ctx.resolver),
+        rules: ctx.rules,
         parts: HashMap::new(),
         fed: 0,
-        per_shard: vec![Vec::new(); shards.len()],
-        shards,
-        delivery,
-        recycle,
+        per_shard: vec![Vec::new(); shards],
+        shards: ctx.shards,
+        delivery: ctx.output,
+        recycle: ctx.recycle,
         sent_watermark: EventTime::MIN,
-        lineage_hold,
-        metrics,
+        lineage_hold: ctx.lineage_hold,
+        metrics: ctx.metrics,
     };
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
     let mut next = 0u64;
-    for d in rx.iter() {
+    'stream: for d in ctx.rx.iter() {
         waiting.insert(d.seq(), d);
         while let Some(d) = waiting.remove(&next) {
             next += 1;
@@ -98,9 +111,14 @@ pub fn run(
                 Decoded::Signal { signal, .. } => st.signal(signal),
             };
             if !ok {
-                return;
+                break 'stream;
             }
         }
+    }
+    SequenceReport {
+        stats: st.seq.stats.clone(),
+        lineage: st.seq.resolver().lineage().stats().clone(),
+        rules: st.rules,
     }
 }
 
@@ -138,7 +156,7 @@ impl State<'_> {
             for i in &late {
                 d.times[*i as usize] = EventTime::MIN;
                 let offset = d.batch.lines[*i as usize].offset;
-                let _ = self.delivery.send(DeliveryMsg::DeadLetter {
+                let _ = self.delivery.send(OutputMsg::DeadLetter {
                     letter: crate::deadletter::DeadLetter {
                         pos: crate::input::Position { source, offset },
                         kind: "late",
@@ -173,7 +191,7 @@ impl State<'_> {
                     metrics.dead_letter(letter.kind);
                 }
                 alive &= delivery
-                    .send(DeliveryMsg::DeadLetter { letter, replayed })
+                    .send(OutputMsg::DeadLetter { letter, replayed })
                     .is_ok();
             },
             &mut |done| {
@@ -183,11 +201,11 @@ impl State<'_> {
         Metrics::add(&self.metrics.events_in, events);
         alive &= self
             .delivery
-            .send(DeliveryMsg::Arrival {
+            .send(OutputMsg::Bookkeeping(Bookkeeping::Arrival {
                 source,
                 last_offset: last,
                 arrived,
-            })
+            }))
             .is_ok();
         alive && self.flush_hits() && self.advance()
     }
@@ -225,7 +243,9 @@ impl State<'_> {
         let Some(w) = self.engine_watermark() else {
             return true;
         };
-        if w <= self.sent_watermark || w == EventTime::MIN {
+        // The end of time comes only with the end of input: the shards first note what is
+        // alive at the end (a replay's summary), then decide it.
+        if w <= self.sent_watermark || w == EventTime::MIN || w == EventTime::MAX {
             return true;
         }
         self.sent_watermark = w;
@@ -268,11 +288,11 @@ impl State<'_> {
                     },
                 );
                 self.delivery
-                    .send(DeliveryMsg::Assign {
+                    .send(OutputMsg::Bookkeeping(Bookkeeping::Assign {
                         source,
                         committed: start,
                         resume,
-                    })
+                    }))
                     .is_ok()
             }
             Signal::Revoke { sources } => {
@@ -281,7 +301,10 @@ impl State<'_> {
                         p.assigned = false;
                     }
                 }
-                self.delivery.send(DeliveryMsg::Revoke(sources)).is_ok() && self.advance()
+                self.delivery
+                    .send(OutputMsg::Bookkeeping(Bookkeeping::Revoke(sources)))
+                    .is_ok()
+                    && self.advance()
             }
             Signal::Idle { source, idle } => {
                 let engine = self.sent_watermark;
@@ -314,6 +337,17 @@ impl State<'_> {
                 self.shards
                     .iter()
                     .all(|tx| tx.send(ShardMsg::Reload(new.clone(), map.clone())).is_ok())
+            }
+            Signal::EndOfInput => {
+                // Every hit still waiting for event time, then the end of time for the shards.
+                let per_shard = &mut self.per_shard;
+                self.seq
+                    .release(EventTime::MAX, &mut |shard, hit| per_shard[shard].push(hit));
+                self.flush_hits()
+                    && self
+                        .shards
+                        .iter()
+                        .all(|tx| tx.send(ShardMsg::Finish).is_ok())
             }
             Signal::Barrier { epoch, drain } => {
                 if !self.flush_hits() {
@@ -349,7 +383,11 @@ impl State<'_> {
                 }
                 ends.sort_by_key(|e| e.source);
                 self.delivery
-                    .send(DeliveryMsg::Barrier { epoch, drain, ends })
+                    .send(OutputMsg::Bookkeeping(Bookkeeping::Barrier {
+                        epoch,
+                        drain,
+                        ends,
+                    }))
                     .is_ok()
                     && self
                         .shards

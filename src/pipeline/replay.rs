@@ -1,0 +1,375 @@
+//! Replay: the engine driven by files. The inputs are read in order on the calling thread
+//! and fed to the [`pipeline`](super) engine; alerts go to a file (or standard output) in a
+//! deterministic order, dead letters to theirs, and a [`Summary`] says what happened.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::sequencer::SequencerStats;
+use super::worker::WorkerStats;
+use super::writer::{Rendered, Sink};
+use super::{EngineError, Inputs, Item, Setup, Signal};
+use crate::correlate::{ShardLimits, ShardStats, Target};
+use crate::deadletter::{DeadLetter, DeadLetterFile};
+use crate::decode::MintLifetimes;
+use crate::identity::LineageLimits;
+use crate::input::{self, InputError, LineBatcher, ReadLimits, SourceInfo, Sources};
+use crate::matcher::RuleSet;
+use crate::metrics::Metrics;
+use crate::score::{Assessor, LiveAssessor};
+use crate::time::Span;
+
+/// What a replay reads, how it runs and where it writes.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Input files, read in this order; `-` is standard input.
+    pub inputs: Vec<PathBuf>,
+    /// Shard threads (each owns a part of the state).
+    pub shards: usize,
+    /// Decode-and-match threads.
+    pub workers: usize,
+    /// Allowed lateness of every input.
+    pub lateness: Span,
+    /// Alert output; `None` is standard output.
+    pub out: Option<PathBuf>,
+    pub dead_letter: PathBuf,
+    /// Draw a progress bar on standard error.
+    pub progress: bool,
+    pub read: ReadLimits,
+    pub shard_limits: ShardLimits,
+    /// How long credentials minted by `AssumeRole` and friends are followed.
+    pub mint: MintLifetimes,
+    pub lineage: LineageLimits,
+    /// Scores findings: inventory and weights.
+    pub assessor: Arc<Assessor>,
+}
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("cannot write alerts to {path}: {source}")]
+    Output { path: String, source: io::Error },
+    #[error("cannot write dead letters to {path}: {source}")]
+    DeadLetter { path: String, source: io::Error },
+    #[error("cannot render an alert: {0}")]
+    Render(#[from] serde_json::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What a replay did, for the summary.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub wall: Duration,
+    pub bytes_read: u64,
+    pub sequencer: SequencerStats,
+    pub workers: WorkerStats,
+    pub shards: Vec<ShardStats>,
+    /// Alerts written, by rule title.
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    pub alerts: u64,
+    /// Events matched per detection rule (title), rules with no match left out.
+    pub matches_by_rule: Vec<(String, u64)>,
+    /// Group states alive when the input ended (before the final flush), and their bytes.
+    pub states_at_end: u64,
+    pub state_bytes_at_end: u64,
+    /// Credential lineage: links recorded and hits resolved through them.
+    pub lineage: crate::identity::LineageStats,
+    pub dead_letter_path: Option<PathBuf>,
+}
+
+impl Summary {
+    pub fn events_per_second(&self) -> f64 {
+        self.sequencer.events as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The replay's sink: alerts to a file or standard output, dead letters to their file.
+struct FileSink {
+    out: Box<dyn Write + Send>,
+    label: String,
+    dead: DeadLetterFile,
+    sources: Arc<RwLock<Sources>>,
+    alerts: u64,
+    by_rule: BTreeMap<String, u64>,
+}
+
+struct FileReport {
+    alerts: u64,
+    by_rule: BTreeMap<String, u64>,
+    dead_letters_written: u64,
+}
+
+impl FileSink {
+    fn open(
+        out_path: Option<&PathBuf>,
+        dead_letter: &std::path::Path,
+        sources: Arc<RwLock<Sources>>,
+    ) -> Result<FileSink, PipelineError> {
+        let label = out_path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "standard output".into());
+        let out: Box<dyn Write + Send> = match out_path {
+            Some(p) => Box::new(BufWriter::with_capacity(
+                1 << 16,
+                File::create(p).map_err(|source| PipelineError::Output {
+                    path: label.clone(),
+                    source,
+                })?,
+            )),
+            None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+        };
+        Ok(FileSink {
+            out,
+            label,
+            dead: DeadLetterFile::new(dead_letter),
+            sources,
+            alerts: 0,
+            by_rule: BTreeMap::new(),
+        })
+    }
+
+    fn output_error(&self, source: io::Error) -> PipelineError {
+        PipelineError::Output {
+            path: self.label.clone(),
+            source,
+        }
+    }
+
+    fn dead_letter_error(&self, source: io::Error) -> PipelineError {
+        PipelineError::DeadLetter {
+            path: self.dead.path().display().to_string(),
+            source,
+        }
+    }
+}
+
+impl Sink for FileSink {
+    type Report = FileReport;
+    type Error = PipelineError;
+
+    fn alert(&mut self, a: Rendered<'_>) -> Result<(), PipelineError> {
+        let written = self
+            .out
+            .write_all(a.line)
+            .and_then(|()| self.out.write_all(b"\n"));
+        written.map_err(|e| self.output_error(e))?;
+        self.alerts += 1;
+        let rules = a.rules;
+        let title = match a.finding.target {
+            Target::Correlation(c) => {
+                &rules.meta[rules.correlations[c as usize].rule as usize].title
+            }
+            Target::Detection(d) => &rules.detection_meta(d).title,
+        };
+        *self.by_rule.entry(title.clone()).or_insert(0) += 1;
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, letter: DeadLetter, _replayed: bool) -> Result<(), PipelineError> {
+        let written = {
+            let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+            self.dead.write(&letter, &sources)
+        };
+        written.map_err(|e| self.dead_letter_error(e))
+    }
+
+    fn finish(mut self) -> Result<FileReport, PipelineError> {
+        self.out.flush().map_err(|e| self.output_error(e))?;
+        self.dead.flush().map_err(|e| self.dead_letter_error(e))?;
+        Ok(FileReport {
+            alerts: self.alerts,
+            by_rule: self.by_rule,
+            dead_letters_written: self.dead.written(),
+        })
+    }
+}
+
+/// Runs a replay to the end of its inputs: the files are the front end of the engine, read in
+/// order on this thread, every one a source open from the start (so an earlier file's events
+/// wait for the later files' clocks, as if they were read side by side).
+pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    let mut registry = Sources::new();
+    let ids: Vec<u32> = opts
+        .inputs
+        .iter()
+        .map(|p| {
+            registry.register(if p.as_os_str() == "-" {
+                SourceInfo::Stdin
+            } else {
+                SourceInfo::File(p.clone())
+            })
+        })
+        .collect();
+    let sources = Arc::new(RwLock::new(registry));
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let metrics = Metrics::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink = FileSink::open(opts.out.as_ref(), &opts.dead_letter, sources.clone())?;
+    let setup = Setup {
+        shards: opts.shards.max(1),
+        workers: opts.workers.max(1),
+        shard_limits: opts.shard_limits,
+        mint: opts.mint,
+        lineage: opts.lineage,
+        lineage_hold: Span::ZERO,
+    };
+    let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));
+
+    thread::scope(|s| -> Result<Summary, PipelineError> {
+        let (inputs, engine) = super::start(
+            s,
+            &setup,
+            setup.workers * 2 + 2,
+            rules.clone(),
+            assessor,
+            sources.clone(),
+            metrics.clone(),
+            sink,
+        )?;
+        let progress = opts.progress.then(|| {
+            let (bytes_read, metrics, stop) = (bytes_read.clone(), metrics.clone(), stop.clone());
+            let total: u64 = opts
+                .inputs
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            s.spawn(move || draw_progress(total, bytes_read, &metrics.events_in, stop))
+        });
+        let read = read_inputs(opts, &ids, &rules, &inputs, &bytes_read);
+        drop(inputs);
+        let joined = engine.join(None);
+        stop.store(true, Ordering::Relaxed);
+        if let Some(p) = progress {
+            let _ = p.join();
+        }
+        let joined = joined?;
+        let written = joined.output?;
+        read?;
+        let matches_by_rule = joined
+            .workers
+            .matches
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(d, n)| (rules.detection_meta(d as u32).title.clone(), *n))
+            .collect();
+        Ok(Summary {
+            wall: started.elapsed(),
+            bytes_read: bytes_read.load(Ordering::Relaxed),
+            sequencer: joined.sequencer,
+            workers: joined.workers,
+            states_at_end: joined.shards.iter().map(|r| r.states_at_end).sum(),
+            state_bytes_at_end: joined.shards.iter().map(|r| r.bytes_at_end).sum(),
+            lineage: joined.lineage,
+            shards: joined.shards.into_iter().map(|r| r.stats).collect(),
+            alerts: written.alerts,
+            matches_by_rule,
+            alerts_by_rule: written.by_rule,
+            dead_letter_path: (written.dead_letters_written > 0).then(|| opts.dead_letter.clone()),
+        })
+    })
+}
+
+/// The front end: every file announced as a source, then its batches in order, then the end
+/// of input. Stops early when the engine is gone (an output error, reported by the engine).
+fn read_inputs(
+    opts: &ReplayOptions,
+    ids: &[u32],
+    rules: &Arc<RuleSet>,
+    inputs: &Inputs,
+    bytes_read: &Arc<AtomicU64>,
+) -> Result<(), PipelineError> {
+    let mut seq = 0u64;
+    let send = |item: Item| inputs.items.send(item).is_ok();
+    let signal = |seq: &mut u64, signal: Signal| {
+        *seq += 1;
+        send(Item::Signal {
+            seq: *seq - 1,
+            signal,
+        })
+    };
+    for &source in ids {
+        let assign = Signal::Assign {
+            source,
+            lateness: opts.lateness,
+            start: None,
+            resume: None,
+        };
+        if !signal(&mut seq, assign) {
+            return Ok(());
+        }
+    }
+    let mut result = Ok(());
+    'files: for (path, &id) in opts.inputs.iter().zip(ids) {
+        let reader = match input::open(path, bytes_read.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                result = Err(e.into());
+                break;
+            }
+        };
+        let mut lines = LineBatcher::new(reader, id, path.clone(), opts.read);
+        loop {
+            let mut batch = inputs.recycle.try_recv().unwrap_or_default();
+            match lines.next_batch(&mut batch) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    result = Err(e.into());
+                    break 'files;
+                }
+            }
+            batch.seq = seq;
+            let last = batch.source_done;
+            let item = Item::Batch {
+                seq,
+                batch,
+                profile: None,
+                rules: rules.clone(),
+                arrived: Instant::now(),
+            };
+            seq += 1;
+            if !inputs.items.send(item).is_ok() {
+                return result;
+            }
+            if last {
+                break;
+            }
+        }
+    }
+    // What was read is decided even when a file failed, as before the error.
+    let _ = inputs.items.send(Item::Signal {
+        seq,
+        signal: Signal::EndOfInput,
+    });
+    result
+}
+
+fn draw_progress(total: u64, bytes: Arc<AtomicU64>, events: &AtomicU64, stop: Arc<AtomicBool>) {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    while !stop.load(Ordering::Relaxed) {
+        bar.set_position(bytes.load(Ordering::Relaxed));
+        bar.set_message(format!("{} events", events.load(Ordering::Relaxed)));
+        thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
+}

@@ -1,0 +1,115 @@
+//! A shard thread: the [`ShardEngine`] driven by the sequence thread, plus the barrier report
+//! (the oldest input it still needs) that a service holds its commits back to.
+//!
+//! A shard decides its state to the end of time only on [`ShardMsg::Finish`] (a replay's end of
+//! input); when its channel closes without it (a service stopping), it stops with live state,
+//! which the next run rebuilds by replaying from the held-back commits. A rule reload arrives
+//! in order with the hits; findings travel with the rule set that decided them, so the output
+//! renders each with the right rules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{Bookkeeping, OutputMsg, ShardMsg};
+use crate::correlate::{Finding, ShardEngine, ShardLimits, ShardStats};
+use crate::matcher::RuleSet;
+use crate::score::LiveAssessor;
+use crate::time::EventTime;
+
+/// What a shard did, when it ended.
+#[derive(Clone, Debug, Default)]
+pub struct ShardReport {
+    pub stats: ShardStats,
+    /// Group states alive when the input ended (before deciding them), and their bytes.
+    pub states_at_end: u64,
+    pub bytes_at_end: u64,
+}
+
+/// Runs shard `index` until its channel closes, its input finishes, or the output is gone.
+pub fn run(
+    index: usize,
+    rules: Arc<RuleSet>,
+    limits: ShardLimits,
+    assessor: Arc<LiveAssessor>,
+    rx: Receiver<ShardMsg>,
+    output: Sender<OutputMsg>,
+) -> ShardReport {
+    let (mut version, current) = assessor.current();
+    let mut engine = ShardEngine::new(rules.clone(), limits).with_assessor(current);
+    let mut rules = rules;
+    let mut out = Vec::new();
+    let mut report = ShardReport::default();
+    for msg in rx.iter() {
+        if assessor.version() != version {
+            let (v, current) = assessor.current();
+            engine.set_assessor(current);
+            version = v;
+        }
+        let sent = match msg {
+            ShardMsg::Hits(hits) => {
+                for h in hits {
+                    engine.push(h, &mut out);
+                }
+                flush(index, &rules, &mut out, &output)
+            }
+            ShardMsg::Watermark(w) => {
+                engine.advance(w, &mut out);
+                flush(index, &rules, &mut out, &output)
+                    && output.send(OutputMsg::Progress(index, w)).is_ok()
+            }
+            ShardMsg::Report(epoch) => {
+                let mut holds = HashMap::new();
+                engine.oldest_positions(&mut holds);
+                output
+                    .send(OutputMsg::Bookkeeping(Bookkeeping::Holds {
+                        epoch,
+                        holds,
+                        states: engine.live_states() as u64,
+                        state_bytes: engine.state_bytes() as u64,
+                    }))
+                    .is_ok()
+            }
+            ShardMsg::Reload(new, map) => {
+                let sent = flush(index, &rules, &mut out, &output);
+                let (kept, dropped) = engine.reload(new.clone(), &map);
+                rules = new;
+                tracing::info!(shard = index, kept, dropped, "rules swapped in");
+                sent
+            }
+            ShardMsg::Finish => {
+                engine.process_pending(&mut out);
+                report.states_at_end = engine.live_states() as u64;
+                report.bytes_at_end = engine.state_bytes() as u64;
+                engine.advance(EventTime::MAX, &mut out);
+                let _ = flush(index, &rules, &mut out, &output)
+                    && output
+                        .send(OutputMsg::Progress(index, EventTime::MAX))
+                        .is_ok();
+                break;
+            }
+        };
+        if !sent {
+            break;
+        }
+    }
+    report.stats = engine.stats().clone();
+    report
+}
+
+fn flush(
+    index: usize,
+    rules: &Arc<RuleSet>,
+    out: &mut Vec<Finding>,
+    output: &Sender<OutputMsg>,
+) -> bool {
+    out.is_empty()
+        || output
+            .send(OutputMsg::Findings(
+                index,
+                rules.clone(),
+                std::mem::take(out),
+            ))
+            .is_ok()
+}
