@@ -39,6 +39,9 @@
 //!   the W500 rule set.
 //! - [`eval`]: detection quality of a replay against labels (`credtrail eval`).
 //! - [`time`]: event time and durations.
+//! - [`vocab`]: the words every stage shares and none owns (event position and reference, hit
+//!   and target, group key, touched kinds, rule state budget, identity and credential link);
+//!   it imports nothing of the engine but [`time`], and the stages re-export its items.
 //! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
 //!   secret files), validated.
 //! - [`service`]: `credtrail run`, the Kafka consumer group feeding the engine: intake,
@@ -69,3 +72,4 @@ pub mod score;
 pub mod service;
 pub mod sigma;
 pub mod time;
+pub mod vocab;
