@@ -9,7 +9,7 @@
 //!
 //! Two layers. The engine, below, turns events into alerts; the [`tooling`], above, makes data
 //! and judges rules with it. Within the engine each module imports only modules listed before
-//! it, so the layers can be drawn without a circle:
+//! it, so the layers can be drawn without a circle (`tests/module_graph.rs` keeps it so):
 //!
 //! ```text
 //! engine:  time, vocab < input < decode < sigma < matcher < identity < inventory < score

@@ -1,6 +1,6 @@
 //! Tooling: what is built on the engine to make, replay and judge data and rules. It is the
 //! second layer of the crate: these modules use the engine's public items, and no engine module
-//! imports them, so the engine's path from an input
+//! imports them (`tests/module_graph.rs` fails if one does), so the engine's path from an input
 //! line to an alert never runs through a generator or a report.
 //!
 //! - [`generator`]: seeded, streaming, labelled datasets of every source (`credtrail gen`),
