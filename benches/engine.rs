@@ -4,7 +4,7 @@
 //! alert rendering.
 //! `cargo bench --bench engine`; the replay harness figures are in BENCHMARKS.md.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -16,6 +16,10 @@ use credtrail::matcher::{self, CompileOptions, Matcher, RuleSet};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::{EventTime, Span};
 
+#[path = "../tests/common/public_data.rs"]
+#[allow(dead_code)]
+mod public_data;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -25,8 +29,8 @@ fn pack() -> RuleSet {
     matcher::compile(&catalog, &CompileOptions::default()).unwrap()
 }
 
-fn lines(rel: &str) -> Vec<Vec<u8>> {
-    std::fs::read_to_string(root().join(rel))
+fn lines(path: &Path) -> Vec<Vec<u8>> {
+    std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .map(|l| l.as_bytes().to_vec())
@@ -35,14 +39,16 @@ fn lines(rel: &str) -> Vec<Vec<u8>> {
 
 fn bench_decode_and_match(c: &mut Criterion) {
     let rules = pack();
-    for (name, rel) in [
-        ("demo", "datasets/demo/events.jsonl"),
+    for (name, path) in [
+        ("demo", root().join("datasets/demo/events.jsonl")),
         (
             "invictus",
-            "../shared/datasets/cloudtrail/invictus-stratus/cloudtrail_records.jsonl",
+            public_data::shared_path(
+                "datasets/cloudtrail/invictus-stratus/cloudtrail_records.jsonl",
+            ),
         ),
     ] {
-        let events = lines(rel);
+        let events = lines(&path);
         let bytes: usize = events.iter().map(Vec::len).sum();
         let mut group = c.benchmark_group(format!("stage/{name}"));
         group.throughput(Throughput::Elements(events.len() as u64));

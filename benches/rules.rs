@@ -2,14 +2,15 @@
 //! time to load and compile 1,000 rules; rsigma-eval 0.23 measured side by side on the same
 //! rules and events.
 //!
-//! The 1,000 rules are the public SigmaHQ rules of `../shared/sigma` (AWS CloudTrail, Windows
-//! process creation and security, Linux process creation) and variants of them: every string
+//! The 1,000 rules are the public SigmaHQ rules of `sigma/` in the public data root (AWS
+//! CloudTrail, Windows process creation and security, Linux process creation; see
+//! `tests/common/public_data.rs`) and variants of them: every string
 //! value of a variant's detection gets a suffix (`_v2`, ...), so each variant is a distinct
 //! rule with the same shape (same modifiers, wildcards, regexes, conditions) that matches
 //! little. The events are the public CloudTrail and Windows recordings, interleaved.
 //! `cargo bench --bench rules`; figures in BENCHMARKS.md, section Rules.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -19,13 +20,14 @@ use credtrail::matcher::{self, CompileOptions, Matcher, RuleSet};
 use credtrail::sigma::yaml::{Node, Value, YamlBudget, parse_documents};
 use credtrail::sigma::{self, LoadOptions};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "../tests/common/public_data.rs"]
+#[allow(dead_code)]
+mod public_data;
+use public_data::shared_path;
 
 /// The text of every public rule that credtrail loads on its own, sorted by path.
 fn public_rules() -> Vec<String> {
-    let files = sigma::collect_files(&[root().join("../shared/sigma")]).unwrap();
+    let files = sigma::collect_files(&[shared_path("sigma")]).unwrap();
     files
         .iter()
         .filter_map(|f| {
@@ -150,7 +152,7 @@ fn rsigma_engine(texts: &[String]) -> rsigma_eval::Engine {
 /// CloudTrail and Windows events interleaved.
 fn events() -> Vec<String> {
     let read = |rel: &str| -> Vec<String> {
-        std::fs::read_to_string(root().join("../shared/datasets").join(rel))
+        std::fs::read_to_string(shared_path(&format!("datasets/{rel}")))
             .unwrap()
             .lines()
             .filter(|l| !l.trim().is_empty())

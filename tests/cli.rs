@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod common;
+
 fn credtrail(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_credtrail"))
         .args(args)
@@ -155,7 +157,10 @@ fn identity_priority_lists_and_inventory_come_from_files() {
     let id = dir.path().join("identity.yaml");
     // Group sessions by session ARN instead of the role behind them.
     std::fs::write(&id, "cloudtrail:\n  - [userIdentity.arn]\n").unwrap();
-    let input = "../shared/datasets/cloudtrail/otrf-ec2-proxy-s3-exfil/ec2_proxy_s3_exfiltration_2020-09-14011940.jsonl";
+    let input = common::shared(
+        "cloudtrail/otrf-ec2-proxy-s3-exfil/ec2_proxy_s3_exfiltration_2020-09-14011940.jsonl",
+    );
+    let input = input.to_str().unwrap();
     let dead = dir.path().join("dead.jsonl");
     let base = [
         "replay",

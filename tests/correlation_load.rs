@@ -71,6 +71,23 @@ fn unknown_extension_keys_name_line_and_column() {
 }
 
 #[test]
+fn tie_order_applies_to_temporal_ordered_only() {
+    let chain = "title: c\ncorrelation: {type: temporal_ordered, rules: [a, b], timespan: 5m}\n";
+    for order in ["strict", "simultaneous"] {
+        let text = format!("{STEPS}{chain}credtrail: {{order: {order}}}\n");
+        assert!(errors(&text).is_empty(), "{order}: {:?}", errors(&text));
+    }
+    let e = one_error(
+        "title: c\ncorrelation: {type: temporal, rules: [a, b], timespan: 5m}\ncredtrail: {order: strict}\n",
+    );
+    assert!(
+        e.to_string()
+            .contains("`order` applies to temporal_ordered, not `temporal`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn extension_values_that_cannot_apply_are_errors() {
     let cases = [
         // one stage entry per rule
@@ -88,6 +105,10 @@ fn extension_values_that_cannot_apply_are_errors() {
         ("credtrail: {absence: {rule: a}}", "needs `within`"),
         ("credtrail: {until: []}", "rule id or name"),
         ("credtrail: {state: {max_groups: -1}}", "positive integer"),
+        (
+            "credtrail: {order: sometimes}",
+            "`order` is `simultaneous` (equal event times in any order, the default) or `strict`",
+        ),
     ];
     for (ext, want) in cases {
         let e = one_error(&format!(

@@ -1,7 +1,8 @@
 //! Differential test against rsigma (rsigma-eval 0.23, another Rust Sigma engine): every
-//! public rule of `../shared/sigma` that both engines load, against every event of the public
-//! datasets in `../shared/datasets`. The two must agree on every (rule, event) pair, except
-//! the classes of difference listed in [`Explained`], each a reading of the specification.
+//! public SigmaHQ rule that both engines load, against every event of the public datasets (both
+//! from the public data root, see `common/public_data.rs`). The two must agree on every
+//! (rule, event) pair, except the classes of difference listed in [`Explained`], each a reading
+//! of the specification.
 //! Any other difference fails the test with the pairs listed.
 //!
 //! Explained differences:
@@ -15,13 +16,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use credtrail::decode::Decoder;
 use credtrail::matcher::{self, CompileOptions, Matcher, RuleSet};
 use credtrail::sigma::{self, LoadOptions, LogSource, Rule};
+
+mod common;
 
 const DATASETS: &[&str] = &[
     "cloudtrail/invictus-stratus/cloudtrail_records.jsonl",
@@ -47,7 +49,7 @@ enum Explained {
 fn events() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for rel in DATASETS {
-        let path = Path::new("../shared/datasets").join(rel);
+        let path = common::shared(rel);
         let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for line in std::io::BufReader::new(f).lines() {
             let line = line.unwrap();
@@ -63,7 +65,7 @@ fn events() -> Vec<(String, Value)> {
 
 /// The rules credtrail loads, one file at a time (as the corpus test does).
 fn credtrail_rules() -> Vec<Rule> {
-    let files = sigma::collect_files(&[PathBuf::from("../shared/sigma")]).unwrap();
+    let files = sigma::collect_files(&[common::shared_path("sigma")]).unwrap();
     let mut out = Vec::new();
     for f in &files {
         let mut rules = Vec::new();
@@ -113,7 +115,7 @@ fn credtrail_and_rsigma_agree_on_every_pair_both_support() {
     let mut engine = rsigma_eval::Engine::new();
     let mut theirs_ids = BTreeSet::new();
     let mut rsigma_refused = Vec::new();
-    for f in sigma::collect_files(&[PathBuf::from("../shared/sigma")]).unwrap() {
+    for f in sigma::collect_files(&[common::shared_path("sigma")]).unwrap() {
         let text = std::fs::read_to_string(&f).unwrap();
         let loaded = rsigma_parser::parse_sigma_yaml(&text)
             .map_err(|e| e.to_string())

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn credtrail(args: &[&str]) -> Output {
     let o = Command::new(env!("CARGO_BIN_EXE_credtrail"))
         .args(args)
@@ -176,13 +178,14 @@ fn w500_rule_set_loads_and_catches_every_w500_chain() {
 #[test]
 fn invictus_labels_score_alerts_by_stratus_technique() {
     let dir = tempfile::tempdir().unwrap();
-    let data = "../shared/datasets/cloudtrail/invictus-stratus";
+    let events = common::shared("cloudtrail/invictus-stratus/cloudtrail_records.jsonl");
+    let labels = common::shared("cloudtrail/invictus-stratus/labels_derived.csv");
     let report = eval_json(&[
-        &format!("{data}/cloudtrail_records.jsonl"),
+        s(&events),
         "--rules",
         "rules",
         "--labels",
-        &format!("{data}/labels_derived.csv"),
+        s(&labels),
         "--lateness",
         "15m",
         "--dead-letter",

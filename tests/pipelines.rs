@@ -2,8 +2,10 @@
 //! the events are raw (CloudTrail records, flat Windows) or reshaped (ECS, OCSF, Winlogbeat) and
 //! the rules go through the matching pipeline. The reshaping below restates each target
 //! schema's layout independently of the pipeline files, so a wrong or missing mapping shows up
-//! as a difference. Real public events from `../shared/datasets`; SigmaHQ rules from
-//! `../shared/sigma` and the shipped pack.
+//! as a difference. Real public events and SigmaHQ rules from the public data root
+//! (`common/public_data.rs`), and the shipped pack.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::io::BufRead;
@@ -15,19 +17,20 @@ use credtrail::matcher::{self, CompileOptions, Matcher, RuleSet};
 use credtrail::sigma::{self, LoadOptions, YamlBudget, processing};
 use credtrail::time::EventTime;
 
-fn rules(paths: &[&str], pipeline: Option<&str>) -> RuleSet {
+use common::{shared, shared_path};
+
+fn rules(paths: &[PathBuf], pipeline: Option<&str>) -> RuleSet {
     let pipelines = match pipeline {
         Some(p) => processing::load(&[PathBuf::from(p)], YamlBudget::default()).unwrap(),
         None => Vec::new(),
     };
-    let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
-    let catalog = sigma::load(&paths, &LoadOptions::with_pipelines(pipelines))
+    let catalog = sigma::load(paths, &LoadOptions::with_pipelines(pipelines))
         .unwrap_or_else(|e| panic!("{e}"));
     matcher::compile(&catalog, &CompileOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn read_jsonl(path: &str, limit: usize) -> Vec<Value> {
-    let f = std::fs::File::open(Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+fn read_jsonl(path: &Path, limit: usize) -> Vec<Value> {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     std::io::BufReader::new(f)
         .lines()
         .map(|l| l.unwrap())
@@ -382,17 +385,25 @@ fn windows_to_winlogbeat(e: &Value, ecs: bool) -> Value {
     Value::Object(out)
 }
 
-const CLOUDTRAIL: &str = "../shared/datasets/cloudtrail/invictus-stratus/cloudtrail_records.jsonl";
-const CT_RULES: &[&str] = &["../shared/sigma/rules/cloud", "rules/cloudtrail"];
+fn cloudtrail() -> PathBuf {
+    shared("cloudtrail/invictus-stratus/cloudtrail_records.jsonl")
+}
+
+fn ct_rules() -> Vec<PathBuf> {
+    vec![
+        shared_path("sigma/rules/cloud"),
+        PathBuf::from("rules/cloudtrail"),
+    ]
+}
 
 #[test]
 fn cloudtrail_rules_find_the_same_events_in_ecs() {
-    let raw = read_jsonl(CLOUDTRAIL, usize::MAX);
+    let raw = read_jsonl(&cloudtrail(), usize::MAX);
     let ecs: Vec<Value> = raw.iter().map(cloudtrail_to_ecs).collect();
     same_matches(
-        &matches(&rules(CT_RULES, None), &raw),
+        &matches(&rules(&ct_rules(), None), &raw),
         &matches(
-            &rules(CT_RULES, Some("pipelines/cloudtrail_to_ecs.yml")),
+            &rules(&ct_rules(), Some("pipelines/cloudtrail_to_ecs.yml")),
             &ecs,
         ),
         "CloudTrail -> ECS",
@@ -401,12 +412,12 @@ fn cloudtrail_rules_find_the_same_events_in_ecs() {
 
 #[test]
 fn cloudtrail_rules_find_the_same_events_in_ocsf() {
-    let raw = read_jsonl(CLOUDTRAIL, usize::MAX);
+    let raw = read_jsonl(&cloudtrail(), usize::MAX);
     let ocsf: Vec<Value> = raw.iter().map(cloudtrail_to_ocsf).collect();
     same_matches(
-        &matches(&rules(CT_RULES, None), &raw),
+        &matches(&rules(&ct_rules(), None), &raw),
         &matches(
-            &rules(CT_RULES, Some("pipelines/cloudtrail_to_ocsf.yml")),
+            &rules(&ct_rules(), Some("pipelines/cloudtrail_to_ocsf.yml")),
             &ocsf,
         ),
         "CloudTrail -> OCSF",
@@ -414,19 +425,25 @@ fn cloudtrail_rules_find_the_same_events_in_ocsf() {
 }
 
 const WINDOWS: &[&str] = &[
-    "../shared/datasets/windows/otrf-wardog/cmd_seatbelt_group_user_2020-11-0216391814.jsonl",
-    "../shared/datasets/windows/otrf-wardog/psh_lsass_memory_dump_comsvcs_2020-10-18T19500924.jsonl",
-    "../shared/datasets/windows/otrf-wardog/cmd_sam_copy_esentutl_2020-10-1900290001.jsonl",
-    "../shared/datasets/windows/otrf-shire-empire/empire_shell_net_local_users_2020-09-21192606.jsonl",
-    "../shared/datasets/windows/otrf-shire-empire/empire_schtasks_creation_standard_user_2020-09-21031526.jsonl",
-    "../shared/datasets/windows/otrf-shire-empire/schtask_create_2020-12-1907003032.jsonl",
+    "windows/otrf-wardog/cmd_seatbelt_group_user_2020-11-0216391814.jsonl",
+    "windows/otrf-wardog/psh_lsass_memory_dump_comsvcs_2020-10-18T19500924.jsonl",
+    "windows/otrf-wardog/cmd_sam_copy_esentutl_2020-10-1900290001.jsonl",
+    "windows/otrf-shire-empire/empire_shell_net_local_users_2020-09-21192606.jsonl",
+    "windows/otrf-shire-empire/empire_schtasks_creation_standard_user_2020-09-21031526.jsonl",
+    "windows/otrf-shire-empire/schtask_create_2020-12-1907003032.jsonl",
 ];
-const WIN_RULES: &[&str] = &["../shared/sigma/rules/windows", "rules/windows"];
+
+fn win_rules() -> Vec<PathBuf> {
+    vec![
+        shared_path("sigma/rules/windows"),
+        PathBuf::from("rules/windows"),
+    ]
+}
 
 fn windows_events() -> Vec<Value> {
     WINDOWS
         .iter()
-        .flat_map(|f| read_jsonl(f, usize::MAX))
+        .flat_map(|f| read_jsonl(&shared(f), usize::MAX))
         .collect()
 }
 
@@ -438,9 +455,9 @@ fn windows_rules_find_the_same_events_in_winlogbeat_nested_layout() {
         .map(|e| windows_to_winlogbeat(e, false))
         .collect();
     same_matches(
-        &matches(&rules(WIN_RULES, None), &raw),
+        &matches(&rules(&win_rules(), None), &raw),
         &matches(
-            &rules(WIN_RULES, Some("pipelines/windows_to_winlogbeat.yml")),
+            &rules(&win_rules(), Some("pipelines/windows_to_winlogbeat.yml")),
             &nested,
         ),
         "Windows flat -> Winlogbeat",
@@ -452,9 +469,9 @@ fn windows_rules_find_the_same_events_in_ecs() {
     let raw = windows_events();
     let ecs: Vec<Value> = raw.iter().map(|e| windows_to_winlogbeat(e, true)).collect();
     same_matches(
-        &matches(&rules(WIN_RULES, None), &raw),
+        &matches(&rules(&win_rules(), None), &raw),
         &matches(
-            &rules(WIN_RULES, Some("pipelines/windows_to_ecs.yml")),
+            &rules(&win_rules(), Some("pipelines/windows_to_ecs.yml")),
             &ecs,
         ),
         "Windows flat -> ECS",
@@ -474,7 +491,7 @@ fn a_pipeline_with_placeholder_values_loads_the_whole_corpus() {
     .unwrap();
     let pipelines = processing::load(&[p], YamlBudget::default()).unwrap();
     let catalog = sigma::load(
-        &[PathBuf::from("../shared/sigma")],
+        &[shared_path("sigma")],
         &LoadOptions::with_pipelines(pipelines),
     )
     .unwrap_or_else(|e| panic!("{e}"));

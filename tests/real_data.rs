@@ -1,4 +1,5 @@
-//! Replays of the real public attack data in `../shared/datasets` with the shipped rule pack.
+//! Replays of the real public attack data (`datasets/` of the public data root, see
+//! `common/public_data.rs`) with the shipped rule pack.
 
 mod common;
 
@@ -106,7 +107,8 @@ fn otrf_stolen_instance_key_alerts_and_pedro_does_not() {
 }
 
 /// The OTRF Windows recordings are separate captures weeks apart. This helper STITCHES three
-/// of them into one timeline: each recording's `@timestamp`s are shifted so that it starts
+/// of them into one timeline: each recording's times (`@timestamp`, and Sysmon's `UtcTime` and
+/// `TimeCreated`, which the Windows profile prefers) are shifted by one amount so that it starts
 /// one minute after the previous one ended (credential theft, then discovery, then the
 /// scheduled task), everything else unchanged. The chain is a reconstruction, not a capture.
 fn stitch_pgustavo(dir: &Path) -> PathBuf {
@@ -141,8 +143,15 @@ fn stitch_pgustavo(dir: &Path) -> PathBuf {
         let last = events.iter().map(time).max().unwrap();
         let shift = cursor.since(first);
         for e in &mut events {
-            let t = time(e).plus(shift);
-            e["@timestamp"] = serde_json::Value::String(t.to_string());
+            for field in ["@timestamp", "UtcTime", "TimeCreated"] {
+                let Some(t) = e[field]
+                    .as_str()
+                    .and_then(credtrail::time::EventTime::parse)
+                else {
+                    continue;
+                };
+                e[field] = serde_json::Value::String(t.plus(shift).to_string());
+            }
             serde_json::to_writer(&mut out, e).unwrap();
             out.write_all(b"\n").unwrap();
         }

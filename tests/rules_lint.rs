@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn credtrail(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_credtrail"))
         .args(args)
@@ -194,7 +196,14 @@ fn the_shipped_pack_lints_clean() {
 
 #[test]
 fn the_public_corpus_loads_at_98_percent_and_names_what_it_does_not() {
-    let o = credtrail(&["rules", "lint", "../shared/sigma", "--format", "json"]);
+    let corpus = common::shared_path("sigma");
+    let o = credtrail(&[
+        "rules",
+        "lint",
+        corpus.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     let doc = json(&o);
     assert_eq!(doc["rules"], 315);
     let loaded = doc["loaded"].as_u64().unwrap();

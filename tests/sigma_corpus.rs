@@ -1,4 +1,5 @@
-//! Loads every rule of the public SigmaHQ corpus in `../shared/sigma` one file at a time: each
+//! Loads every rule of the public SigmaHQ corpus (`sigma/` of the public data root, see
+//! `common/public_data.rs`) one file at a time: each
 //! either loads or fails with an error naming the construct; none is skipped silently. The rules
 //! that do not load are listed below with their construct: a new failure, or a listed rule that
 //! starts loading, fails the test (update the list and say why), and the rate must stay at or
@@ -10,8 +11,10 @@ use std::path::PathBuf;
 use credtrail::matcher::{self, CompileOptions};
 use credtrail::sigma::{self, LoadOptions};
 
+mod common;
+
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/sigma")
+    common::shared_path("sigma")
 }
 
 /// The corpus rules that do not load, by file name, with the construct their error names.
@@ -73,7 +76,7 @@ fn every_public_rule_loads_or_names_its_construct() {
         .map(|(f, c)| (f.to_string(), c.to_string()))
         .collect();
     assert_eq!(failed_files, expected, "the rules that do not load changed");
-    // Together, as `replay --rules ../shared/sigma` would load them.
+    // Together, as `replay --rules <root>/sigma` would load them.
     let mut errors = Vec::new();
     let catalog = sigma::resolve(all_rules, &mut errors);
     assert!(errors.is_empty(), "{errors:?}");

@@ -2,8 +2,11 @@
 //!
 //! A [`ShardEngine`] receives [`Hit`]s (an event matched a detection that feeds a correlation,
 //! or that alerts on its own) and watermarks. Hits wait in a reorder buffer until the watermark
-//! passes their event time, then run through the state machines in event-time order, ties broken
-//! by the event's content key. Timers (a window closing, an absence deadline) are decided in
+//! passes their event time, then run through the state machines in event-time order. Hits of one
+//! instant are simultaneous: each rule takes them stage by stage, first stage first (so a
+//! `temporal_ordered` chain whose steps share a CloudTrail second completes, whatever their
+//! ids), then by the event's content key; `credtrail: {order: strict}` reverses the stages so
+//! equal times never follow each other. Timers (a window closing, an absence deadline) are decided in
 //! the same order: a timer at instant `t` runs after every hit at `t` and before any later hit,
 //! and only once the watermark has passed `t`. That order depends only on the events, not on
 //! how they arrived, which threads decoded them or how many shards there are: out-of-order

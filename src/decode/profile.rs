@@ -4,8 +4,8 @@
 //! | profile      | recognised by                                   | time                         |
 //! |--------------|-------------------------------------------------|------------------------------|
 //! | `cloudtrail` | `eventSource` + `eventName`                     | `eventTime`, else `@timestamp` (Logstash) |
-//! | `linux`      | `Channel` = `Linux-Sysmon/Operational` (Sysmon for Linux, flat) | `@timestamp`  |
-//! | `windows`    | `EventID` + `Channel`/`SourceName`/`ProviderGuid` (flat), or `Event.System` (nested) | `@timestamp`, `TimeCreated`, `UtcTime` |
+//! | `linux`      | `Channel` = `Linux-Sysmon/Operational` (Sysmon for Linux, flat) | `UtcTime`, else `@timestamp` |
+//! | `windows`    | `EventID` + `Channel`/`SourceName`/`ProviderGuid` (flat), or `Event.System` (nested) | `UtcTime`, `TimeCreated`, `@timestamp` |
 //! | `k8s_audit`  | `auditID` + `verb`                              | `requestReceivedTimestamp`   |
 //! | `ocsf`       | `class_uid` + `metadata`                        | `time` (epoch ms)            |
 //! | `agent`      | an `agent` object + a `tool` object (AI-agent tool calls) | `timestamp`        |
@@ -177,7 +177,10 @@ impl ProfileSpec {
             },
             ProfileKind::Windows => ProfileSpec {
                 kind,
-                time_fields: s(&["@timestamp", "TimeCreated", "UtcTime"]),
+                // The event's own clock first: Sysmon's `UtcTime` (when the process started,
+                // the file was written, ...), then the record's `TimeCreated`; a shipper's
+                // `@timestamp` is when it read the event, often one value for a whole batch.
+                time_fields: s(&["UtcTime", "TimeCreated", "@timestamp"]),
                 id_fields: s(&["Computer", "Channel", "EventRecordID"]),
                 identity: vec![
                     // Sysmon writes DOMAIN\name in one field.
@@ -235,7 +238,7 @@ impl ProfileSpec {
             },
             ProfileKind::Linux => ProfileSpec {
                 kind,
-                time_fields: s(&["@timestamp"]),
+                time_fields: s(&["UtcTime", "@timestamp"]),
                 id_fields: s(&["Hostname", "RecordNumber"]),
                 // auditd's login uid survives sudo and su, so it comes before the uid.
                 identity: vec![

@@ -63,6 +63,28 @@ fn windows_identities_from_each_shipper_agree() {
     assert_eq!(ids[2], "WKS5/Security/9");
 }
 
+/// Bug: a shipper's `@timestamp` (when it read the event, often one value per batch) won over
+/// the event's own clock, so a Sysmon chain read in one batch looked simultaneous or reversed.
+#[test]
+fn the_events_own_clock_wins_over_the_shippers_timestamp() {
+    let s = schema(DecodeLimits::default(), None);
+    let sysmon = br#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2020-09-21T19:26:09.000Z","UtcTime":"2020-09-21 19:26:06.123","TimeCreated":"2020-09-21T19:26:06.500Z","User":"W\\x"}"#;
+    assert_eq!(
+        decode(&s, sysmon).unwrap().1.to_string(),
+        "2020-09-21T19:26:06.123Z"
+    );
+    let security = br#"{"EventID":4688,"Channel":"Security","@timestamp":"2020-09-21T19:26:09.000Z","TimeCreated":"2020-09-21T19:26:06.500Z","SubjectUserName":"u"}"#;
+    assert_eq!(
+        decode(&s, security).unwrap().1.to_string(),
+        "2020-09-21T19:26:06.500Z"
+    );
+    let linux = br#"{"@timestamp":"2024-03-01T10:00:09Z","UtcTime":"2024-03-01 10:00:00.250","Channel":"Linux-Sysmon/Operational","EventID":1,"User":"deploy"}"#;
+    assert_eq!(
+        decode(&s, linux).unwrap().1.to_string(),
+        "2024-03-01T10:00:00.250Z"
+    );
+}
+
 #[test]
 fn limits_are_checked_and_named() {
     let limits = DecodeLimits {

@@ -195,6 +195,7 @@ pub(crate) fn compile(
         decide,
         required,
         max_gaps,
+        tie_order: c.ext.order,
         until_mask,
         absence,
         generate: c.generate,

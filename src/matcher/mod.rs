@@ -145,6 +145,8 @@ pub struct CompiledCorrelation {
     pub required: usize,
     /// Per stage: the longest gap allowed since the previous stage (`temporal_ordered`).
     pub max_gaps: Vec<Option<Span>>,
+    /// `temporal_ordered`: whether steps with equal event times may come in any order.
+    pub tie_order: crate::sigma::TieOrder,
     pub until_mask: u64,
     /// The absence rule's bit and how long the chain waits for it.
     pub absence: Option<(u64, Span)>,

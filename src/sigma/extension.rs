@@ -10,6 +10,9 @@
 //!     - name: secret read        # shown as `stage_name` in the alert's evidence
 //!     - name: enumeration
 //!       max_gap: 10m             # temporal_ordered: at most 10m after the previous stage
+//!   order: strict                # temporal_ordered: steps with equal event time do not
+//!                                #   follow each other (default `simultaneous`: they may,
+//!                                #   in any order; CloudTrail has one-second resolution)
 //!   until: [ct_secret_rotated]   # a match (same group) cancels every partial chain
 //!   absence:                     # alert only if `rule` does not match within `within`
 //!     rule: ct_key_deleted       #   after the chain completed; decided when the
@@ -67,6 +70,17 @@ pub struct ScoreSpec {
     pub loc: Loc,
 }
 
+/// How `temporal_ordered` treats steps that share one event time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TieOrder {
+    /// Equal times are simultaneous: the steps may have happened in either order (a source's
+    /// clock resolution, one second for CloudTrail, hides the order of machine-speed steps).
+    #[default]
+    Simultaneous,
+    /// A step must be strictly later than the step before it.
+    Strict,
+}
+
 /// The parsed extension; [`Extension::default`] when the rule has none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extension {
@@ -77,6 +91,7 @@ pub struct Extension {
     pub absence: Option<Absence>,
     pub state: StateRequest,
     pub score: ScoreSpec,
+    pub order: TieOrder,
     pub loc: Loc,
 }
 
@@ -126,11 +141,12 @@ pub(crate) fn parse(
             "absence" => ext.absence = Some(parse_absence(ctx, v)?),
             "state" => ext.state = parse_state(ctx, v)?,
             "score" => ext.score = parse_score(ctx, v, kind, rules)?,
+            "order" => ext.order = parse_order(ctx, v, kind)?,
             other => {
                 return Err(err(
                     k.loc,
                     format!(
-                        "unknown key `{KEY}.{other}` (known: stages, until, absence, state, score)"
+                        "unknown key `{KEY}.{other}` (known: stages, until, absence, state, score, order)"
                     ),
                 ));
             }
@@ -227,6 +243,24 @@ fn parse_stages(
         out.push(stage);
     }
     Ok(out)
+}
+
+fn parse_order(ctx: &Ctx<'_>, v: &Node, kind: CorrelationType) -> Result<TieOrder, LoadError> {
+    let err = |msg: String| ctx.err(v.loc, LoadErrorKind::Extension(msg));
+    if kind != CorrelationType::TemporalOrdered {
+        return Err(err(format!(
+            "`order` applies to temporal_ordered, not `{}`",
+            kind.name()
+        )));
+    }
+    match v.scalar_text().as_deref() {
+        Some("simultaneous") => Ok(TieOrder::Simultaneous),
+        Some("strict") => Ok(TieOrder::Strict),
+        _ => Err(err(
+            "`order` is `simultaneous` (equal event times in any order, the default) or `strict`"
+                .into(),
+        )),
+    }
 }
 
 fn parse_absence(ctx: &Ctx<'_>, v: &Node) -> Result<Absence, LoadError> {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use correlation::{Correlation, CorrelationType, Threshold};
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
-pub use extension::Extension;
+pub use extension::{Extension, TieOrder};
 pub use filter::Filter;
 pub use rule::{Body, Detection, Level, LogSource, Rule, RuleMeta, Selection};
 pub use value::{FieldItem, Pattern, Placeholders, SigmaString};

@@ -12,14 +12,18 @@ use credtrail::score::Assessor;
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
+mod public_data;
+pub use public_data::shared_path;
+
 /// The project root (tests run from there too).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A path under `../shared/datasets`, relative to the project root.
+/// A public dataset file: `rel` under the public data root's `datasets/` ([`shared_path`]).
+#[track_caller]
 pub fn shared(rel: &str) -> PathBuf {
-    PathBuf::from("../shared/datasets").join(rel)
+    shared_path(&format!("datasets/{rel}"))
 }
 
 pub fn rules(paths: &[PathBuf]) -> Arc<RuleSet> {

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::matcher::RuleSet;
 use crate::score::Assessor;
+use crate::sigma::TieOrder;
 use crate::time::{EventTime, Span};
 
 /// Bytes a state costs besides what it owns on the heap: its slot in the state map (a hash
@@ -27,13 +28,38 @@ const ENTRY_OVERHEAD: usize = (size_of::<(u128, Entry)>() + 1) * 3 / 2
     + size_of::<Reverse<(EventTime, u128)>>()
     + 2 * size_of::<u128>();
 
+/// A hit waiting for the watermark. Hits are processed in the order of these fields: event
+/// time, then, among hits of one instant, per rule and in the order its stages ask for
+/// ([`tie_rank`]), then by event key; `seq` only separates copies of one hit.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Pending {
     time: EventTime,
-    key: u64,
     target: Target,
+    tie: u8,
+    key: u64,
     seq: u64,
     hit: HitBox,
+}
+
+/// Where a hit goes among the hits of its rule at the same instant. Equal times are
+/// simultaneous by default (`temporal_ordered` steps of one instant may follow each other in
+/// any order), which processing them stage by stage, first stage first, achieves: every step
+/// of the instant can then extend the chains the earlier stages of the same instant started.
+/// [`TieOrder::Strict`] reverses it, so a step never sees a chain from its own instant. The
+/// rank depends only on the hit and its rule, never on arrival.
+fn tie_rank(rules: &RuleSet, hit: &Hit) -> u8 {
+    let Target::Correlation(c) = hit.target else {
+        return 0;
+    };
+    let Some(corr) = rules.correlations.get(c as usize) else {
+        return 0;
+    };
+    // 64 for a hit of no regular stage (`until`, absence): after the steps of its instant.
+    let first = (hit.stages & corr.stage_mask()).trailing_zeros() as u8;
+    match corr.tie_order {
+        TieOrder::Strict if first < 64 => 63 - first,
+        _ => first,
+    }
 }
 
 /// A hit in the reorder buffer; ordering comes from the fields before it in [`Pending`].
@@ -207,8 +233,9 @@ impl ShardEngine {
         self.seq += 1;
         let p = Pending {
             time: hit.event.time,
-            key: hit.event.key,
             target: hit.target,
+            tie: tie_rank(&self.rules, &hit),
+            key: hit.event.key,
             seq: self.seq,
             hit: HitBox(hit),
         };

@@ -91,14 +91,24 @@ fn fill_ids(json: &mut Value, kind: ProfileKind, id: &str) {
     }
 }
 
-/// Writes `time` into the time field of `kind` the event already uses, else the first one.
+/// Writes `time` into the time field of `kind` the event already uses, else where a shipper
+/// would: `@timestamp` for Windows and Linux (Sysmon's `UtcTime`, which the profile prefers,
+/// belongs to some event ids only), the profile's first time field for the others.
 pub fn set_time(json: &mut Value, kind: ProfileKind, time: EventTime) {
     let spec = ProfileSpec::builtin(kind, &GenericPaths::default());
+    let shipper = matches!(kind, ProfileKind::Windows | ProfileKind::Linux);
     let field = spec
         .time_fields
         .iter()
         .find(|f| get(json, f).is_some())
-        .or_else(|| spec.time_fields.first())
+        .or_else(|| {
+            let mut fields = spec.time_fields.iter();
+            if shipper {
+                fields.find(|f| *f == "@timestamp")
+            } else {
+                fields.next()
+            }
+        })
         .cloned()
         .unwrap_or_else(|| "@timestamp".into());
     let value = if kind == ProfileKind::Ocsf {
