@@ -68,7 +68,7 @@ fn bench_decode_and_match(c: &mut Criterion) {
 
 /// W500 events and rule sets of 1, 100 and 1,000 rules, generated (seed 7).
 fn bench_w500_rule_counts(c: &mut Criterion) {
-    use credtrail::generator::{self, Overrides, Preset};
+    use credtrail::tooling::generator::{self, Overrides, Preset};
     let mut bytes = Vec::new();
     let overrides = Overrides {
         events: Some(20_000),

@@ -14,17 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+// Every stage carries a position (evidence, links, dead letters), so it is shared vocabulary.
+pub use crate::vocab::Position;
+
 /// Bytes of slack after the last line of a batch, so that simd-json can read past the end of
 /// any event without a copy (its SIMD stage loads whole blocks).
 pub const BATCH_PADDING: usize = simd_json::INPUT_PADDING;
-
-/// Where an event was read: `offset` is the 1-based line number for files and standard input,
-/// the message offset for Kafka.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    pub source: u32,
-    pub offset: u64,
-}
 
 /// One place events are read from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,47 +7,70 @@
 //!
 //! # Layout
 //!
-//! The path of one event, in module order:
+//! Two layers. The engine, below, turns events into alerts; the [`tooling`], above, makes data
+//! and judges rules with it. Within the engine each module imports only modules listed before
+//! it, so the layers can be drawn without a circle (`tests/module_graph.rs` keeps it so):
 //!
+//! ```text
+//! engine:  time, vocab < input < decode < sigma < matcher < identity < inventory < score
+//!            < correlate < alert < deadletter < pipeline < config < metrics < service
+//! tooling: generator < eval, ruletest;  lint            (each may use any engine module)
+//! ```
+//!
+//! ## The engine, bottom up
+//!
+//! An event runs through input, decode, matcher, identity, correlate and alert, in the threads
+//! of the [`pipeline`], which a replay (files) and the service (Kafka) drive alike.
+//!
+//! - [`time`]: event time and durations.
+//! - [`vocab`]: the words every stage shares and none owns: where an event was read
+//!   ([`Position`](vocab::Position)) and the [`EventRef`](vocab::EventRef) evidence points at,
+//!   the [`Hit`](vocab::Hit) and its [`Target`](vocab::Target), the group key (separator,
+//!   identity mark, shard hash), what an event touched, a rule's
+//!   [`StateBudget`](vocab::StateBudget), and who acts ([`IdentityRef`](vocab::IdentityRef),
+//!   credential [`Link`](vocab::Link)s). It imports nothing of the engine but [`time`]; the
+//!   stages re-export these items at their old paths (`correlate::Hit`, `identity::Link`,
+//!   `input::Position`, ...).
 //! - [`input`]: where events come from (files, standard input; Kafka records through
-//!   [`service`]) and their [`Position`](input::Position), cut into batches of lines.
+//!   [`service`]) and the registry of their sources, cut into batches of lines.
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
 //!   reused buffers, size/depth/field limits), by source profile; event time and identity.
 //! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
-//! - [`identity`]: who is really acting: identity references, credential lineage across
-//!   `AssumeRole` and new access keys, resolved in event-time order to a root identity.
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field and
 //!   multi-pattern regexes; per event, the detections it satisfies. On a rule reload, which
 //!   correlations of the old set carry their open state into the new one.
-//! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
-//!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
-//!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
-//! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
-//!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
-//!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end.
+//! - [`identity`]: who is really acting: credential lineage across `AssumeRole` and new access
+//!   keys, resolved in event-time order to a root identity that hits are grouped by.
 //! - [`inventory`]: what each identity can reach (identity context file, and in the service a
 //!   compacted topic applied live as an overlay), canaries.
 //! - [`score`]: blast radius 0-100 from reach, what the chain touched, stage and tempo, with a
 //!   breakdown whose points add up to the score.
+//! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
+//!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
+//!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
-//! - [`lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and warnings
-//!   for rules no source profile can match.
-//! - [`demo`]: the seeded generator of the bundled demo dataset.
-//! - [`ruletest`]: `rules test`: the cases rules carry, replayed through the engine, and the
-//!   generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
-//! - [`generator`]: seeded, streaming, labelled datasets of every source (`credtrail gen`) and
-//!   the W500 rule set.
-//! - [`eval`]: detection quality of a replay against labels (`credtrail eval`).
-//! - [`time`]: event time and durations.
+//! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
+//!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
+//!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end.
 //! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
 //!   secret files), validated.
+//! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
+//!   endpoint.
 //! - [`service`]: `credtrail run`, the Kafka front end of the same engine: intake (consumer
 //!   group, per-partition batches), the delivery sink (alert and dead-letter producer, the
 //!   ledger that decides which offsets may be committed), checkpoints, the live inventory and
 //!   hot rule reload.
-//! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
-//!   endpoint.
+//!
+//! ## The tooling, on top of the engine
+//!
+//! - [`tooling::generator`]: seeded, streaming, labelled datasets of every source
+//!   (`credtrail gen`), the W500 rule set, and the bundled demo dataset.
+//! - [`tooling::eval`]: detection quality of a replay against labels (`credtrail eval`).
+//! - [`tooling::ruletest`]: `rules test`: the cases rules carry, replayed through the engine,
+//!   and the generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
+//! - [`tooling::lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and
+//!   warnings for rules no source profile can match.
 //!
 //! An alert is built in [`alert::render`] from a [`correlate::Finding`].
 
@@ -56,18 +79,15 @@ pub mod config;
 pub mod correlate;
 pub mod deadletter;
 pub mod decode;
-pub mod demo;
-pub mod eval;
-pub mod generator;
 pub mod identity;
 pub mod input;
 pub mod inventory;
-pub mod lint;
 pub mod matcher;
 pub mod metrics;
 pub mod pipeline;
-pub mod ruletest;
 pub mod score;
 pub mod service;
 pub mod sigma;
 pub mod time;
+pub mod tooling;
+pub mod vocab;

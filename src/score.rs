@@ -20,9 +20,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use crate::decode::TouchKind;
 use crate::inventory::{CredentialKind, IdentityEntry, Inventory, Privilege};
 use crate::time::Span;
+use crate::vocab::{GROUP_SEPARATOR, TouchKind};
 
 /// Weights of the factors; they must add up to 100.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -306,7 +306,7 @@ impl Assessor {
     fn entry(&self, group: &str) -> Option<&IdentityEntry> {
         let inv = self.inventory.as_deref()?;
         inv.identity(group)
-            .or_else(|| inv.identity(group.split(crate::correlate::GROUP_SEPARATOR).next()?))
+            .or_else(|| inv.identity(group.split(GROUP_SEPARATOR).next()?))
     }
 
     /// The blast tier of a group's identity for eviction ranking: 4 admin (or canary), 3 high,

@@ -6,7 +6,7 @@
 
 mod common;
 
-use credtrail::ruletest::Status;
+use credtrail::tooling::ruletest::Status;
 
 #[test]
 fn every_conformance_case_and_variant_passes() {

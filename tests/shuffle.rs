@@ -59,7 +59,7 @@ proptest! {
         let (want, ..) = replay(&rules, &[sorted_path], 2, &lateness);
         prop_assert_eq!(alerts(&want).len(), 7);
 
-        let mut rng = credtrail::demo::Rng::new(seed);
+        let mut rng = credtrail::tooling::generator::rng::Rng::new(seed);
         let mut delivered: Vec<(i64, usize, &str)> = events
             .iter()
             .enumerate()

@@ -11,10 +11,11 @@ pub mod attack;
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::correlate::{Finding, GROUP_SEPARATOR, Target};
+use crate::correlate::Finding;
 use crate::input::{SourceInfo, Sources};
 use crate::matcher::RuleSet;
 use crate::sigma::{Level, RuleMeta};
+use crate::vocab::{GROUP_SEPARATOR, IDENTITY_FIELD, Target, TouchKind};
 
 /// The OCSF schema version alerts follow.
 pub const OCSF_VERSION: &str = "1.4.0";
@@ -92,7 +93,7 @@ struct DetectionFinding<'a> {
 struct Resource<'a> {
     uid: &'a str,
     #[serde(rename = "type")]
-    kind: crate::decode::TouchKind,
+    kind: TouchKind,
 }
 
 #[derive(Serialize)]
@@ -257,7 +258,7 @@ pub fn render(
                 meta,
                 vec![name],
                 "detection",
-                vec![crate::matcher::IDENTITY_FIELD.to_string()],
+                vec![IDENTITY_FIELD.to_string()],
                 None,
             )
         }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use credtrail::correlate::ShardLimits;
-use credtrail::eval::{self, EvalOptions, Truth};
 use credtrail::input::ReadLimits;
 use credtrail::matcher::CompileOptions;
 use credtrail::pipeline::ReplayOptions;
 use credtrail::score::Assessor;
 use credtrail::time::Span;
+use credtrail::tooling::eval::{self, EvalOptions, Truth};
 
 use crate::{Failure, bad_input, load_rules, runtime};
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use credtrail::generator::{self, Overrides, Preset};
 use credtrail::time::Span;
+use credtrail::tooling::generator::{self, Overrides, Preset};
 
 use crate::{Failure, bad_input, runtime};
 

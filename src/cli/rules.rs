@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use credtrail::lint::{self, Finding, Report};
 use credtrail::matcher::CompileOptions;
 use credtrail::sigma::{LoadOptions, YamlBudget, processing};
+use credtrail::tooling::lint::{self, Finding, Report};
 
 #[derive(Args)]
 pub struct RulesArgs {

@@ -1,9 +1,9 @@
-//! `credtrail rules test DIR|FILE...`: runs the tests rules carry (see `credtrail::ruletest`).
+//! `credtrail rules test DIR|FILE...`: runs the tests rules carry (see `credtrail::tooling::ruletest`).
 //! Exit codes: 0 every case and variant passed, 1 a failure, 2 the rules or arguments are bad.
 
 use std::path::PathBuf;
 
-use credtrail::ruletest::{self, RuleTestError, TestOptions, report};
+use credtrail::tooling::ruletest::{self, RuleTestError, TestOptions, report};
 
 /// Arguments of `rules test`.
 #[derive(clap::Args)]

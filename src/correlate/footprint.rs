@@ -13,8 +13,8 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::decode::TouchKind;
 use crate::score::Touched;
+use crate::vocab::TouchKind;
 
 /// Distinct values tracked exactly per kind.
 pub const SKETCH: usize = 32;

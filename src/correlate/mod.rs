@@ -33,84 +33,19 @@ pub mod window;
 mod tests;
 
 use std::cell::Cell;
-use std::sync::Arc;
-
-use xxhash_rust::xxh3::xxh3_64;
 
 pub use engine::ShardEngine;
 
-use crate::decode::TouchKind;
-use crate::input::Position;
 use crate::matcher::{CompiledCorrelation, Decide};
 use crate::score::{Score, Touched};
 use crate::sigma::CorrelationType;
 use crate::time::EventTime;
-
-/// One contributing event, as much as an alert needs to point back at it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventRef {
-    pub time: EventTime,
-    /// Hash of the event id: orders ties and spots duplicates.
-    pub key: u64,
-    pub pos: Position,
-    pub id: Box<str>,
-    /// When this "event" is a finding of a referenced correlation: that finding's events.
-    pub parts: Option<Arc<[(EventRef, u32)]>>,
-    /// Who acted, as the event says and as lineage resolved it (for the evidence).
-    pub actor: Option<Box<str>>,
-}
-
-impl EventRef {
-    /// The heap bytes this reference owns besides itself: its id and actor strings, and the
-    /// events of a referenced finding (shared with that finding, counted here all the same).
-    pub fn heap_bytes(&self) -> usize {
-        self.id.len()
-            + self.actor.as_ref().map_or(0, |a| a.len())
-            + self.parts.as_ref().map_or(0, |p| events_bytes(p.len(), p))
-    }
-
-    /// Visits this event, or, for a finding of a referenced correlation, the events it holds.
-    pub fn visit(&self, f: &mut dyn FnMut(&EventRef)) {
-        match &self.parts {
-            Some(parts) => parts.iter().for_each(|(e, _)| e.visit(f)),
-            None => f(self),
-        }
-    }
-}
-
-/// The bytes of a list of `capacity` (event, stage) slots holding `events`.
-pub fn events_bytes(capacity: usize, events: &[(EventRef, u32)]) -> usize {
-    capacity * size_of::<(EventRef, u32)>()
-        + events.iter().map(|(e, _)| e.heap_bytes()).sum::<usize>()
-}
-
-/// What consumes a hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
-    /// A correlation rule (index into [`RuleSet::correlations`](crate::matcher::RuleSet)).
-    Correlation(u32),
-    /// A detection that alerts on its own (index into `RuleSet::detections`).
-    Detection(u32),
-}
-
-/// An event matched a detection; `stages` says which stage bits of the target it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hit {
-    pub target: Target,
-    pub stages: u64,
-    /// The group-by values joined by [`GROUP_SEPARATOR`] (the identity, usually).
-    pub group: Box<str>,
-    /// The aggregated field's value (`value_count` and the value aggregations).
-    pub value: Option<Box<str>>,
-    /// Picks the shard: a hash of the group-key values the target is routed by.
-    pub shard_key: u64,
-    pub event: EventRef,
-    /// What the event touched (secrets, resources, hosts, ...), for the blast radius.
-    pub touched: Vec<(TouchKind, Box<str>)>,
-}
-
-/// Separates group-by values inside a group key.
-pub const GROUP_SEPARATOR: char = '\u{1f}';
+use crate::vocab::TouchKind;
+// The matcher and the identity resolver, below this module, name these too, so they live in the
+// shared vocabulary; re-exported here, where readers look for them.
+pub use crate::vocab::{
+    EventRef, GROUP_SEPARATOR, Hit, StateBudget, Target, events_bytes, shard_key,
+};
 
 /// A decided detection: one alert to emit.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,16 +108,6 @@ pub enum Step {
     },
     /// The hit changed nothing that needs keeping.
     Idle,
-}
-
-/// The state one rule may keep: an untrusted rule cannot hold more.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StateBudget {
-    /// Live group states of the rule in one shard; beyond it the state closest to expiry is
-    /// evicted (counted).
-    pub max_groups: usize,
-    /// Events one group state keeps; beyond it the oldest are dropped (counted as trimmed).
-    pub max_events: usize,
 }
 
 /// What a machine needs from its rule, and where it counts what its budget made it drop.
@@ -357,18 +282,4 @@ pub struct ShardStats {
 /// Parses an aggregated value as a number (`value_sum` and friends); `None` if it is not one.
 pub fn number(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
-}
-/// The hash that picks a hit's shard: of the whole group key, or of the values at `route`
-/// (a correlation routed by the group-by of the correlation that references it). Hits whose
-/// group holds [`IDENTITY_MARK`](crate::identity::resolver::IDENTITY_MARK)s are keyed again once the resolver fills them in.
-pub fn shard_key(group: &str, route: Option<&[usize]>) -> u64 {
-    let Some(route) = route else {
-        return xxh3_64(group.as_bytes());
-    };
-    let values: Vec<&str> = group.split(GROUP_SEPARATOR).collect();
-    let picked: Vec<&str> = route
-        .iter()
-        .map(|&i| values.get(i).copied().unwrap_or(""))
-        .collect();
-    xxh3_64(picked.join(&GROUP_SEPARATOR.to_string()).as_bytes())
 }

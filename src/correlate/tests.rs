@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::matcher::tests::ruleset;
 use crate::time::Span;
+use crate::vocab::Position;
 
 const CHAIN: &str = r#"
 title: read

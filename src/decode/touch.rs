@@ -2,17 +2,8 @@
 //! an event acted on, per source profile. The shard counts them per group for the blast radius.
 
 use super::profile::ProfileKind;
-
-/// What kind of thing an event touched.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TouchKind {
-    Secret,
-    Resource,
-    Host,
-    Region,
-    Service,
-}
+// A hit carries what its event touched, so the kind is shared vocabulary.
+pub use crate::vocab::TouchKind;
 
 /// A field naming something touched, optionally only when another field has a given value.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use super::fields::{Slot, SlotValues, node_extent};
 use super::profile::ProfileKind;
 use super::touch::TouchKind;
 use super::{CompiledProfile, Schema};
-use crate::identity::{IdentityRef, Link, LinkKind};
 use crate::time::{EventTime, Span};
+use crate::vocab::{IdentityRef, Link, LinkKind};
 
 /// How long minted credentials are followed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

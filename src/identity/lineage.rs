@@ -2,9 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{IdentityRef, Link};
-use crate::input::Position;
 use crate::time::EventTime;
+use crate::vocab::{IdentityRef, Link, Position};
 
 /// Bounds of the lineage map.
 #[derive(Clone, Copy, Debug)]

@@ -8,14 +8,12 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use super::{IdentityRef, Lineage, LineageLimits, Link};
-use crate::correlate::{GROUP_SEPARATOR, Hit, Target, shard_key};
-use crate::input::Position;
+use super::{Lineage, LineageLimits};
 use crate::matcher::TargetMap;
 use crate::time::EventTime;
-
-/// Placeholder for the resolved identity inside a hit's group key, replaced on release.
-pub const IDENTITY_MARK: char = '\u{1e}';
+// The worker writes the mark and the resolver fills it in: the shared vocabulary defines it.
+pub use crate::vocab::IDENTITY_MARK;
+use crate::vocab::{GROUP_SEPARATOR, Hit, IdentityRef, Link, Position, Target, shard_key};
 
 #[derive(Debug)]
 enum Payload {

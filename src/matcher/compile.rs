@@ -18,13 +18,11 @@ use crate::decode::{
 use crate::sigma::condition::Cond;
 use crate::sigma::value::{Part, Pattern, SigmaString};
 use crate::sigma::{Body, Catalog, FieldItem, LoadError, LoadErrorKind, LoadErrors, Loc, Rule};
+use crate::vocab::IDENTITY_FIELD;
 
 mod patterns;
 
 pub use patterns::{REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, glob_to_regex, hir_weight};
-
-/// The virtual field holding the identity the source profile resolved.
-pub const IDENTITY_FIELD: &str = "credtrail.identity";
 
 /// The slot of the regex set that keyword searches use: it runs over every scalar value of
 /// the event rather than over one field.

@@ -6,13 +6,12 @@
 //!
 //! Everything the engine could not run exactly as written is a load error here.
 
-use super::compile::IDENTITY_FIELD;
 use super::{CompiledCorrelation, CompiledDetection, Decide, Feed, FieldSource, low_bits};
-use crate::correlate::StateBudget;
 use crate::decode::FieldTable;
 use crate::sigma::value::NumOp;
 use crate::sigma::{Body, Catalog, Correlation, CorrelationType, LoadError, LoadErrorKind, Rule};
 use crate::time::Span;
+use crate::vocab::{IDENTITY_FIELD, StateBudget};
 
 /// What an untrusted rule may ask of the engine.
 #[derive(Clone, Copy, Debug)]

@@ -18,7 +18,7 @@ pub mod remap;
 
 use regex_automata::{Input, PatternID, PatternSet, meta};
 
-pub use compile::{CompileOptions, IDENTITY_FIELD, KEYWORD_SLOT, compile};
+pub use compile::{CompileOptions, KEYWORD_SLOT, compile};
 pub use correlation::CorrelationLimits;
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
@@ -27,6 +27,9 @@ pub use remap::TargetMap;
 use crate::decode::{EventView, ProfileKind, Schema, Slot};
 use crate::sigma::{CorrelationType, Level, RuleMeta, Threshold};
 use crate::time::Span;
+// Sigma's processing pipelines, the matcher and the alert all name it: shared vocabulary.
+pub use crate::vocab::IDENTITY_FIELD;
+use crate::vocab::StateBudget;
 
 /// A boolean expression over predicates.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,7 +160,7 @@ pub struct CompiledCorrelation {
     /// A correlation referenced by another is routed by the referencing one's group-by, so
     /// both states of one chain live in one shard.
     pub route: Option<Vec<usize>>,
-    pub budget: crate::correlate::StateBudget,
+    pub budget: StateBudget,
     /// Blast-radius weights of this rule's findings (reach, touched, stage, tempo), from the
     /// extension; `None` uses the engine's.
     pub weights: Option<[u32; 4]>,

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::RuleSet;
-use crate::correlate::Target;
+use crate::vocab::Target;
 
 /// Old target index to new, per kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -276,7 +276,7 @@ fn applies(item: &Item, rule: &Rule) -> bool {
 
 /// The names `field` becomes under `item` (itself when the item does not touch it).
 fn map_name(item: &Item, field: &str) -> Vec<String> {
-    if field == crate::matcher::IDENTITY_FIELD {
+    if field == crate::vocab::IDENTITY_FIELD {
         return vec![field.to_string()];
     }
     if let Some(f) = &item.field_filter

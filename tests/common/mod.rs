@@ -116,8 +116,8 @@ pub fn titles_and_groups(text: &str) -> Vec<(String, String)> {
 
 /// Runs `rules test` on `path` (from the project root) and fails listing every failed case and
 /// variant; returns the report for further checks.
-pub fn rules_test_passes(path: &str) -> credtrail::ruletest::Report {
-    use credtrail::ruletest::{self, Status, TestOptions};
+pub fn rules_test_passes(path: &str) -> credtrail::tooling::ruletest::Report {
+    use credtrail::tooling::ruletest::{self, Status, TestOptions};
     std::env::set_current_dir(root()).unwrap();
     let report = ruletest::run(&TestOptions {
         paths: vec![PathBuf::from(path)],

@@ -8,9 +8,8 @@ use xxhash_rust::xxh3::Xxh3;
 use super::ShardEngine;
 use crate::correlate::footprint::Footprint;
 use crate::correlate::{Decision, EventRef, Finding, GROUP_SEPARATOR, Hit, Target};
-use crate::decode::TouchKind;
-use crate::input::Position;
 use crate::time::{EventTime, Span};
+use crate::vocab::{Position, TouchKind};
 
 impl ShardEngine {
     /// Builds a finding and scores it.

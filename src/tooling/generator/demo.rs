@@ -1,13 +1,15 @@
-//! The demo dataset (the `demo` preset of [`crate::generator`]): one hour of CloudTrail and Windows events, seeded and
-//! byte-reproducible, with full credential-abuse chains for a few identities (at machine speed
-//! and at human speed) among benign traffic that shares their vocabulary (an admin listing
-//! users, a CI role reading its deploy secret, a user running whoami, a machine account
-//! updating its tasks). Events are written slightly out of order, within the default lateness.
+//! The demo dataset (the `demo` preset of [the generator](super)): one hour of CloudTrail and
+//! Windows events, seeded and byte-reproducible, with full credential-abuse chains for a few
+//! identities (at machine speed and at human speed) among benign traffic that shares their
+//! vocabulary (an admin listing users, a CI role reading its deploy secret, a user running
+//! whoami, a machine account updating its tasks). Events are written slightly out of order,
+//! within the default lateness.
 
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
+use super::rng::Rng;
 use crate::time::{EventTime, Span};
 
 /// What to generate.
@@ -24,9 +26,6 @@ impl Preset {
         }
     }
 }
-
-/// The generator's random stream (SplitMix64), re-exported for the tests that shuffle input.
-pub use crate::generator::rng::Rng;
 
 const ACCOUNT: &str = "111122223333";
 

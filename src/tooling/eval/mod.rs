@@ -28,10 +28,10 @@ use serde::Serialize;
 pub use report::{ChainScore, Report, RuleScore, SourceScore};
 pub use truth::Truth;
 
-use crate::generator::labels::{Expect, LabelsError};
 use crate::matcher::RuleSet;
 use crate::pipeline::{self, PipelineError, ReplayOptions};
 use crate::time::EventTime;
+use crate::tooling::generator::labels::{Expect, LabelsError};
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]

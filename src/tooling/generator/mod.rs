@@ -12,10 +12,13 @@
 //! - [`rules`]: the W500 rule set (100 rules, 10 correlations), generated the same way.
 //!
 //! The layouts of each source are in [`sources`]; the benign roles in [`background`]; the
-//! injected chains in [`chains`] and [`w500`]; the scheduling and delivery in [`stream`].
+//! injected chains in [`chains`] and [`w500`]; the scheduling and delivery in [`stream`]; the
+//! bundled demo dataset, a fixed script rather than a plan, in [`demo`]. Every random draw comes
+//! from [`rng`].
 
 pub mod background;
 pub mod chains;
+pub mod demo;
 pub mod json;
 pub mod labels;
 pub mod rng;
@@ -41,7 +44,7 @@ pub enum Preset {
     /// time, 100,000 identities per source, a W500 chain every 20,000 events, 1,000,000 events
     /// by default. Its rules come from [`rules`].
     W500,
-    /// The bundled demo dataset (`datasets/demo/events.jsonl`), written by [`crate::demo`]; it
+    /// The bundled demo dataset (`datasets/demo/events.jsonl`), written by [`demo`]; it
     /// has no labels and takes no overrides.
     Demo,
 }
@@ -153,7 +156,7 @@ pub fn generate(
                 inner: out,
                 bytes: 0,
             };
-            let events = crate::demo::generate(crate::demo::Preset::Demo, seed, &mut counted)?;
+            let events = demo::generate(demo::Preset::Demo, seed, &mut counted)?;
             Ok(Written {
                 events,
                 bytes: counted.bytes,

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::generator::labels::{ChainLabel, Expect};
+use crate::tooling::generator::labels::{ChainLabel, Expect};
 
 /// Scores of one rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -201,6 +201,6 @@ fn demo_preset_is_the_bundled_dataset_generator() {
     let mut a = Vec::new();
     generate(Preset::Demo, 7, &Overrides::default(), &mut a, None).unwrap();
     let mut b = Vec::new();
-    crate::demo::generate(crate::demo::Preset::Demo, 7, &mut b).unwrap();
+    super::demo::generate(super::demo::Preset::Demo, 7, &mut b).unwrap();
     assert_eq!(a, b);
 }

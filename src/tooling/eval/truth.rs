@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::EvalError;
-use crate::generator::labels::{self, ChainLabel, Expect, Speed};
+use crate::tooling::generator::labels::{self, ChainLabel, Expect, Speed};
 
 /// Labelled chains and an index from event id to chain.
 #[derive(Clone, Debug, Default)]

@@ -1,7 +1,7 @@
 //! Host chains: Windows (both layouts) and Linux.
 
 use super::{Chain, Scenario};
-use crate::generator::sources::Process;
+use crate::tooling::generator::sources::Process;
 
 pub(super) fn windows(s: Scenario, c: &mut Chain<'_>, n: u64) -> String {
     let host = format!("WKS{}.contoso.local", 900 + n % 100);

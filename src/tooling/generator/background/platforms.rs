@@ -1,7 +1,7 @@
 //! Benign platform activity: the Kubernetes API and AI agents' tool calls.
 
-use crate::generator::sources::{Factory, Generated, KubeRequest, ToolCall};
 use crate::time::EventTime;
+use crate::tooling::generator::sources::{Factory, Generated, KubeRequest, ToolCall};
 
 /// (verb, resource, object name)
 type KubeCall = (&'static str, &'static str, Option<&'static str>);

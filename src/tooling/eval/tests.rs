@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::generator::labels::{ChainLabel, Expect, Speed};
+use crate::tooling::generator::labels::{ChainLabel, Expect, Speed};
 
 fn label(
     chain: &str,

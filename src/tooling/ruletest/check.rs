@@ -4,8 +4,8 @@
 
 use super::events::Built;
 use super::spec::Expect;
-use crate::correlate::GROUP_SEPARATOR;
 use crate::time::EventTime;
+use crate::vocab::GROUP_SEPARATOR;
 
 /// An alert of the rule under test, as a test compares it.
 #[derive(Clone, Debug)]

@@ -16,9 +16,9 @@ use super::Actual;
 use super::events::{self, Built};
 use super::spec::Case;
 use crate::decode::ProfileKind;
-use crate::demo::Rng;
 use crate::matcher::{CompiledCorrelation, Decide};
 use crate::time::{EventTime, Span};
+use crate::tooling::generator::rng::Rng;
 
 /// What a variant's alerts must be.
 #[derive(Clone, Debug, PartialEq, Eq)]

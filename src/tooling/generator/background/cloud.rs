@@ -3,9 +3,9 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::ip;
-use crate::generator::json::Obj;
-use crate::generator::sources::{Call, Factory, Generated, no_params};
 use crate::time::EventTime;
+use crate::tooling::generator::json::Obj;
+use crate::tooling::generator::sources::{Call, Factory, Generated, no_params};
 
 const CLI: &str = "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0 exe/x86_64.ubuntu.22";
 const BOTO: &str = "Boto3/1.34.51 Python/3.11.8 Linux/6.5.0 Botocore/1.34.51";
@@ -14,7 +14,7 @@ const CONSOLE: &str = "console.amazonaws.com";
 const TERRAFORM: &str = "APN/1.0 HashiCorp/1.0 Terraform/1.7.5 (+https://www.terraform.io) terraform-provider-aws/5.40.0";
 
 pub(super) fn cloudtrail(f: &mut Factory, rank: u64, role: u64, t: EventTime) -> Generated {
-    let acct = crate::generator::sources::ACCOUNT;
+    let acct = crate::tooling::generator::sources::ACCOUNT;
     // (source, name, user agent, parameters)
     type Api = (&'static str, &'static str);
     let (arn, agent, internal, apis): (String, &str, bool, &[Api]) = match role {

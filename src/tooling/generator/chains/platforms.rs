@@ -1,7 +1,7 @@
 //! Platform chains: Kubernetes API abuse and a rogue AI agent.
 
 use super::{Chain, Scenario};
-use crate::generator::sources::{KubeRequest, ToolCall};
+use crate::tooling::generator::sources::{KubeRequest, ToolCall};
 
 /// (seconds from the start, verb, resource, namespace, name, subresource)
 type KubeStep = (

@@ -2,8 +2,8 @@
 //! instance credentials, and three near misses.
 
 use super::{Chain, Scenario};
-use crate::generator::json::Obj;
-use crate::generator::sources::{ACCOUNT, FOREIGN_ACCOUNT, no_params};
+use crate::tooling::generator::json::Obj;
+use crate::tooling::generator::sources::{ACCOUNT, FOREIGN_ACCOUNT, no_params};
 
 const CLI: &str = "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0 exe/x86_64.ubuntu.22";
 const CONSOLE: &str = "console.amazonaws.com";

@@ -1,7 +1,7 @@
 //! Benign host activity: Windows (flat Sysmon, nested Security) and Linux (Sysmon for Linux).
 
-use crate::generator::sources::{Factory, Generated, Process};
 use crate::time::EventTime;
+use crate::tooling::generator::sources::{Factory, Generated, Process};
 
 /// (image, command line, parent)
 type Cmd = (&'static str, &'static str, &'static str);
