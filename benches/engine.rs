@@ -152,6 +152,7 @@ fn hits(n: usize) -> Vec<Hit> {
                 },
                 id: format!("ev-{i}").into(),
                 actor: None,
+                details: None,
                 parts: None,
             },
             touched: Vec::new(),

@@ -200,6 +200,7 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         mint: credtrail::decode::MintLifetimes::default(),
         lineage: credtrail::identity::LineageLimits::default(),
         assessor: Arc::new(assessor(&args)?),
+        alert: Default::default(),
     };
     let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
     if !args.quiet {

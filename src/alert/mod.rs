@@ -7,6 +7,10 @@
 //! analyst finds it again) and in `finding_info.related_events`.
 
 pub mod attack;
+pub mod escape;
+pub mod evidence;
+
+pub use evidence::AlertOptions;
 
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
@@ -15,7 +19,7 @@ use crate::correlate::Finding;
 use crate::input::{SourceInfo, Sources};
 use crate::matcher::RuleSet;
 use crate::sigma::{Level, RuleMeta};
-use crate::vocab::{GROUP_SEPARATOR, IDENTITY_FIELD, Target, TouchKind};
+use crate::vocab::{GROUP_SEPARATOR, IDENTITY_FIELD, Target};
 
 /// The OCSF schema version alerts follow.
 pub const OCSF_VERSION: &str = "1.4.0";
@@ -81,19 +85,13 @@ struct DetectionFinding<'a> {
     risk_level: &'static str,
     risk_details: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    resources: Vec<Resource<'a>>,
+    resources: Vec<evidence::Resource<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    observables: Vec<evidence::Observable<'a>>,
     finding_info: FindingInfo<'a>,
     evidences: Vec<Evidence<'a>>,
     metadata: Metadata<'a>,
     unmapped: Unmapped<'a>,
-}
-
-/// An OCSF `resource_details` object: something the chain touched.
-#[derive(Serialize)]
-struct Resource<'a> {
-    uid: &'a str,
-    #[serde(rename = "type")]
-    kind: TouchKind,
 }
 
 #[derive(Serialize)]
@@ -131,6 +129,8 @@ struct RelatedEvent<'a> {
 
 #[derive(Serialize)]
 struct Evidence<'a> {
+    #[serde(flatten)]
+    objects: evidence::Objects<'a>,
     data: EvidenceData<'a>,
 }
 
@@ -203,6 +203,16 @@ struct CredtrailFields<'a> {
     /// (sums, averages, percentiles, counts decided when a window closed).
     #[serde(skip_serializing_if = "Option::is_none")]
     aggregate: Option<f64>,
+    /// Contributing events not shown in `evidences` (beyond the alert's bound).
+    #[serde(skip_serializing_if = "is_zero")]
+    evidences_omitted: usize,
+    /// Contributing events not listed in `finding_info.related_events`.
+    #[serde(skip_serializing_if = "is_zero")]
+    related_events_omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -233,11 +243,41 @@ pub fn risk_details(score: &crate::score::Score) -> String {
     s
 }
 
-/// Renders `finding` as one line of OCSF JSON (no trailing newline) into `out`.
+/// Renders `finding` as one line of OCSF JSON (no trailing newline) into `out`, within
+/// `options`' bounds: when the line would pass [`AlertOptions::max_bytes`], it is rendered
+/// again with half the evidences and related events, down to the first and last event. Every
+/// string is escaped by [`escape::SafeFormatter`].
 pub fn render(
     finding: &Finding,
     rules: &RuleSet,
     sources: &Sources,
+    options: &AlertOptions,
+    out: &mut Vec<u8>,
+) -> Result<String, serde_json::Error> {
+    let start = out.len();
+    let mut shown = options.max_evidences.max(2);
+    let mut related = MAX_RELATED_EVENTS;
+    loop {
+        let uid = render_bounded(finding, rules, sources, shown, related, out)?;
+        let fits = out.len() - start <= options.max_bytes;
+        if fits || (shown <= 2 && related <= 2) {
+            return Ok(uid);
+        }
+        out.truncate(start);
+        shown = (shown / 2).max(2);
+        related = (related.min(finding.events.len()) / 2).max(2);
+    }
+}
+
+/// Most events listed in `finding_info.related_events` (the rest are counted).
+pub const MAX_RELATED_EVENTS: usize = 1000;
+
+fn render_bounded(
+    finding: &Finding,
+    rules: &RuleSet,
+    sources: &Sources,
+    max_evidences: usize,
+    max_related: usize,
     out: &mut Vec<u8>,
 ) -> Result<String, serde_json::Error> {
     let (meta, stage_names, kind, group_fields, timespan) = match finding.target {
@@ -287,10 +327,12 @@ pub fn render(
     } else {
         group_values.join(", ")
     };
-    let evidences = finding
-        .events
+    let picked = evidence::pick(&finding.events, max_evidences);
+    let evidences = picked
         .iter()
+        .map(|&i| &finding.events[i])
         .map(|(e, stage)| Evidence {
+            objects: evidence::objects(e.details.as_deref()),
             data: EvidenceData {
                 event_uid: &e.id,
                 time: e.time.as_millis(),
@@ -326,6 +368,7 @@ pub fn render(
     let related_events = finding
         .events
         .iter()
+        .take(max_related)
         .map(|(e, stage)| RelatedEvent {
             uid: &e.id,
             type_name: stage_names
@@ -363,14 +406,11 @@ pub fn render(
         risk_level_id: finding.score.risk_level().0,
         risk_level: finding.score.risk_level().1,
         risk_details: risk_details(&finding.score),
-        resources: finding
-            .resources
-            .iter()
-            .map(|(k, v)| Resource { uid: v, kind: *k })
-            .collect(),
+        resources: evidence::chain_resources(&finding.events),
+        observables: evidence::observables(&finding.events),
         message: format!(
             "{}: {} event(s) by {} from {} to {}",
-            meta.title,
+            escape::printable(&meta.title),
             finding.events.len(),
             who,
             start,
@@ -416,9 +456,11 @@ pub fn render(
                 score: &finding.score,
                 touched: finding.touched,
                 aggregate: finding.measure,
+                evidences_omitted: finding.events.len() - picked.len(),
+                related_events_omitted: finding.events.len().saturating_sub(max_related),
             },
         },
     };
-    serde_json::to_writer(&mut *out, &doc)?;
+    escape::SafeFormatter::write(out, &doc)?;
     Ok(uid)
 }

@@ -79,6 +79,7 @@ pub fn run<K: Sink>(
     mut sink: K,
     shards: usize,
     sources: Arc<RwLock<Sources>>,
+    alert_options: alert::AlertOptions,
     rx: Receiver<OutputMsg>,
 ) -> Result<K::Report, K::Error> {
     let mut merge: Merge<Decided> = Merge::new(shards);
@@ -90,7 +91,7 @@ pub fn run<K: Sink>(
             line.clear();
             let uid = {
                 let sources = sources.read().unwrap_or_else(|e| e.into_inner());
-                alert::render(&d.finding, &d.rules, &sources, &mut line)?
+                alert::render(&d.finding, &d.rules, &sources, &alert_options, &mut line)?
             };
             sink.alert(Rendered {
                 finding: &d.finding,
@@ -231,6 +232,7 @@ mod tests {
                     },
                     id: "e".into(),
                     actor: None,
+                    details: None,
                     parts: None,
                 },
                 0,

@@ -183,6 +183,7 @@ impl ShardEngine {
                         id: format!("{label}:{first_id}").into(),
                         parts: Some(Arc::clone(&parts)),
                         actor: None,
+                        details: None,
                     },
                     touched: footprint_touches(footprint),
                 });
