@@ -88,6 +88,8 @@ pub struct ScoreInput<'a> {
     /// Gaps between consecutive steps of the chain.
     pub gaps: Vec<Span>,
     pub canary: bool,
+    /// The rule's Sigma `level`: caps the score ([`level_cap`]).
+    pub level: Option<crate::sigma::Level>,
 }
 
 /// One factor of the breakdown.
@@ -110,6 +112,12 @@ pub struct Score {
     pub machine_speed: bool,
     pub in_inventory: bool,
     pub canary: bool,
+    /// The score before the rule's level capped it, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped_by_level: Option<u32>,
+    /// Stages reached and stages of the rule.
+    #[serde(skip)]
+    pub stage: (u32, u32),
 }
 
 impl Score {
@@ -129,14 +137,17 @@ fn log_scaled(n: u32, reference: f64) -> f64 {
     ((1.0 + n as f64).ln() / (1.0 + reference).ln()).min(1.0)
 }
 
-fn reach(entry: Option<&IdentityEntry>, touched: &Touched) -> (f64, String) {
+/// The reach value of an identity the inventory does not know.
+pub const UNKNOWN_REACH: f64 = 0.5;
+
+fn reach(entry: Option<&IdentityEntry>) -> (f64, String) {
     let Some(e) = entry else {
-        // Unknown identity: estimate reach from breadth of what it touched.
-        let estimate =
-            (0.3 + 0.1 * touched.services as f64 + 0.1 * touched.secrets as f64).min(0.8);
+        // Unknown identity: a medium reach. Estimating it from what the chain touched counted
+        // the touched factor twice, and let a noisy single event outrank a chain of the same
+        // identity.
         return (
-            estimate,
-            "not in the inventory: estimated from what the chain touched".into(),
+            UNKNOWN_REACH,
+            "not in the inventory: assumed medium reach".into(),
         );
     };
     let privilege = match e.privilege {
@@ -212,10 +223,25 @@ fn touched_value(t: &Touched) -> (f64, String) {
     (v, d)
 }
 
+/// The tempo of a chain: the best tempo of any prefix of its steps, so that a step joining a
+/// chain never lowers its score (a slow last step does not undo a machine-speed start). A
+/// single step has no tempo.
 fn tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
     if gaps.is_empty() {
-        return (0.5, false, "single step".into());
+        return (0.0, false, "single event: no tempo".into());
     }
+    let mut best = prefix_tempo(&gaps[..1], machine);
+    for end in 2..=gaps.len() {
+        let t = prefix_tempo(&gaps[..end], machine);
+        // Later prefixes win ties: they describe more of the chain.
+        if t.0 >= best.0 {
+            best = t;
+        }
+    }
+    best
+}
+
+fn prefix_tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
     let mut sorted: Vec<Span> = gaps.to_vec();
     sorted.sort();
     let median = sorted[sorted.len() / 2];
@@ -229,7 +255,8 @@ fn tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
         (1.0 / ratio.max(1.0)).clamp(0.05, 0.9)
     };
     let d = format!(
-        "median gap {}, longest {}{}",
+        "{} step(s): median gap {}, longest {}{}",
+        gaps.len() + 1,
         Span(median.0 / 1_000_000 * 1_000_000),
         Span(max.0 / 1_000_000 * 1_000_000),
         if machine_speed { ": machine speed" } else { "" }
@@ -239,24 +266,23 @@ fn tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
 
 /// Scores one chain.
 pub fn score(config: &ScoreConfig, weights: &Weights, input: &ScoreInput<'_>) -> Score {
-    let (reach_v, reach_d) = reach(input.entry, &input.touched);
+    let (reach_v, reach_d) = reach(input.entry);
     let (touched_v, touched_d) = touched_value(&input.touched);
     let (reached, total) = input.stage;
-    let stage_v = if total == 0 {
-        1.0
+    // A single event is no chain: it earns no stage points.
+    let (stage_v, stage_d) = if total <= 1 {
+        (0.0, "single event: no chain".to_string())
     } else {
-        (reached as f64 / total as f64).min(1.0)
+        (
+            (reached as f64 / total as f64).min(1.0),
+            format!("stage {reached} of {total}"),
+        )
     };
     let (tempo_v, machine_speed, tempo_d) = tempo(&input.gaps, config.machine_speed_gap);
     let mut factors = vec![
         ("reach", reach_v, weights.reach, reach_d),
         ("touched", touched_v, weights.touched, touched_d),
-        (
-            "stage",
-            stage_v,
-            weights.stage,
-            format!("stage {reached} of {total}"),
-        ),
+        ("stage", stage_v, weights.stage, stage_d),
         ("tempo", tempo_v, weights.tempo, tempo_d),
     ];
     if input.canary {
@@ -270,7 +296,13 @@ pub fn score(config: &ScoreConfig, weights: &Weights, input: &ScoreInput<'_>) ->
         .iter()
         .map(|f| f.1.clamp(0.0, 1.0) * f.2 as f64)
         .collect();
-    let total_score = exact.iter().sum::<f64>().round().clamp(0.0, 100.0) as u32;
+    let uncapped = exact.iter().sum::<f64>().round().clamp(0.0, 100.0) as u32;
+    let cap = if input.canary {
+        100
+    } else {
+        level_cap(input.level)
+    };
+    let total_score = uncapped.min(cap);
     let points = largest_remainder(&exact, total_score);
     Score {
         score: total_score,
@@ -288,6 +320,20 @@ pub fn score(config: &ScoreConfig, weights: &Weights, input: &ScoreInput<'_>) ->
         machine_speed,
         in_inventory: input.entry.is_some(),
         canary: input.canary,
+        capped_by_level: (total_score < uncapped).then_some(uncapped),
+        stage: input.stage,
+    }
+}
+
+/// The highest score a rule of `level` can give: an informational rule is at most Medium
+/// (59), a low one at most High (79); medium, high, critical and unset levels are not capped.
+/// A cap never puts a chain below a single event of the same identity (single events score
+/// at most 55 with the default weights).
+pub fn level_cap(level: Option<crate::sigma::Level>) -> u32 {
+    match level {
+        Some(crate::sigma::Level::Informational) => 59,
+        Some(crate::sigma::Level::Low) => 79,
+        _ => 100,
     }
 }
 
@@ -345,6 +391,7 @@ impl Assessor {
         stage: (u32, u32),
         gaps: Vec<Span>,
         canary: bool,
+        level: Option<crate::sigma::Level>,
     ) -> Score {
         let weights = weights
             .map(|[reach, touched, stage, tempo]| Weights {
@@ -363,6 +410,7 @@ impl Assessor {
                 stage,
                 gaps,
                 canary,
+                level,
             },
         )
     }
@@ -472,6 +520,7 @@ mod tests {
             stage,
             gaps: gaps.iter().map(|s| Span::from_secs(*s)).collect(),
             canary: false,
+            level: None,
         }
     }
 
@@ -524,6 +573,100 @@ mod tests {
         i.canary = true;
         let s = score(&ScoreConfig::default(), &Weights::default(), &i);
         assert_eq!(s.score, 100);
+    }
+
+    fn low() -> IdentityEntry {
+        IdentityEntry {
+            privilege: Some(Privilege::Low),
+            environment: Some("dev".into()),
+            credential: None,
+            reach: ReachSpec::default(),
+            ..admin()
+        }
+    }
+
+    fn touched_from(v: [u32; 5]) -> Touched {
+        Touched {
+            secrets: v[0],
+            resources: v[1],
+            hosts: v[2],
+            regions: v[3],
+            services: v[4],
+        }
+    }
+
+    fn level_of(i: u8) -> Option<crate::sigma::Level> {
+        use crate::sigma::Level::*;
+        [
+            None,
+            Some(Informational),
+            Some(Low),
+            Some(Medium),
+            Some(High),
+            Some(Critical),
+        ][i as usize % 6]
+    }
+
+    proptest::proptest! {
+        /// Issue 11: the full 4-stage chain scored 80, below its own 3-stage part at 81 (a
+        /// slower last step lowered the tempo). A chain never scores below any of its prefixes.
+        #[test]
+        fn a_chain_never_scores_below_its_prefix(
+            gaps in proptest::collection::vec(0i64..7200, 1..6),
+            touched in proptest::array::uniform5(0u32..40),
+            more in proptest::array::uniform5(0u32..5),
+            who in 0usize..3,
+            level in 0u8..6,
+        ) {
+            let (a, l) = (admin(), low());
+            let entry = [None, Some(&a), Some(&l)][who];
+            let n = gaps.len() as u32 + 1;
+            let grown = touched_from(std::array::from_fn(|i| touched[i] + more[i]));
+            let full = score(&ScoreConfig::default(), &Weights::default(), &ScoreInput {
+                entry, touched: grown, stage: (n, n),
+                gaps: gaps.iter().map(|g| Span::from_secs(*g)).collect(),
+                canary: false, level: level_of(level),
+            });
+            for k in 1..n {
+                let prefix = score(&ScoreConfig::default(), &Weights::default(), &ScoreInput {
+                    entry, touched: touched_from(touched), stage: (k, n),
+                    gaps: gaps[..k as usize - 1].iter().map(|g| Span::from_secs(*g)).collect(),
+                    canary: false, level: level_of(level),
+                });
+                proptest::prop_assert!(prefix.score <= full.score,
+                    "prefix {k}/{n}: {} > {}", prefix.score, full.score);
+            }
+        }
+
+        /// Issue 11: on W500 every single-event detection scored 51 ("stage 1 of 1" earned the
+        /// stage points), above a real 3-stage chain at 46. A single event earns no chain
+        /// points and scores below any 3-stage chain of the same identity class.
+        #[test]
+        fn a_single_event_scores_below_any_three_stage_chain_of_its_identity(
+            single_touched in proptest::array::uniform5(0u32..1000),
+            chain_touched in proptest::array::uniform5(0u32..3),
+            gaps in proptest::collection::vec(0i64..86_400, 2..=2),
+            who in 0usize..3,
+            single_level in 0u8..6,
+            chain_level in 0u8..6,
+        ) {
+            let (a, l) = (admin(), low());
+            let entry = [None, Some(&a), Some(&l)][who];
+            let single = score(&ScoreConfig::default(), &Weights::default(), &ScoreInput {
+                entry, touched: touched_from(single_touched), stage: (1, 1), gaps: vec![],
+                canary: false, level: level_of(single_level),
+            });
+            let chain = score(&ScoreConfig::default(), &Weights::default(), &ScoreInput {
+                entry, touched: touched_from(chain_touched), stage: (3, 3),
+                gaps: gaps.iter().map(|g| Span::from_secs(*g)).collect(),
+                canary: false, level: level_of(chain_level),
+            });
+            let chain_points: u32 = single.factors.iter()
+                .filter(|f| f.name == "stage" || f.name == "tempo").map(|f| f.points).sum();
+            proptest::prop_assert_eq!(chain_points, 0);
+            proptest::prop_assert!(single.score < chain.score,
+                "single {} vs chain {}", single.score, chain.score);
+        }
     }
 
     #[test]

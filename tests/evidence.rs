@@ -141,7 +141,7 @@ fn alerts_show_at_most_the_bounded_evidences_and_count_the_rest() {
     );
     opts.alert = credtrail::alert::AlertOptions {
         max_evidences: 2,
-        max_bytes: 6000,
+        max_bytes: 9000,
     };
     credtrail::pipeline::replay(pack(), &opts).unwrap();
     let text = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
@@ -165,7 +165,7 @@ fn alerts_show_at_most_the_bounded_evidences_and_count_the_rest() {
             *stages.last().unwrap(),
             a["unmapped"]["credtrail"]["stage"][0].as_u64().unwrap() - 1
         );
-        assert!(line.len() <= 6000, "{} bytes", line.len());
+        assert!(line.len() <= 9000, "{} bytes", line.len());
     }
     assert!(omitted > 0);
 }

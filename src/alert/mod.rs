@@ -9,6 +9,7 @@
 pub mod attack;
 pub mod escape;
 pub mod evidence;
+pub mod triage;
 
 pub use evidence::AlertOptions;
 
@@ -18,7 +19,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::correlate::Finding;
 use crate::input::{SourceInfo, Sources};
 use crate::matcher::RuleSet;
-use crate::sigma::{Level, RuleMeta};
+use crate::sigma::RuleMeta;
 use crate::vocab::{GROUP_SEPARATOR, IDENTITY_FIELD, Target};
 
 /// The OCSF schema version alerts follow.
@@ -44,18 +45,6 @@ pub fn alert_uid(rule: &RuleMeta, group: &str, first_event_id: &str) -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-/// OCSF severity from a Sigma level.
-pub fn severity(level: Option<Level>) -> (u8, &'static str) {
-    match level {
-        None => (0, "Unknown"),
-        Some(Level::Informational) => (1, "Informational"),
-        Some(Level::Low) => (2, "Low"),
-        Some(Level::Medium) => (3, "Medium"),
-        Some(Level::High) => (4, "High"),
-        Some(Level::Critical) => (5, "Critical"),
-    }
 }
 
 #[derive(Serialize)]
@@ -84,6 +73,7 @@ struct DetectionFinding<'a> {
     risk_level_id: u8,
     risk_level: &'static str,
     risk_details: String,
+    remediation: triage::Remediation<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     resources: Vec<evidence::Resource<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -203,6 +193,11 @@ struct CredtrailFields<'a> {
     /// (sums, averages, percentiles, counts decided when a window closed).
     #[serde(skip_serializing_if = "Option::is_none")]
     aggregate: Option<f64>,
+    /// Why `confidence` is what it is.
+    confidence_reasons: Vec<&'static str>,
+    /// The rule's `falsepositives`: what else can look like this.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    falsepositives: &'a [String],
     /// Contributing events not shown in `evidences` (beyond the alert's bound).
     #[serde(skip_serializing_if = "is_zero")]
     evidences_omitted: usize,
@@ -219,28 +214,6 @@ fn is_zero(n: &usize) -> bool {
 struct GroupValue<'a> {
     field: &'a str,
     value: &'a str,
-}
-
-/// The breakdown in words: `reach 31/35 (0.886: privilege admin, ...) + ... = 78`.
-pub fn risk_details(score: &crate::score::Score) -> String {
-    let parts: Vec<String> = score
-        .factors
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}/{} ({:.3}: {})",
-                f.name, f.points, f.weight, f.value, f.detail
-            )
-        })
-        .collect();
-    let mut s = format!("blast radius {} = {}", score.score, parts.join(" + "));
-    if score.canary {
-        s.push_str("; canary used");
-    }
-    if !score.in_inventory {
-        s.push_str("; identity not in the inventory");
-    }
-    s
 }
 
 /// Renders `finding` as one line of OCSF JSON (no trailing newline) into `out`, within
@@ -280,7 +253,8 @@ fn render_bounded(
     max_related: usize,
     out: &mut Vec<u8>,
 ) -> Result<String, serde_json::Error> {
-    let (meta, stage_names, kind, group_fields, timespan) = match finding.target {
+    let (meta, stage_names, kind, group_fields, timespan, template, runbook) = match finding.target
+    {
         Target::Correlation(c) => {
             let corr = &rules.correlations[c as usize];
             (
@@ -289,6 +263,8 @@ fn render_bounded(
                 corr.kind.name(),
                 corr.group_by.clone(),
                 Some(corr.timespan.to_string()),
+                corr.message.as_ref(),
+                corr.runbook.as_deref(),
             )
         }
         Target::Detection(d) => {
@@ -299,6 +275,8 @@ fn render_bounded(
                 vec![name],
                 "detection",
                 vec![IDENTITY_FIELD.to_string()],
+                None,
+                None,
                 None,
             )
         }
@@ -315,7 +293,8 @@ fn render_bounded(
         .last()
         .map(|(e, _)| e.time)
         .unwrap_or(finding.time);
-    let (severity_id, severity) = severity(meta.level);
+    let (severity_id, severity) = triage::severity(&finding.score);
+    let (confidence_id, confidence, confidence_reasons) = triage::confidence(&finding.score);
     let group_values: Vec<&str> = finding.group.split(GROUP_SEPARATOR).collect();
     let group_by: Vec<GroupValue<'_>> = group_fields
         .iter()
@@ -400,22 +379,16 @@ fn render_bounded(
         start_time: start.as_millis(),
         end_time: end.as_millis(),
         count: finding.events.len(),
-        confidence_id: if finding.canary { 3 } else { 2 },
-        confidence: if finding.canary { "High" } else { "Medium" },
+        confidence_id,
+        confidence,
         risk_score: finding.score.score,
         risk_level_id: finding.score.risk_level().0,
         risk_level: finding.score.risk_level().1,
-        risk_details: risk_details(&finding.score),
+        risk_details: triage::risk_details(&finding.score),
+        remediation: triage::remediation(finding, meta, runbook, &who),
         resources: evidence::chain_resources(&finding.events),
         observables: evidence::observables(&finding.events),
-        message: format!(
-            "{}: {} event(s) by {} from {} to {}",
-            escape::printable(&meta.title),
-            finding.events.len(),
-            who,
-            start,
-            end
-        ),
+        message: triage::message(finding, meta, template, &who),
         finding_info: FindingInfo {
             uid: uid.clone(),
             title: &meta.title,
@@ -456,6 +429,8 @@ fn render_bounded(
                 score: &finding.score,
                 touched: finding.touched,
                 aggregate: finding.measure,
+                confidence_reasons,
+                falsepositives: &meta.falsepositives,
                 evidences_omitted: finding.events.len() - picked.len(),
                 related_events_omitted: finding.events.len().saturating_sub(max_related),
             },

@@ -30,14 +30,17 @@ impl ShardEngine {
             .windows(2)
             .map(|w| w[1].0.time.since(w[0].0.time))
             .collect();
-        let weights = match target {
-            Target::Correlation(c) => self.rules.correlations[c as usize].weights,
-            Target::Detection(_) => None,
+        let (weights, level) = match target {
+            Target::Correlation(c) => {
+                let corr = &self.rules.correlations[c as usize];
+                (corr.weights, corr.level)
+            }
+            Target::Detection(d) => (None, self.rules.detection_meta(d).level),
         };
         let touched = footprint.counts();
         let score = self
             .assessor
-            .score(weights, &group, touched, stage, gaps, canary);
+            .score(weights, &group, touched, stage, gaps, canary, level);
         Finding {
             target,
             group,
