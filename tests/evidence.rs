@@ -142,6 +142,7 @@ fn alerts_show_at_most_the_bounded_evidences_and_count_the_rest() {
     opts.alert = credtrail::alert::AlertOptions {
         max_evidences: 2,
         max_bytes: 9000,
+        ..Default::default()
     };
     credtrail::pipeline::replay(pack(), &opts).unwrap();
     let text = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();

@@ -22,6 +22,8 @@ pub struct AlertOptions {
     /// `message.max.bytes` (1,000,000 by default). An alert above it is rendered again with
     /// fewer evidences and related events, down to the first and last.
     pub max_bytes: usize,
+    /// Group findings into incidents (`None`: every finding is its own alert, as before).
+    pub incidents: Option<super::incident::IncidentOptions>,
 }
 
 impl Default for AlertOptions {
@@ -29,6 +31,7 @@ impl Default for AlertOptions {
         AlertOptions {
             max_evidences: 10,
             max_bytes: 256 * 1024,
+            incidents: Some(super::incident::IncidentOptions::default()),
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod attack;
 pub mod escape;
 pub mod evidence;
+pub mod incident;
 pub mod triage;
 
 pub use evidence::AlertOptions;
@@ -96,8 +97,30 @@ struct FindingInfo<'a> {
     types: Vec<&'static str>,
     first_seen_time: i64,
     last_seen_time: i64,
+    /// Every rule of the incident (when incidents are on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related_analytics: Vec<RelatedAnalytic<'a>>,
     related_events_count: usize,
     related_events: Vec<RelatedEvent<'a>>,
+}
+
+#[derive(Serialize)]
+struct RelatedAnalytic<'a> {
+    name: &'a str,
+    type_id: u8,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The incident a line belongs to, beside the finding's own id.
+#[derive(Serialize)]
+struct IncidentFields<'a> {
+    /// The finding's own deterministic id (the incident's id is `finding_info.uid`).
+    finding_uid: &'a str,
+    /// Every rule that matched in the incident so far.
+    rules: &'a [String],
+    /// Findings in the incident so far.
+    findings: u32,
 }
 
 #[derive(Serialize)]
@@ -193,6 +216,8 @@ struct CredtrailFields<'a> {
     /// (sums, averages, percentiles, counts decided when a window closed).
     #[serde(skip_serializing_if = "Option::is_none")]
     aggregate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident: Option<IncidentFields<'a>>,
     /// Why `confidence` is what it is.
     confidence_reasons: Vec<&'static str>,
     /// The rule's `falsepositives`: what else can look like this.
@@ -216,6 +241,20 @@ struct GroupValue<'a> {
     value: &'a str,
 }
 
+/// The rule that decided `finding`.
+pub fn rule_meta<'r>(finding: &Finding, rules: &'r RuleSet) -> &'r RuleMeta {
+    match finding.target {
+        Target::Correlation(c) => &rules.meta[rules.correlations[c as usize].rule as usize],
+        Target::Detection(d) => rules.detection_meta(d),
+    }
+}
+
+/// The finding's own deterministic id ([`alert_uid`] of its rule, group and first event).
+pub fn finding_uid(finding: &Finding, rules: &RuleSet) -> String {
+    let first = finding.events.first().map(|(e, _)| &*e.id).unwrap_or("");
+    alert_uid(rule_meta(finding, rules), &finding.group, first)
+}
+
 /// Renders `finding` as one line of OCSF JSON (no trailing newline) into `out`, within
 /// `options`' bounds: when the line would pass [`AlertOptions::max_bytes`], it is rendered
 /// again with half the evidences and related events, down to the first and last event. Every
@@ -225,13 +264,14 @@ pub fn render(
     rules: &RuleSet,
     sources: &Sources,
     options: &AlertOptions,
+    incident: Option<&incident::Joined>,
     out: &mut Vec<u8>,
 ) -> Result<String, serde_json::Error> {
     let start = out.len();
     let mut shown = options.max_evidences.max(2);
     let mut related = MAX_RELATED_EVENTS;
     loop {
-        let uid = render_bounded(finding, rules, sources, shown, related, out)?;
+        let uid = render_bounded(finding, rules, sources, incident, shown, related, out)?;
         let fits = out.len() - start <= options.max_bytes;
         if fits || (shown <= 2 && related <= 2) {
             return Ok(uid);
@@ -249,6 +289,7 @@ fn render_bounded(
     finding: &Finding,
     rules: &RuleSet,
     sources: &Sources,
+    incident: Option<&incident::Joined>,
     max_evidences: usize,
     max_related: usize,
     out: &mut Vec<u8>,
@@ -357,23 +398,39 @@ fn render_bounded(
         })
         .collect();
     let duration = end.since(start);
+    // Today's activity when incidents are off: a Create, or an Update of an announced chain.
+    let activity = match incident {
+        Some(i) => i.activity,
+        None if finding.update => incident::Activity::Update,
+        None => incident::Activity::Create,
+    };
+    let shown_uid = incident.map_or(uid.as_str(), |i| i.uid.as_str());
+    let (first_seen, last_seen) = incident.map_or((start, end), |i| (i.first_seen, i.last_seen));
     let doc = DetectionFinding {
-        activity_id: if finding.update { 2 } else { 1 },
-        activity_name: if finding.update { "Update" } else { "Create" },
+        activity_id: activity.id(),
+        activity_name: activity.name(),
         category_uid: 2,
         category_name: "Findings",
         class_uid: 2004,
         class_name: "Detection Finding",
-        type_uid: if finding.update { 200_402 } else { 200_401 },
-        type_name: if finding.update {
-            "Detection Finding: Update"
-        } else {
-            "Detection Finding: Create"
+        type_uid: 200_400 + activity.id() as u32,
+        type_name: match activity {
+            incident::Activity::Create => "Detection Finding: Create",
+            incident::Activity::Update => "Detection Finding: Update",
+            incident::Activity::Close => "Detection Finding: Close",
         },
         severity_id,
         severity,
-        status_id: if finding.update { 2 } else { 1 },
-        status: if finding.update { "In Progress" } else { "New" },
+        status_id: if activity == incident::Activity::Create {
+            1
+        } else {
+            2
+        },
+        status: if activity == incident::Activity::Create {
+            "New"
+        } else {
+            "In Progress"
+        },
         is_alert: finding.is_alert,
         time: finding.time.as_millis(),
         start_time: start.as_millis(),
@@ -390,7 +447,7 @@ fn render_bounded(
         observables: evidence::observables(&finding.events),
         message: triage::message(finding, meta, template, &who),
         finding_info: FindingInfo {
-            uid: uid.clone(),
+            uid: shown_uid.to_string(),
             title: &meta.title,
             desc: meta.description.as_deref(),
             analytic: Analytic {
@@ -402,8 +459,18 @@ fn render_bounded(
             },
             attacks: attack::from_tags(&meta.tags),
             types: vec![kind],
-            first_seen_time: start.as_millis(),
-            last_seen_time: end.as_millis(),
+            first_seen_time: first_seen.as_millis(),
+            last_seen_time: last_seen.as_millis(),
+            related_analytics: incident.map_or(Vec::new(), |i| {
+                i.rules
+                    .iter()
+                    .map(|r| RelatedAnalytic {
+                        name: r,
+                        type_id: 1,
+                        kind: "Rule",
+                    })
+                    .collect()
+            }),
             related_events_count: finding.events.len(),
             related_events,
         },
@@ -415,7 +482,7 @@ fn render_bounded(
                 version: env!("CARGO_PKG_VERSION"),
             },
             version: OCSF_VERSION,
-            uid: &uid,
+            uid: shown_uid,
             correlation_uid: &finding.group,
         },
         unmapped: Unmapped {
@@ -429,6 +496,11 @@ fn render_bounded(
                 score: &finding.score,
                 touched: finding.touched,
                 aggregate: finding.measure,
+                incident: incident.map(|i| IncidentFields {
+                    finding_uid: &uid,
+                    rules: &i.rules,
+                    findings: i.findings,
+                }),
                 confidence_reasons,
                 falsepositives: &meta.falsepositives,
                 evidences_omitted: finding.events.len() - picked.len(),
@@ -437,5 +509,9 @@ fn render_bounded(
         },
     };
     escape::SafeFormatter::write(out, &doc)?;
-    Ok(uid)
+    Ok(match activity {
+        // A Close is its own message, apart from the finding it repeats.
+        incident::Activity::Close => format!("{uid}/close"),
+        _ => uid,
+    })
 }

@@ -89,6 +89,22 @@ pub fn replay_scored(
     (text, summary, dir)
 }
 
+/// [`replay`] writing one alert per finding, no incidents: what the Kafka service writes.
+pub fn replay_per_finding(
+    rules: &Arc<RuleSet>,
+    inputs: &[PathBuf],
+    shards: usize,
+    lateness: &str,
+) -> (String, Summary, tempfile::TempDir) {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(inputs, dir.path(), shards, lateness);
+    opts.alert.incidents = None;
+    let summary = pipeline::replay(rules.clone(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
+    (text, summary, dir)
+}
+
 /// Parsed alert lines.
 pub fn alerts(text: &str) -> Vec<serde_json::Value> {
     text.lines()

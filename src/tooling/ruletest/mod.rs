@@ -451,7 +451,11 @@ impl Runner {
             mint: Default::default(),
             lineage: Default::default(),
             assessor: Default::default(),
-            alert: Default::default(),
+            // Cases count findings: one alert line each, no incident lines.
+            alert: crate::alert::AlertOptions {
+                incidents: None,
+                ..Default::default()
+            },
         };
         let summary = pipeline::replay(rules.clone(), &opts).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(&alerts_path).unwrap_or_default();
