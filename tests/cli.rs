@@ -42,7 +42,7 @@ fn replay_prints_alerts_and_a_summary() {
     for needle in [
         "events/s",
         "dead-lettered: 0",
-        "alerts: 7",
+        "alerts: 10",
         "identities in state",
         "p50",
         "p99",

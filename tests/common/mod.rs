@@ -112,10 +112,12 @@ pub fn alerts(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// (title, group) of each alert.
+/// (title, group) of each finding: every alert line but an incident's Close, which repeats
+/// one of its findings.
 pub fn titles_and_groups(text: &str) -> Vec<(String, String)> {
     alerts(text)
         .iter()
+        .filter(|a| a["activity_name"] != "Close")
         .map(|a| {
             (
                 a["finding_info"]["title"]
