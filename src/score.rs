@@ -230,15 +230,24 @@ fn tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
     if gaps.is_empty() {
         return (0.0, false, "single event: no tempo".into());
     }
-    let mut best = prefix_tempo(&gaps[..1], machine);
-    for end in 2..=gaps.len() {
+    let whole = prefix_tempo(gaps, machine);
+    let mut best = (whole.0, gaps.len());
+    for end in 1..gaps.len() {
         let t = prefix_tempo(&gaps[..end], machine);
-        // Later prefixes win ties: they describe more of the chain.
-        if t.0 >= best.0 {
-            best = t;
+        if t.0 > best.0 {
+            best = (t.0, end);
         }
     }
-    best
+    if best.1 == gaps.len() {
+        return whole;
+    }
+    // The value of the fastest start; the flag and the words describe the whole chain.
+    let start = prefix_tempo(&gaps[..best.1], machine);
+    (
+        best.0,
+        whole.1,
+        format!("fastest start {}; whole chain {}", start.2, whole.2),
+    )
 }
 
 fn prefix_tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
