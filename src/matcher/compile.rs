@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::correlation::{self, CorrelationLimits};
 use super::logsource;
-use super::predicate::{Pred, StrKind, StrTest, Test, ascii_foldable};
+use super::predicate::{GlobTest, Pred, StrKind, StrTest, Test, ascii_foldable};
 use super::prefilter::{self, LiteralTable};
 use super::{CompiledDetection, Expr, RuleSet};
 use crate::decode::{
@@ -53,8 +53,10 @@ struct Builder<'a> {
     fields: FieldTable,
     preds: Vec<Pred>,
     literals: LiteralTable,
-    /// Per slot: (patterns, owner rule index and location for errors).
-    regex_patterns: HashMap<Slot, Vec<(String, usize, Loc)>>,
+    /// Every distinct (field, pattern) needing a regex, with the first rule and location that
+    /// asked for it (for errors); a pattern's index is its [`Test::Regex`] id.
+    regex_patterns: Vec<(Slot, String, usize, Loc)>,
+    regex_ids: HashMap<(Slot, String), u32>,
     pattern_size_limit: usize,
     errors: Vec<LoadError>,
 }
@@ -66,7 +68,8 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         fields: FieldTable::default(),
         preds: Vec::new(),
         literals: LiteralTable::default(),
-        regex_patterns: HashMap::new(),
+        regex_patterns: Vec::new(),
+        regex_ids: HashMap::new(),
         pattern_size_limit: opts
             .regex_pattern_size_limit
             .unwrap_or(REGEX_PATTERN_SIZE_LIMIT),
@@ -118,7 +121,7 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
             spec
         })
         .collect();
-    let regex_sets = b.regex_sets(opts);
+    let regexes = b.regexes(opts);
     if !b.errors.is_empty() {
         return Err(LoadErrors(b.errors));
     }
@@ -138,7 +141,7 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         detections,
         correlations,
         preds,
-        regex_sets,
+        regexes,
         literals,
         plans,
         identity_slot,
@@ -351,7 +354,7 @@ impl Builder<'_> {
         if slot.is_none()
             && tests
                 .iter()
-                .any(|t| !matches!(t, Test::Str(_) | Test::Regex { .. }))
+                .any(|t| !matches!(t, Test::Str(_) | Test::Glob(_) | Test::Regex(_)))
         {
             self.errors.push(self.err(
                 rule,
@@ -429,21 +432,53 @@ impl Builder<'_> {
                 needle,
             ));
         }
-        let Some(slot) = slot.filter(|_| !keyword) else {
-            // A keyword value with wildcards inside: one regex over every value of the event.
-            let regex = glob_to_regex(s, cased);
-            return Some((self.regex_test(rule, item, KEYWORD_SLOT, regex)?, None));
-        };
+        let field = slot.filter(|_| !keyword);
         // The longest literal piece is the prefilter needle (any match must contain it).
-        let needle = s
-            .literals()
-            .filter(|l| l.is_ascii())
-            .max_by_key(|l| l.len())
-            .filter(|l| !l.is_empty())
-            .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()));
+        let needle = field.and_then(|slot| {
+            s.literals()
+                .filter(|l| l.is_ascii())
+                .max_by_key(|l| l.len())
+                .filter(|l| !l.is_empty())
+                .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()))
+        });
+        if let Some(glob) = star_glob(s, cased) {
+            return Some((Test::Glob(glob), needle));
+        }
+        // `?` (one character, not one byte) or non-ASCII text folded by Unicode: a regex, run
+        // only for the rules the prefilter left as candidates.
         let regex = glob_to_regex(s, cased);
+        let slot = field.unwrap_or(KEYWORD_SLOT);
         Some((self.regex_test(rule, item, slot, regex)?, needle))
     }
+}
+
+/// `s` as a [`GlobTest`] when its only wildcard is `*` and its text folds as ASCII (or is
+/// cased); `None` when it needs a regex.
+pub(crate) fn star_glob(s: &SigmaString, cased: bool) -> Option<GlobTest> {
+    let parts = &s.0;
+    if parts
+        .iter()
+        .any(|p| matches!(p, Part::One) || matches!(p, Part::Lit(t) if !ascii_foldable(t, cased)))
+    {
+        return None;
+    }
+    let pieces = parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Lit(t) if !t.is_empty() => Some(if cased {
+                t.as_str().into()
+            } else {
+                t.to_ascii_lowercase().into()
+            }),
+            _ => None,
+        })
+        .collect();
+    Some(GlobTest {
+        anchored_start: !matches!(parts.first(), Some(Part::Star)),
+        anchored_end: !matches!(parts.last(), Some(Part::Star)),
+        pieces,
+        cased,
+    })
 }
 
 fn to_expr(c: &Cond, selections: &[Expr]) -> Expr {
