@@ -1,8 +1,8 @@
 //! From a [`Catalog`] of parsed rules to a [`RuleSet`]: fields interned to slots, field items
-//! compiled to predicates, wildcards and `re` patterns grouped into one multi-pattern regex per
-//! field, log-source guards added, correlation references and group-by fields resolved, and
-//! the per-profile prefilter built. The patterns (size bounds, one regex set per field) live in
-//! `compile/patterns.rs`.
+//! compiled to predicates (wildcards of `*` and literals as [`GlobTest`]s, the rest of the
+//! wildcards and `re` values as one regex each), log-source guards added, correlation
+//! references and group-by fields resolved, and the per-profile prefilter built. The regex
+//! patterns (size bounds, one engine per distinct pattern) live in `compile/patterns.rs`.
 
 use std::collections::HashMap;
 
@@ -24,8 +24,7 @@ mod patterns;
 
 pub use patterns::{REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, glob_to_regex, hir_weight};
 
-/// The slot of the regex set that keyword searches use: it runs over every scalar value of
-/// the event rather than over one field.
+/// The slot keyword regexes search: every scalar value of the event rather than one field.
 pub const KEYWORD_SLOT: Slot = Slot::MAX;
 
 /// Options that shape compilation.
@@ -35,7 +34,7 @@ pub struct CompileOptions {
     /// Force one profile for every event (`--profile`).
     pub forced_profile: Option<ProfileKind>,
     pub generic: GenericPaths,
-    /// Largest compiled size of one field's regex set, in bytes (default 64 MiB).
+    /// Largest compiled size of one regex pattern's NFA, in bytes (default 64 MiB).
     pub regex_size_limit: Option<usize>,
     /// Identity templates replacing a profile's built-in priority list (`--identity`).
     pub identity: HashMap<ProfileKind, Vec<IdentityTemplate>>,
@@ -293,7 +292,7 @@ impl Builder<'_> {
         let mut tests = Vec::with_capacity(patterns.len());
         let mut needles = Vec::with_capacity(patterns.len());
         for p in patterns {
-            // Keyword searches scan every value: literal answers and regex sets are per field.
+            // Keyword searches scan every value: literal answers and regexes are per field.
             let keyword = slot.is_none();
             let (test, needle) = match p {
                 Pattern::Str { s, cased } => self.str_test(rule, item, slot, s, *cased, keyword)?,
