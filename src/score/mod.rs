@@ -346,6 +346,26 @@ pub fn level_cap(level: Option<crate::sigma::Level>) -> u32 {
     }
 }
 
+/// What a rule says about scoring its findings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuleTerms {
+    /// The rule's own weights (reach, touched, stage, tempo, from its extension).
+    pub weights: Option<[u32; 4]>,
+    /// The rule's Sigma `level` (caps the score, [`level_cap`]).
+    pub level: Option<crate::sigma::Level>,
+}
+
+/// What a finding's chain did, for its score.
+#[derive(Clone, Debug, Default)]
+pub struct ChainFacts {
+    pub touched: Touched,
+    /// Stages reached (1-based) and stages of the rule.
+    pub stage: (u32, u32),
+    /// Gaps between consecutive steps.
+    pub gaps: Vec<Span>,
+    pub canary: bool,
+}
+
 /// Scores findings: the inventory, the weights (global and per rule) and the settings.
 #[derive(Debug, Default)]
 pub struct Assessor {
@@ -390,19 +410,10 @@ impl Assessor {
                 .any(|(k, v)| *k == TouchKind::Secret && inv.is_canary_secret(v))
     }
 
-    /// Scores a finding for `group`; `weights` are the rule's own (reach, touched, stage,
-    /// tempo, from its extension), when it has them.
-    pub fn score(
-        &self,
-        weights: Option<[u32; 4]>,
-        group: &str,
-        touched: Touched,
-        stage: (u32, u32),
-        gaps: Vec<Span>,
-        canary: bool,
-        level: Option<crate::sigma::Level>,
-    ) -> Score {
-        let weights = weights
+    /// Scores a finding of `rule` for `group`.
+    pub fn score(&self, rule: RuleTerms, group: &str, chain: ChainFacts) -> Score {
+        let weights = rule
+            .weights
             .map(|[reach, touched, stage, tempo]| Weights {
                 reach,
                 touched,
@@ -415,11 +426,11 @@ impl Assessor {
             &weights,
             &ScoreInput {
                 entry: self.entry(group),
-                touched,
-                stage,
-                gaps,
-                canary,
-                level,
+                touched: chain.touched,
+                stage: chain.stage,
+                gaps: chain.gaps,
+                canary: chain.canary,
+                level: rule.level,
             },
         )
     }
