@@ -8,6 +8,7 @@
 //! [`PathTrie`](fields::PathTrie) pulls out every needed slot in one walk, and the event time is
 //! read. The result is an [`EventView`], valid for the duration of a callback.
 
+pub mod fieldmap;
 pub mod fields;
 pub mod profile;
 pub mod touch;

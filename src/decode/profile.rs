@@ -277,8 +277,28 @@ impl ProfileSpec {
         }
     }
 
-    /// The JSON paths where this profile finds the Sigma field `field`, most likely first.
+    /// The JSON paths where this profile finds the Sigma field `field`, most likely first: the
+    /// field as written, then the places the profile's built-in field map gives it (see
+    /// [`fieldmap`](super::fieldmap)). A name marked by [`own_field`] is the profile's own read
+    /// of the field and gets the written places only.
     pub fn paths(&self, field: &str) -> Vec<Vec<Step>> {
+        if let Some(own) = field.strip_prefix(OWN_FIELD_MARK) {
+            return self.written_paths(own);
+        }
+        let mut paths = self.written_paths(field);
+        for alias in super::fieldmap::aliases(self.kind, field) {
+            for p in self.written_paths(&alias) {
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+        paths
+    }
+
+    /// The paths of `field` as written: dotted into steps, and on Windows in the flat and
+    /// nested spellings of every shipper.
+    fn written_paths(&self, field: &str) -> Vec<Vec<Step>> {
         let mut paths = vec![split_path(field)];
         if self.kind == ProfileKind::Windows && !field.contains('.') {
             let key = |k: &str| Step::Key(k.into());
@@ -340,6 +360,22 @@ impl ProfileSpec {
     }
 }
 
+/// Marks a field name the profile reads for itself (see [`own_field`]). No Sigma field name
+/// contains a control character.
+const OWN_FIELD_MARK: char = '\u{1}';
+
+/// The name under which a profile interns a field it reads for itself (time, id, identity,
+/// touches): the field as written when the profile's field map also gives it other places
+/// (Windows reads `User` for the identity, where 4688's `SubjectUserName` must not answer),
+/// else the plain name, shared with the rules.
+pub fn own_field(kind: ProfileKind, field: &str) -> String {
+    if super::fieldmap::is_mapped(kind, field) {
+        format!("{OWN_FIELD_MARK}{field}")
+    } else {
+        field.to_string()
+    }
+}
+
 /// A profile ready for decoding: its spec with fields resolved to slots and its path trie.
 #[derive(Clone, Debug)]
 pub struct CompiledProfile {
@@ -377,6 +413,9 @@ impl CompiledProfile {
     /// Interns the profile's own fields into `fields`; call [`CompiledProfile::build_trie`] once
     /// every rule has interned its fields too.
     pub fn new(spec: ProfileSpec, fields: &mut FieldTable) -> CompiledProfile {
+        let kind = spec.kind;
+        let mut fields = OwnFields { kind, fields };
+        let fields = &mut fields;
         let time_slots = spec.time_fields.iter().map(|f| fields.intern(f)).collect();
         let id_slots = spec.id_fields.iter().map(|f| fields.intern(f)).collect();
         let identity = spec
@@ -426,7 +465,21 @@ impl CompiledProfile {
                 trie.insert(&path, slot);
             }
         }
+        // Windows EventData names are one word in rules; some providers write them with spaces.
+        trie.fold_spaces(self.spec.kind == ProfileKind::Windows);
         self.trie = trie;
+    }
+}
+
+/// Interns a profile's own fields under [`own_field`] names.
+struct OwnFields<'a> {
+    kind: ProfileKind,
+    fields: &'a mut FieldTable,
+}
+
+impl OwnFields<'_> {
+    fn intern(&mut self, field: &str) -> Slot {
+        self.fields.intern(&own_field(self.kind, field))
     }
 }
 
