@@ -9,6 +9,7 @@
 //! [`literal`] finds the fixed piece of a `re` pattern, so regex rules are prefiltered too.
 
 pub mod compile;
+pub mod corpus;
 pub mod correlation;
 pub mod literal;
 pub mod logsource;
@@ -19,6 +20,7 @@ pub mod remap;
 use regex_automata::{Input, PatternID, PatternSet, meta};
 
 pub use compile::{CompileOptions, KEYWORD_SLOT, compile};
+pub use corpus::{WithCorpus, load_with_corpus};
 pub use correlation::CorrelationLimits;
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
