@@ -13,6 +13,7 @@ pub mod filter;
 pub mod processing;
 pub mod rule;
 pub mod selector;
+pub mod suggest;
 pub mod value;
 pub mod yaml;
 
@@ -306,7 +307,10 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
                         file: r.meta.file.clone(),
                         loc,
                         rule: Some(r.meta.label()),
-                        kind: LoadErrorKind::UnknownRuleReference(reference.to_string()),
+                        kind: LoadErrorKind::UnknownRuleReference {
+                            reference: reference.to_string(),
+                            hint: suggest::hint(reference, by_ref.keys().map(String::as_str)),
+                        },
                     }),
                 }
             }
@@ -365,7 +369,10 @@ fn select_stages(
                     file: r.meta.file.clone(),
                     loc,
                     rule: Some(r.meta.label()),
-                    kind: LoadErrorKind::UnknownRuleReference(reference.to_string()),
+                    kind: LoadErrorKind::UnknownRuleReference {
+                        reference: reference.to_string(),
+                        hint: suggest::hint(reference, by_ref.keys().map(String::as_str)),
+                    },
                 });
             }
         }
