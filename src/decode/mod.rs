@@ -11,6 +11,7 @@
 pub mod fieldmap;
 pub mod fields;
 pub mod profile;
+mod recognise;
 pub mod touch;
 mod view;
 
