@@ -170,7 +170,10 @@ fn stage_hits(rules: &RuleSet, events: &[String]) -> StageHits {
 fn names(ids: &BTreeSet<String>) -> String {
     let short: Vec<&str> = ids
         .iter()
-        .map(|i| i.rsplit(['/', '\\']).next().unwrap_or(i))
+        .map(|i| match i.rsplit(['/', '\\']).next().unwrap_or(i) {
+            "" => "(no identity)",
+            name => name,
+        })
         .collect();
     let mut list: Vec<&str> = short.into_iter().take(4).collect();
     if ids.len() > 4 {
