@@ -245,7 +245,11 @@ fn a_mixed_layout_stream_gives_the_union_of_the_per_layout_alerts_byte_for_byte(
         let (text, summary, _out) = replay(&pack(), std::slice::from_ref(&path), 1, "30m");
         assert_eq!(summary.sequencer.dead_letters, 0, "{name}");
         // One chain per layout: its incident's Create (and the Close that ends it).
-        assert_eq!(titles_and_groups(&text).len(), 1, "{name}: one chain per layout");
+        assert_eq!(
+            titles_and_groups(&text).len(),
+            1,
+            "{name}: one chain per layout"
+        );
         union.extend(text.lines().map(str::to_string));
     }
     let longest = layouts.iter().map(|(_, e)| e.len()).max().unwrap();

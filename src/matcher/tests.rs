@@ -371,6 +371,20 @@ mod globs {
         }
     }
 
+    /// Bug (found by the property test): consecutive literal parts became separate pieces, so
+    /// `\\` then `.` matched `\\x.` as if a `*` stood between them.
+    #[test]
+    fn consecutive_literals_stay_adjacent() {
+        let s = SigmaString(vec![
+            Part::Lit("\\".into()),
+            Part::Lit(".".into()),
+            Part::Star,
+        ]);
+        let glob = star_glob(&s, false).unwrap();
+        assert!(glob.matches("\\.exe"));
+        assert!(!glob.matches("\\\\."));
+    }
+
     #[test]
     fn what_a_glob_cannot_say_goes_to_a_regex() {
         let one = SigmaString(vec![Part::Lit("a".into()), Part::One, Part::Star]);
