@@ -72,6 +72,11 @@ struct ReplayArgs {
     /// How late an event may arrive, in event time, and still count (e.g. 30s, 5m).
     #[arg(long, default_value = "5m")]
     lateness: String,
+    /// How far an event may be ahead of the median of its input's recent events (e.g. 15m,
+    /// 2h); one further ahead is held until later events confirm it, or dead-lettered as
+    /// `future` without moving the input's clock.
+    #[arg(long, default_value = "15m")]
+    max_future_skew: String,
     /// Use this source profile for every event instead of detecting it per event.
     #[arg(long)]
     profile: Option<String>,
@@ -143,6 +148,15 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let lateness = Span::parse(&args.lateness)
         .with_context(|| format!("--lateness {}", args.lateness))
         .map_err(bad_input)?;
+    let max_future = Span::parse(&args.max_future_skew)
+        .with_context(|| format!("--max-future-skew {}", args.max_future_skew))
+        .map_err(bad_input)?;
+    if max_future.0 <= 0 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--max-future-skew {}: must be more than zero",
+            args.max_future_skew
+        )));
+    }
     let forced = match &args.profile {
         None => None,
         Some(name) => Some(ProfileKind::from_name(name).ok_or_else(|| {
@@ -189,6 +203,7 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         shards,
         workers: args.workers.unwrap_or(shards).max(1),
         lateness,
+        max_future,
         out: args.out.clone(),
         dead_letter: args.dead_letter.clone(),
         progress: !args.quiet && std::io::stderr().is_terminal(),
@@ -310,6 +325,10 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
         eprintln!("  dead-lettered: 0");
     }
     eprintln!("  late events: {}", seq.late);
+    eprintln!(
+        "  future events (beyond --max-future-skew of their input's recent median): {}",
+        seq.future
+    );
     eprintln!(
         "  detection matches by rule ({} hits routed to shards):",
         seq.hits

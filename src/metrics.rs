@@ -25,6 +25,8 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 pub struct Metrics {
     pub events_in: AtomicU64,
     pub late_events: AtomicU64,
+    /// Events too far ahead of their reference (wall clock, recent median), dead-lettered.
+    pub future_events: AtomicU64,
     pub alerts_delivered: AtomicU64,
     /// Alerts decided again by a replay after a restart and not produced a second time.
     pub alerts_suppressed: AtomicU64,
@@ -57,6 +59,8 @@ struct Labelled {
     rule_matches: BTreeMap<String, u64>,
     alerts_by_rule: BTreeMap<String, u64>,
     consumer_lag: BTreeMap<(String, i32), i64>,
+    /// Partitions whose watermark is engine time (what holds event time back).
+    time_holders: Vec<(String, i32)>,
 }
 
 impl Metrics {
@@ -105,6 +109,11 @@ impl Metrics {
         });
     }
 
+    /// The partitions that now hold event time back (their watermark is the engine's).
+    pub fn set_time_holders(&self, holders: Vec<(String, i32)>) {
+        self.with_labels(|l| l.time_holders = holders);
+    }
+
     pub fn forget_partition(&self, topic: &str, partition: i32) {
         self.with_labels(|l| {
             l.consumer_lag.remove(&(topic.to_string(), partition));
@@ -125,6 +134,11 @@ impl Metrics {
                 "credtrail_late_events_total",
                 "Events older than their partition's watermark, dead-lettered.",
                 g(&self.late_events),
+            ),
+            (
+                "credtrail_future_events_total",
+                "Events more than their input's max_future_skew ahead of the wall clock, dead-lettered.",
+                g(&self.future_events),
             ),
             (
                 "credtrail_alerts_total",
@@ -231,6 +245,10 @@ impl Metrics {
             let _ = writeln!(s, "# HELP credtrail_consumer_lag Messages behind the partition's end, from librdkafka statistics.\n# TYPE credtrail_consumer_lag gauge");
             for ((topic, partition), lag) in &l.consumer_lag {
                 let _ = writeln!(s, "credtrail_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}} {lag}", escape(topic));
+            }
+            let _ = writeln!(s, "# HELP credtrail_partition_holds_event_time 1 for each partition whose watermark is engine time: what holds event time back.\n# TYPE credtrail_partition_holds_event_time gauge");
+            for (topic, partition) in &l.time_holders {
+                let _ = writeln!(s, "credtrail_partition_holds_event_time{{topic=\"{}\",partition=\"{partition}\"}} 1", escape(topic));
             }
         });
         let name = "credtrail_event_to_alert_seconds";

@@ -62,6 +62,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             shards,
             workers: shards,
             lateness,
+            max_future: credtrail::pipeline::clock::DEFAULT_MAX_FUTURE,
             out: args.alerts_out.clone(),
             dead_letter: args.dead_letter.clone(),
             progress: false,

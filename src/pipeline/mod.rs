@@ -21,6 +21,7 @@
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
 //! owns its group key (a hash), so no lock is taken on the hot path.
 
+pub mod clock;
 pub mod replay;
 pub mod sequence;
 pub mod sequencer;
@@ -47,6 +48,7 @@ use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
 use crate::score::LiveAssessor;
 use crate::time::{EventTime, Span};
+pub use clock::{Reference, SourceTime};
 use sequencer::SequencerStats;
 use shard::ShardReport;
 use worker::{DecodedBatch, WorkerStats};
@@ -84,14 +86,21 @@ pub enum Signal {
     /// reading resumes), if any.
     Assign {
         source: u32,
-        lateness: Span,
+        /// Its allowed lateness and future skew.
+        time: SourceTime,
         start: Option<u64>,
         resume: Option<Resume>,
     },
     /// Sources were revoked; none of their batches follow.
     Revoke { sources: Vec<u32> },
-    /// A source went quiet for the idle timeout (`true`) or spoke again (`false`).
+    /// A source went quiet for the idle timeout (`true`) or spoke again (`false`). A quiet
+    /// source does not hold engine time back; one that speaks again joins at engine time (its
+    /// events older than engine time are late).
     Idle { source: u32, idle: bool },
+    /// Every source has been quiet for the idle timeout, at wall time `wall`: engine time
+    /// follows the wall clock (`wall` minus the largest lateness), so a quiet stream's chains
+    /// are decided. Sent periodically by a live front end; a replay never sends it.
+    Tick { wall: EventTime },
     /// Report what may be committed; `drain`: wait for every produced message's acknowledgement
     /// first (rebalance, shutdown).
     Barrier { epoch: u64, drain: bool },
@@ -220,6 +229,9 @@ pub struct Setup {
     pub lineage: LineageLimits,
     /// Credential links minted within this much of engine time hold offsets back (service).
     pub lineage_hold: Span,
+    /// What an event's future skew is measured against: the wall clock (service) or its
+    /// source's recent median (replay).
+    pub reference: Reference,
 }
 
 /// Why the engine could not start or did not stop cleanly.
@@ -327,7 +339,8 @@ where
         // shards once their identity is resolved.
         let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
         let resolver = Resolver::new(setup.lineage, setup.shard_limits.max_pending, routes);
-        let (rules, hold) = (rules.clone(), setup.lineage_hold);
+        let (rules, hold, reference) = (rules.clone(), setup.lineage_hold, setup.reference);
+        let names = sources.clone();
         thread::Builder::new()
             .name("credtrail-sequence".into())
             .spawn_scoped(s, move || {
@@ -339,6 +352,8 @@ where
                     rules,
                     resolver,
                     lineage_hold: hold,
+                    reference,
+                    sources: names,
                     metrics: &metrics,
                 })
             })

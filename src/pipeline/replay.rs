@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::sequencer::SequencerStats;
 use super::worker::WorkerStats;
 use super::writer::{Rendered, Sink};
-use super::{EngineError, Inputs, Item, Setup, Signal};
+use super::{EngineError, Inputs, Item, Reference, Setup, Signal, SourceTime};
 use crate::correlate::{ShardLimits, ShardStats, Target};
 use crate::deadletter::{DeadLetter, DeadLetterFile};
 use crate::decode::MintLifetimes;
@@ -36,6 +36,9 @@ pub struct ReplayOptions {
     pub workers: usize,
     /// Allowed lateness of every input.
     pub lateness: Span,
+    /// Largest skew of an event ahead of its input's recent median (see
+    /// [`clock`](super::clock)); beyond it the event is a `future` dead letter.
+    pub max_future: Span,
     /// Alert output; `None` is standard output.
     pub out: Option<PathBuf>,
     pub dead_letter: PathBuf,
@@ -222,6 +225,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         mint: opts.mint,
         lineage: opts.lineage,
         lineage_hold: Span::ZERO,
+        reference: Reference::RecentMedian,
     };
     let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));
 
@@ -302,7 +306,10 @@ fn read_inputs(
     for &source in ids {
         let assign = Signal::Assign {
             source,
-            lateness: opts.lateness,
+            time: SourceTime {
+                lateness: opts.lateness,
+                max_future: opts.max_future,
+            },
             start: None,
             resume: None,
         };

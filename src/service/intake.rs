@@ -31,6 +31,9 @@ use crate::metrics::Metrics;
 /// Bytes of a batch beyond which it is sent even if it has fewer than `batch_events` events.
 const BATCH_BYTES: usize = 1 << 20;
 
+/// How often the engine is told the wall clock while every partition is idle.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
 /// What the intake thread needs.
 pub struct Context<'a> {
     pub config: &'a ServiceConfig,
@@ -78,6 +81,8 @@ pub struct Intake {
     /// Bound of one checkpoint read or committed-offsets lookup.
     io_limit: Duration,
     rules: Arc<RuleSet>,
+    /// When the engine was last told the wall clock while every partition was idle.
+    last_tick: Instant,
 }
 
 impl Intake {
@@ -259,7 +264,10 @@ impl Intake {
             );
             self.signal(Signal::Assign {
                 source,
-                lateness: input.lateness,
+                time: crate::pipeline::SourceTime {
+                    lateness: input.lateness,
+                    max_future: input.max_future_skew,
+                },
                 start,
                 resume,
             });
@@ -415,6 +423,17 @@ impl Intake {
                 idle: true,
             });
         }
+        // Every partition quiet for the idle timeout: event time follows the wall clock, so
+        // the chains of a quiet stream are decided (README, "Event time").
+        if !self.parts.is_empty()
+            && self.parts.values().all(|p| p.idle)
+            && now.duration_since(self.last_tick) >= TICK_EVERY
+        {
+            self.last_tick = now;
+            self.signal(Signal::Tick {
+                wall: crate::pipeline::clock::wall_now(),
+            });
+        }
     }
 }
 
@@ -450,6 +469,7 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         ),
         io_limit: config.shutdown.step(ShutdownStep::Commit),
         rules: ctx.rules,
+        last_tick: Instant::now(),
     });
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer

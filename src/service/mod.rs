@@ -198,6 +198,7 @@ pub fn run(
         mint: MintLifetimes::default(),
         lineage: LineageLimits::default(),
         lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
+        reference: pipeline::Reference::WallClock,
     };
 
     let live = Arc::new(LiveAssessor::new(assessor));
