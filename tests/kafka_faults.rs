@@ -31,7 +31,7 @@ fn events() -> Vec<(i32, Vec<u8>)> {
     for p in 0..PARTITIONS {
         out.push((
             p,
-            format!(r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2027-01-01T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"arn":"arn:aws:iam::1:user/tick"}}}}"#).into_bytes(),
+            format!(r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2026-11-03T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"arn":"arn:aws:iam::1:user/tick"}}}}"#).into_bytes(),
         ));
     }
     out

@@ -9,9 +9,9 @@
 //!   in the service ([`Reference::WallClock`]) and, in a replay of old files, the median of the
 //!   source's recent event times ([`Reference::RecentMedian`]). There an event beyond the
 //!   median is *held* (at most [`WINDOW`] of them, in bounded memory): it is accepted once the
-//!   median catches up with it (the stream really jumped: half of the recent events agree), and
-//!   dead-lettered as `future` when [`WINDOW`] later events have not confirmed it, or its source
-//!   ends first.
+//!   median catches up with it (the stream really jumped: half of the recent events agree) or
+//!   its source ends (nothing after it can be made late), and dead-lettered as `future` when
+//!   [`WINDOW`] later events have not confirmed it.
 //!
 //! A source also says whether it holds engine time back: a quiet one (idle for the idle
 //! timeout, or revoked) does not, a finished one is at the end of time.
@@ -136,9 +136,13 @@ pub struct SourceClock {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     InTime,
-    Late { watermark: EventTime },
+    Late {
+        watermark: EventTime,
+    },
     /// Beyond the skew: dead-letter it now (wall clock) ...
-    Future { reference: EventTime },
+    Future {
+        reference: EventTime,
+    },
     /// ... or hold it until the median confirms or refutes it.
     Hold,
 }
@@ -203,13 +207,15 @@ impl SourceClock {
         self.max_seen = self.max_seen.max(t);
     }
 
-    /// Whether a held event at `t` is now confirmed (the median caught up), refuted (held for
-    /// [`WINDOW`] events, or the source ended), or still waiting (`None`).
+    /// Whether a held event at `t` is now confirmed (the median caught up, or the source ended:
+    /// a real tail of a file after a gap must not be lost, and a forged one can no longer make
+    /// a later event of its source late), refuted (held for [`WINDOW`] events), or still
+    /// waiting (`None`).
     pub fn review(&self, t: EventTime, at: u64) -> Option<Result<(), EventTime>> {
         let median = self.recent.median().unwrap_or(EventTime::MIN);
-        if t <= median.plus(self.time.max_future) {
+        if self.done || t <= median.plus(self.time.max_future) {
             Some(Ok(()))
-        } else if self.done || self.events.saturating_sub(at) >= WINDOW as u64 {
+        } else if self.events.saturating_sub(at) >= WINDOW as u64 {
             Some(Err(median))
         } else {
             None
@@ -279,7 +285,7 @@ mod tests {
             assert_eq!(c.judge(at(m), None), Verdict::InTime);
             assert_eq!(c.review(at(1_000_000), held_at), None);
         }
-        assert_eq!(c.judge(at(100), None), Verdict::InTime);
+        assert_eq!(c.judge(at(50), None), Verdict::InTime);
         assert!(matches!(c.review(at(1_000_000), held_at), Some(Err(_))));
         // A real jump of a day: held until half the window agrees, then confirmed.
         let mut confirmed = None;

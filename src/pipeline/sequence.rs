@@ -439,6 +439,9 @@ impl State<'_> {
                 if !self.flush_hits() {
                     return false;
                 }
+                // Barriers come every commit interval, also while nothing else arrives.
+                let w = self.seq.watermark().unwrap_or(EventTime::MIN);
+                self.report_held_back(w);
                 // What the resolver still needs replayed after a restart. Measured from the
                 // engine time the shards were last given, which idle partitions cannot move back.
                 let links_since = match self.sent_watermark {

@@ -227,10 +227,16 @@ impl Sequencer {
                 continue;
             };
             let skip = |hits: &mut std::iter::Peekable<_>, links: &mut std::iter::Peekable<_>| {
-                while hits.peek().is_some_and(|(hi, ..): &(u32, Hit, _)| *hi == i32_) {
+                while hits
+                    .peek()
+                    .is_some_and(|(hi, ..): &(u32, Hit, _)| *hi == i32_)
+                {
                     hits.next();
                 }
-                while links.peek().is_some_and(|(li, _): &(u32, crate::identity::Link)| *li == i32_) {
+                while links
+                    .peek()
+                    .is_some_and(|(li, _): &(u32, crate::identity::Link)| *li == i32_)
+                {
                     links.next();
                 }
             };
@@ -313,7 +319,11 @@ impl Sequencer {
                     }
                 }
             }
-            if self.held.get(source as usize).is_some_and(|q| !q.is_empty()) {
+            if self
+                .held
+                .get(source as usize)
+                .is_some_and(|q| !q.is_empty())
+            {
                 self.decide_held(source, &mut route_hit, dead);
             }
         }

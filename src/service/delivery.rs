@@ -174,7 +174,9 @@ impl Sink for Delivery<'_> {
     }
 
     fn dead_letter(&mut self, letter: DeadLetter, replayed: bool) -> Result<(), ServiceError> {
-        if letter.kind == "late" {
+        // A restart's replay must drop these again: a late verdict depends on the clock
+        // restored at the replay's end, a future one on the wall clock, which has moved on.
+        if letter.kind == "late" || letter.kind == "future" {
             self.ledger.late(letter.pos.source, letter.pos.offset);
         }
         if !replayed {
