@@ -1,4 +1,5 @@
-//! The `credtrail` command line. Exit codes: 0 success, 2 bad arguments or rules, 1 runtime error.
+//! The `credtrail` command line. Exit codes: 0 success, 2 bad arguments or rules (or a replay
+//! that completed with input errors: an input could not be read to its end), 1 runtime error.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -111,6 +112,16 @@ struct ReplayArgs {
     quiet: bool,
 }
 
+/// Checks a count given on the command line: at least one, at most `max`.
+fn count_flag(flag: &str, n: usize, max: usize) -> Result<usize, Failure> {
+    if n == 0 || n > max {
+        return Err(bad_input(anyhow::anyhow!(
+            "{flag} {n}: give a number from 1 to {max}"
+        )));
+    }
+    Ok(n)
+}
+
 /// A failure with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -176,9 +187,9 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         }
     }
     let limits = DecodeLimits {
-        max_event_bytes: args.max_event_bytes,
-        max_depth: args.max_depth,
-        max_fields: args.max_fields,
+        max_event_bytes: count_flag("--max-event-bytes", args.max_event_bytes, 1 << 30)?,
+        max_depth: count_flag("--max-depth", args.max_depth, 100_000)?,
+        max_fields: count_flag("--max-fields", args.max_fields, 100_000_000)?,
     };
     let identity = match &args.identity {
         None => Default::default(),
@@ -197,11 +208,13 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let shards = args.shards.unwrap_or(cores).max(1);
+    let max = pipeline::MAX_THREADS;
+    let shards = count_flag("--shards", args.shards.unwrap_or(cores.min(max)), max)?;
+    let workers = count_flag("--workers", args.workers.unwrap_or(shards), max)?;
     let opts = ReplayOptions {
         inputs: args.inputs.clone(),
         shards,
-        workers: args.workers.unwrap_or(shards).max(1),
+        workers,
         lateness,
         max_future,
         out: args.out.clone(),
@@ -219,6 +232,18 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
     if !args.quiet {
         print_summary(&summary, &opts);
+    }
+    if !summary.input_errors.is_empty() {
+        for e in &summary.input_errors {
+            eprintln!("credtrail: input error: {e}");
+        }
+        return Err(Failure {
+            code: 2,
+            error: anyhow::anyhow!(
+                "completed with input errors: {} input(s) could not be read to their end (the other inputs were replayed)",
+                summary.input_errors.len()
+            ),
+        });
     }
     Ok(())
 }
@@ -324,6 +349,15 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
     } else {
         eprintln!("  dead-lettered: 0");
     }
+    eprintln!(
+        "  input errors: {}{}",
+        s.input_errors.len(),
+        if s.input_errors.is_empty() {
+            ""
+        } else {
+            " (inputs not read to their end; see the dead letters of kind input_error)"
+        }
+    );
     eprintln!("  late events: {}", seq.late);
     eprintln!(
         "  future events (beyond --max-future-skew of their input's recent median): {}",

@@ -106,6 +106,10 @@ pub enum Signal {
     Barrier { epoch: u64, drain: bool },
     /// Batches after this one are matched with this rule set; shards carry state over.
     Reload(NewRules),
+    /// A source cannot be read to its end (a file that cannot be opened, a truncated or corrupt
+    /// compressed stream): `letter` (kind `input_error`) says why, and the source holds event
+    /// time back no more. What was read of it before stands.
+    SourceFailed { source: u32, letter: DeadLetter },
     /// The input ended (a replay): every hit waiting for event time is processed, every state
     /// decided to the end of time. A service stops without it, keeping state for the restart.
     EndOfInput,
@@ -234,9 +238,15 @@ pub struct Setup {
     pub reference: Reference,
 }
 
+/// The most shard threads, and the most worker threads, an engine starts: far more than cores
+/// help nothing, and each thread costs a stack and channel buffers.
+pub const MAX_THREADS: usize = 256;
+
 /// Why the engine could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("{what} = {n}: at most {MAX_THREADS} threads")]
+    TooManyThreads { what: &'static str, n: usize },
     #[error("cannot start the {thread} thread: {source}")]
     Spawn {
         thread: &'static str,
@@ -294,6 +304,11 @@ where
 {
     let shards = setup.shards.max(1);
     let workers = setup.workers.max(1);
+    for (what, n) in [("shards", shards), ("workers", workers)] {
+        if n > MAX_THREADS {
+            return Err(EngineError::TooManyThreads { what, n });
+        }
+    }
     let (item_tx, item_rx) = bounded::<Item>(queue.max(1));
     let (decoded_tx, decoded_rx) = bounded::<Decoded>(workers * 2 + 2);
     let (recycle_tx, recycle_rx) = bounded::<Batch>(queue.max(1) + workers * 4 + 8);

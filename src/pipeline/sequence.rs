@@ -399,6 +399,22 @@ impl State<'_> {
                 }
                 self.advance()
             }
+            Signal::SourceFailed { source, letter } => {
+                let stats = &mut self.seq.stats;
+                stats.dead_letters += 1;
+                *stats.by_reason.entry(letter.kind).or_insert(0) += 1;
+                self.metrics.dead_letter(letter.kind);
+                if let Some(c) = self.seq.clock_mut(source) {
+                    c.done = true;
+                }
+                self.delivery
+                    .send(OutputMsg::DeadLetter {
+                        letter,
+                        replayed: false,
+                    })
+                    .is_ok()
+                    && self.advance()
+            }
             Signal::Tick { wall } => {
                 if self.seq.follow_wall_clock(wall) {
                     tracing::debug!(%wall, "every input is idle: event time follows the wall clock");
