@@ -47,6 +47,8 @@ pub struct Metrics {
     /// Engine watermark, milliseconds since the epoch (0 before the first event).
     pub watermark_ms: AtomicI64,
     pub ready: AtomicBool,
+    /// Set when the service found its engine or a client dead: `/livez` fails from then on.
+    pub failed: AtomicBool,
     pub draining: AtomicBool,
     latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -273,7 +275,9 @@ impl Metrics {
 
     /// Ready: partitions assigned and not draining.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed)
+            && !self.draining.load(Ordering::Relaxed)
+            && !self.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -297,6 +301,9 @@ pub enum MetricsError {
 pub fn respond(metrics: &Metrics, path: &str) -> (u16, &'static str, String) {
     match path {
         "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
+        "/livez" if metrics.failed.load(Ordering::Relaxed) => {
+            (503, "text/plain", "failed: see the log\n".into())
+        }
         "/livez" => (200, "text/plain", "ok\n".into()),
         "/readyz" if metrics.is_ready() => (200, "text/plain", "ready\n".into()),
         "/readyz" => (503, "text/plain", "not ready\n".into()),

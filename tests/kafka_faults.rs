@@ -179,3 +179,79 @@ listen = ""
         "commits reach the end once everything is delivered"
     );
 }
+
+/// Bug: when a pipeline thread ended, the intake took the closed queue for "nothing held",
+/// kept polling and discarding, `/livez` stayed 200, and the error appeared only at shutdown.
+/// Now the service stops on its own with an error, `/livez` failing, within the deadline.
+#[test]
+fn a_shard_thread_that_ends_stops_the_service_with_an_error_and_livez_fails() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    let messages = events();
+    broker::produce(&addr, "in", &messages[..400]);
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "dead-engine"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.events_in.load(Ordering::Relaxed) < 300 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 200);
+    let killed = Instant::now();
+    control.stop_shard_for_test();
+    // Input keeps arriving: the service must not swallow it.
+    broker::produce(&addr, "in", &messages[400..]);
+    while !handle.is_finished() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "the service did not stop by itself (nobody asked it to)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let result = handle.join().expect("service thread");
+    assert!(
+        matches!(result, Err(service::ServiceError::EngineStopped)),
+        "{result:?}"
+    );
+    assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 503);
+    assert_eq!(credtrail::metrics::respond(&metrics, "/readyz").0, 503);
+}

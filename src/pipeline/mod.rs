@@ -110,6 +110,10 @@ pub enum Signal {
     /// compressed stream): `letter` (kind `input_error`) says why, and the source holds event
     /// time back no more. What was read of it before stands.
     SourceFailed { source: u32, letter: DeadLetter },
+    /// Test hook: shard 0 ends at once, as a crashed shard thread would, so that tests can show
+    /// a front end noticing a dead engine.
+    #[doc(hidden)]
+    StopShardForTest,
     /// The input ended (a replay): every hit waiting for event time is processed, every state
     /// decided to the end of time. A service stops without it, keeping state for the restart.
     EndOfInput,
@@ -178,6 +182,9 @@ pub enum ShardMsg {
     Reload(Arc<RuleSet>, Arc<TargetMap>),
     /// The input ended: note the live state, then decide everything to the end of time.
     Finish,
+    /// Test hook ([`Signal::StopShardForTest`]): end the thread now.
+    #[doc(hidden)]
+    Stop,
 }
 
 /// What the output thread receives.

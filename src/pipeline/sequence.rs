@@ -415,6 +415,12 @@ impl State<'_> {
                     .is_ok()
                     && self.advance()
             }
+            Signal::StopShardForTest => {
+                tracing::warn!("test hook: stopping shard 0");
+                self.shards
+                    .first()
+                    .is_some_and(|tx| tx.send(ShardMsg::Stop).is_ok())
+            }
             Signal::Tick { wall } => {
                 if self.seq.follow_wall_clock(wall) {
                     tracing::debug!(%wall, "every input is idle: event time follows the wall clock");

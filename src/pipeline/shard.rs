@@ -78,6 +78,7 @@ pub fn run(
                 tracing::info!(shard = index, kept, dropped, "rules swapped in");
                 sent
             }
+            ShardMsg::Stop => break,
             ShardMsg::Finish => {
                 engine.process_pending(&mut out);
                 report.states_at_end = engine.live_states() as u64;

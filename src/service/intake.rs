@@ -83,6 +83,8 @@ pub struct Intake {
     rules: Arc<RuleSet>,
     /// When the engine was last told the wall clock while every partition was idle.
     last_tick: Instant,
+    /// The engine's queue closed under us.
+    gone: bool,
 }
 
 impl Intake {
@@ -107,7 +109,7 @@ impl Intake {
                     return false;
                 }
                 Err(TrySendError::Disconnected(_)) => {
-                    self.held.clear();
+                    self.engine_gone();
                     return true;
                 }
             }
@@ -127,12 +129,23 @@ impl Intake {
                     return false;
                 }
                 Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
-                    self.held.clear();
+                    self.engine_gone();
                     return true;
                 }
             }
         }
         true
+    }
+
+    /// The engine's queue is closed: a pipeline thread ended. Nothing read from here on could
+    /// be processed, so the service must stop, loudly, instead of polling and discarding.
+    fn engine_gone(&mut self) {
+        self.held.clear();
+        if !self.gone {
+            self.gone = true;
+            self.metrics.failed.store(true, Ordering::Relaxed);
+            tracing::error!("the engine stopped (a pipeline thread ended): stopping the service");
+        }
     }
 
     fn signal(&mut self, signal: Signal) {
@@ -470,6 +483,7 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         io_limit: config.shutdown.step(ShutdownStep::Commit),
         rules: ctx.rules,
         last_tick: Instant::now(),
+        gone: false,
     });
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer
@@ -491,10 +505,17 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
     };
     let mut next_barrier = Instant::now() + config.kafka.commit_interval;
     let mut partial = false;
+    let mut errors = ErrorLog::default();
+    let mut failure: Option<ServiceError> = None;
     while !ctx.control.stopping() {
         let mut blocked = false;
+        let mut gone = false;
         let reloaded = ctx.control.take_rules();
+        let fault = ctx.control.take_fault();
         with(&mut |i| {
+            if fault {
+                i.signal(Signal::StopShardForTest);
+            }
             if let Some(rules) = &reloaded {
                 i.reload(rules.clone());
             }
@@ -511,7 +532,12 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
                     drain: false,
                 });
             }
+            gone = i.gone;
         });
+        if gone {
+            failure = Some(ServiceError::EngineStopped);
+            break;
+        }
         if Instant::now() >= next_barrier {
             next_barrier = Instant::now() + config.kafka.commit_interval;
         }
@@ -534,9 +560,30 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
                 partial = true;
             }
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "consumer error");
+                if is_permanent(&e) {
+                    ctx.metrics.failed.store(true, Ordering::Relaxed);
+                    tracing::error!(error = %e, "permanent consumer error: stopping the service");
+                    failure = Some(ServiceError::ConsumerFatal { source: e });
+                    break;
+                }
+                errors.warn(&e);
             }
         }
+    }
+    if let Some(failure) = failure {
+        // Nothing can be drained into a dead engine or read from a dead client: commit what
+        // the ledger already allowed, leave the group and report.
+        with(&mut |i| {
+            let points = i.mailbox.take();
+            i.commit(&consumer, points, CommitMode::Sync);
+        });
+        consumer.unsubscribe();
+        *consumer
+            .context()
+            .intake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        return Err(failure);
     }
     // Graceful stop: drain everything, commit synchronously, leave the group.
     tracing::info!("stopping: draining");
@@ -571,4 +618,44 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = None;
     Ok(committed)
+}
+
+/// Consumer errors that retrying cannot fix: librdkafka's fatal errors and refused credentials
+/// or authorizations.
+fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::Fatal
+                | C::Authentication
+                | C::SaslAuthenticationFailed
+                | C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+        )
+    )
+}
+
+/// Transient consumer errors are logged once, then at most once per [`ERROR_LOG_EVERY`] with
+/// how many were seen meanwhile, so a broker outage does not flood the log.
+#[derive(Default)]
+struct ErrorLog {
+    next: Option<Instant>,
+    suppressed: u64,
+}
+
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl ErrorLog {
+    fn warn(&mut self, e: &rdkafka::error::KafkaError) {
+        let now = Instant::now();
+        if self.next.is_some_and(|n| now < n) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(error = %e, repeated = self.suppressed, "consumer error (transient; retrying)");
+        self.suppressed = 0;
+        self.next = Some(now + ERROR_LOG_EVERY);
+    }
 }

@@ -73,6 +73,12 @@ pub enum ServiceError {
     Render(#[from] serde_json::Error),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error(
+        "the engine stopped while the service was running (a pipeline thread ended); no input was consumed after it"
+    )]
+    EngineStopped,
+    #[error("the consumer failed permanently: {source}")]
+    ConsumerFatal { source: rdkafka::error::KafkaError },
     #[error("shutdown step `{step}` did not finish within {limit:?}")]
     Timeout { step: &'static str, limit: Duration },
     #[error(transparent)]
@@ -83,6 +89,7 @@ pub enum ServiceError {
 #[derive(Clone, Default)]
 pub struct Control {
     stop: Arc<AtomicBool>,
+    fault: Arc<AtomicBool>,
     /// A compiled rule set waiting for the intake to swap it in (the latest offer wins).
     rules: Arc<Mutex<Option<Arc<RuleSet>>>>,
 }
@@ -98,6 +105,16 @@ impl std::fmt::Debug for Control {
 impl Control {
     pub fn new() -> Control {
         Control::default()
+    }
+
+    /// Test hook: makes shard 0 of the engine end, as a crashed thread would.
+    #[doc(hidden)]
+    pub fn stop_shard_for_test(&self) {
+        self.fault.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn take_fault(&self) -> bool {
+        self.fault.swap(false, Ordering::SeqCst)
     }
 
     /// Asks for a graceful stop (what SIGTERM does).
