@@ -255,3 +255,78 @@ listen = ""
     assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 503);
     assert_eq!(credtrail::metrics::respond(&metrics, "/readyz").0, 503);
 }
+
+/// Bug: a permanent broker rejection of an alert (here: topic authorization refused) was
+/// retried every 500 ms forever with a warning per message. Now the service stops with the
+/// reason, `/livez` failing.
+#[test]
+fn a_permanent_produce_error_stops_the_service_with_the_reason() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    broker::produce(&addr, "in", &events());
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
+    );
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "refused"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let started = Instant::now();
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    while !handle.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the service kept retrying a refused message"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let result = handle.join().expect("service thread");
+    let err = result.expect_err("the service fails");
+    assert!(
+        matches!(
+            err,
+            service::ServiceError::ProducePermanent { .. }
+                | service::ServiceError::ProducerFatal(_)
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().to_lowercase().contains("authoriz"), "{err}");
+    assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 503);
+}

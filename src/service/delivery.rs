@@ -3,8 +3,9 @@
 //!
 //! Acknowledgements are handled before new input on every turn ([`Sink::poll`]). A message whose delivery failed
 //! (after librdkafka's own retries) is produced again with a backoff, never dropped; its offsets
-//! stay held meanwhile. A permanent error (a fatal idempotence error, a message too large for the
-//! broker) stops the service with that error rather than stall or lose.
+//! stay held meanwhile (a repeated failure is logged at most every ten seconds). A permanent error
+//! (a fatal idempotence error, a message too large for the topic, a refused authorization)
+//! stops the service with that error rather than retry forever, stall or lose.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -141,6 +142,8 @@ pub struct Delivery<'a> {
     barriers: VecDeque<Barrier>,
     arrivals: HashMap<u32, VecDeque<(u64, Instant)>>,
     report: DeliveryReport,
+    /// Retried deliveries are logged at most every ten seconds.
+    errors: super::errorlog::ErrorLog,
 }
 
 impl<'a> Delivery<'a> {
@@ -155,6 +158,7 @@ impl<'a> Delivery<'a> {
             barriers: VecDeque::new(),
             arrivals: HashMap::new(),
             report: DeliveryReport::default(),
+            errors: Default::default(),
         }
     }
 }
@@ -422,8 +426,24 @@ impl Delivery<'_> {
             };
             match result {
                 Ok(()) => self.acked(out),
+                Err(e) if is_permanent(&e) => {
+                    // Retrying cannot help: stop with the reason rather than retry forever.
+                    self.ctx
+                        .metrics
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    let kafka = &self.ctx.config.kafka;
+                    let topic = if out.topic_is_alert {
+                        kafka.alert_topic.clone()
+                    } else {
+                        kafka.dead_letter_topic.clone()
+                    };
+                    return Err(ServiceError::ProducePermanent { topic, source: e });
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "delivery failed; producing the message again");
+                    if let Some(repeated) = self.errors.due() {
+                        tracing::warn!(error = %e, repeated, "delivery failed; producing the message again");
+                    }
                     Metrics::add(&self.ctx.metrics.produce_retries, 1);
                     self.retry.push_back((Instant::now() + RETRY_BACKOFF, out));
                 }
@@ -459,4 +479,22 @@ impl Delivery<'_> {
             What::DeadLetter { source, offset } => self.ledger.dead_letter_acked(source, offset),
         }
     }
+}
+
+/// Delivery errors retrying cannot fix: the broker refuses the message itself (too large for
+/// the topic, invalid) or the credentials (authorization).
+fn is_permanent(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::Fatal
+        )
+    )
 }

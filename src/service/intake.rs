@@ -505,7 +505,7 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
     };
     let mut next_barrier = Instant::now() + config.kafka.commit_interval;
     let mut partial = false;
-    let mut errors = ErrorLog::default();
+    let mut errors = super::errorlog::ErrorLog::default();
     let mut failure: Option<ServiceError> = None;
     while !ctx.control.stopping() {
         let mut blocked = false;
@@ -566,7 +566,9 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
                     failure = Some(ServiceError::ConsumerFatal { source: e });
                     break;
                 }
-                errors.warn(&e);
+                if let Some(repeated) = errors.due() {
+                    tracing::warn!(error = %e, repeated, "consumer error (transient; retrying)");
+                }
             }
         }
     }
@@ -635,27 +637,4 @@ fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
                 | C::ClusterAuthorizationFailed
         )
     )
-}
-
-/// Transient consumer errors are logged once, then at most once per [`ERROR_LOG_EVERY`] with
-/// how many were seen meanwhile, so a broker outage does not flood the log.
-#[derive(Default)]
-struct ErrorLog {
-    next: Option<Instant>,
-    suppressed: u64,
-}
-
-const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
-
-impl ErrorLog {
-    fn warn(&mut self, e: &rdkafka::error::KafkaError) {
-        let now = Instant::now();
-        if self.next.is_some_and(|n| now < n) {
-            self.suppressed += 1;
-            return;
-        }
-        tracing::warn!(error = %e, repeated = self.suppressed, "consumer error (transient; retrying)");
-        self.suppressed = 0;
-        self.next = Some(now + ERROR_LOG_EVERY);
-    }
 }

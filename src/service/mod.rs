@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod consumer;
 pub mod delivery;
+pub mod errorlog;
 pub mod intake;
 pub mod inventory;
 pub mod ledger;
@@ -69,6 +70,11 @@ pub enum ServiceError {
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error("the alert producer failed fatally: {0}")]
     ProducerFatal(String),
+    #[error("the broker refused a message to {topic} for good: {source}")]
+    ProducePermanent {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("cannot render an alert: {0}")]
     Render(#[from] serde_json::Error),
     #[error("the {0} thread panicked")]
