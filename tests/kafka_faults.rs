@@ -330,3 +330,77 @@ listen = ""
     assert!(err.to_string().to_lowercase().contains("authoriz"), "{err}");
     assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 503);
 }
+
+/// Bug: an offset was marked committed when the asynchronous commit was queued, not when the
+/// broker confirmed it. With every commit refused, nothing may count as committed.
+#[test]
+fn a_refused_offset_commit_is_not_counted_as_committed() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    let messages = events();
+    broker::produce(&addr, "in", &messages);
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 10_000],
+    );
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "refused-commits"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.events_in.load(Ordering::Relaxed) < messages.len() as u64 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(!handle.is_finished(), "the service stopped early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Several commit intervals: asynchronous commits are sent and refused.
+    std::thread::sleep(Duration::from_secs(2));
+    control.stop();
+    let report = handle
+        .join()
+        .expect("service thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(metrics.commit_failures.load(Ordering::Relaxed) > 0);
+    assert!(
+        report.committed.is_empty(),
+        "refused commits counted as committed: {:?}",
+        report.committed
+    );
+}
