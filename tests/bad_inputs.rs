@@ -42,6 +42,9 @@ fn good_halves(dir: &Path) -> (String, String) {
     (a.display().to_string(), b.display().to_string())
 }
 
+/// What is done to a good gzip file.
+type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+
 /// A gzip file of events that match nothing, damaged by `damage`.
 fn damaged_gz(dir: &Path, name: &str, damage: impl Fn(&mut Vec<u8>)) -> String {
     let mut text = Vec::new();
@@ -74,7 +77,7 @@ fn a_damaged_gzip_between_two_good_files_gives_the_alerts_of_both_and_exit_2() {
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
     let expected = uids(&clean.stdout);
     assert_eq!(expected.len(), 7);
-    let damages: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
+    let damages: [(&str, Damage); 3] = [
         ("truncated.gz", Box::new(|b| b.truncate(b.len() / 2))),
         (
             "crc.gz",
