@@ -404,3 +404,109 @@ listen = ""
         report.committed
     );
 }
+
+/// Bug: a dead letter carried the whole raw payload, so an event larger than the producer's
+/// `message.max.bytes` (1,000,000 by default, below the default `max_event_bytes`) was refused
+/// locally for good and stopped delivery. Now the dead letter is cut to fit and flagged.
+#[test]
+fn a_two_mib_event_is_dead_lettered_cut_to_fit_and_delivery_goes_on() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    let mut messages = events();
+    let huge = format!(
+        r#"{{"eventTime":"2026-11-02T09:05:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","pad":"{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    messages.insert(100, (0, huge.clone().into_bytes()));
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("message.max.bytes", "10000000")
+        .create()
+        .expect("producer");
+    for (partition, payload) in &messages {
+        while p
+            .send(
+                BaseRecord::<(), [u8]>::to("in")
+                    .partition(*partition)
+                    .payload(&payload[..]),
+            )
+            .is_err()
+        {
+            p.poll(Duration::from_millis(20));
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "huge"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[kafka.consumer]
+"fetch.message.max.bytes" = 10000000
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let mut alerts = broker::Reader::new(&addr, "alerts", 1);
+    alerts.read(7, Duration::from_secs(90), Duration::from_secs(1));
+    assert!(!handle.is_finished(), "delivery stopped");
+    let read = metrics.events_in.load(Ordering::Relaxed);
+    control.stop();
+    let report = handle
+        .join()
+        .expect("service thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        alerts.seen.len(),
+        7,
+        "the demo's alerts ({read} of {} events read; {report:?})",
+        messages.len()
+    );
+    assert!(report.dead_letters >= 1);
+    let mut dead = broker::Reader::new(&addr, "dead", 1);
+    dead.read(1, Duration::from_secs(20), Duration::from_secs(1));
+    let big: Vec<&broker::Read> = dead
+        .seen
+        .iter()
+        .filter(|r| r.header("credtrail.reason") == Some("too_large"))
+        .collect();
+    assert_eq!(big.len(), 1, "{:?}", dead.seen.len());
+    assert_eq!(big[0].header("credtrail.truncated"), Some("true"));
+    assert!(big[0].payload.len() < 1_000_000);
+    assert!(huge.as_bytes().starts_with(&big[0].payload));
+}

@@ -144,12 +144,29 @@ pub struct Delivery<'a> {
     report: DeliveryReport,
     /// Retried deliveries are logged at most every ten seconds.
     errors: super::errorlog::ErrorLog,
+    /// Most bytes of an event's raw payload a dead letter carries (see [`dead_letter_limit`]).
+    dead_letter_limit: usize,
+}
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Room left in a message for a dead letter's headers (reason, source position).
+const HEADER_ROOM: usize = 16 * 1024;
+
+/// The most raw bytes a dead letter may carry so that it fits the producer's
+/// `message.max.bytes` (librdkafka refuses a larger message locally, for good): an event as
+/// large as `max_event_bytes` would otherwise stop delivery.
+pub fn dead_letter_limit(config: &ServiceConfig) -> usize {
+    let max = (config.kafka.producer.get("message.max.bytes"))
+        .and_then(|v| v.expose().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+    max.saturating_sub(HEADER_ROOM).max(1024)
 }
 
 impl<'a> Delivery<'a> {
     pub fn new(ctx: Context<'a>, producer: &'a AlertProducer) -> Delivery<'a> {
         Delivery {
-            ctx,
             producer,
             ledger: Ledger::new(),
             inflight: HashMap::new(),
@@ -159,6 +176,8 @@ impl<'a> Delivery<'a> {
             arrivals: HashMap::new(),
             report: DeliveryReport::default(),
             errors: Default::default(),
+            dead_letter_limit: dead_letter_limit(ctx.config),
+            ctx,
         }
     }
 }
@@ -334,7 +353,18 @@ impl Delivery<'_> {
         })
     }
 
-    fn produce_dead_letter(&mut self, d: DeadLetter) -> Result<(), ServiceError> {
+    fn produce_dead_letter(&mut self, mut d: DeadLetter) -> Result<(), ServiceError> {
+        // Cut to what the producer accepts; `credtrail.truncated` and the reason say so.
+        if d.raw.len() > self.dead_letter_limit {
+            d.raw.truncate(self.dead_letter_limit);
+        }
+        if d.reason.len() > 4096 {
+            let mut cut = 4096;
+            while !d.reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            d.reason.truncate(cut);
+        }
         let (topic, partition) = {
             let sources = self.ctx.sources.read().unwrap_or_else(|e| e.into_inner());
             match sources.get(d.pos.source) {
