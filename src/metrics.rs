@@ -20,6 +20,83 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0,
 ];
 
+/// The heartbeats of the pipeline threads. A thread beats each time it handles a message; in
+/// the service every thread handles one at least every commit interval (the commit barrier
+/// travels through all of them), so a thread silent for the liveness timeout is stuck and
+/// `/livez` fails naming it. A timeout of zero (a replay) checks nothing.
+#[derive(Debug, Default)]
+pub struct Heartbeats {
+    threads: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+    /// Milliseconds of silence after which a thread counts as stuck; 0: never.
+    pub timeout_ms: AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+/// One thread's heartbeat; cheap to beat (one relaxed store).
+#[derive(Clone, Debug)]
+pub struct Heartbeat {
+    last_ms: Arc<AtomicU64>,
+    epoch: std::time::Instant,
+}
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl Heartbeats {
+    fn epoch(&self) -> std::time::Instant {
+        *self.epoch.get_or_init(std::time::Instant::now)
+    }
+
+    /// Registers thread `name` (beating now).
+    pub fn register(&self, name: impl Into<String>) -> Heartbeat {
+        let epoch = self.epoch();
+        let last_ms = Arc::new(AtomicU64::new(epoch.elapsed().as_millis() as u64));
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.into(), last_ms.clone()));
+        Heartbeat { last_ms, epoch }
+    }
+
+    /// Beats for thread `name` from code that has no [`Heartbeat`] at hand: a wait that is
+    /// progress, not a hang (the output thread waiting for room in the producer's queue while
+    /// the broker is away must not be called stuck).
+    pub fn beat_named(&self, name: &str) {
+        let now = self.epoch().elapsed().as_millis() as u64;
+        for (n, last) in self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if n == name {
+                last.store(now, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The threads silent for longer than the timeout.
+    pub fn stuck(&self) -> Vec<String> {
+        let timeout = self.timeout_ms.load(Ordering::Relaxed);
+        if timeout == 0 {
+            return Vec::new();
+        }
+        let now = self.epoch().elapsed().as_millis() as u64;
+        (self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter())
+        .filter(|(_, last)| now.saturating_sub(last.load(Ordering::Relaxed)) > timeout)
+        .map(|(name, _)| name.clone())
+        .collect()
+    }
+}
+
 /// Every series the service exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -49,6 +126,8 @@ pub struct Metrics {
     pub ready: AtomicBool,
     /// Set when the service found its engine or a client dead: `/livez` fails from then on.
     pub failed: AtomicBool,
+    /// The pipeline threads' heartbeats, for `/livez`.
+    pub heartbeats: Heartbeats,
     pub draining: AtomicBool,
     latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -304,6 +383,11 @@ pub fn respond(metrics: &Metrics, path: &str) -> (u16, &'static str, String) {
         "/livez" if metrics.failed.load(Ordering::Relaxed) => {
             (503, "text/plain", "failed: see the log\n".into())
         }
+        "/livez" if !metrics.heartbeats.stuck().is_empty() => (
+            503,
+            "text/plain",
+            format!("stuck: {}\n", metrics.heartbeats.stuck().join(", ")),
+        ),
         "/livez" => (200, "text/plain", "ok\n".into()),
         "/readyz" if metrics.is_ready() => (200, "text/plain", "ready\n".into()),
         "/readyz" => (503, "text/plain", "not ready\n".into()),
@@ -359,6 +443,26 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, MetricsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pipeline thread that stopped handling messages is named by `/livez`, which fails.
+    #[test]
+    fn livez_fails_naming_a_thread_whose_heartbeat_stopped() {
+        let m = Metrics::default();
+        let shard = m.heartbeats.register("shard-0");
+        let output = m.heartbeats.register("output");
+        assert_eq!(respond(&m, "/livez").0, 200, "no timeout: nothing checked");
+        m.heartbeats.timeout_ms.store(1, Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        output.beat();
+        let (code, _, body) = respond(&m, "/livez");
+        assert_eq!(code, 503);
+        assert!(
+            body.contains("shard-0") && !body.contains("output"),
+            "{body}"
+        );
+        shard.beat();
+        assert_eq!(respond(&m, "/livez").0, 200);
+    }
 
     #[test]
     fn render_is_prometheus_text_with_cumulative_buckets() {

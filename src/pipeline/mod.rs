@@ -332,9 +332,12 @@ where
                 metrics.clone(),
             );
             let mint = setup.mint;
+            let heartbeat = metrics.heartbeats.register(format!("worker-{i}"));
             thread::Builder::new()
                 .name(format!("credtrail-worker-{i}"))
-                .spawn_scoped(s, move || worker::run(rules, mint, rx, tx, &metrics))
+                .spawn_scoped(s, move || {
+                    worker::run(rules, mint, rx, tx, &metrics, heartbeat)
+                })
                 .map_err(spawn_err("worker"))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -347,9 +350,12 @@ where
         .map(|(i, (_, rx))| {
             let (rules, rx, tx) = (rules.clone(), rx.clone(), output_tx.clone());
             let (assessor, limits) = (assessor.clone(), setup.shard_limits);
+            let heartbeat = metrics.heartbeats.register(format!("shard-{i}"));
             thread::Builder::new()
                 .name(format!("credtrail-shard-{i}"))
-                .spawn_scoped(s, move || shard::run(i, rules, limits, assessor, rx, tx))
+                .spawn_scoped(s, move || {
+                    shard::run(i, rules, limits, assessor, rx, tx, heartbeat)
+                })
                 .map_err(spawn_err("shard"))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -376,6 +382,7 @@ where
                     lineage_hold: hold,
                     reference,
                     sources: names,
+                    heartbeat: metrics.heartbeats.register("sequence"),
                     metrics: &metrics,
                 })
             })
@@ -384,9 +391,12 @@ where
     drop(shard_channels);
     drop(output_tx);
 
+    let heartbeat = metrics.heartbeats.register("output");
     let output_handle = thread::Builder::new()
         .name("credtrail-output".into())
-        .spawn_scoped(s, move || writer::run(sink, shards, sources, output_rx))
+        .spawn_scoped(s, move || {
+            writer::run(sink, shards, sources, output_rx, heartbeat)
+        })
         .map_err(spawn_err("output"))?;
 
     Ok((

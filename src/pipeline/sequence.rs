@@ -93,6 +93,7 @@ pub struct Context<'a> {
     /// Names of the sources, for the log line and gauge saying which hold event time back.
     pub sources: Arc<RwLock<Sources>>,
     pub metrics: &'a Metrics,
+    pub heartbeat: crate::metrics::Heartbeat,
 }
 
 /// What the sequence thread counted, and the rule set in force when it ended.
@@ -127,6 +128,7 @@ pub fn run(ctx: Context<'_>) -> SequenceReport {
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
     let mut next = 0u64;
     'stream: for d in ctx.rx.iter() {
+        ctx.heartbeat.beat();
         waiting.insert(d.seq(), d);
         while let Some(d) = waiting.remove(&next) {
             next += 1;

@@ -35,6 +35,7 @@ pub fn run(
     assessor: Arc<LiveAssessor>,
     rx: Receiver<ShardMsg>,
     output: Sender<OutputMsg>,
+    heartbeat: crate::metrics::Heartbeat,
 ) -> ShardReport {
     let (mut version, current) = assessor.current();
     let mut engine = ShardEngine::new(rules.clone(), limits).with_assessor(current);
@@ -42,6 +43,7 @@ pub fn run(
     let mut out = Vec::new();
     let mut report = ShardReport::default();
     for msg in rx.iter() {
+        heartbeat.beat();
         if assessor.version() != version {
             let (v, current) = assessor.current();
             engine.set_assessor(current);

@@ -80,6 +80,7 @@ pub fn run<K: Sink>(
     shards: usize,
     sources: Arc<RwLock<Sources>>,
     rx: Receiver<OutputMsg>,
+    heartbeat: crate::metrics::Heartbeat,
 ) -> Result<K::Report, K::Error> {
     let mut merge: Merge<Decided> = Merge::new(shards);
     let mut ready = Vec::new();
@@ -102,6 +103,7 @@ pub fn run<K: Sink>(
         Ok(())
     };
     loop {
+        heartbeat.beat();
         sink.poll()?;
         match rx.recv_timeout(Duration::from_millis(2)) {
             Ok(OutputMsg::Findings(_, rules, findings)) => {

@@ -436,6 +436,7 @@ impl Delivery<'_> {
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.ctx.metrics.heartbeats.beat_named("output");
                     self.producer.poll(Duration::from_millis(10));
                     self.handle_acks()?;
                 }

@@ -381,7 +381,9 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
     let mut partial = false;
     let mut errors = super::errorlog::ErrorLog::default();
     let mut failure: Option<ServiceError> = None;
+    let heartbeat = ctx.metrics.heartbeats.register("intake");
     while !ctx.control.stopping() {
+        heartbeat.beat();
         let mut blocked = false;
         let mut gone = false;
         let reloaded = ctx.control.take_rules();

@@ -224,6 +224,13 @@ pub fn run(
         reference: pipeline::Reference::WallClock,
     };
 
+    // Every pipeline thread handles a commit barrier each commit interval; ten of them missed
+    // (and at least a minute) means a stuck thread.
+    let liveness = (config.kafka.commit_interval * 10).max(Duration::from_secs(60));
+    metrics
+        .heartbeats
+        .timeout_ms
+        .store(liveness.as_millis() as u64, Ordering::Relaxed);
     let live = Arc::new(LiveAssessor::new(assessor));
     Metrics::add(&metrics.inventory_versions, 1);
     let feed = match &config.scoring.inventory_topic {
