@@ -510,3 +510,92 @@ listen = ""
     assert!(big[0].payload.len() < 1_000_000);
     assert!(huge.as_bytes().starts_with(&big[0].payload));
 }
+
+/// Bug: an alert larger than the producer's `message.max.bytes` was refused by librdkafka for
+/// good and stopped delivery (and a restart replayed into the same failure). Now it goes to the
+/// dead-letter topic, cut to fit, with its id and reason, and the other alerts flow.
+#[test]
+fn an_alert_too_large_for_the_producer_is_dead_lettered_and_delivery_goes_on() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    broker::produce(&addr, "in", &events());
+    // 20,500 bytes less 16 KiB of header room: the demo's alerts of about 3.8 KB fit, those
+    // of about 4.1 KB and more do not.
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "large-alerts"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[kafka.producer]
+"message.max.bytes" = 20500
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let mut alerts = broker::Reader::new(&addr, "alerts", 1);
+    let mut dead = broker::Reader::new(&addr, "dead", 1);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let too_large = |d: &broker::Reader| {
+        d.seen
+            .iter()
+            .filter(|r| r.header("credtrail.reason") == Some("alert_too_large"))
+            .count()
+    };
+    while alerts.seen.len() + too_large(&dead) < 7 {
+        assert!(Instant::now() < deadline, "alerts stalled");
+        assert!(!handle.is_finished(), "delivery stopped");
+        alerts.read(7, Duration::from_millis(300), Duration::ZERO);
+        dead.read(7, Duration::from_millis(300), Duration::ZERO);
+    }
+    control.stop();
+    handle
+        .join()
+        .expect("service thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!alerts.seen.is_empty(), "the alerts that fit are delivered");
+    assert!(too_large(&dead) >= 1, "the others are dead-lettered");
+    for r in dead
+        .seen
+        .iter()
+        .filter(|r| r.header("credtrail.reason") == Some("alert_too_large"))
+    {
+        assert!(
+            r.header("credtrail.alert_id")
+                .is_some_and(|id| !id.is_empty())
+        );
+        assert_eq!(r.header("credtrail.truncated"), Some("true"));
+        assert!(r.payload.len() <= 20_500 - 16 * 1024);
+    }
+}

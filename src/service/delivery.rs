@@ -340,6 +340,46 @@ impl Delivery<'_> {
             .events
             .last()
             .map_or((0, 0), |(e, _)| (e.pos.source, e.pos.offset));
+        if a.line.len() > self.dead_letter_limit {
+            // The producer would refuse it for good and stop delivery: the alert goes to the
+            // dead-letter topic instead, cut to fit, with its id and why (its acknowledgement
+            // settles the alert in the ledger like a delivery would).
+            tracing::warn!(
+                alert_id = uid,
+                bytes = a.line.len(),
+                limit = self.dead_letter_limit,
+                "alert larger than the producer's message.max.bytes: dead-lettered"
+            );
+            let reason = format!(
+                "alert {uid} is {} bytes, more than the producer's message.max.bytes allows ({} with headers)",
+                a.line.len(),
+                self.dead_letter_limit
+            );
+            let headers = headers
+                .insert(Header {
+                    key: "credtrail.reason",
+                    value: Some("alert_too_large"),
+                })
+                .insert(Header {
+                    key: "credtrail.reason_detail",
+                    value: Some(reason.as_str()),
+                })
+                .insert(Header {
+                    key: "credtrail.truncated",
+                    value: Some("true"),
+                });
+            return self.send(Outgoing {
+                topic_is_alert: false,
+                key: Some(f.group.as_bytes().to_vec()),
+                payload: a.line[..self.dead_letter_limit].to_vec(),
+                headers,
+                what: What::Alert {
+                    unit,
+                    rule: meta.title.clone(),
+                    last,
+                },
+            });
+        }
         self.send(Outgoing {
             topic_is_alert: true,
             key: Some(f.group.as_bytes().to_vec()),
