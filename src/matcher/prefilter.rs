@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
-use super::predicate::Pred;
+use super::predicate::{Pred, Test};
 use super::{CompiledDetection, Expr};
 use crate::decode::{Schema, Slot};
 use crate::sigma::Catalog;
@@ -87,8 +87,16 @@ pub fn build_plans(
         .iter()
         .map(|d| {
             let mut out = Vec::new();
-            d.cond
-                .preds(&mut |p| out.extend(preds[p as usize].needles.iter().flatten().copied()));
+            d.cond.preds(&mut |p| {
+                let pred = &preds[p as usize];
+                out.extend(pred.needles.iter().flatten().copied());
+                // A glob asks about each of its pieces: they must be in the field's automaton.
+                for t in &pred.tests {
+                    if let Test::Glob(g) = t {
+                        out.extend(g.literals.iter().copied());
+                    }
+                }
+            });
             out.sort_unstable();
             out.dedup();
             out

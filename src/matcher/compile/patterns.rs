@@ -1,20 +1,29 @@
-//! Patterns of a rule set: wildcards and `re` values checked against the size bounds, grouped
-//! into one multi-pattern regex per field, and the bound itself ([`hir_weight`]).
-
-use std::collections::HashMap;
+//! Patterns of a rule set that need a regex engine (`re` values, wildcards with `?` or non-ASCII
+//! case-insensitive text), checked against the size bounds ([`hir_weight`]) and compiled one
+//! regex per distinct pattern.
+//!
+//! One multi-pattern regex per field used to hold every wildcard of the set: on real command
+//! lines its lazy DFA rebuilt states for nearly every event and then fell back to a PikeVM whose
+//! cache is sized for every pattern at once (13.5 GB with SigmaHQ's 1,183 process-creation
+//! rules). Now wildcards made of `*` and literals never reach a regex ([`GlobTest`](
+//! crate::matcher::predicate::GlobTest)), and each remaining pattern has its own engine, run
+//! only for rules the prefilter left as candidates, with a small bounded cache.
 
 use regex_automata::MatchKind;
 use regex_automata::meta;
 
 use super::{Builder, CompileOptions, KEYWORD_SLOT, first_line};
 use crate::decode::Slot;
-use crate::matcher::RegexSet;
+use crate::matcher::FieldRegex;
 use crate::matcher::predicate::Test;
 use crate::sigma::value::{Part, SigmaString};
 use crate::sigma::{FieldItem, LoadErrorKind};
 
 /// Default bound on one pattern's expanded size (see [`hir_weight`]): about a million states.
 pub const REGEX_PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Most bytes one pattern's lazy DFA keeps per worker.
+pub const REGEX_CACHE_CAPACITY: usize = 1 << 20;
 
 /// Longest pattern text accepted, in bytes.
 pub const REGEX_PATTERN_MAX_LEN: usize = 32 << 10;
@@ -69,48 +78,39 @@ impl Builder<'_> {
             ));
             return None;
         }
-        let list = self.regex_patterns.entry(slot).or_default();
-        let index = list.len() as u32;
-        list.push((pattern, rule, item.loc));
-        // The slot set index is fixed later; record the slot for now.
-        Some(Test::Regex {
-            slot_set: slot,
-            pattern: index,
-        })
+        let next = self.regex_patterns.len() as u32;
+        let id = *self
+            .regex_ids
+            .entry((slot, pattern.clone()))
+            .or_insert(next);
+        if id == next {
+            self.regex_patterns.push((slot, pattern, rule, item.loc));
+        }
+        Some(Test::Regex(id))
     }
 
-    pub(super) fn regex_sets(&mut self, opts: &CompileOptions) -> Vec<RegexSet> {
-        let mut slots: Vec<Slot> = self.regex_patterns.keys().copied().collect();
-        slots.sort_unstable();
-        let mut sets = Vec::with_capacity(slots.len());
-        let mut set_of_slot = HashMap::new();
-        for slot in slots {
-            let patterns = &self.regex_patterns[&slot];
-            let config = meta::Config::new()
-                .match_kind(MatchKind::All)
-                // A field's set holds hundreds of patterns at 1,000 rules; with the default
-                // cache the lazy DFA gives up and the search falls back to the PikeVM (a third
-                // slower overall). Memory is taken only as states are built.
-                .hybrid_cache_capacity(16 << 20)
-                .nfa_size_limit(Some(opts.regex_size_limit.unwrap_or(64 << 20)));
-            let built = meta::Regex::builder().configure(config).build_many(
-                &patterns
-                    .iter()
-                    .map(|(p, _, _)| p.as_str())
-                    .collect::<Vec<_>>(),
-            );
-            match built {
-                Ok(regex) => {
-                    set_of_slot.insert(slot, sets.len() as u32);
-                    sets.push(RegexSet { slot, regex });
-                }
+    /// Compiles every pattern on its own; a pattern that does not compile fails its rule (and
+    /// so the whole set: the ids of the others no longer matter).
+    pub(super) fn regexes(&mut self, opts: &CompileOptions) -> Vec<FieldRegex> {
+        let config = meta::Config::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            // Each lazy DFA keeps at most this much; past it the cache is cleared and rebuilt
+            // (counted time, bounded memory): a pattern cannot grow a worker without limit.
+            .hybrid_cache_capacity(REGEX_CACHE_CAPACITY)
+            .nfa_size_limit(Some(opts.regex_size_limit.unwrap_or(64 << 20)));
+        let mut out = Vec::with_capacity(self.regex_patterns.len());
+        for (slot, pattern, rule, loc) in std::mem::take(&mut self.regex_patterns) {
+            match meta::Regex::builder()
+                .configure(config.clone())
+                .build(&pattern)
+            {
+                Ok(regex) => out.push(FieldRegex { slot, regex }),
                 Err(e) => {
-                    let (_, rule, loc) = patterns[0];
                     self.errors.push(self.err(
                         rule,
                         loc,
                         LoadErrorKind::Limit(format!(
-                            "the patterns of field `{}` do not compile together: {}",
+                            "a pattern of field `{}` does not compile: {}",
                             if slot == KEYWORD_SLOT {
                                 "(keywords)"
                             } else {
@@ -122,14 +122,7 @@ impl Builder<'_> {
                 }
             }
         }
-        for p in &mut self.preds {
-            for t in &mut p.tests {
-                if let Test::Regex { slot_set, .. } = t {
-                    *slot_set = set_of_slot.get(slot_set).copied().unwrap_or(u32::MAX);
-                }
-            }
-        }
-        sets
+        out
     }
 }
 
