@@ -323,7 +323,7 @@ listen = ""
         matches!(
             err,
             service::ServiceError::ProducePermanent { .. }
-                | service::ServiceError::ProducerFatal(_)
+                | service::ServiceError::ProducerFatal { .. }
         ),
         "{err:?}"
     );

@@ -481,9 +481,10 @@ impl Delivery<'_> {
                     self.handle_acks()?;
                 }
                 Err((e, _)) => {
-                    return Err(ServiceError::ProducerFatal(format!(
-                        "cannot produce to {topic}: {e}"
-                    )));
+                    return Err(ServiceError::ProduceRefused {
+                        topic: topic.clone(),
+                        source: e,
+                    });
                 }
             }
         }
@@ -521,7 +522,7 @@ impl Delivery<'_> {
             }
         }
         if let Some((code, reason)) = self.producer.client().fatal_error() {
-            return Err(ServiceError::ProducerFatal(format!("{code:?}: {reason}")));
+            return Err(ServiceError::ProducerFatal { code, reason });
         }
         while self
             .retry

@@ -68,8 +68,16 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
-    #[error("the alert producer failed fatally: {0}")]
-    ProducerFatal(String),
+    #[error("the alert producer failed fatally ({code:?}): {reason}")]
+    ProducerFatal {
+        code: rdkafka::types::RDKafkaErrorCode,
+        reason: String,
+    },
+    #[error("cannot hand a message for {topic} to the producer: {source}")]
+    ProduceRefused {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("the broker refused a message to {topic} for good: {source}")]
     ProducePermanent {
         topic: String,
