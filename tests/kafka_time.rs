@@ -166,6 +166,10 @@ fn the_shipped_config_alerts_with_an_empty_windows_topic_and_after_producers_sto
         Duration::from_secs(3),
     );
     let took = started.elapsed();
+    eprintln!(
+        "all {} alerts on the topic {took:?} after the start",
+        alerts.seen.len()
+    );
     let code = svc.terminate();
     let logged = std::fs::read_to_string(&svc.log).unwrap_or_default();
     assert_eq!(
