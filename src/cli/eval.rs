@@ -83,6 +83,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             mint: credtrail::decode::MintLifetimes::default(),
             lineage: credtrail::identity::LineageLimits::default(),
             assessor: Arc::new(Assessor::default()),
+            alert: Default::default(),
         },
     };
     let report = eval::run(Arc::new(rules), &truth, &opts).map_err(|e| runtime(e.into()))?;

@@ -102,6 +102,9 @@ pub fn build_plans(
             out
         })
         .collect();
+    // Profiles that serve the same products ask for the same literal sets: each automaton is
+    // built once (building them was most of the load time of SigmaHQ's Windows rules).
+    let mut built: HashMap<Vec<u32>, AhoCorasick> = HashMap::new();
     schema
         .profiles
         .iter()
@@ -148,15 +151,23 @@ pub fn build_plans(
                     let mut lits = by_slot.remove(&slot).unwrap_or_default();
                     lits.sort_unstable();
                     lits.dedup();
-                    let texts: Vec<&str> = lits
-                        .iter()
-                        .map(|&l| &*literals.entries[l as usize].1)
-                        .collect();
-                    let automaton = AhoCorasickBuilder::new()
-                        .ascii_case_insensitive(true)
-                        .match_kind(MatchKind::Standard)
-                        .build(&texts)
-                        .ok()?;
+                    let automaton = match built.get(&lits) {
+                        // Cloning shares the automaton.
+                        Some(a) => a.clone(),
+                        None => {
+                            let texts: Vec<&str> = lits
+                                .iter()
+                                .map(|&l| &*literals.entries[l as usize].1)
+                                .collect();
+                            let a = AhoCorasickBuilder::new()
+                                .ascii_case_insensitive(true)
+                                .match_kind(MatchKind::Standard)
+                                .build(&texts)
+                                .ok()?;
+                            built.insert(lits.clone(), a.clone());
+                            a
+                        }
+                    };
                     Some(SlotScan {
                         slot,
                         eager: necessary_slots.contains(&slot),

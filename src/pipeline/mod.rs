@@ -243,6 +243,8 @@ pub struct Setup {
     /// What an event's future skew is measured against: the wall clock (service) or its
     /// source's recent median (replay).
     pub reference: Reference,
+    /// How much of a chain an alert shows, and its size bound.
+    pub alert: crate::alert::AlertOptions,
 }
 
 /// The most shard threads, and the most worker threads, an engine starts: far more than cores
@@ -392,10 +394,11 @@ where
     drop(output_tx);
 
     let heartbeat = metrics.heartbeats.register("output");
+    let alert_options = setup.alert;
     let output_handle = thread::Builder::new()
         .name("credtrail-output".into())
         .spawn_scoped(s, move || {
-            writer::run(sink, shards, sources, output_rx, heartbeat)
+            writer::run(sink, shards, sources, alert_options, output_rx, heartbeat)
         })
         .map_err(spawn_err("output"))?;
 

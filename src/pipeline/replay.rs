@@ -51,6 +51,8 @@ pub struct ReplayOptions {
     pub lineage: LineageLimits,
     /// Scores findings: inventory and weights.
     pub assessor: Arc<Assessor>,
+    /// How much of a chain an alert shows, and its size bound.
+    pub alert: crate::alert::AlertOptions,
 }
 
 /// Why a replay stopped.
@@ -235,6 +237,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         lineage: opts.lineage,
         lineage_hold: Span::ZERO,
         reference: Reference::RecentMedian,
+        alert: opts.alert,
     };
     let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));
 

@@ -97,6 +97,9 @@ impl Builder<'_> {
             // Each lazy DFA keeps at most this much; past it the cache is cleared and rebuilt
             // (counted time, bounded memory): a pattern cannot grow a worker without limit.
             .hybrid_cache_capacity(REGEX_CACHE_CAPACITY)
+            // A full DFA per pattern costs load time and memory for every rule set; the lazy
+            // DFA builds only the states events reach.
+            .dfa(false)
             .nfa_size_limit(Some(opts.regex_size_limit.unwrap_or(64 << 20)));
         let mut out = Vec::with_capacity(self.regex_patterns.len());
         for (slot, pattern, rule, loc) in std::mem::take(&mut self.regex_patterns) {
