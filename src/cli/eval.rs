@@ -53,11 +53,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
     let truth = Truth::read(&args.labels)
         .with_context(|| format!("--labels {}", args.labels.display()))
         .map_err(bad_input)?;
-    let rules = load_rules(
-        &args.sources.rules,
-        &args.sources.pipeline,
-        CompileOptions::default(),
-    )?;
+    let rules = load_rules(&args.sources, CompileOptions::default())?;
     let max_future = Span::parse(&args.max_future_skew)
         .with_context(|| format!("--max-future-skew {}", args.max_future_skew))
         .map_err(bad_input)?;
