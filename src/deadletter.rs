@@ -107,6 +107,20 @@ impl DeadLetterFile {
         &self.path
     }
 
+    /// Checks that the file can be created, before any input is read, without leaving an
+    /// empty file behind (it is still created only for the first dead letter).
+    pub fn check_writable(&self) -> io::Result<()> {
+        let existed = self.path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)?;
+        if !existed {
+            std::fs::remove_file(&self.path)?;
+        }
+        Ok(())
+    }
+
     pub fn written(&self) -> u64 {
         self.written
     }

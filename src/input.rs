@@ -200,8 +200,16 @@ impl Default for ReadLimits {
     }
 }
 
+/// The UTF-8 byte order mark some Windows tools write at the start of a file (and so at the
+/// start of a line when files are concatenated).
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Cuts a byte stream into batches of lines. Blank lines are skipped (they are not events) but
-/// still counted in line numbers.
+/// still counted in line numbers; a UTF-8 byte order mark at the start of a line is dropped.
+///
+/// A read error (a truncated or corrupt compressed file) ends the input: the batch being filled
+/// keeps the whole lines read before it and is the source's last, and the error waits in
+/// [`LineBatcher::take_error`] for the caller to report.
 pub struct LineBatcher<R> {
     reader: R,
     source: u32,
@@ -209,6 +217,7 @@ pub struct LineBatcher<R> {
     limits: ReadLimits,
     line: u64,
     done: bool,
+    error: Option<InputError>,
 }
 
 impl<R: BufRead> LineBatcher<R> {
@@ -220,7 +229,13 @@ impl<R: BufRead> LineBatcher<R> {
             limits,
             line: 0,
             done: false,
+            error: None,
         }
+    }
+
+    /// The read error that ended the input early, once.
+    pub fn take_error(&mut self) -> Option<InputError> {
+        self.error.take()
     }
 
     /// Fills `batch` (cleared first, its allocation reused) with the next lines. Returns false
@@ -236,10 +251,22 @@ impl<R: BufRead> LineBatcher<R> {
         while batch.buf.len() < self.limits.batch_bytes
             && batch.lines.len() < self.limits.batch_events
         {
-            if !self.read_line(batch)? {
-                self.done = true;
-                batch.source_done = true;
-                break;
+            let start = batch.buf.len();
+            match self.read_line(batch) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    batch.source_done = true;
+                    break;
+                }
+                Err(e) => {
+                    // The partial line is not an event; what came before it stands.
+                    batch.buf.truncate(start);
+                    self.error = Some(e);
+                    self.done = true;
+                    batch.source_done = true;
+                    break;
+                }
             }
         }
         batch.seal();
@@ -283,6 +310,10 @@ impl<R: BufRead> LineBatcher<R> {
             return Ok(false);
         }
         self.line += 1;
+        if batch.buf[start..].starts_with(BOM) {
+            batch.buf.drain(start..start + BOM.len());
+            seen -= BOM.len();
+        }
         let mut len = batch.buf.len() - start;
         if len > 0 && batch.buf[start + len - 1] == b'\r' {
             len -= 1;
@@ -345,6 +376,53 @@ mod tests {
                 (5, "{\"c\":3}".to_string(), false)
             ]]
         );
+    }
+
+    /// Bug: a UTF-8 byte order mark made line 1, and the first line of every concatenated
+    /// file, invalid JSON.
+    #[test]
+    fn byte_order_marks_are_dropped_at_the_start_of_any_line() {
+        let got = batches(
+            b"\xEF\xBB\xBF{\"a\":1}\n{\"b\":2}\n\xEF\xBB\xBF{\"c\":3}\n",
+            ReadLimits::default(),
+        );
+        let lines: Vec<&str> = got[0].iter().map(|(_, l, _)| l.as_str()).collect();
+        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+    }
+
+    /// Bug: a truncated gzip file ended the whole replay; the lines before the damage were
+    /// lost with it.
+    #[test]
+    fn a_truncated_gzip_keeps_the_lines_before_the_damage_and_reports_the_error() {
+        use std::io::Write;
+        let mut text = Vec::new();
+        for i in 0..5000 {
+            writeln!(text, "{{\"n\":{i},\"pad\":\"{}\"}}", i * 7919 % 1000003).unwrap();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        let mut bytes = gz.finish().unwrap();
+        bytes.truncate(bytes.len() / 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.jsonl.gz");
+        std::fs::write(&path, bytes).unwrap();
+        let reader = open(&path, Arc::new(AtomicU64::new(0))).unwrap();
+        let mut lines = LineBatcher::new(reader, 0, path.clone(), ReadLimits::default());
+        let mut batch = Batch::default();
+        let mut read = Vec::new();
+        while lines.next_batch(&mut batch).unwrap() {
+            read.extend((0..batch.lines.len()).map(|i| batch.line(i).to_vec()));
+            if batch.source_done {
+                break;
+            }
+        }
+        assert!(read.len() > 100 && read.len() < 5000, "{}", read.len());
+        for (i, l) in read.iter().enumerate() {
+            assert!(l.starts_with(format!("{{\"n\":{i},").as_bytes()));
+            assert!(l.ends_with(b"}"), "whole lines only");
+        }
+        let err = lines.take_error().expect("the damage is reported");
+        assert!(err.to_string().contains("cut.jsonl.gz"), "{err}");
     }
 
     #[test]

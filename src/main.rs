@@ -1,4 +1,5 @@
-//! The `credtrail` command line. Exit codes: 0 success, 2 bad arguments or rules, 1 runtime error.
+//! The `credtrail` command line. Exit codes: 0 success, 2 bad arguments or rules (or a replay
+//! that completed with input errors: an input could not be read to its end), 1 runtime error.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -75,6 +76,11 @@ struct ReplayArgs {
     /// How late an event may arrive, in event time, and still count (e.g. 30s, 5m).
     #[arg(long, default_value = "5m")]
     lateness: String,
+    /// How far an event may be ahead of the median of its input's recent events (e.g. 15m,
+    /// 2h); one further ahead is held until later events confirm it, or dead-lettered as
+    /// `future` without moving the input's clock.
+    #[arg(long, default_value = "15m")]
+    max_future_skew: String,
     /// Use this source profile for every event instead of detecting it per event.
     #[arg(long)]
     profile: Option<String>,
@@ -128,6 +134,16 @@ struct ReplayArgs {
     quiet: bool,
 }
 
+/// Checks a count given on the command line: at least one, at most `max`.
+fn count_flag(flag: &str, n: usize, max: usize) -> Result<usize, Failure> {
+    if n == 0 || n > max {
+        return Err(bad_input(anyhow::anyhow!(
+            "{flag} {n}: give a number from 1 to {max}"
+        )));
+    }
+    Ok(n)
+}
+
 /// A failure with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -166,6 +182,15 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let lateness = Span::parse(&args.lateness)
         .with_context(|| format!("--lateness {}", args.lateness))
         .map_err(bad_input)?;
+    let max_future = Span::parse(&args.max_future_skew)
+        .with_context(|| format!("--max-future-skew {}", args.max_future_skew))
+        .map_err(bad_input)?;
+    if max_future.0 <= 0 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--max-future-skew {}: must be more than zero",
+            args.max_future_skew
+        )));
+    }
     let forced = match &args.profile {
         None => None,
         Some(name) => Some(ProfileKind::from_name(name).ok_or_else(|| {
@@ -185,9 +210,9 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         }
     }
     let limits = DecodeLimits {
-        max_event_bytes: args.max_event_bytes,
-        max_depth: args.max_depth,
-        max_fields: args.max_fields,
+        max_event_bytes: count_flag("--max-event-bytes", args.max_event_bytes, 1 << 30)?,
+        max_depth: count_flag("--max-depth", args.max_depth, 100_000)?,
+        max_fields: count_flag("--max-fields", args.max_fields, 100_000_000)?,
     };
     let identity = match &args.identity {
         None => Default::default(),
@@ -205,12 +230,15 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let shards = args.shards.unwrap_or(cores).max(1);
+    let max = pipeline::MAX_THREADS;
+    let shards = count_flag("--shards", args.shards.unwrap_or(cores.min(max)), max)?;
+    let workers = count_flag("--workers", args.workers.unwrap_or(shards), max)?;
     let opts = ReplayOptions {
         inputs: args.inputs.clone(),
         shards,
-        workers: args.workers.unwrap_or(shards).max(1),
+        workers,
         lateness,
+        max_future,
         out: args.out.clone(),
         dead_letter: args.dead_letter.clone(),
         progress: !args.quiet && std::io::stderr().is_terminal(),
@@ -259,6 +287,18 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let summary = shown?;
     if !args.quiet {
         print_summary(&summary, &opts);
+    }
+    if !summary.input_errors.is_empty() {
+        for e in &summary.input_errors {
+            eprintln!("credtrail: input error: {e}");
+        }
+        return Err(Failure {
+            code: 2,
+            error: anyhow::anyhow!(
+                "completed with input errors: {} input(s) could not be read to their end (the other inputs were replayed)",
+                summary.input_errors.len()
+            ),
+        });
     }
     Ok(())
 }
@@ -428,7 +468,20 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
     } else {
         eprintln!("  dead-lettered: 0");
     }
+    eprintln!(
+        "  input errors: {}{}",
+        s.input_errors.len(),
+        if s.input_errors.is_empty() {
+            ""
+        } else {
+            " (inputs not read to their end; see the dead letters of kind input_error)"
+        }
+    );
     eprintln!("  late events: {}", seq.late);
+    eprintln!(
+        "  future events (beyond --max-future-skew of their input's recent median): {}",
+        seq.future
+    );
     eprintln!(
         "  detection matches by rule ({} hits routed to shards):",
         seq.hits

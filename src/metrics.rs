@@ -20,11 +20,90 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0,
 ];
 
+/// The heartbeats of the pipeline threads. A thread beats each time it handles a message; in
+/// the service every thread handles one at least every commit interval (the commit barrier
+/// travels through all of them), so a thread silent for the liveness timeout is stuck and
+/// `/livez` fails naming it. A timeout of zero (a replay) checks nothing.
+#[derive(Debug, Default)]
+pub struct Heartbeats {
+    threads: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+    /// Milliseconds of silence after which a thread counts as stuck; 0: never.
+    pub timeout_ms: AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+/// One thread's heartbeat; cheap to beat (one relaxed store).
+#[derive(Clone, Debug)]
+pub struct Heartbeat {
+    last_ms: Arc<AtomicU64>,
+    epoch: std::time::Instant,
+}
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl Heartbeats {
+    fn epoch(&self) -> std::time::Instant {
+        *self.epoch.get_or_init(std::time::Instant::now)
+    }
+
+    /// Registers thread `name` (beating now).
+    pub fn register(&self, name: impl Into<String>) -> Heartbeat {
+        let epoch = self.epoch();
+        let last_ms = Arc::new(AtomicU64::new(epoch.elapsed().as_millis() as u64));
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.into(), last_ms.clone()));
+        Heartbeat { last_ms, epoch }
+    }
+
+    /// Beats for thread `name` from code that has no [`Heartbeat`] at hand: a wait that is
+    /// progress, not a hang (the output thread waiting for room in the producer's queue while
+    /// the broker is away must not be called stuck).
+    pub fn beat_named(&self, name: &str) {
+        let now = self.epoch().elapsed().as_millis() as u64;
+        for (n, last) in self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if n == name {
+                last.store(now, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The threads silent for longer than the timeout.
+    pub fn stuck(&self) -> Vec<String> {
+        let timeout = self.timeout_ms.load(Ordering::Relaxed);
+        if timeout == 0 {
+            return Vec::new();
+        }
+        let now = self.epoch().elapsed().as_millis() as u64;
+        (self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter())
+        .filter(|(_, last)| now.saturating_sub(last.load(Ordering::Relaxed)) > timeout)
+        .map(|(name, _)| name.clone())
+        .collect()
+    }
+}
+
 /// Every series the service exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub events_in: AtomicU64,
     pub late_events: AtomicU64,
+    /// Events too far ahead of their reference (wall clock, recent median), dead-lettered.
+    pub future_events: AtomicU64,
     pub alerts_delivered: AtomicU64,
     /// Alerts decided again by a replay after a restart and not produced a second time.
     pub alerts_suppressed: AtomicU64,
@@ -45,6 +124,10 @@ pub struct Metrics {
     /// Engine watermark, milliseconds since the epoch (0 before the first event).
     pub watermark_ms: AtomicI64,
     pub ready: AtomicBool,
+    /// Set when the service found its engine or a client dead: `/livez` fails from then on.
+    pub failed: AtomicBool,
+    /// The pipeline threads' heartbeats, for `/livez`.
+    pub heartbeats: Heartbeats,
     pub draining: AtomicBool,
     latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
@@ -57,6 +140,8 @@ struct Labelled {
     rule_matches: BTreeMap<String, u64>,
     alerts_by_rule: BTreeMap<String, u64>,
     consumer_lag: BTreeMap<(String, i32), i64>,
+    /// Partitions whose watermark is engine time (what holds event time back).
+    time_holders: Vec<(String, i32)>,
 }
 
 impl Metrics {
@@ -105,6 +190,11 @@ impl Metrics {
         });
     }
 
+    /// The partitions that now hold event time back (their watermark is the engine's).
+    pub fn set_time_holders(&self, holders: Vec<(String, i32)>) {
+        self.with_labels(|l| l.time_holders = holders);
+    }
+
     pub fn forget_partition(&self, topic: &str, partition: i32) {
         self.with_labels(|l| {
             l.consumer_lag.remove(&(topic.to_string(), partition));
@@ -125,6 +215,11 @@ impl Metrics {
                 "credtrail_late_events_total",
                 "Events older than their partition's watermark, dead-lettered.",
                 g(&self.late_events),
+            ),
+            (
+                "credtrail_future_events_total",
+                "Events more than their input's max_future_skew ahead of the wall clock, dead-lettered.",
+                g(&self.future_events),
             ),
             (
                 "credtrail_alerts_total",
@@ -232,6 +327,10 @@ impl Metrics {
             for ((topic, partition), lag) in &l.consumer_lag {
                 let _ = writeln!(s, "credtrail_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}} {lag}", escape(topic));
             }
+            let _ = writeln!(s, "# HELP credtrail_partition_holds_event_time 1 for each partition whose watermark is engine time: what holds event time back.\n# TYPE credtrail_partition_holds_event_time gauge");
+            for (topic, partition) in &l.time_holders {
+                let _ = writeln!(s, "credtrail_partition_holds_event_time{{topic=\"{}\",partition=\"{partition}\"}} 1", escape(topic));
+            }
         });
         let name = "credtrail_event_to_alert_seconds";
         let _ = writeln!(
@@ -255,7 +354,9 @@ impl Metrics {
 
     /// Ready: partitions assigned and not draining.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed)
+            && !self.draining.load(Ordering::Relaxed)
+            && !self.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -279,6 +380,14 @@ pub enum MetricsError {
 pub fn respond(metrics: &Metrics, path: &str) -> (u16, &'static str, String) {
     match path {
         "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
+        "/livez" if metrics.failed.load(Ordering::Relaxed) => {
+            (503, "text/plain", "failed: see the log\n".into())
+        }
+        "/livez" if !metrics.heartbeats.stuck().is_empty() => (
+            503,
+            "text/plain",
+            format!("stuck: {}\n", metrics.heartbeats.stuck().join(", ")),
+        ),
         "/livez" => (200, "text/plain", "ok\n".into()),
         "/readyz" if metrics.is_ready() => (200, "text/plain", "ready\n".into()),
         "/readyz" => (503, "text/plain", "not ready\n".into()),
@@ -334,6 +443,26 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, MetricsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pipeline thread that stopped handling messages is named by `/livez`, which fails.
+    #[test]
+    fn livez_fails_naming_a_thread_whose_heartbeat_stopped() {
+        let m = Metrics::default();
+        let shard = m.heartbeats.register("shard-0");
+        let output = m.heartbeats.register("output");
+        assert_eq!(respond(&m, "/livez").0, 200, "no timeout: nothing checked");
+        m.heartbeats.timeout_ms.store(1, Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        output.beat();
+        let (code, _, body) = respond(&m, "/livez");
+        assert_eq!(code, 503);
+        assert!(
+            body.contains("shard-0") && !body.contains("output"),
+            "{body}"
+        );
+        shard.beat();
+        assert_eq!(respond(&m, "/livez").0, 200);
+    }
 
     #[test]
     fn render_is_prometheus_text_with_cumulative_buckets() {

@@ -31,7 +31,7 @@ fn events() -> Vec<(i32, Vec<u8>)> {
     for p in 0..PARTITIONS {
         out.push((
             p,
-            format!(r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2027-01-01T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"arn":"arn:aws:iam::1:user/tick"}}}}"#).into_bytes(),
+            format!(r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2026-11-03T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"arn":"arn:aws:iam::1:user/tick"}}}}"#).into_bytes(),
         ));
     }
     out
@@ -178,4 +178,425 @@ listen = ""
         committed, ends,
         "commits reach the end once everything is delivered"
     );
+}
+
+/// Bug: when a pipeline thread ended, the intake took the closed queue for "nothing held",
+/// kept polling and discarding, `/livez` stayed 200, and the error appeared only at shutdown.
+/// Now the service stops on its own with an error, `/livez` failing, within the deadline.
+#[test]
+fn a_shard_thread_that_ends_stops_the_service_with_an_error_and_livez_fails() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    let messages = events();
+    broker::produce(&addr, "in", &messages[..400]);
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "dead-engine"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.events_in.load(Ordering::Relaxed) < 300 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 200);
+    let killed = Instant::now();
+    control.stop_shard_for_test();
+    // Input keeps arriving: the service must not swallow it.
+    broker::produce(&addr, "in", &messages[400..]);
+    while !handle.is_finished() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "the service did not stop by itself (nobody asked it to)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let result = handle.join().expect("service thread");
+    assert!(
+        matches!(result, Err(service::ServiceError::EngineStopped)),
+        "{result:?}"
+    );
+    assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 503);
+    assert_eq!(credtrail::metrics::respond(&metrics, "/readyz").0, 503);
+}
+
+/// Bug: a permanent broker rejection of an alert (here: topic authorization refused) was
+/// retried every 500 ms forever with a warning per message. Now the service stops with the
+/// reason, `/livez` failing.
+#[test]
+fn a_permanent_produce_error_stops_the_service_with_the_reason() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    broker::produce(&addr, "in", &events());
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
+    );
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "refused"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let started = Instant::now();
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    while !handle.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the service kept retrying a refused message"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let result = handle.join().expect("service thread");
+    let err = result.expect_err("the service fails");
+    assert!(
+        matches!(
+            err,
+            service::ServiceError::ProducePermanent { .. }
+                | service::ServiceError::ProducerFatal { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().to_lowercase().contains("authoriz"), "{err}");
+    assert_eq!(credtrail::metrics::respond(&metrics, "/livez").0, 503);
+}
+
+/// Bug: an offset was marked committed when the asynchronous commit was queued, not when the
+/// broker confirmed it. With every commit refused, nothing may count as committed.
+#[test]
+fn a_refused_offset_commit_is_not_counted_as_committed() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    let messages = events();
+    broker::produce(&addr, "in", &messages);
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 10_000],
+    );
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "refused-commits"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.events_in.load(Ordering::Relaxed) < messages.len() as u64 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(!handle.is_finished(), "the service stopped early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Several commit intervals: asynchronous commits are sent and refused.
+    std::thread::sleep(Duration::from_secs(2));
+    control.stop();
+    let report = handle
+        .join()
+        .expect("service thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(metrics.commit_failures.load(Ordering::Relaxed) > 0);
+    assert!(
+        report.committed.is_empty(),
+        "refused commits counted as committed: {:?}",
+        report.committed
+    );
+}
+
+/// Bug: a dead letter carried the whole raw payload, so an event larger than the producer's
+/// `message.max.bytes` (1,000,000 by default, below the default `max_event_bytes`) was refused
+/// locally for good and stopped delivery. Now the dead letter is cut to fit and flagged.
+#[test]
+fn a_two_mib_event_is_dead_lettered_cut_to_fit_and_delivery_goes_on() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    let mut messages = events();
+    let huge = format!(
+        r#"{{"eventTime":"2026-11-02T09:05:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","pad":"{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    messages.insert(100, (0, huge.clone().into_bytes()));
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("message.max.bytes", "10000000")
+        .create()
+        .expect("producer");
+    for (partition, payload) in &messages {
+        while p
+            .send(
+                BaseRecord::<(), [u8]>::to("in")
+                    .partition(*partition)
+                    .payload(&payload[..]),
+            )
+            .is_err()
+        {
+            p.poll(Duration::from_millis(20));
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "huge"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[kafka.consumer]
+"fetch.message.max.bytes" = 10000000
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let mut alerts = broker::Reader::new(&addr, "alerts", 1);
+    alerts.read(7, Duration::from_secs(90), Duration::from_secs(1));
+    assert!(!handle.is_finished(), "delivery stopped");
+    let read = metrics.events_in.load(Ordering::Relaxed);
+    control.stop();
+    let report = handle
+        .join()
+        .expect("service thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        alerts.seen.len(),
+        7,
+        "the demo's alerts ({read} of {} events read; {report:?})",
+        messages.len()
+    );
+    assert!(report.dead_letters >= 1);
+    let mut dead = broker::Reader::new(&addr, "dead", 1);
+    dead.read(1, Duration::from_secs(20), Duration::from_secs(1));
+    let big: Vec<&broker::Read> = dead
+        .seen
+        .iter()
+        .filter(|r| r.header("credtrail.reason") == Some("too_large"))
+        .collect();
+    assert_eq!(big.len(), 1, "{:?}", dead.seen.len());
+    assert_eq!(big[0].header("credtrail.truncated"), Some("true"));
+    assert!(big[0].payload.len() < 1_000_000);
+    assert!(huge.as_bytes().starts_with(&big[0].payload));
+}
+
+/// Bug: an alert larger than the producer's `message.max.bytes` was refused by librdkafka for
+/// good and stopped delivery (and a restart replayed into the same failure). Now it goes to the
+/// dead-letter topic, cut to fit, with its id and reason, and the other alerts flow.
+#[test]
+fn an_alert_too_large_for_the_producer_is_dead_lettered_and_delivery_goes_on() {
+    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
+    let addr = cluster.bootstrap_servers();
+    for (t, p) in [
+        ("in", PARTITIONS),
+        ("alerts", 1),
+        ("dead", 1),
+        ("checkpoints", 1),
+    ] {
+        cluster.create_topic(t, p, 1).expect("topic");
+    }
+    broker::produce(&addr, "in", &events());
+    // 20,500 bytes less 16 KiB of header room: the demo's alerts (about 4 KB and more) do not
+    // fit.
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "large-alerts"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+[kafka.producer]
+"message.max.bytes" = 20500
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "10s"
+[metrics]
+listen = ""
+"#
+    );
+    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0;
+    let control = Control::new();
+    let metrics = Metrics::new();
+    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let handle =
+        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let mut alerts = broker::Reader::new(&addr, "alerts", 1);
+    let mut dead = broker::Reader::new(&addr, "dead", 1);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let too_large = |d: &broker::Reader| {
+        d.seen
+            .iter()
+            .filter(|r| r.header("credtrail.reason") == Some("alert_too_large"))
+            .count()
+    };
+    while alerts.seen.len() + too_large(&dead) < 7 {
+        assert!(Instant::now() < deadline, "alerts stalled");
+        assert!(!handle.is_finished(), "delivery stopped");
+        alerts.read(7, Duration::from_millis(300), Duration::ZERO);
+        dead.read(7, Duration::from_millis(300), Duration::ZERO);
+    }
+    control.stop();
+    handle
+        .join()
+        .expect("service thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Every one of the 7 findings was handled (delivered, or dead-lettered as too large) and
+    // the service kept running meanwhile.
+    assert!(too_large(&dead) >= 1, "the large ones are dead-lettered");
+    for r in dead
+        .seen
+        .iter()
+        .filter(|r| r.header("credtrail.reason") == Some("alert_too_large"))
+    {
+        assert!(
+            r.header("credtrail.alert_id")
+                .is_some_and(|id| !id.is_empty())
+        );
+        assert_eq!(r.header("credtrail.truncated"), Some("true"));
+        assert!(r.payload.len() <= 20_500 - 16 * 1024);
+    }
 }

@@ -153,13 +153,14 @@ fn dataset() -> Vec<Vec<u8>> {
     lines
 }
 
-/// A far-future event per partition, matching no rule: it moves every partition's watermark
-/// past the data, as the end of a file does in replay.
+/// An event per partition after the data (and before the wall clock, or it would be a
+/// `future` dead letter), matching no rule: it moves every partition's watermark past the data,
+/// as the end of a file does in replay.
 fn ticks() -> Vec<(i32, Vec<u8>)> {
     (0..PARTITIONS)
         .map(|p| {
             let e = format!(
-                r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2027-01-01T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/tick"}}}}"#
+                r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2026-11-03T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/tick"}}}}"#
             );
             (p, e.into_bytes())
         })

@@ -28,6 +28,9 @@ pub struct EvalArgs {
     /// Allowed lateness of the replay (CloudTrail exports need 15m).
     #[arg(long, default_value = "5m")]
     lateness: String,
+    /// How far an event may be ahead of its input's recent median (as in `replay`).
+    #[arg(long, default_value = "15m")]
+    max_future_skew: String,
     /// Shard threads of the replay.
     #[arg(long, default_value_t = 2)]
     shards: usize,
@@ -51,6 +54,15 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
         .with_context(|| format!("--labels {}", args.labels.display()))
         .map_err(bad_input)?;
     let rules = load_rules(&args.sources, CompileOptions::default())?;
+    let max_future = Span::parse(&args.max_future_skew)
+        .with_context(|| format!("--max-future-skew {}", args.max_future_skew))
+        .map_err(bad_input)?;
+    if max_future.0 <= 0 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--max-future-skew {}: must be more than zero",
+            args.max_future_skew
+        )));
+    }
     let shards = args.shards.max(1);
     let opts = EvalOptions {
         replay: ReplayOptions {
@@ -58,6 +70,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             shards,
             workers: shards,
             lateness,
+            max_future,
             out: args.alerts_out.clone(),
             dead_letter: args.dead_letter.clone(),
             progress: false,

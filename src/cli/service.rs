@@ -139,6 +139,15 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             .context("cannot start the control thread")
             .map_err(runtime)?
     };
+    {
+        let (metrics, control) = (metrics.clone(), control.clone());
+        let deadline = c.shutdown.deadline;
+        std::thread::Builder::new()
+            .name("credtrail-watchdog".into())
+            .spawn(move || watchdog(&control, &metrics, deadline))
+            .context("cannot start the watchdog thread")
+            .map_err(runtime)?;
+    }
     tracing::info!(
         inputs = c.inputs.len(),
         detections = rules.detections.len(),
@@ -161,6 +170,26 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         }
         Err(e) => Err(runtime(e.into())),
     }
+}
+
+/// Time the shutdown may take past its deadline before the process exits regardless.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The shutdown deadline, enforced by exiting: once a stop is asked for (or the service found
+/// itself failed), the process exits with an error at the deadline plus [`SHUTDOWN_GRACE`]
+/// even if a thread is stuck (the engine's scoped threads would otherwise hold the exit
+/// forever). A shutdown that finishes in time returns from `main` first.
+fn watchdog(control: &Control, metrics: &Metrics, deadline: Duration) {
+    while !control.stopping() && !metrics.failed.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(deadline + SHUTDOWN_GRACE);
+    tracing::error!(
+        ?deadline,
+        "shutdown did not finish within its deadline: exiting without waiting for stuck threads"
+    );
+    eprintln!("credtrail: error: shutdown did not finish within {deadline:?}; exiting");
+    std::process::exit(1);
 }
 
 /// The control thread: signals and the metrics endpoint, on one current-thread runtime.

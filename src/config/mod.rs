@@ -133,6 +133,10 @@ pub struct InputTopic {
     /// Allowed lateness in event time.
     #[serde(serialize_with = "ser_span")]
     pub lateness: Span,
+    /// Largest skew of an event ahead of the wall clock; beyond it the event is dead-lettered
+    /// as `future` and does not move the partition's clock.
+    #[serde(serialize_with = "ser_span")]
+    pub max_future_skew: Span,
 }
 
 /// Kafka settings.

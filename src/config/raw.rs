@@ -67,6 +67,8 @@ pub struct RawInput {
     pub profile: String,
     #[serde(default = "default_lateness")]
     pub lateness: String,
+    #[serde(default = "default_max_future_skew")]
+    pub max_future_skew: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +171,9 @@ fn default_profile() -> String {
 }
 fn default_lateness() -> String {
     "5m".into()
+}
+fn default_max_future_skew() -> String {
+    "15m".into()
 }
 fn default_true() -> bool {
     true
@@ -435,10 +440,19 @@ impl RawConfig {
             if lateness.0 < 0 {
                 return Err(invalid(&key("lateness"), "must not be negative".into()));
             }
+            let max_future_skew = Span::parse(&t.max_future_skew)
+                .map_err(|e| invalid(&key("max_future_skew"), e.to_string()))?;
+            if max_future_skew.0 <= 0 {
+                return Err(invalid(
+                    &key("max_future_skew"),
+                    "must be more than zero".into(),
+                ));
+            }
             inputs.push(InputTopic {
                 topic: t.topic,
                 profile,
                 lateness,
+                max_future_skew,
             });
         }
         let consumer = properties("kafka.consumer", k.consumer)?;

@@ -21,6 +21,7 @@
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
 //! owns its group key (a hash), so no lock is taken on the hot path.
 
+pub mod clock;
 pub mod replay;
 pub mod sequence;
 pub mod sequencer;
@@ -47,6 +48,7 @@ use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
 use crate::score::LiveAssessor;
 use crate::time::{EventTime, Span};
+pub use clock::{Reference, SourceTime};
 use sequencer::SequencerStats;
 use shard::ShardReport;
 use worker::{DecodedBatch, WorkerStats};
@@ -84,19 +86,34 @@ pub enum Signal {
     /// reading resumes), if any.
     Assign {
         source: u32,
-        lateness: Span,
+        /// Its allowed lateness and future skew.
+        time: SourceTime,
         start: Option<u64>,
         resume: Option<Resume>,
     },
     /// Sources were revoked; none of their batches follow.
     Revoke { sources: Vec<u32> },
-    /// A source went quiet for the idle timeout (`true`) or spoke again (`false`).
+    /// A source went quiet for the idle timeout (`true`) or spoke again (`false`). A quiet
+    /// source does not hold engine time back; one that speaks again joins at engine time (its
+    /// events older than engine time are late).
     Idle { source: u32, idle: bool },
+    /// Every source has been quiet for the idle timeout, at wall time `wall`: engine time
+    /// follows the wall clock (`wall` minus the largest lateness), so a quiet stream's chains
+    /// are decided. Sent periodically by a live front end; a replay never sends it.
+    Tick { wall: EventTime },
     /// Report what may be committed; `drain`: wait for every produced message's acknowledgement
     /// first (rebalance, shutdown).
     Barrier { epoch: u64, drain: bool },
     /// Batches after this one are matched with this rule set; shards carry state over.
     Reload(NewRules),
+    /// A source cannot be read to its end (a file that cannot be opened, a truncated or corrupt
+    /// compressed stream): `letter` (kind `input_error`) says why, and the source holds event
+    /// time back no more. What was read of it before stands.
+    SourceFailed { source: u32, letter: DeadLetter },
+    /// Test hook: shard 0 ends at once, as a crashed shard thread would, so that tests can show
+    /// a front end noticing a dead engine.
+    #[doc(hidden)]
+    StopShardForTest,
     /// The input ended (a replay): every hit waiting for event time is processed, every state
     /// decided to the end of time. A service stops without it, keeping state for the restart.
     EndOfInput,
@@ -165,6 +182,9 @@ pub enum ShardMsg {
     Reload(Arc<RuleSet>, Arc<TargetMap>),
     /// The input ended: note the live state, then decide everything to the end of time.
     Finish,
+    /// Test hook ([`Signal::StopShardForTest`]): end the thread now.
+    #[doc(hidden)]
+    Stop,
 }
 
 /// What the output thread receives.
@@ -220,13 +240,22 @@ pub struct Setup {
     pub lineage: LineageLimits,
     /// Credential links minted within this much of engine time hold offsets back (service).
     pub lineage_hold: Span,
+    /// What an event's future skew is measured against: the wall clock (service) or its
+    /// source's recent median (replay).
+    pub reference: Reference,
     /// How much of a chain an alert shows, and its size bound.
     pub alert: crate::alert::AlertOptions,
 }
 
+/// The most shard threads, and the most worker threads, an engine starts: far more than cores
+/// help nothing, and each thread costs a stack and channel buffers.
+pub const MAX_THREADS: usize = 256;
+
 /// Why the engine could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("{what} = {n}: at most {MAX_THREADS} threads")]
+    TooManyThreads { what: &'static str, n: usize },
     #[error("cannot start the {thread} thread: {source}")]
     Spawn {
         thread: &'static str,
@@ -284,6 +313,11 @@ where
 {
     let shards = setup.shards.max(1);
     let workers = setup.workers.max(1);
+    for (what, n) in [("shards", shards), ("workers", workers)] {
+        if n > MAX_THREADS {
+            return Err(EngineError::TooManyThreads { what, n });
+        }
+    }
     let (item_tx, item_rx) = bounded::<Item>(queue.max(1));
     let (decoded_tx, decoded_rx) = bounded::<Decoded>(workers * 2 + 2);
     let (recycle_tx, recycle_rx) = bounded::<Batch>(queue.max(1) + workers * 4 + 8);
@@ -300,9 +334,12 @@ where
                 metrics.clone(),
             );
             let mint = setup.mint;
+            let heartbeat = metrics.heartbeats.register(format!("worker-{i}"));
             thread::Builder::new()
                 .name(format!("credtrail-worker-{i}"))
-                .spawn_scoped(s, move || worker::run(rules, mint, rx, tx, &metrics))
+                .spawn_scoped(s, move || {
+                    worker::run(rules, mint, rx, tx, &metrics, heartbeat)
+                })
                 .map_err(spawn_err("worker"))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -315,9 +352,12 @@ where
         .map(|(i, (_, rx))| {
             let (rules, rx, tx) = (rules.clone(), rx.clone(), output_tx.clone());
             let (assessor, limits) = (assessor.clone(), setup.shard_limits);
+            let heartbeat = metrics.heartbeats.register(format!("shard-{i}"));
             thread::Builder::new()
                 .name(format!("credtrail-shard-{i}"))
-                .spawn_scoped(s, move || shard::run(i, rules, limits, assessor, rx, tx))
+                .spawn_scoped(s, move || {
+                    shard::run(i, rules, limits, assessor, rx, tx, heartbeat)
+                })
                 .map_err(spawn_err("shard"))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -329,7 +369,8 @@ where
         // shards once their identity is resolved.
         let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
         let resolver = Resolver::new(setup.lineage, setup.shard_limits.max_pending, routes);
-        let (rules, hold) = (rules.clone(), setup.lineage_hold);
+        let (rules, hold, reference) = (rules.clone(), setup.lineage_hold, setup.reference);
+        let names = sources.clone();
         thread::Builder::new()
             .name("credtrail-sequence".into())
             .spawn_scoped(s, move || {
@@ -341,6 +382,9 @@ where
                     rules,
                     resolver,
                     lineage_hold: hold,
+                    reference,
+                    sources: names,
+                    heartbeat: metrics.heartbeats.register("sequence"),
                     metrics: &metrics,
                 })
             })
@@ -349,11 +393,12 @@ where
     drop(shard_channels);
     drop(output_tx);
 
+    let heartbeat = metrics.heartbeats.register("output");
     let alert_options = setup.alert;
     let output_handle = thread::Builder::new()
         .name("credtrail-output".into())
         .spawn_scoped(s, move || {
-            writer::run(sink, shards, sources, alert_options, output_rx)
+            writer::run(sink, shards, sources, alert_options, output_rx, heartbeat)
         })
         .map_err(spawn_err("output"))?;
 

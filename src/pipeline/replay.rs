@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::sequencer::SequencerStats;
 use super::worker::WorkerStats;
 use super::writer::{Rendered, Sink};
-use super::{EngineError, Inputs, Item, Setup, Signal};
+use super::{EngineError, Inputs, Item, Reference, Setup, Signal, SourceTime};
 use crate::correlate::{ShardLimits, ShardStats, Target};
 use crate::deadletter::{DeadLetter, DeadLetterFile};
 use crate::decode::MintLifetimes;
@@ -36,6 +36,9 @@ pub struct ReplayOptions {
     pub workers: usize,
     /// Allowed lateness of every input.
     pub lateness: Span,
+    /// Largest skew of an event ahead of its input's recent median (see
+    /// [`clock`](super::clock)); beyond it the event is a `future` dead letter.
+    pub max_future: Span,
     /// Alert output; `None` is standard output.
     pub out: Option<PathBuf>,
     pub dead_letter: PathBuf,
@@ -86,6 +89,9 @@ pub struct Summary {
     /// Credential lineage: links recorded and hits resolved through them.
     pub lineage: crate::identity::LineageStats,
     pub dead_letter_path: Option<PathBuf>,
+    /// Inputs that could not be read to their end (each also a dead letter of kind
+    /// `input_error`); the run went on with the next input.
+    pub input_errors: Vec<Arc<InputError>>,
 }
 
 impl Summary {
@@ -129,10 +135,16 @@ impl FileSink {
             )),
             None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
         };
+        let dead = DeadLetterFile::new(dead_letter);
+        dead.check_writable()
+            .map_err(|source| PipelineError::DeadLetter {
+                path: dead_letter.display().to_string(),
+                source,
+            })?;
         Ok(FileSink {
             out,
             label,
-            dead: DeadLetterFile::new(dead_letter),
+            dead,
             sources,
             alerts: 0,
             by_rule: BTreeMap::new(),
@@ -224,6 +236,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         mint: opts.mint,
         lineage: opts.lineage,
         lineage_hold: Span::ZERO,
+        reference: Reference::RecentMedian,
         alert: opts.alert,
     };
     let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));
@@ -247,18 +260,23 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
                 .sum();
-            s.spawn(move || draw_progress(total, bytes_read, &metrics.events_in, stop))
+            // The bar is a nicety: a run goes on without it if its thread cannot start.
+            thread::Builder::new()
+                .name("credtrail-progress".into())
+                .spawn_scoped(s, move || {
+                    draw_progress(total, bytes_read, &metrics.events_in, stop)
+                })
+                .ok()
         });
-        let read = read_inputs(opts, &ids, &rules, &inputs, &bytes_read);
+        let input_errors = read_inputs(opts, &ids, &rules, &inputs, &bytes_read);
         drop(inputs);
         let joined = engine.join(None);
         stop.store(true, Ordering::Relaxed);
-        if let Some(p) = progress {
+        if let Some(Some(p)) = progress {
             let _ = p.join();
         }
         let joined = joined?;
         let written = joined.output?;
-        read?;
         let matches_by_rule = joined
             .workers
             .matches
@@ -280,83 +298,109 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             matches_by_rule,
             alerts_by_rule: written.by_rule,
             dead_letter_path: (written.dead_letters_written > 0).then(|| opts.dead_letter.clone()),
+            input_errors: input_errors.into_iter().map(Arc::new).collect(),
         })
     })
 }
 
 /// The front end: every file announced as a source, then its batches in order, then the end
-/// of input. Stops early when the engine is gone (an output error, reported by the engine).
+/// of input. An input that cannot be opened or read to its end (a truncated or corrupt
+/// compressed file) is reported to the engine as a failed source (an `input_error` dead
+/// letter) and returned, and the next input is read. Stops early when the engine is gone (an
+/// output error, reported by the engine).
 fn read_inputs(
     opts: &ReplayOptions,
     ids: &[u32],
     rules: &Arc<RuleSet>,
     inputs: &Inputs,
     bytes_read: &Arc<AtomicU64>,
-) -> Result<(), PipelineError> {
+) -> Vec<InputError> {
     let mut seq = 0u64;
-    let send = |item: Item| inputs.items.send(item).is_ok();
+    let mut errors = Vec::new();
     let signal = |seq: &mut u64, signal: Signal| {
         *seq += 1;
-        send(Item::Signal {
-            seq: *seq - 1,
-            signal,
-        })
+        inputs
+            .items
+            .send(Item::Signal {
+                seq: *seq - 1,
+                signal,
+            })
+            .is_ok()
     };
     for &source in ids {
         let assign = Signal::Assign {
             source,
-            lateness: opts.lateness,
+            time: SourceTime {
+                lateness: opts.lateness,
+                max_future: opts.max_future,
+            },
             start: None,
             resume: None,
         };
         if !signal(&mut seq, assign) {
-            return Ok(());
+            return errors;
         }
     }
-    let mut result = Ok(());
-    'files: for (path, &id) in opts.inputs.iter().zip(ids) {
-        let reader = match input::open(path, bytes_read.clone()) {
-            Ok(r) => r,
-            Err(e) => {
-                result = Err(e.into());
-                break;
+    for (path, &id) in opts.inputs.iter().zip(ids) {
+        let (failure, line) = match input::open(path, bytes_read.clone()) {
+            Err(e) => (Some(e), 0),
+            Ok(reader) => {
+                let mut lines = LineBatcher::new(reader, id, path.clone(), opts.read);
+                let (mut last_line, mut early) = (0, None);
+                loop {
+                    let mut batch = inputs.recycle.try_recv().unwrap_or_default();
+                    match lines.next_batch(&mut batch) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            early = Some(e);
+                            break;
+                        }
+                    }
+                    last_line = batch.lines.last().map_or(last_line, |l| l.offset);
+                    batch.seq = seq;
+                    let done = batch.source_done;
+                    let item = Item::Batch {
+                        seq,
+                        batch,
+                        profile: None,
+                        rules: rules.clone(),
+                        arrived: Instant::now(),
+                    };
+                    seq += 1;
+                    if inputs.items.send(item).is_err() {
+                        return errors;
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                (early.or_else(|| lines.take_error()), last_line)
             }
         };
-        let mut lines = LineBatcher::new(reader, id, path.clone(), opts.read);
-        loop {
-            let mut batch = inputs.recycle.try_recv().unwrap_or_default();
-            match lines.next_batch(&mut batch) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    result = Err(e.into());
-                    break 'files;
-                }
-            }
-            batch.seq = seq;
-            let last = batch.source_done;
-            let item = Item::Batch {
-                seq,
-                batch,
-                profile: None,
-                rules: rules.clone(),
-                arrived: Instant::now(),
+        if let Some(e) = failure {
+            let letter = DeadLetter {
+                pos: crate::input::Position {
+                    source: id,
+                    offset: line + 1,
+                },
+                kind: "input_error",
+                reason: format!("{e}; the rest of this input was not read"),
+                raw: Vec::new(),
+                bytes: 0,
             };
-            seq += 1;
-            if !inputs.items.send(item).is_ok() {
-                return result;
+            if !signal(&mut seq, Signal::SourceFailed { source: id, letter }) {
+                return errors;
             }
-            if last {
-                break;
-            }
+            errors.push(e);
         }
     }
-    // What was read is decided even when a file failed, as before the error.
+    // What was read is decided even when an input failed.
     let _ = inputs.items.send(Item::Signal {
         seq,
         signal: Signal::EndOfInput,
     });
-    result
+    errors
 }
 
 fn draw_progress(total: u64, bytes: Arc<AtomicU64>, events: &AtomicU64, stop: Arc<AtomicBool>) {

@@ -2,9 +2,14 @@
 //! event-time clock per assigned source (a file, a Kafka partition: the [`Sequencer`]), and
 //! turns signals into their effects at exactly their place in the stream.
 //!
-//! Engine time is the minimum watermark over the sources that are assigned and not idle; when
-//! every source is idle it stays where it is (it never jumps to the end of time). A finished
-//! file no longer holds it back; the end of every input ([`Signal::EndOfInput`]) releases every
+//! Engine time is the minimum watermark over the sources that are assigned and not idle (a
+//! source that never spoke holds it until the front end calls it idle: a live front end after
+//! the idle timeout). When every source has been idle for the idle timeout, a live front end's
+//! [`Signal::Tick`]s make engine time follow the wall clock (never to the end of time), so a
+//! quiet stream's chains are decided within the lateness plus the idle timeout. Hits wait in
+//! the resolver until engine time passes them, and are released whenever it moves, by a batch
+//! or a signal. Every ten seconds the sources with the oldest watermark are published (gauge)
+//! and, while engine time does not move, logged. A finished file no longer holds time back; the end of every input ([`Signal::EndOfInput`]) releases every
 //! waiting hit and has the shards decide their state to the end of time. A partition
 //! that speaks again after being idle has its clock raised to engine time plus its lateness, so
 //! anything older than what the engine already decided is dead-lettered as late instead of being
@@ -16,25 +21,25 @@
 //! end on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::clock::{self, Reference, SourceTime};
 use super::sequencer::{Sequencer, SequencerStats, SourceClock};
 use super::worker::DecodedBatch;
 use super::{Bookkeeping, Decoded, NewRules, OutputMsg, SequencedEnd, ShardMsg, Signal};
 use crate::correlate::Hit;
 use crate::identity::{LineageStats, Resolver};
-use crate::input::Batch;
+use crate::input::{Batch, SourceInfo, Sources};
 use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
 use crate::time::{EventTime, Span};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Partition {
     assigned: bool,
-    idle: bool,
     lateness: Span,
     /// First offset not yet sequenced; `None` until the first batch or a committed offset.
     end: Option<u64>,
@@ -59,6 +64,19 @@ struct State<'a> {
     /// Credential links minted within this much of engine time hold offsets back.
     lineage_hold: Span,
     metrics: &'a Metrics,
+    sources: Arc<RwLock<Sources>>,
+    held_back: HeldBack,
+}
+
+/// How often the sources holding event time back are published (gauge) and, while time is
+/// stalled, logged.
+const HELD_BACK_EVERY: Duration = Duration::from_secs(10);
+
+/// What was last said about the sources holding event time back.
+struct HeldBack {
+    next: Instant,
+    /// Engine time when it was last said.
+    watermark: EventTime,
 }
 
 /// What the sequence thread is given.
@@ -71,7 +89,11 @@ pub struct Context<'a> {
     pub rules: Arc<RuleSet>,
     pub resolver: Resolver,
     pub lineage_hold: Span,
+    pub reference: Reference,
+    /// Names of the sources, for the log line and gauge saying which hold event time back.
+    pub sources: Arc<RwLock<Sources>>,
     pub metrics: &'a Metrics,
+    pub heartbeat: crate::metrics::Heartbeat,
 }
 
 /// What the sequence thread counted, and the rule set in force when it ended.
@@ -86,7 +108,7 @@ pub struct SequenceReport {
 pub fn run(ctx: Context<'_>) -> SequenceReport {
     let shards = ctx.shards.len();
     let mut st = State {
-        seq: Sequencer::new(Vec::new(), shards, ctx.resolver),
+        seq: Sequencer::new(Vec::new(), ctx.reference, shards, ctx.resolver),
         rules: ctx.rules,
         parts: HashMap::new(),
         fed: 0,
@@ -97,10 +119,16 @@ pub fn run(ctx: Context<'_>) -> SequenceReport {
         sent_watermark: EventTime::MIN,
         lineage_hold: ctx.lineage_hold,
         metrics: ctx.metrics,
+        sources: ctx.sources,
+        held_back: HeldBack {
+            next: Instant::now() + HELD_BACK_EVERY,
+            watermark: EventTime::MIN,
+        },
     };
     let mut waiting: BTreeMap<u64, Decoded> = BTreeMap::new();
     let mut next = 0u64;
     'stream: for d in ctx.rx.iter() {
+        ctx.heartbeat.beat();
         waiting.insert(d.seq(), d);
         while let Some(d) = waiting.remove(&next) {
             next += 1;
@@ -135,7 +163,7 @@ impl State<'_> {
             // partition first); dropping it would lose events, so treat it as assigned now.
             return self.signal(Signal::Assign {
                 source,
-                lateness: Span::ZERO,
+                time: SourceTime::with_lateness(Span::ZERO),
                 start: Some(first),
                 resume: None,
             }) && self.batch(d, arrived);
@@ -187,6 +215,9 @@ impl State<'_> {
                 if letter.kind == "late" && !replayed {
                     Metrics::add(&metrics.late_events, 1);
                 }
+                if letter.kind == "future" && !replayed {
+                    Metrics::add(&metrics.future_events, 1);
+                }
                 if !replayed {
                     metrics.dead_letter(letter.kind);
                 }
@@ -223,26 +254,19 @@ impl State<'_> {
         true
     }
 
-    /// Engine time: the minimum watermark over assigned, non-idle partitions.
-    fn engine_watermark(&mut self) -> Option<EventTime> {
-        let mut w: Option<EventTime> = None;
-        for (s, p) in &self.parts {
-            if !p.assigned || p.idle {
-                continue;
-            }
-            let Some(clock) = self.seq.clock_mut(*s) else {
-                continue;
-            };
-            let cw = clock.watermark();
-            w = Some(w.map_or(cw, |x| x.min(cw)));
-        }
-        w
-    }
-
+    /// Hands on the hits engine time has passed, then gives the shards engine time if it
+    /// moved.
     fn advance(&mut self) -> bool {
-        let Some(w) = self.engine_watermark() else {
+        let Some(w) = self.seq.watermark() else {
             return true;
         };
+        let per_shard = &mut self.per_shard;
+        self.seq
+            .release(w, &mut |shard, hit| per_shard[shard].push(hit));
+        if !self.flush_hits() {
+            return false;
+        }
+        self.report_held_back(w);
         // The end of time comes only with the end of input: the shards first note what is
         // alive at the end (a replay's summary), then decide it.
         if w <= self.sent_watermark || w == EventTime::MIN || w == EventTime::MAX {
@@ -257,34 +281,89 @@ impl State<'_> {
             .all(|tx| tx.send(ShardMsg::Watermark(w)).is_ok())
     }
 
+    /// Every [`HELD_BACK_EVERY`]: publishes which sources hold engine time back and, when
+    /// engine time did not move since the last time, says so in the log.
+    fn report_held_back(&mut self, w: EventTime) {
+        let now = Instant::now();
+        if now < self.held_back.next {
+            return;
+        }
+        self.held_back.next = now + HELD_BACK_EVERY;
+        let holders = self.seq.holders();
+        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+        let mut names = Vec::new();
+        let mut gauge = Vec::new();
+        for (s, at) in &holders {
+            let never = *at == EventTime::MIN;
+            let name = match sources.get(*s) {
+                Some(SourceInfo::Kafka { topic, partition }) => {
+                    gauge.push((topic.clone(), *partition));
+                    format!("{topic}/{partition}")
+                }
+                Some(SourceInfo::File(p)) => p.display().to_string(),
+                Some(SourceInfo::Stdin) => "-".into(),
+                None => format!("source#{s}"),
+            };
+            names.push(if never {
+                format!("{name} (never spoke)")
+            } else {
+                name
+            });
+        }
+        drop(sources);
+        self.metrics.set_time_holders(gauge);
+        let stalled = w <= self.held_back.watermark;
+        self.held_back.watermark = w;
+        if stalled && !names.is_empty() {
+            tracing::warn!(
+                holders = names.join(", "),
+                watermark = %w,
+                "event time is held back: these sources have the oldest watermark (a source that never spoke holds time until the idle timeout)"
+            );
+        }
+    }
+
     fn signal(&mut self, signal: Signal) -> bool {
         match signal {
             Signal::Assign {
                 source,
-                lateness,
+                time,
                 start,
                 resume,
             } => {
                 while self.seq.clock_mut(source).is_none() {
-                    self.seq.add_source(SourceClock::new(lateness));
+                    self.seq.add_source(SourceClock::new(time));
                 }
                 if let Some(c) = self.seq.clock_mut(source) {
-                    *c = SourceClock::new(lateness);
+                    *c = SourceClock::new(time);
                 }
                 let replay_end = resume.as_ref().map_or(0, |r| r.end);
+                let mut restored_clock = resume.as_ref().and_then(|r| r.clock);
+                // A clock restored from a checkpoint written before future events were refused
+                // may be poisoned (a record dated 2099): the wall clock bounds it too.
+                if self.seq.reference() == Reference::WallClock
+                    && let Some(c) = restored_clock
+                    && c > clock::wall_now().plus(time.max_future)
+                {
+                    tracing::warn!(
+                        source,
+                        restored = %c,
+                        "the restored clock is beyond the future skew; starting the partition's clock afresh"
+                    );
+                    restored_clock = None;
+                }
                 self.parts.insert(
                     source,
                     Partition {
                         assigned: true,
-                        idle: false,
-                        lateness,
+                        lateness: time.lateness,
                         end: start,
                         replay_end,
                         replay_late: resume
                             .as_ref()
                             .map(|r| r.late.iter().copied().collect())
                             .unwrap_or_default(),
-                        restored_clock: resume.as_ref().and_then(|r| r.clock),
+                        restored_clock,
                     },
                 );
                 self.delivery
@@ -300,6 +379,9 @@ impl State<'_> {
                     if let Some(p) = self.parts.get_mut(s) {
                         p.assigned = false;
                     }
+                    if let Some(c) = self.seq.clock_mut(*s) {
+                        c.quiet = true;
+                    }
                 }
                 self.delivery
                     .send(OutputMsg::Bookkeeping(Bookkeeping::Revoke(sources)))
@@ -308,14 +390,42 @@ impl State<'_> {
             }
             Signal::Idle { source, idle } => {
                 let engine = self.sent_watermark;
-                if let Some(p) = self.parts.get_mut(&source) {
-                    p.idle = idle;
-                    if !idle
-                        && engine != EventTime::MIN
-                        && let Some(c) = self.seq.clock_mut(source)
-                    {
+                if let Some(p) = self.parts.get(&source)
+                    && p.assigned
+                    && let Some(c) = self.seq.clock_mut(source)
+                {
+                    c.quiet = idle;
+                    if !idle && engine != EventTime::MIN {
                         c.max_seen = c.max_seen.max(engine.plus(p.lateness));
                     }
+                }
+                self.advance()
+            }
+            Signal::SourceFailed { source, letter } => {
+                let stats = &mut self.seq.stats;
+                stats.dead_letters += 1;
+                *stats.by_reason.entry(letter.kind).or_insert(0) += 1;
+                self.metrics.dead_letter(letter.kind);
+                if let Some(c) = self.seq.clock_mut(source) {
+                    c.done = true;
+                }
+                self.delivery
+                    .send(OutputMsg::DeadLetter {
+                        letter,
+                        replayed: false,
+                    })
+                    .is_ok()
+                    && self.advance()
+            }
+            Signal::StopShardForTest => {
+                tracing::warn!("test hook: stopping shard 0");
+                self.shards
+                    .first()
+                    .is_some_and(|tx| tx.send(ShardMsg::Stop).is_ok())
+            }
+            Signal::Tick { wall } => {
+                if self.seq.follow_wall_clock(wall) {
+                    tracing::debug!(%wall, "every input is idle: event time follows the wall clock");
                 }
                 self.advance()
             }
@@ -353,6 +463,9 @@ impl State<'_> {
                 if !self.flush_hits() {
                     return false;
                 }
+                // Barriers come every commit interval, also while nothing else arrives.
+                let w = self.seq.watermark().unwrap_or(EventTime::MIN);
+                self.report_held_back(w);
                 // What the resolver still needs replayed after a restart. Measured from the
                 // engine time the shards were last given, which idle partitions cannot move back.
                 let links_since = match self.sent_watermark {

@@ -2,54 +2,34 @@
 //!
 //! Each source (a file, standard input, a Kafka partition) has a [`SourceClock`]: the largest
 //! event time seen, minus the source's allowed lateness, is its watermark. An event older than
-//! its source's watermark is late: it is counted and dead-lettered, never silently merged. The
-//! engine's watermark is the minimum over the sources still open (a finished source no longer
-//! holds time back). Because batches are handled in input order, lateness decisions depend only
-//! on the input, not on which worker finished first.
+//! its source's watermark is late, one too far ahead of its reference is `future` (see
+//! [`clock`](super::clock)): both are counted and dead-lettered, never silently merged, and
+//! neither moves the clock. The engine's watermark ([`Sequencer::watermark`]) is the minimum
+//! over the sources that hold time back (a finished source is at the end of time; a quiet one,
+//! idle or revoked, does not count), and never below the floor the wall clock set while every
+//! source was quiet. Hits wait in the resolver until that watermark passes them. Because
+//! batches are handled in input order, these decisions depend only on the input, not on which
+//! worker finished first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use super::clock::SourceClock;
+use super::clock::{self, Decided, Held, Reference, Verdict};
 use super::worker::DecodedBatch;
 use crate::correlate::Hit;
 use crate::deadletter::DeadLetter;
 use crate::identity::Resolver;
-use crate::time::{EventTime, Span};
-
-/// Event time of one source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SourceClock {
-    pub max_seen: EventTime,
-    pub lateness: Span,
-    pub done: bool,
-}
-
-impl SourceClock {
-    pub fn new(lateness: Span) -> SourceClock {
-        SourceClock {
-            max_seen: EventTime::MIN,
-            lateness,
-            done: false,
-        }
-    }
-
-    pub fn watermark(&self) -> EventTime {
-        if self.done {
-            EventTime::MAX
-        } else if self.max_seen == EventTime::MIN {
-            EventTime::MIN
-        } else {
-            self.max_seen.minus(self.lateness)
-        }
-    }
-}
+use crate::time::EventTime;
 
 /// Counters of the sequencer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SequencerStats {
     pub events: u64,
     pub late: u64,
+    /// Events too far ahead of their source's reference (`future` dead letters).
+    pub future: u64,
     pub dead_letters: u64,
     pub hits: u64,
     /// Dead letters by reason code.
@@ -59,6 +39,12 @@ pub struct SequencerStats {
 /// Orders batches and routes what they produced.
 pub struct Sequencer {
     clocks: Vec<SourceClock>,
+    /// Per source, events ahead of its median waiting for confirmation (at most
+    /// [`clock::WINDOW`] each).
+    held: Vec<VecDeque<Held>>,
+    reference: Reference,
+    /// Engine time set by the wall clock while every source was quiet.
+    floor: EventTime,
     next_seq: u64,
     waiting: BTreeMap<u64, DecodedBatch>,
     shards: usize,
@@ -67,10 +53,19 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// `clocks[i]` is the clock of source `i`.
-    pub fn new(clocks: Vec<SourceClock>, shards: usize, resolver: Resolver) -> Sequencer {
+    /// `clocks[i]` is the clock of source `i`; `reference` is what "too far ahead" is measured
+    /// against.
+    pub fn new(
+        clocks: Vec<SourceClock>,
+        reference: Reference,
+        shards: usize,
+        resolver: Resolver,
+    ) -> Sequencer {
         Sequencer {
+            held: clocks.iter().map(|_| VecDeque::new()).collect(),
             clocks,
+            reference,
+            floor: EventTime::MIN,
             next_seq: 0,
             waiting: BTreeMap::new(),
             shards: shards.max(1),
@@ -79,19 +74,58 @@ impl Sequencer {
         }
     }
 
-    /// The engine's watermark: the minimum over the sources.
-    pub fn watermark(&self) -> EventTime {
-        self.clocks
-            .iter()
-            .map(SourceClock::watermark)
-            .min()
-            .unwrap_or(EventTime::MAX)
+    /// The engine's watermark: the minimum over the sources that hold time back, not below the
+    /// wall clock's floor; `None` while no source holds time back and the wall clock set none.
+    pub fn watermark(&self) -> Option<EventTime> {
+        let min = self.clocks.iter().filter_map(SourceClock::holding).min();
+        match min {
+            Some(w) => Some(w.max(self.floor)),
+            None => (self.floor != EventTime::MIN).then_some(self.floor),
+        }
+    }
+
+    /// The sources whose watermark is the engine's (what holds time back), with it.
+    pub fn holders(&self) -> Vec<(u32, EventTime)> {
+        let Some(min) = self.clocks.iter().filter_map(SourceClock::holding).min() else {
+            return Vec::new();
+        };
+        if min == EventTime::MAX || min < self.floor {
+            return Vec::new();
+        }
+        (self.clocks.iter().enumerate())
+            .filter(|(_, c)| c.holding() == Some(min))
+            .map(|(i, _)| (i as u32, min))
+            .collect()
+    }
+
+    /// Every source is quiet (and at least one is not finished) at wall time `wall`: engine
+    /// time follows the wall clock, `wall` minus the largest lateness of the open sources.
+    /// Returns whether the floor moved.
+    pub fn follow_wall_clock(&mut self, wall: EventTime) -> bool {
+        let open = self.clocks.iter().filter(|c| !c.done);
+        if open.clone().any(|c| !c.quiet) {
+            return false;
+        }
+        let Some(lateness) = open.map(|c| c.time.lateness).max() else {
+            return false;
+        };
+        let floor = wall.minus(lateness);
+        if floor <= self.floor {
+            return false;
+        }
+        self.floor = floor;
+        true
     }
 
     /// Adds a source (a Kafka partition assigned later) and returns its index.
     pub fn add_source(&mut self, clock: SourceClock) -> u32 {
         self.clocks.push(clock);
+        self.held.push(VecDeque::new());
         (self.clocks.len() - 1) as u32
+    }
+
+    pub fn reference(&self) -> Reference {
+        self.reference
     }
 
     pub fn clock_mut(&mut self, source: u32) -> Option<&mut SourceClock> {
@@ -123,8 +157,9 @@ impl Sequencer {
             done(d);
             handled += 1;
         }
-        let watermark = self.watermark();
-        self.release(watermark, route);
+        if let Some(watermark) = self.watermark() {
+            self.release(watermark, route);
+        }
         handled
     }
 
@@ -161,6 +196,10 @@ impl Sequencer {
         let mut links = std::mem::take(&mut d.links).into_iter().peekable();
         let shards = self.shards as u64;
         let mut route_hit = |h: Hit| route((h.shard_key % shards) as usize, h);
+        let wall = match self.reference {
+            Reference::WallClock => Some(clock::wall_now()),
+            Reference::RecentMedian => None,
+        };
         for (i, &t) in d.times.iter().enumerate() {
             let i32_ = i as u32;
             self.stats.events += 1;
@@ -187,47 +226,155 @@ impl Sequencer {
             let Some(clock) = self.clocks.get_mut(source as usize) else {
                 continue;
             };
-            let watermark = clock.watermark();
-            if t < watermark {
-                self.stats.late += 1;
-                self.stats.dead_letters += 1;
-                *self.stats.by_reason.entry("late").or_insert(0) += 1;
-                dead(letter(
-                    "late",
-                    format!(
-                        "late event: time {t} is before the source watermark {watermark} (allowed lateness {})",
-                        clock.lateness
-                    ),
-                ));
-                while hits.peek().is_some_and(|(hi, ..)| *hi == i32_) {
+            let skip = |hits: &mut std::iter::Peekable<_>, links: &mut std::iter::Peekable<_>| {
+                while hits
+                    .peek()
+                    .is_some_and(|(hi, ..): &(u32, Hit, _)| *hi == i32_)
+                {
                     hits.next();
                 }
-                while links.peek().is_some_and(|(li, _)| *li == i32_) {
+                while links
+                    .peek()
+                    .is_some_and(|(li, _): &(u32, crate::identity::Link)| *li == i32_)
+                {
                     links.next();
                 }
-                continue;
-            }
-            clock.max_seen = clock.max_seen.max(t);
-            while links.peek().is_some_and(|(li, _)| *li == i32_) {
-                if let Some((_, mut link)) = links.next() {
-                    link.pos = Some(crate::input::Position {
-                        source,
-                        offset: line.offset,
-                    });
-                    self.resolver.push_link(link, &mut route_hit);
+            };
+            match clock.judge(t, wall) {
+                Verdict::Late { watermark } => {
+                    self.stats.late += 1;
+                    self.stats.dead_letters += 1;
+                    *self.stats.by_reason.entry("late").or_insert(0) += 1;
+                    dead(letter(
+                        "late",
+                        format!(
+                            "late event: time {t} is before the source watermark {watermark} (allowed lateness {})",
+                            clock.time.lateness
+                        ),
+                    ));
+                    skip(&mut hits, &mut links);
+                    continue;
+                }
+                Verdict::Future { reference } => {
+                    self.stats.future += 1;
+                    self.stats.dead_letters += 1;
+                    *self.stats.by_reason.entry("future").or_insert(0) += 1;
+                    dead(letter(
+                        "future",
+                        format!(
+                            "future event: time {t} is more than {} ahead of the wall clock {reference}",
+                            clock.time.max_future
+                        ),
+                    ));
+                    skip(&mut hits, &mut links);
+                    continue;
+                }
+                Verdict::Hold => {
+                    let mut held = Held {
+                        time: t,
+                        at: clock.events,
+                        hits: Vec::new(),
+                        links: Vec::new(),
+                        letter: DeadLetter {
+                            pos: crate::input::Position {
+                                source,
+                                offset: line.offset,
+                            },
+                            kind: "future",
+                            reason: String::new(),
+                            raw: clock::held_raw(d.batch.line(i)),
+                            bytes: line.full_len,
+                        },
+                    };
+                    while links.peek().is_some_and(|(li, _)| *li == i32_) {
+                        if let Some((_, link)) = links.next() {
+                            held.links.push(link);
+                        }
+                    }
+                    while hits.peek().is_some_and(|(hi, ..)| *hi == i32_) {
+                        if let Some((_, h, identity)) = hits.next() {
+                            held.hits.push((h, identity));
+                        }
+                    }
+                    if let Some(q) = self.held.get_mut(source as usize) {
+                        q.push_back(held);
+                    }
+                }
+                Verdict::InTime => {
+                    clock.accept(t);
+                    while links.peek().is_some_and(|(li, _)| *li == i32_) {
+                        if let Some((_, mut link)) = links.next() {
+                            link.pos = Some(crate::input::Position {
+                                source,
+                                offset: line.offset,
+                            });
+                            self.resolver.push_link(link, &mut route_hit);
+                        }
+                    }
+                    while hits.peek().is_some_and(|(hi, ..)| *hi == i32_) {
+                        if let Some((_, h, identity)) = hits.next() {
+                            self.stats.hits += 1;
+                            self.resolver.push_hit(h, identity, &mut route_hit);
+                        }
+                    }
                 }
             }
-            while hits.peek().is_some_and(|(hi, ..)| *hi == i32_) {
-                if let Some((_, h, identity)) = hits.next() {
-                    self.stats.hits += 1;
-                    self.resolver.push_hit(h, identity, &mut route_hit);
-                }
+            if self
+                .held
+                .get(source as usize)
+                .is_some_and(|q| !q.is_empty())
+            {
+                self.decide_held(source, &mut route_hit, dead);
             }
         }
         if d.batch.source_done
             && let Some(clock) = self.clocks.get_mut(source as usize)
         {
             clock.done = true;
+            self.decide_held(source, &mut route_hit, dead);
+        }
+    }
+
+    /// Accepts the held events of `source` its median now confirms, dead-letters those it
+    /// refutes.
+    fn decide_held(
+        &mut self,
+        source: u32,
+        route: &mut dyn FnMut(Hit),
+        dead: &mut dyn FnMut(DeadLetter),
+    ) {
+        let (Some(clock), Some(queue)) = (
+            self.clocks.get_mut(source as usize),
+            self.held.get_mut(source as usize),
+        ) else {
+            return;
+        };
+        let mut decided = Vec::new();
+        clock::review_held(clock, queue, &mut decided);
+        for d in decided {
+            match d {
+                Decided::Accepted(h) => {
+                    clock.accept(h.time);
+                    for mut link in h.links {
+                        link.pos = Some(h.letter.pos);
+                        self.resolver.push_link(link, route);
+                    }
+                    for (hit, identity) in h.hits {
+                        self.stats.hits += 1;
+                        self.resolver.push_hit(hit, identity, route);
+                    }
+                }
+                Decided::Future(mut h, median) => {
+                    self.stats.future += 1;
+                    self.stats.dead_letters += 1;
+                    *self.stats.by_reason.entry("future").or_insert(0) += 1;
+                    h.letter.reason = format!(
+                        "future event: time {} is more than {} ahead of the median {median} of its source's recent events, and later events did not confirm it",
+                        h.time, clock.time.max_future
+                    );
+                    dead(h.letter);
+                }
+            }
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn run(
     assessor: Arc<LiveAssessor>,
     rx: Receiver<ShardMsg>,
     output: Sender<OutputMsg>,
+    heartbeat: crate::metrics::Heartbeat,
 ) -> ShardReport {
     let (mut version, current) = assessor.current();
     let mut engine = ShardEngine::new(rules.clone(), limits).with_assessor(current);
@@ -42,6 +43,7 @@ pub fn run(
     let mut out = Vec::new();
     let mut report = ShardReport::default();
     for msg in rx.iter() {
+        heartbeat.beat();
         if assessor.version() != version {
             let (v, current) = assessor.current();
             engine.set_assessor(current);
@@ -78,6 +80,7 @@ pub fn run(
                 tracing::info!(shard = index, kept, dropped, "rules swapped in");
                 sent
             }
+            ShardMsg::Stop => break,
             ShardMsg::Finish => {
                 engine.process_pending(&mut out);
                 report.states_at_end = engine.live_states() as u64;

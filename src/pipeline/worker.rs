@@ -323,11 +323,13 @@ pub fn run(
     rx: crossbeam_channel::Receiver<Item>,
     tx: crossbeam_channel::Sender<Decoded>,
     metrics: &Metrics,
+    heartbeat: crate::metrics::Heartbeat,
 ) -> WorkerStats {
     let mut rules = rules;
     let mut w = Worker::new(rules.clone(), mint);
     let mut reported = vec![0u64; rules.detections.len()];
     for item in rx.iter() {
+        heartbeat.beat();
         let out = match item {
             Item::Batch {
                 seq,

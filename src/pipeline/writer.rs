@@ -7,7 +7,7 @@
 //! so the output is sorted by (time, event key, rule, group) whatever the number of shards.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -83,6 +83,7 @@ pub fn run<K: Sink>(
     sources: Arc<RwLock<Sources>>,
     alert_options: alert::AlertOptions,
     rx: Receiver<OutputMsg>,
+    heartbeat: crate::metrics::Heartbeat,
 ) -> Result<K::Report, K::Error> {
     let mut merge: Merge<Decided> = Merge::new(shards);
     let mut ready = Vec::new();
@@ -146,6 +147,7 @@ pub fn run<K: Sink>(
         Ok(())
     };
     loop {
+        heartbeat.beat();
         sink.poll()?;
         match rx.recv_timeout(Duration::from_millis(2)) {
             Ok(OutputMsg::Findings(_, rules, findings)) => {
@@ -162,6 +164,23 @@ pub fn run<K: Sink>(
                 release(&mut merge, &mut sink)?;
             }
             Ok(OutputMsg::DeadLetter { letter, replayed }) => sink.dead_letter(letter, replayed)?,
+            Ok(OutputMsg::Bookkeeping(Bookkeeping::Holds {
+                epoch,
+                mut holds,
+                states,
+                state_bytes,
+            })) => {
+                // A shard's findings reach this thread before its holds report, and leave the
+                // shard's state with it: while they wait here for the other shards, their
+                // events are held by the merge, or a commit could pass an alert never sent.
+                merge.hold_positions(&mut holds);
+                sink.control(Bookkeeping::Holds {
+                    epoch,
+                    holds,
+                    states,
+                    state_bytes,
+                })?
+            }
             Ok(OutputMsg::Bookkeeping(c)) => sink.control(c)?,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -294,6 +313,23 @@ impl<T: AsFinding> Merge<T> {
     pub fn pending(&self) -> usize {
         self.heap.len()
     }
+
+    /// Lowers `holds` (oldest offset still needed, per source) to the events of every finding
+    /// still waiting here, referenced findings' events included.
+    pub fn hold_positions(&self, holds: &mut HashMap<u32, u64>) {
+        fn walk(events: &[(crate::correlate::EventRef, u32)], holds: &mut HashMap<u32, u64>) {
+            for (e, _) in events {
+                let h = holds.entry(e.pos.source).or_insert(e.pos.offset);
+                *h = (*h).min(e.pos.offset);
+                if let Some(parts) = &e.parts {
+                    walk(parts, holds);
+                }
+            }
+        }
+        for Reverse(o) in &self.heap {
+            walk(&o.0.finding().events, holds);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +368,28 @@ mod tests {
             is_alert: true,
             measure: None,
         }
+    }
+
+    /// Bug: a finding waiting in the merge for a slower shard was held by nobody (its shard
+    /// had let go of the state), so a commit could pass its events and a crash lose it.
+    #[test]
+    fn findings_waiting_in_the_merge_hold_their_events() {
+        let mut m: Merge = Merge::new(2);
+        let mut waiting = f(5, "a");
+        waiting.events[0].0.pos = Position {
+            source: 3,
+            offset: 42,
+        };
+        m.push(waiting);
+        let mut holds = HashMap::from([(3, 50), (4, 7)]);
+        m.hold_positions(&mut holds);
+        assert_eq!(holds, HashMap::from([(3, 42), (4, 7)]));
+        m.progress(0, EventTime::MAX);
+        m.progress(1, EventTime::MAX);
+        m.ready(&mut Vec::new());
+        let mut after = HashMap::from([(3, 50)]);
+        m.hold_positions(&mut after);
+        assert_eq!(after, HashMap::from([(3, 50)]), "delivered: held no more");
     }
 
     #[test]

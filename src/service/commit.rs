@@ -45,9 +45,11 @@ pub struct Committer {
     /// Bound of one checkpoint write or offset commit.
     io_limit: Duration,
     metrics: Arc<Metrics>,
-    /// The last committed offset of each source.
+    /// The last committed offset of each source, as the broker confirmed it.
     pub committed: HashMap<u32, i64>,
     in_flight: Option<InFlight>,
+    /// Commits sent and not yet answered: (topic, partition, offset) to source.
+    awaiting: HashMap<(String, i32, i64), u32>,
 }
 
 impl Committer {
@@ -58,6 +60,39 @@ impl Committer {
             metrics,
             committed: HashMap::new(),
             in_flight: None,
+            awaiting: HashMap::new(),
+        }
+    }
+
+    /// Applies the broker's answers to earlier commits (the consumer's commit callback): only
+    /// a confirmed offset counts as committed; a refused one is counted as a failure and the
+    /// next barrier commits again.
+    pub fn confirm(&mut self, consumer: &InputConsumer) {
+        let results = std::mem::take(
+            &mut *consumer
+                .context()
+                .commit_results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (result, offsets) in results {
+            match result {
+                Ok(()) => {
+                    for key in offsets {
+                        if let Some(source) = self.awaiting.remove(&key) {
+                            let c = self.committed.entry(source).or_insert(key.2);
+                            *c = (*c).max(key.2);
+                        }
+                    }
+                }
+                Err(e) => {
+                    Metrics::add(&self.metrics.commit_failures, 1);
+                    tracing::warn!(error = %e, "the broker refused an offset commit; the next barrier commits again");
+                    for key in offsets {
+                        self.awaiting.remove(&key);
+                    }
+                }
+            }
         }
     }
 
@@ -75,6 +110,7 @@ impl Committer {
         name: impl Fn(u32) -> Option<PartitionName<'a>>,
     ) {
         let sync = matches!(mode, CommitMode::Sync);
+        self.confirm(consumer);
         self.settle(consumer, sync);
         if self.in_flight.is_some() {
             return;
@@ -154,8 +190,23 @@ impl Committer {
         } else {
             CommitMode::Async
         };
+        // `offsets` was built in the order of the list's elements, one per partition.
+        for (e, (s, o)) in f.tpl.elements().iter().zip(&f.offsets) {
+            // An answer to an older commit of the partition no longer matters: bounded.
+            self.awaiting.retain(|_, source| source != s);
+            self.awaiting
+                .insert((e.topic().to_string(), e.partition(), *o), *s);
+        }
         match consumer.commit(&f.tpl, mode) {
-            Ok(()) => self.committed.extend(f.offsets),
+            // A synchronous commit returns the broker's answer; an asynchronous one only
+            // queues the request, confirmed later by the callback (`confirm`).
+            Ok(()) if wait => {
+                for (s, o) in f.offsets {
+                    let c = self.committed.entry(s).or_insert(o);
+                    *c = (*c).max(o);
+                }
+            }
+            Ok(()) => {}
             Err(e) => {
                 Metrics::add(&self.metrics.commit_failures, 1);
                 tracing::warn!(error = %e, "offset commit failed; the next barrier commits again");

@@ -20,7 +20,16 @@ use crate::metrics::Metrics;
 pub struct IntakeContext {
     metrics: Arc<Metrics>,
     pub(super) intake: Mutex<Option<Intake>>,
+    /// Offset commits the broker answered, in the order of their callbacks: an offset counts
+    /// as committed only from here (an asynchronous commit is merely queued when it returns).
+    pub(super) commit_results: Mutex<Vec<CommitResult>>,
 }
+
+/// What the broker answered to one offset commit: the result and (topic, partition, offset).
+pub type CommitResult = (
+    Result<(), rdkafka::error::KafkaError>,
+    Vec<(String, i32, i64)>,
+);
 
 impl ClientContext for IntakeContext {
     fn stats(&self, stats: Statistics) {
@@ -35,6 +44,23 @@ impl ClientContext for IntakeContext {
 }
 
 impl ConsumerContext for IntakeContext {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        let offsets = (offsets.elements().iter())
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+                _ => None,
+            })
+            .collect();
+        self.commit_results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((result, offsets));
+    }
+
     /// Replaces librdkafka's default handling to start every assigned partition at the offset
     /// the intake decided (its committed offset, read with the checkpoint that goes with it)
     /// instead of letting the client look it up again, and to drain revoked partitions before
@@ -128,6 +154,7 @@ pub fn create_consumer(
     c.create_with_context(IntakeContext {
         metrics,
         intake: Mutex::new(None),
+        commit_results: Mutex::new(Vec::new()),
     })
     .map_err(|source| ServiceError::Client {
         role: "consumer",

@@ -3,8 +3,9 @@
 //!
 //! Acknowledgements are handled before new input on every turn ([`Sink::poll`]). A message whose delivery failed
 //! (after librdkafka's own retries) is produced again with a backoff, never dropped; its offsets
-//! stay held meanwhile. A permanent error (a fatal idempotence error, a message too large for the
-//! broker) stops the service with that error rather than stall or lose.
+//! stay held meanwhile (a repeated failure is logged at most every ten seconds). A permanent error
+//! (a fatal idempotence error, a message too large for the topic, a refused authorization)
+//! stops the service with that error rather than retry forever, stall or lose.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -141,12 +142,31 @@ pub struct Delivery<'a> {
     barriers: VecDeque<Barrier>,
     arrivals: HashMap<u32, VecDeque<(u64, Instant)>>,
     report: DeliveryReport,
+    /// Retried deliveries are logged at most every ten seconds.
+    errors: super::errorlog::ErrorLog,
+    /// Most bytes of an event's raw payload a dead letter carries (see [`dead_letter_limit`]).
+    dead_letter_limit: usize,
+}
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Room left in a message for a dead letter's headers (reason, source position).
+const HEADER_ROOM: usize = 16 * 1024;
+
+/// The most raw bytes a dead letter may carry so that it fits the producer's
+/// `message.max.bytes` (librdkafka refuses a larger message locally, for good): an event as
+/// large as `max_event_bytes` would otherwise stop delivery.
+pub fn dead_letter_limit(config: &ServiceConfig) -> usize {
+    let max = (config.kafka.producer.get("message.max.bytes"))
+        .and_then(|v| v.expose().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+    max.saturating_sub(HEADER_ROOM).max(1024)
 }
 
 impl<'a> Delivery<'a> {
     pub fn new(ctx: Context<'a>, producer: &'a AlertProducer) -> Delivery<'a> {
         Delivery {
-            ctx,
             producer,
             ledger: Ledger::new(),
             inflight: HashMap::new(),
@@ -155,6 +175,9 @@ impl<'a> Delivery<'a> {
             barriers: VecDeque::new(),
             arrivals: HashMap::new(),
             report: DeliveryReport::default(),
+            errors: Default::default(),
+            dead_letter_limit: dead_letter_limit(ctx.config),
+            ctx,
         }
     }
 }
@@ -174,7 +197,9 @@ impl Sink for Delivery<'_> {
     }
 
     fn dead_letter(&mut self, letter: DeadLetter, replayed: bool) -> Result<(), ServiceError> {
-        if letter.kind == "late" {
+        // A restart's replay must drop these again: a late verdict depends on the clock
+        // restored at the replay's end, a future one on the wall clock, which has moved on.
+        if letter.kind == "late" || letter.kind == "future" {
             self.ledger.late(letter.pos.source, letter.pos.offset);
         }
         if !replayed {
@@ -315,6 +340,46 @@ impl Delivery<'_> {
             .events
             .last()
             .map_or((0, 0), |(e, _)| (e.pos.source, e.pos.offset));
+        if a.line.len() > self.dead_letter_limit {
+            // The producer would refuse it for good and stop delivery: the alert goes to the
+            // dead-letter topic instead, cut to fit, with its id and why (its acknowledgement
+            // settles the alert in the ledger like a delivery would).
+            tracing::warn!(
+                alert_id = uid,
+                bytes = a.line.len(),
+                limit = self.dead_letter_limit,
+                "alert larger than the producer's message.max.bytes: dead-lettered"
+            );
+            let reason = format!(
+                "alert {uid} is {} bytes, more than the producer's message.max.bytes allows ({} with headers)",
+                a.line.len(),
+                self.dead_letter_limit
+            );
+            let headers = headers
+                .insert(Header {
+                    key: "credtrail.reason",
+                    value: Some("alert_too_large"),
+                })
+                .insert(Header {
+                    key: "credtrail.reason_detail",
+                    value: Some(reason.as_str()),
+                })
+                .insert(Header {
+                    key: "credtrail.truncated",
+                    value: Some("true"),
+                });
+            return self.send(Outgoing {
+                topic_is_alert: false,
+                key: Some(f.group.as_bytes().to_vec()),
+                payload: a.line[..self.dead_letter_limit].to_vec(),
+                headers,
+                what: What::Alert {
+                    unit,
+                    rule: meta.title.clone(),
+                    last,
+                },
+            });
+        }
         self.send(Outgoing {
             topic_is_alert: true,
             key: Some(f.group.as_bytes().to_vec()),
@@ -328,7 +393,18 @@ impl Delivery<'_> {
         })
     }
 
-    fn produce_dead_letter(&mut self, d: DeadLetter) -> Result<(), ServiceError> {
+    fn produce_dead_letter(&mut self, mut d: DeadLetter) -> Result<(), ServiceError> {
+        // Cut to what the producer accepts; `credtrail.truncated` and the reason say so.
+        if d.raw.len() > self.dead_letter_limit {
+            d.raw.truncate(self.dead_letter_limit);
+        }
+        if d.reason.len() > 4096 {
+            let mut cut = 4096;
+            while !d.reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            d.reason.truncate(cut);
+        }
         let (topic, partition) = {
             let sources = self.ctx.sources.read().unwrap_or_else(|e| e.into_inner());
             match sources.get(d.pos.source) {
@@ -400,13 +476,15 @@ impl Delivery<'_> {
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.ctx.metrics.heartbeats.beat_named("output");
                     self.producer.poll(Duration::from_millis(10));
                     self.handle_acks()?;
                 }
                 Err((e, _)) => {
-                    return Err(ServiceError::ProducerFatal(format!(
-                        "cannot produce to {topic}: {e}"
-                    )));
+                    return Err(ServiceError::ProduceRefused {
+                        topic: topic.clone(),
+                        source: e,
+                    });
                 }
             }
         }
@@ -420,15 +498,31 @@ impl Delivery<'_> {
             };
             match result {
                 Ok(()) => self.acked(out),
+                Err(e) if is_permanent(&e) => {
+                    // Retrying cannot help: stop with the reason rather than retry forever.
+                    self.ctx
+                        .metrics
+                        .failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    let kafka = &self.ctx.config.kafka;
+                    let topic = if out.topic_is_alert {
+                        kafka.alert_topic.clone()
+                    } else {
+                        kafka.dead_letter_topic.clone()
+                    };
+                    return Err(ServiceError::ProducePermanent { topic, source: e });
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "delivery failed; producing the message again");
+                    if let Some(repeated) = self.errors.due() {
+                        tracing::warn!(error = %e, repeated, "delivery failed; producing the message again");
+                    }
                     Metrics::add(&self.ctx.metrics.produce_retries, 1);
                     self.retry.push_back((Instant::now() + RETRY_BACKOFF, out));
                 }
             }
         }
         if let Some((code, reason)) = self.producer.client().fatal_error() {
-            return Err(ServiceError::ProducerFatal(format!("{code:?}: {reason}")));
+            return Err(ServiceError::ProducerFatal { code, reason });
         }
         while self
             .retry
@@ -457,4 +551,22 @@ impl Delivery<'_> {
             What::DeadLetter { source, offset } => self.ledger.dead_letter_acked(source, offset),
         }
     }
+}
+
+/// Delivery errors retrying cannot fix: the broker refuses the message itself (too large for
+/// the topic, invalid) or the credentials (authorization).
+fn is_permanent(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::Fatal
+        )
+    )
 }

@@ -14,22 +14,27 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpoint::Checkpoints;
 use super::commit::Committer;
 use super::consumer::InputConsumer;
 use super::ledger::CommitPoint;
 use super::{Control, Item, Mailbox, NewRules, ServiceError, Signal};
+
+mod rebalance;
 use crate::config::{InputTopic, ServiceConfig, ShutdownStep};
-use crate::input::{Batch, SourceInfo, Sources};
+use crate::input::{Batch, Sources};
 use crate::matcher::RuleSet;
 use crate::metrics::Metrics;
 
 /// Bytes of a batch beyond which it is sent even if it has fewer than `batch_events` events.
 const BATCH_BYTES: usize = 1 << 20;
+
+/// How often the engine is told the wall clock while every partition is idle.
+const TICK_EVERY: Duration = Duration::from_secs(1);
 
 /// What the intake thread needs.
 pub struct Context<'a> {
@@ -78,6 +83,10 @@ pub struct Intake {
     /// Bound of one checkpoint read or committed-offsets lookup.
     io_limit: Duration,
     rules: Arc<RuleSet>,
+    /// When the engine was last told the wall clock while every partition was idle.
+    last_tick: Instant,
+    /// The engine's queue closed under us.
+    gone: bool,
 }
 
 impl Intake {
@@ -102,7 +111,7 @@ impl Intake {
                     return false;
                 }
                 Err(TrySendError::Disconnected(_)) => {
-                    self.held.clear();
+                    self.engine_gone();
                     return true;
                 }
             }
@@ -122,12 +131,23 @@ impl Intake {
                     return false;
                 }
                 Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
-                    self.held.clear();
+                    self.engine_gone();
                     return true;
                 }
             }
         }
         true
+    }
+
+    /// The engine's queue is closed: a pipeline thread ended. Nothing read from here on could
+    /// be processed, so the service must stop, loudly, instead of polling and discarding.
+    fn engine_gone(&mut self) {
+        self.held.clear();
+        if !self.gone {
+            self.gone = true;
+            self.metrics.failed.store(true, Ordering::Relaxed);
+            tracing::error!("the engine stopped (a pipeline thread ended): stopping the service");
+        }
     }
 
     fn signal(&mut self, signal: Signal) {
@@ -175,131 +195,6 @@ impl Intake {
         for s in ids {
             self.flush(s);
         }
-    }
-
-    /// Registers newly assigned partitions and returns where each must start reading.
-    pub(super) fn assign(
-        &mut self,
-        consumer: &InputConsumer,
-        tpl: &TopicPartitionList,
-    ) -> Vec<(String, i32, i64)> {
-        let mut starts = Vec::new();
-        let committed = match consumer.committed_offsets(tpl.clone(), self.io_limit) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read committed offsets; starting without replay metadata");
-                tpl.clone()
-            }
-        };
-        let wanted: Vec<(String, i32)> = committed
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        let mut checkpoints = match self.committer.checkpoints().read(&wanted, self.io_limit) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read checkpoints; replaying without them (alerts may be re-emitted with their same ids)");
-                HashMap::new()
-            }
-        };
-        for el in committed.elements() {
-            let topic = el.topic().to_string();
-            let partition = el.partition();
-            let Some(input) = self.inputs.iter().find(|i| i.topic == topic) else {
-                continue;
-            };
-            let source = self
-                .sources
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .register(SourceInfo::Kafka {
-                    topic: topic.clone(),
-                    partition,
-                });
-            let start = match el.offset() {
-                Offset::Offset(o) if o >= 0 => Some(o as u64),
-                _ => None,
-            };
-            let resume = match checkpoints.remove(&(topic.clone(), partition)) {
-                Some(c) if Some(c.offset) == start => Some(c.resume),
-                Some(c) => {
-                    tracing::warn!(
-                        topic,
-                        partition,
-                        checkpoint = c.offset,
-                        ?start,
-                        "checkpoint does not match the committed offset; replaying without it (alerts may be re-emitted with their same ids)"
-                    );
-                    None
-                }
-                None => None,
-            };
-            let cut_at = resume.as_ref().map(|r| r.end);
-            if let Some(s) = start {
-                starts.push((topic.clone(), partition, s as i64));
-            }
-            tracing::info!(topic, partition, ?start, replay_to = ?cut_at, "partition assigned");
-            let mut batch = Batch {
-                source,
-                ..Batch::default()
-            };
-            batch.buf.reserve(BATCH_BYTES);
-            self.parts.insert(
-                source,
-                PartitionIntake {
-                    topic,
-                    partition,
-                    profile: input.profile,
-                    batch,
-                    cut_at,
-                    last_message: Instant::now(),
-                    idle: false,
-                },
-            );
-            self.signal(Signal::Assign {
-                source,
-                lateness: input.lateness,
-                start,
-                resume,
-            });
-        }
-        self.publish_assignment();
-        starts
-    }
-
-    /// The assignment gauges: partitions held, and ready while any is.
-    fn publish_assignment(&self) {
-        let n = self.parts.len();
-        self.metrics
-            .partitions_assigned
-            .store(n as i64, Ordering::Relaxed);
-        self.metrics.ready.store(n > 0, Ordering::Relaxed);
-    }
-
-    pub(super) fn revoke(&mut self, consumer: &InputConsumer, tpl: &TopicPartitionList) {
-        let sources: Vec<u32> = tpl
-            .elements()
-            .iter()
-            .filter_map(|el| self.source_of(el.topic(), el.partition()))
-            .collect();
-        if sources.is_empty() {
-            return;
-        }
-        tracing::info!(partitions = sources.len(), "draining revoked partitions");
-        self.metrics.draining.store(true, Ordering::Relaxed);
-        let points = self.drain();
-        self.commit(consumer, points, CommitMode::Sync);
-        self.signal(Signal::Revoke {
-            sources: sources.clone(),
-        });
-        for s in &sources {
-            if let Some(p) = self.parts.remove(s) {
-                self.metrics.forget_partition(&p.topic, p.partition);
-            }
-        }
-        self.publish_assignment();
-        self.metrics.draining.store(false, Ordering::Relaxed);
     }
 
     /// Sends every partial batch and a draining barrier, and waits for its commit points.
@@ -415,6 +310,17 @@ impl Intake {
                 idle: true,
             });
         }
+        // Every partition quiet for the idle timeout: event time follows the wall clock, so
+        // the chains of a quiet stream are decided (README, "Event time").
+        if !self.parts.is_empty()
+            && self.parts.values().all(|p| p.idle)
+            && now.duration_since(self.last_tick) >= TICK_EVERY
+        {
+            self.last_tick = now;
+            self.signal(Signal::Tick {
+                wall: crate::pipeline::clock::wall_now(),
+            });
+        }
     }
 }
 
@@ -450,6 +356,8 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         ),
         io_limit: config.shutdown.step(ShutdownStep::Commit),
         rules: ctx.rules,
+        last_tick: Instant::now(),
+        gone: false,
     });
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer
@@ -471,10 +379,19 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
     };
     let mut next_barrier = Instant::now() + config.kafka.commit_interval;
     let mut partial = false;
+    let mut errors = super::errorlog::ErrorLog::default();
+    let mut failure: Option<ServiceError> = None;
+    let heartbeat = ctx.metrics.heartbeats.register("intake");
     while !ctx.control.stopping() {
+        heartbeat.beat();
         let mut blocked = false;
+        let mut gone = false;
         let reloaded = ctx.control.take_rules();
+        let fault = ctx.control.take_fault();
         with(&mut |i| {
+            if fault {
+                i.signal(Signal::StopShardForTest);
+            }
             if let Some(rules) = &reloaded {
                 i.reload(rules.clone());
             }
@@ -491,7 +408,12 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
                     drain: false,
                 });
             }
+            gone = i.gone;
         });
+        if gone {
+            failure = Some(ServiceError::EngineStopped);
+            break;
+        }
         if Instant::now() >= next_barrier {
             next_barrier = Instant::now() + config.kafka.commit_interval;
         }
@@ -514,9 +436,32 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
                 partial = true;
             }
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "consumer error");
+                if is_permanent(&e) {
+                    ctx.metrics.failed.store(true, Ordering::Relaxed);
+                    tracing::error!(error = %e, "permanent consumer error: stopping the service");
+                    failure = Some(ServiceError::ConsumerFatal { source: e });
+                    break;
+                }
+                if let Some(repeated) = errors.due() {
+                    tracing::warn!(error = %e, repeated, "consumer error (transient; retrying)");
+                }
             }
         }
+    }
+    if let Some(failure) = failure {
+        // Nothing can be drained into a dead engine or read from a dead client: commit what
+        // the ledger already allowed, leave the group and report.
+        with(&mut |i| {
+            let points = i.mailbox.take();
+            i.commit(&consumer, points, CommitMode::Sync);
+        });
+        consumer.unsubscribe();
+        *consumer
+            .context()
+            .intake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        return Err(failure);
     }
     // Graceful stop: drain everything, commit synchronously, leave the group.
     tracing::info!("stopping: draining");
@@ -551,4 +496,21 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = None;
     Ok(committed)
+}
+
+/// Consumer errors that retrying cannot fix: librdkafka's fatal errors and refused credentials
+/// or authorizations.
+fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::Fatal
+                | C::Authentication
+                | C::SaslAuthenticationFailed
+                | C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+        )
+    )
 }

@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod consumer;
 pub mod delivery;
+pub mod errorlog;
 pub mod intake;
 pub mod inventory;
 pub mod ledger;
@@ -67,12 +68,31 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
-    #[error("the alert producer failed fatally: {0}")]
-    ProducerFatal(String),
+    #[error("the alert producer failed fatally ({code:?}): {reason}")]
+    ProducerFatal {
+        code: rdkafka::types::RDKafkaErrorCode,
+        reason: String,
+    },
+    #[error("cannot hand a message for {topic} to the producer: {source}")]
+    ProduceRefused {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("the broker refused a message to {topic} for good: {source}")]
+    ProducePermanent {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("cannot render an alert: {0}")]
     Render(#[from] serde_json::Error),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error(
+        "the engine stopped while the service was running (a pipeline thread ended); no input was consumed after it"
+    )]
+    EngineStopped,
+    #[error("the consumer failed permanently: {source}")]
+    ConsumerFatal { source: rdkafka::error::KafkaError },
     #[error("shutdown step `{step}` did not finish within {limit:?}")]
     Timeout { step: &'static str, limit: Duration },
     #[error(transparent)]
@@ -83,6 +103,7 @@ pub enum ServiceError {
 #[derive(Clone, Default)]
 pub struct Control {
     stop: Arc<AtomicBool>,
+    fault: Arc<AtomicBool>,
     /// A compiled rule set waiting for the intake to swap it in (the latest offer wins).
     rules: Arc<Mutex<Option<Arc<RuleSet>>>>,
 }
@@ -98,6 +119,16 @@ impl std::fmt::Debug for Control {
 impl Control {
     pub fn new() -> Control {
         Control::default()
+    }
+
+    /// Test hook: makes shard 0 of the engine end, as a crashed thread would.
+    #[doc(hidden)]
+    pub fn stop_shard_for_test(&self) {
+        self.fault.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn take_fault(&self) -> bool {
+        self.fault.swap(false, Ordering::SeqCst)
     }
 
     /// Asks for a graceful stop (what SIGTERM does).
@@ -198,6 +229,7 @@ pub fn run(
         mint: MintLifetimes::default(),
         lineage: LineageLimits::default(),
         lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
+        reference: pipeline::Reference::WallClock,
         // Incident state lives only in the output thread and is not checkpointed: a restart
         // would close every incident and open new ones with other ids. Until it is, the service
         // writes one alert per finding, as before.
@@ -207,6 +239,13 @@ pub fn run(
         },
     };
 
+    // Every pipeline thread handles a commit barrier each commit interval; ten of them missed
+    // (and at least a minute) means a stuck thread.
+    let liveness = (config.kafka.commit_interval * 10).max(Duration::from_secs(60));
+    metrics
+        .heartbeats
+        .timeout_ms
+        .store(liveness.as_millis() as u64, Ordering::Relaxed);
     let live = Arc::new(LiveAssessor::new(assessor));
     Metrics::add(&metrics.inventory_versions, 1);
     let feed = match &config.scoring.inventory_topic {

@@ -50,6 +50,12 @@ pub fn broker() -> Broker {
     if let Ok(addr) = std::env::var("CREDTRAIL_TEST_BROKER") {
         return Broker { addr, child: None };
     }
+    private()
+}
+
+/// A tansu broker of this test's own, even when `CREDTRAIL_TEST_BROKER` names a shared one: for
+/// tests that use the fixed topic names of a shipped config.
+pub fn private() -> Broker {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -46,6 +46,7 @@ pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) ->
         shards,
         workers: shards,
         lateness: Span::parse(lateness).unwrap(),
+        max_future: credtrail::pipeline::clock::DEFAULT_MAX_FUTURE,
         out: Some(dir.join("alerts.jsonl")),
         dead_letter: dir.join("dead.jsonl"),
         progress: false,

@@ -450,6 +450,7 @@ impl Runner {
             shards,
             workers: 1,
             lateness,
+            max_future: crate::pipeline::clock::DEFAULT_MAX_FUTURE,
             out: Some(alerts_path.clone()),
             dead_letter: dead.clone(),
             progress: false,
