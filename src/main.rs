@@ -339,6 +339,13 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
         shards_total(|x| x.budget_evicted),
         shards_total(|x| x.trimmed),
     );
+    let exhausted = shards_total(|x| x.id_exhausted);
+    if exhausted > 0 {
+        eprintln!(
+            "  state ids: {exhausted} hit(s) dropped, every id of their group held by another group ({} collisions)",
+            shards_total(|x| x.id_collisions),
+        );
+    }
     eprintln!(
         "  credential lineage: {} credential(s) linked to their minter, {} hit(s) resolved through a link, {} link(s) expired, {} evicted",
         s.lineage.links, s.lineage.resolved_through_links, s.lineage.expired, s.lineage.evicted

@@ -9,8 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use xxhash_rust::xxh3::xxh3_64;
-
 use super::worker::DecodedBatch;
 use crate::correlate::Hit;
 use crate::deadletter::DeadLetter;
@@ -96,11 +94,6 @@ impl Sequencer {
 
     pub fn clock_mut(&mut self, source: u32) -> Option<&mut SourceClock> {
         self.clocks.get_mut(source as usize)
-    }
-
-    /// The shard that owns a group key.
-    pub fn shard_of(&self, group: &str) -> usize {
-        (xxh3_64(group.as_bytes()) % self.shards as u64) as usize
     }
 
     /// Accepts a batch (in any order) and handles every batch that is now next in line:
