@@ -245,8 +245,15 @@ pub struct LogConfig {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricsConfig {
-    /// `None`: no HTTP endpoint.
+    /// `None`: no HTTP endpoint. `/metrics` names every rule and its match count: bind it where
+    /// only the scraper can reach it.
     pub listen: Option<SocketAddr>,
+    /// A listener serving `/livez` and `/readyz` only (never the same address as `listen`).
+    pub probes_listen: Option<SocketAddr>,
+    /// A connection that has not sent a whole request head within it is closed (100ms..=5m).
+    pub header_read_timeout: Duration,
+    /// Connections per listener; beyond it the oldest is closed (1..=65536).
+    pub max_connections: usize,
 }
 
 /// The validated service config.
