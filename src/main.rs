@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use credtrail::alert::signature::SigningKeys;
 use credtrail::correlate::ShardLimits;
 use credtrail::decode::{DecodeLimits, ProfileKind};
 use credtrail::input::ReadLimits;
@@ -48,6 +49,8 @@ enum Command {
     Run(cli::service::RunArgs),
     /// Check or print the service's config.
     Config(cli::service::ConfigArgs),
+    /// Tools for alert consumers (`verify`).
+    Alert(cli::alert::AlertArgs),
 }
 
 #[derive(clap::Args)]
@@ -101,6 +104,14 @@ struct ReplayArgs {
     /// advances or its score changes, the last one alerting.
     #[arg(long)]
     escalate_at: Option<u32>,
+    /// Also write every alert signed (HMAC-SHA256, Standard Webhooks style) to this file, as
+    /// JSON lines in the shape `kcat -C -J` prints a topic; needs `--sign-keys`. Check it with
+    /// `credtrail alert verify`.
+    #[arg(long, requires = "sign_keys")]
+    signed_out: Option<PathBuf>,
+    /// The signing key file (`<key id> <base64 secret>` per line; the first key signs).
+    #[arg(long, requires = "signed_out")]
+    sign_keys: Option<PathBuf>,
     /// Do not print the summary on standard error.
     #[arg(long)]
     quiet: bool,
@@ -127,6 +138,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::generate::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Rules(args) => return cli::rules::run(args),
+        Command::Alert(args) => return cli::alert::run(args),
         Command::Run(args) => cli::service::run(args),
         Command::Config(args) => cli::service::config_command(args),
     };
@@ -200,6 +212,13 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         mint: credtrail::decode::MintLifetimes::default(),
         lineage: credtrail::identity::LineageLimits::default(),
         assessor: Arc::new(assessor(&args)?),
+        signed_out: match (&args.signed_out, &args.sign_keys) {
+            (Some(path), Some(keys)) => Some(pipeline::SignedOutput {
+                path: path.clone(),
+                keys: SigningKeys::load(keys).map_err(|e| bad_input(e.into()))?,
+            }),
+            _ => None,
+        },
     };
     let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
     if !args.quiet {

@@ -7,6 +7,7 @@
 //! analyst finds it again) and in `finding_info.related_events`.
 
 pub mod attack;
+pub mod signature;
 
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;

@@ -70,6 +70,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             mint: credtrail::decode::MintLifetimes::default(),
             lineage: credtrail::identity::LineageLimits::default(),
             assessor: Arc::new(Assessor::default()),
+            signed_out: None,
         },
     };
     let report = eval::run(Arc::new(rules), &truth, &opts).map_err(|e| runtime(e.into()))?;

@@ -267,7 +267,18 @@ pub struct ServiceConfig {
     pub scoring: ScoringConfig,
     pub shutdown: ShutdownConfig,
     pub metrics: MetricsConfig,
+    pub signing: SigningConfig,
     pub log: LogConfig,
+}
+
+/// How alerts on the topic are signed (see [`crate::alert::signature`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SigningConfig {
+    /// The key file; `None`: alerts go unsigned.
+    pub keys_file: Option<PathBuf>,
+    /// Its keys, read and checked when the config is (never printed).
+    #[serde(skip)]
+    pub keys: Option<crate::alert::signature::SigningKeys>,
 }
 
 /// Why a config cannot be used. Every variant names where the bad value came from.
@@ -289,6 +300,8 @@ pub enum ConfigError {
         key: String,
         reason: String,
     },
+    #[error("`signing.keys_file`: {0}")]
+    SigningKeys(#[source] crate::alert::signature::KeyFileError),
     #[error("{origin}: cannot read secret file {path}: {source}")]
     SecretFile {
         origin: String,

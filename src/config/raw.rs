@@ -11,8 +11,9 @@ use super::scoring::RawScoring;
 use super::{
     ConfigError, ENV_PREFIX, EngineConfig, InputTopic, KafkaConfig, LoadNotes, LogConfig,
     LogFormat, MetricsConfig, PropertyValue, RESERVED_PROPERTIES, RulesConfig, Secret,
-    ServiceConfig, ShutdownConfig, is_secret_property,
+    ServiceConfig, ShutdownConfig, SigningConfig, is_secret_property,
 };
+use crate::alert::signature::SigningKeys;
 use crate::decode::ProfileKind;
 use crate::time::Span;
 
@@ -32,7 +33,17 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics: RawMetrics,
     #[serde(default)]
+    pub signing: RawSigning,
+    #[serde(default)]
     pub log: RawLog,
+}
+
+/// `[signing]`: the key file that signs alerts on the topic; unset, alerts go unsigned.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    #[serde(default)]
+    pub keys_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,6 +306,7 @@ const ENV_SETTINGS: &[&str] = &[
     "metrics.probes_listen",
     "metrics.header_read_timeout",
     "metrics.max_connections",
+    "signing.keys_file",
     "log.format",
     "log.level",
 ];
@@ -571,6 +583,17 @@ impl RawConfig {
             deadline: duration("shutdown.deadline", &self.shutdown.deadline)?,
         };
         let metrics = self.metrics.validate()?;
+        let signing = match &self.signing.keys_file {
+            None => SigningConfig::default(),
+            Some(p) => {
+                let path = base.join(p);
+                let keys = SigningKeys::load(&path).map_err(ConfigError::SigningKeys)?;
+                SigningConfig {
+                    keys_file: Some(path),
+                    keys: Some(keys),
+                }
+            }
+        };
         let format = match self.log.format.as_str() {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
@@ -589,6 +612,7 @@ impl RawConfig {
             scoring,
             shutdown,
             metrics,
+            signing,
             log: LogConfig {
                 format,
                 level: self.log.level,

@@ -293,3 +293,24 @@ fn metrics_limits_and_the_probes_listener_are_validated() {
     let c = load_text(MINIMAL, &[("CREDTRAIL_METRICS_MAX_CONNECTIONS", "7")]).unwrap();
     assert_eq!(c.metrics.max_connections, 7);
 }
+
+/// Issue 15: the signing keys are read and checked with the config, never printed.
+#[test]
+fn signing_keys_are_loaded_checked_and_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "k1 MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+    let var = ("CREDTRAIL_SIGNING_KEYS_FILE", keys.to_str().unwrap());
+    let c = load_text(MINIMAL, &[var]).unwrap();
+    let loaded = c.signing.keys.as_ref().unwrap();
+    assert_eq!(loaded.ids().collect::<Vec<_>>(), ["k1"]);
+    let printed = serde_json::to_string(&c).unwrap();
+    assert!(!printed.contains("MDEy"), "{printed}");
+    assert!(printed.contains("keys_file"));
+    assert_eq!(load_text(MINIMAL, &[]).unwrap().signing.keys, None);
+    std::fs::write(&keys, "k1 c2hvcnQ=\n").unwrap();
+    match load_text(MINIMAL, &[var]) {
+        Err(ConfigError::SigningKeys(e)) => assert!(e.to_string().contains("line 1"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

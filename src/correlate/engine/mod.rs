@@ -120,6 +120,9 @@ impl Entry {
     }
 }
 
+/// What identifies a hit for duplicate detection: time, event key, target, group, event id.
+type Dedupe = (EventTime, u64, Target, Box<str>, Box<str>);
+
 /// Width of an expiry bucket: states are swept at most this late (memory only, never results).
 const BUCKET: i64 = 1_000_000_000;
 
@@ -147,7 +150,7 @@ pub struct ShardEngine {
     watermark: EventTime,
     /// The last hit processed, to drop its duplicate: compared by event id, not only by the
     /// event key (a hash an input could aim at another event's).
-    last: Option<(EventTime, u64, Target, Box<str>, Box<str>)>,
+    last: Option<Dedupe>,
     stats: ShardStats,
 }
 

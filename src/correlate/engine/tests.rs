@@ -131,7 +131,7 @@ fn a_displaced_state_is_found_after_its_home_is_freed() {
 fn keys_crafted_for_one_shard_spread_over_all() {
     let crafted: Vec<String> = (0u64..)
         .map(|i| format!("arn:aws:iam::123456789012:user/u{i}"))
-        .filter(|k| xxh3_64(k.as_bytes()) % 4 == 0)
+        .filter(|k| xxh3_64(k.as_bytes()).is_multiple_of(4))
         .take(100_000)
         .collect();
     for shards in [2u64, 4] {
@@ -154,7 +154,7 @@ fn keys_crafted_for_one_shard_spread_over_all() {
     let sep = crate::vocab::GROUP_SEPARATOR;
     let mut hits_shard0 = 0usize;
     for k in &crafted {
-        if shard_key(&format!("x{sep}{k}"), Some(&[1])) % 4 == 0 {
+        if shard_key(&format!("x{sep}{k}"), Some(&[1])).is_multiple_of(4) {
             hits_shard0 += 1;
         }
     }

@@ -451,6 +451,7 @@ impl Runner {
             mint: Default::default(),
             lineage: Default::default(),
             assessor: Default::default(),
+            signed_out: None,
         };
         let summary = pipeline::replay(rules.clone(), &opts).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(&alerts_path).unwrap_or_default();
