@@ -22,7 +22,19 @@ use crate::vocab::IDENTITY_FIELD;
 
 mod patterns;
 
-pub use patterns::{REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, glob_to_regex, hir_weight};
+pub use patterns::{
+    REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, RULESET_REGEX_BYTES_LIMIT,
+    RULESET_REGEX_WEIGHT_LIMIT, glob_to_regex, hir_weight,
+};
+
+/// Longest string value a rule may compare, in bytes (after its modifiers: a `base64offset`
+/// value counts its encodings). Detections compare short indicators; a longer value is a
+/// rule that loads slowly or costs every event, not a detection.
+pub const VALUE_MAX_LEN: usize = 8 << 10;
+
+/// Bound on the bytes of every string value of a rule set together (the prefilter's automata
+/// and the comparisons hold them).
+pub const RULESET_LITERAL_BYTES_LIMIT: usize = 16 << 20;
 
 /// The slot of the regex set that keyword searches use: it runs over every scalar value of
 /// the event rather than over one field.
@@ -55,6 +67,11 @@ struct Builder<'a> {
     literals: LiteralTable,
     /// Per slot: (patterns, owner rule index and location for errors).
     regex_patterns: HashMap<Slot, Vec<(String, usize, Loc)>>,
+    /// The expanded size of every pattern so far, and per field (see `hir_weight`).
+    regex_weight: u64,
+    regex_weight_of_slot: HashMap<Slot, u64>,
+    /// Bytes of every literal value so far (the prefilter automata hold them).
+    literal_bytes: usize,
     pattern_size_limit: usize,
     errors: Vec<LoadError>,
 }
@@ -67,6 +84,9 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         preds: Vec::new(),
         literals: LiteralTable::default(),
         regex_patterns: HashMap::new(),
+        regex_weight: 0,
+        regex_weight_of_slot: HashMap::new(),
+        literal_bytes: 0,
         pattern_size_limit: opts
             .regex_pattern_size_limit
             .unwrap_or(REGEX_PATTERN_SIZE_LIMIT),
@@ -118,6 +138,11 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
             spec
         })
         .collect();
+    // A set with errors fails whole: building its automata (seconds for a hostile set) would
+    // only find more.
+    if !b.errors.is_empty() {
+        return Err(LoadErrors(b.errors));
+    }
     let regex_sets = b.regex_sets(opts);
     if !b.errors.is_empty() {
         return Err(LoadErrors(b.errors));
@@ -380,6 +405,30 @@ impl Builder<'_> {
         cased: bool,
         keyword: bool,
     ) -> Option<(Test, Option<u32>)> {
+        let bytes: usize = s.literals().map(str::len).sum();
+        if bytes > VALUE_MAX_LEN {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::Limit(format!(
+                    "a value of `{}` is {bytes} bytes long, over the limit of {VALUE_MAX_LEN}",
+                    item.spec
+                )),
+            ));
+            return None;
+        }
+        if self.literal_bytes + bytes > RULESET_LITERAL_BYTES_LIMIT {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::Limit(format!(
+                    "a value of `{}` takes the rule set's values over their budget of {RULESET_LITERAL_BYTES_LIMIT} bytes together",
+                    item.spec
+                )),
+            ));
+            return None;
+        }
+        self.literal_bytes += bytes;
         let parts = &s.0;
         let lead = matches!(parts.first(), Some(Part::Star));
         let trail = parts.len() > 1 && matches!(parts.last(), Some(Part::Star));
