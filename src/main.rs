@@ -328,6 +328,18 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
     } else {
         eprintln!("  dead-lettered: 0");
     }
+    if !s.workers.salvaged.is_empty() {
+        let by: Vec<String> = s
+            .workers
+            .salvaged
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        eprintln!(
+            "  salvaged (over a decode limit, matched with the excess marked): {}",
+            by.join(", ")
+        );
+    }
     eprintln!("  late events: {}", seq.late);
     eprintln!(
         "  detection matches by rule ({} hits routed to shards):",
