@@ -36,8 +36,8 @@
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
 //!   reused buffers, size/depth/field limits), by source profile; event time and identity.
 //! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
-//! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field and
-//!   multi-pattern regexes; per event, the detections it satisfies. On a rule reload, which
+//! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field, literal
+//!   wildcard matchers and one small regex engine per `re` pattern; per event, the detections it satisfies. On a rule reload, which
 //!   correlations of the old set carry their open state into the new one.
 //! - [`identity`]: who is really acting: credential lineage across `AssumeRole` and new access
 //!   keys, resolved in event-time order to a root identity that hits are grouped by.

@@ -1,14 +1,14 @@
 //! From a [`Catalog`] of parsed rules to a [`RuleSet`]: fields interned to slots, field items
-//! compiled to predicates, wildcards and `re` patterns grouped into one multi-pattern regex per
-//! field, log-source guards added, correlation references and group-by fields resolved, and
-//! the per-profile prefilter built. The patterns (size bounds, one regex set per field) live in
-//! `compile/patterns.rs`.
+//! compiled to predicates (wildcards of `*` and literals as [`GlobTest`]s, the rest of the
+//! wildcards and `re` values as one regex each), log-source guards added, correlation
+//! references and group-by fields resolved, and the per-profile prefilter built. The regex
+//! patterns (size bounds, one engine per distinct pattern) live in `compile/patterns.rs`.
 
 use std::collections::HashMap;
 
 use super::correlation::{self, CorrelationLimits};
 use super::logsource;
-use super::predicate::{Pred, StrKind, StrTest, Test, ascii_foldable};
+use super::predicate::{GlobTest, Pred, StrKind, StrTest, Test, ascii_foldable};
 use super::prefilter::{self, LiteralTable};
 use super::{CompiledDetection, Expr, RuleSet};
 use crate::decode::{
@@ -36,8 +36,7 @@ pub const VALUE_MAX_LEN: usize = 8 << 10;
 /// and the comparisons hold them).
 pub const RULESET_LITERAL_BYTES_LIMIT: usize = 16 << 20;
 
-/// The slot of the regex set that keyword searches use: it runs over every scalar value of
-/// the event rather than over one field.
+/// The slot keyword regexes search: every scalar value of the event rather than one field.
 pub const KEYWORD_SLOT: Slot = Slot::MAX;
 
 /// Options that shape compilation.
@@ -47,7 +46,7 @@ pub struct CompileOptions {
     /// Force one profile for every event (`--profile`).
     pub forced_profile: Option<ProfileKind>,
     pub generic: GenericPaths,
-    /// Largest compiled size of one field's regex set, in bytes (default 64 MiB).
+    /// Largest compiled size of one regex pattern's NFA, in bytes (default 64 MiB).
     pub regex_size_limit: Option<usize>,
     /// Identity templates replacing a profile's built-in priority list (`--identity`).
     pub identity: HashMap<ProfileKind, Vec<IdentityTemplate>>,
@@ -65,11 +64,12 @@ struct Builder<'a> {
     fields: FieldTable,
     preds: Vec<Pred>,
     literals: LiteralTable,
-    /// Per slot: (patterns, owner rule index and location for errors).
-    regex_patterns: HashMap<Slot, Vec<(String, usize, Loc)>>,
-    /// The expanded size of every pattern so far, and per field (see `hir_weight`).
+    /// Every distinct (field, pattern) needing a regex, with the first rule and location that
+    /// asked for it (for errors); a pattern's index is its [`Test::Regex`] id.
+    regex_patterns: Vec<(Slot, String, usize, Loc)>,
+    regex_ids: HashMap<(Slot, String), u32>,
+    /// The expanded size of every distinct pattern so far (see `hir_weight`).
     regex_weight: u64,
-    regex_weight_of_slot: HashMap<Slot, u64>,
     /// Bytes of every literal value so far (the prefilter automata hold them).
     literal_bytes: usize,
     pattern_size_limit: usize,
@@ -83,9 +83,9 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         fields: FieldTable::default(),
         preds: Vec::new(),
         literals: LiteralTable::default(),
-        regex_patterns: HashMap::new(),
+        regex_patterns: Vec::new(),
+        regex_ids: HashMap::new(),
         regex_weight: 0,
-        regex_weight_of_slot: HashMap::new(),
         literal_bytes: 0,
         pattern_size_limit: opts
             .regex_pattern_size_limit
@@ -143,7 +143,7 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
     if !b.errors.is_empty() {
         return Err(LoadErrors(b.errors));
     }
-    let regex_sets = b.regex_sets(opts);
+    let regexes = b.regexes(opts);
     if !b.errors.is_empty() {
         return Err(LoadErrors(b.errors));
     }
@@ -163,7 +163,7 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         detections,
         correlations,
         preds,
-        regex_sets,
+        regexes,
         literals,
         plans,
         identity_slot,
@@ -315,7 +315,7 @@ impl Builder<'_> {
         let mut tests = Vec::with_capacity(patterns.len());
         let mut needles = Vec::with_capacity(patterns.len());
         for p in patterns {
-            // Keyword searches scan every value: literal answers and regex sets are per field.
+            // Keyword searches scan every value: literal answers and regexes are per field.
             let keyword = slot.is_none();
             let (test, needle) = match p {
                 Pattern::Str { s, cased } => self.str_test(rule, item, slot, s, *cased, keyword)?,
@@ -376,7 +376,7 @@ impl Builder<'_> {
         if slot.is_none()
             && tests
                 .iter()
-                .any(|t| !matches!(t, Test::Str(_) | Test::Regex { .. }))
+                .any(|t| !matches!(t, Test::Str(_) | Test::Glob(_) | Test::Regex(_)))
         {
             self.errors.push(self.err(
                 rule,
@@ -478,21 +478,53 @@ impl Builder<'_> {
                 needle,
             ));
         }
-        let Some(slot) = slot.filter(|_| !keyword) else {
-            // A keyword value with wildcards inside: one regex over every value of the event.
-            let regex = glob_to_regex(s, cased);
-            return Some((self.regex_test(rule, item, KEYWORD_SLOT, regex)?, None));
-        };
+        let field = slot.filter(|_| !keyword);
         // The longest literal piece is the prefilter needle (any match must contain it).
-        let needle = s
-            .literals()
-            .filter(|l| l.is_ascii())
-            .max_by_key(|l| l.len())
-            .filter(|l| !l.is_empty())
-            .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()));
+        let needle = field.and_then(|slot| {
+            s.literals()
+                .filter(|l| l.is_ascii())
+                .max_by_key(|l| l.len())
+                .filter(|l| !l.is_empty())
+                .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()))
+        });
+        if let Some(glob) = star_glob(s, cased) {
+            return Some((Test::Glob(glob), needle));
+        }
+        // `?` (one character, not one byte) or non-ASCII text folded by Unicode: a regex, run
+        // only for the rules the prefilter left as candidates.
         let regex = glob_to_regex(s, cased);
+        let slot = field.unwrap_or(KEYWORD_SLOT);
         Some((self.regex_test(rule, item, slot, regex)?, needle))
     }
+}
+
+/// `s` as a [`GlobTest`] when its only wildcard is `*` and its text folds as ASCII (or is
+/// cased); `None` when it needs a regex.
+pub(crate) fn star_glob(s: &SigmaString, cased: bool) -> Option<GlobTest> {
+    let parts = &s.0;
+    if parts
+        .iter()
+        .any(|p| matches!(p, Part::One) || matches!(p, Part::Lit(t) if !ascii_foldable(t, cased)))
+    {
+        return None;
+    }
+    let pieces = parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Lit(t) if !t.is_empty() => Some(if cased {
+                t.as_str().into()
+            } else {
+                t.to_ascii_lowercase().into()
+            }),
+            _ => None,
+        })
+        .collect();
+    Some(GlobTest {
+        anchored_start: !matches!(parts.first(), Some(Part::Star)),
+        anchored_end: !matches!(parts.last(), Some(Part::Star)),
+        pieces,
+        cased,
+    })
 }
 
 fn to_expr(c: &Cond, selections: &[Expr]) -> Expr {

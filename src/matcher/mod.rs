@@ -16,7 +16,7 @@ pub mod predicate;
 pub mod prefilter;
 pub mod remap;
 
-use regex_automata::{Input, PatternID, PatternSet, meta};
+use regex_automata::{Input, meta};
 
 pub use compile::{CompileOptions, KEYWORD_SLOT, compile};
 pub use correlation::CorrelationLimits;
@@ -181,8 +181,9 @@ pub fn low_bits(n: usize) -> u64 {
     if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
-/// All patterns of one field that need a regex engine (wildcards in the middle, `re`).
-pub struct RegexSet {
+/// A pattern that needs a regex engine (`re`, wildcards with `?` or non-ASCII folded text),
+/// with the field it searches ([`KEYWORD_SLOT`]: every scalar of the event).
+pub struct FieldRegex {
     pub slot: Slot,
     pub regex: meta::Regex,
 }
@@ -195,7 +196,8 @@ pub struct RuleSet {
     pub detections: Vec<CompiledDetection>,
     pub correlations: Vec<CompiledCorrelation>,
     pub preds: Vec<Pred>,
-    pub regex_sets: Vec<RegexSet>,
+    /// Distinct regex patterns, indexed by [`Test::Regex`](predicate::Test::Regex).
+    pub regexes: Vec<FieldRegex>,
     pub literals: LiteralTable,
     pub plans: Vec<ProfilePlan>,
     pub identity_slot: Option<Slot>,
@@ -216,8 +218,9 @@ pub struct Matcher {
     /// Per scan of the current plan: the generation it was last run in.
     scan_done: Vec<u32>,
     regex_caches: Vec<meta::Cache>,
+    /// Per regex: the generation it was last run in, and its answer then.
     regex_done: Vec<u32>,
-    regex_hits: Vec<PatternSet>,
+    regex_hits: Vec<bool>,
     scratch: String,
 }
 
@@ -229,7 +232,7 @@ struct Facts<'a> {
     rules: &'a RuleSet,
     regex_caches: &'a mut [meta::Cache],
     regex_done: &'a mut [u32],
-    regex_hits: &'a mut [PatternSet],
+    regex_hits: &'a mut [bool],
     scratch: String,
 }
 
@@ -268,34 +271,29 @@ impl EventFacts for Facts<'_> {
         self.literal_seen.get(literal as usize) == Some(&self.generation)
     }
 
-    fn regex_hit(&mut self, view: &EventView<'_, '_>, slot_set: u32, pattern: u32) -> bool {
-        let k = slot_set as usize;
-        let Some(set) = self.rules.regex_sets.get(k) else {
+    fn regex_hit(&mut self, view: &EventView<'_, '_>, regex: u32) -> bool {
+        let k = regex as usize;
+        let Some(r) = self.rules.regexes.get(k) else {
             return false;
         };
         if self.regex_done[k] != self.generation {
             self.regex_done[k] = self.generation;
-            let hits = &mut self.regex_hits[k];
-            hits.clear();
             let cache = &mut self.regex_caches[k];
+            let scratch = &mut self.scratch;
             let mut search = |v| {
-                with_text(v, &mut self.scratch, |text| {
-                    set.regex
-                        .which_overlapping_matches_with(cache, &Input::new(text), hits);
-                    false
+                with_text(v, scratch, |text| {
+                    r.regex
+                        .search_half_with(cache, &Input::new(text).earliest(true))
+                        .is_some()
                 })
             };
-            if set.slot == KEYWORD_SLOT {
-                view.all_scalars().for_each(|v| {
-                    search(v);
-                });
+            self.regex_hits[k] = if r.slot == KEYWORD_SLOT {
+                view.all_scalars().any(&mut search)
             } else {
-                view.values(set.slot).for_each(|v| {
-                    search(v);
-                });
-            }
+                view.values(r.slot).any(&mut search)
+            };
         }
-        self.regex_hits[k].contains(PatternID::new_unchecked(pattern as usize))
+        self.regex_hits[k]
     }
 }
 
@@ -308,16 +306,12 @@ impl Matcher {
             candidates: Vec::new(),
             scan_done: vec![0; rules.plans.iter().map(|p| p.scans.len()).max().unwrap_or(0)],
             regex_caches: rules
-                .regex_sets
+                .regexes
                 .iter()
-                .map(|s| s.regex.create_cache())
+                .map(|r| r.regex.create_cache())
                 .collect(),
-            regex_done: vec![0; rules.regex_sets.len()],
-            regex_hits: rules
-                .regex_sets
-                .iter()
-                .map(|s| PatternSet::new(s.regex.pattern_len()))
-                .collect(),
+            regex_done: vec![0; rules.regexes.len()],
+            regex_hits: vec![false; rules.regexes.len()],
             scratch: String::new(),
         }
     }

@@ -28,15 +28,29 @@ pub struct StrTest {
     pub literal: Option<u32>,
 }
 
+/// A wildcard value whose wildcards are all `*` (`contains|all` pieces, `a*b*c`): literal
+/// pieces found left to right, each after the previous one, with memchr. Linear in the text
+/// and independent of how many rules the set holds: no automaton is built per event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobTest {
+    /// The value must start with the first piece (no leading `*`).
+    pub anchored_start: bool,
+    /// The value must end with the last piece (no trailing `*`).
+    pub anchored_end: bool,
+    /// The literal pieces between the stars, in order, none empty; ASCII-lowercased unless
+    /// `cased`.
+    pub pieces: Vec<Box<str>>,
+    pub cased: bool,
+}
+
 /// One compiled value test.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Test {
     Str(StrTest),
-    /// Index of a pattern in the slot's regex set (wildcard globs and `re`).
-    Regex {
-        slot_set: u32,
-        pattern: u32,
-    },
+    Glob(GlobTest),
+    /// Index of a pattern in [`RuleSet::regexes`](super::RuleSet) (`re`, and wildcards that
+    /// need one: `?`, non-ASCII case-insensitive text).
+    Regex(u32),
     Cidr(Cidr),
     Num(NumOp, f64),
     Exists(bool),
@@ -68,7 +82,9 @@ pub trait EventFacts {
     /// Whether the literal occurs in its field (scanning the field first if the prefilter left
     /// it for later).
     fn literal_hit(&mut self, view: &EventView<'_, '_>, literal: u32) -> bool;
-    fn regex_hit(&mut self, view: &EventView<'_, '_>, slot_set: u32, pattern: u32) -> bool;
+    /// Whether regex `regex` matches a value of its field (every scalar for keywords); asked
+    /// only of candidate rules, answered once per event.
+    fn regex_hit(&mut self, view: &EventView<'_, '_>, regex: u32) -> bool;
 }
 
 impl Pred {
@@ -112,7 +128,10 @@ impl Pred {
                 view.values(slot)
                     .any(|v| with_text(v, scratch, |text| s.matches(text)))
             }
-            Test::Regex { slot_set, pattern } => facts.regex_hit(view, *slot_set, *pattern),
+            Test::Glob(g) => view
+                .values(slot)
+                .any(|v| with_text(v, scratch, |text| g.matches(text))),
+            Test::Regex(r) => facts.regex_hit(view, *r),
             Test::Cidr(net) => view.values(slot).any(|v| match v {
                 Scalar::Str(s) => parse_ip(s).is_some_and(|ip| net.contains(ip)),
                 _ => false,
@@ -156,8 +175,11 @@ fn keyword_test(
         Test::Str(s) => view
             .all_scalars()
             .any(|v| with_text(v, scratch, |text| s.matches(text))),
-        // The keyword regex set runs over every scalar (see `KEYWORD_SLOT`).
-        Test::Regex { slot_set, pattern } => facts.regex_hit(view, *slot_set, *pattern),
+        Test::Glob(g) => view
+            .all_scalars()
+            .any(|v| with_text(v, scratch, |text| g.matches(text))),
+        // A keyword regex runs over every scalar (see `KEYWORD_SLOT`).
+        Test::Regex(r) => facts.regex_hit(view, *r),
         _ => false,
     }
 }
@@ -230,13 +252,69 @@ pub fn matches_kind(kind: StrKind, cased: bool, value: &str, pattern: &str) -> b
     }
 }
 
+impl GlobTest {
+    pub fn matches(&self, value: &str) -> bool {
+        let mut v = value.as_bytes();
+        let mut pieces = &self.pieces[..];
+        let eq = |a: &[u8], b: &[u8]| {
+            if self.cased {
+                a == b
+            } else {
+                a.eq_ignore_ascii_case(b)
+            }
+        };
+        if self.anchored_start {
+            let Some((first, rest)) = pieces.split_first() else {
+                return v.is_empty();
+            };
+            let first = first.as_bytes();
+            if v.len() < first.len() || !eq(&v[..first.len()], first) {
+                return false;
+            }
+            v = &v[first.len()..];
+            pieces = rest;
+        }
+        if self.anchored_end {
+            let Some((last, rest)) = pieces.split_last() else {
+                // The pattern was one anchored piece, already consumed: nothing may follow.
+                return v.is_empty();
+            };
+            let last = last.as_bytes();
+            if v.len() < last.len() || !eq(&v[v.len() - last.len()..], last) {
+                return false;
+            }
+            v = &v[..v.len() - last.len()];
+            pieces = rest;
+        }
+        // Leftmost first is enough for `*`: an earlier match never leaves less room.
+        for piece in pieces {
+            let p = piece.as_bytes();
+            let found = if self.cased {
+                memchr::memmem::find(v, p)
+            } else {
+                find_ignore_ascii_case(v, p)
+            };
+            match found {
+                Some(at) => v = &v[at + p.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
 /// Whether `hay` contains `needle`, folding ASCII case.
 fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
+    find_ignore_ascii_case(hay, needle).is_some()
+}
+
+/// Where `needle` first occurs in `hay`, folding ASCII case.
+fn find_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
-        return true;
+        return Some(0);
     }
     if hay.len() < needle.len() {
-        return false;
+        return None;
     }
     let first = needle[0].to_ascii_lowercase();
     let upper = needle[0].to_ascii_uppercase();
@@ -248,14 +326,14 @@ fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
         } else {
             memchr::memchr2(first, upper, &hay[i..=last_start])
         };
-        let Some(off) = found else { return false };
+        let off = found?;
         let at = i + off;
         if hay[at..at + needle.len()].eq_ignore_ascii_case(needle) {
-            return true;
+            return Some(at);
         }
         i = at + 1;
     }
-    false
+    None
 }
 
 fn time_part(v: Scalar<'_>) -> Option<EventTime> {

@@ -1,14 +1,20 @@
-//! Patterns of a rule set: wildcards and `re` values checked against the size bounds, grouped
-//! into one multi-pattern regex per field, and the bound itself ([`hir_weight`]).
-
-use std::collections::HashMap;
+//! Patterns of a rule set that need a regex engine (`re` values, wildcards with `?` or non-ASCII
+//! case-insensitive text), checked against the size bounds ([`hir_weight`]) and compiled one
+//! regex per distinct pattern.
+//!
+//! One multi-pattern regex per field used to hold every wildcard of the set: on real command
+//! lines its lazy DFA rebuilt states for nearly every event and then fell back to a PikeVM whose
+//! cache is sized for every pattern at once (13.5 GB with SigmaHQ's 1,183 process-creation
+//! rules). Now wildcards made of `*` and literals never reach a regex ([`GlobTest`](
+//! crate::matcher::predicate::GlobTest)), and each remaining pattern has its own engine, run
+//! only for rules the prefilter left as candidates, with a small bounded cache.
 
 use regex_automata::MatchKind;
 use regex_automata::meta;
 
 use super::{Builder, CompileOptions, KEYWORD_SLOT, first_line};
 use crate::decode::Slot;
-use crate::matcher::RegexSet;
+use crate::matcher::FieldRegex;
 use crate::matcher::predicate::Test;
 use crate::sigma::value::{Part, SigmaString};
 use crate::sigma::{FieldItem, LoadErrorKind};
@@ -25,14 +31,11 @@ pub const REGEX_PATTERN_SIZE_LIMIT: usize = 1 << 17;
 /// under the per-pattern bound must not add up to gigabytes of automata.
 pub const RULESET_REGEX_WEIGHT_LIMIT: u64 = 1 << 20;
 
-/// Bound on the compiled size of every field's regex set together, in bytes.
+/// Bound on the compiled size of every pattern's regex together, in bytes.
 pub const RULESET_REGEX_BYTES_LIMIT: usize = 256 << 20;
 
-/// Lazy-DFA cache of a field's regex set, per worker: the sets share this much in proportion
-/// to their patterns' weight, each between [`SET_CACHE_MIN`] and [`SET_CACHE_MAX`].
-const CACHE_BUDGET: usize = 64 << 20;
-const SET_CACHE_MIN: usize = 1 << 20;
-const SET_CACHE_MAX: usize = 16 << 20;
+/// Most bytes one pattern's lazy DFA keeps per worker.
+pub const REGEX_CACHE_CAPACITY: usize = 1 << 20;
 
 /// Longest pattern text accepted, in bytes.
 pub const REGEX_PATTERN_MAX_LEN: usize = 32 << 10;
@@ -87,74 +90,57 @@ impl Builder<'_> {
             ));
             return None;
         }
-        if self.regex_weight.saturating_add(weight) > RULESET_REGEX_WEIGHT_LIMIT {
-            self.errors.push(self.err(
-                rule,
-                item.loc,
-                LoadErrorKind::Limit(format!(
-                    "a pattern of `{}` (about {weight} NFA states) takes the rule set's patterns over their budget of {RULESET_REGEX_WEIGHT_LIMIT} states together",
-                    item.spec
-                )),
-            ));
-            return None;
+        let next = self.regex_patterns.len() as u32;
+        let id = *self
+            .regex_ids
+            .entry((slot, pattern.clone()))
+            .or_insert(next);
+        if id == next {
+            // Only distinct patterns cost: a pattern many rules share is compiled once.
+            if self.regex_weight.saturating_add(weight) > RULESET_REGEX_WEIGHT_LIMIT {
+                self.regex_ids.remove(&(slot, pattern));
+                self.errors.push(self.err(
+                    rule,
+                    item.loc,
+                    LoadErrorKind::Limit(format!(
+                        "a pattern of `{}` (about {weight} NFA states) takes the rule set's patterns over their budget of {RULESET_REGEX_WEIGHT_LIMIT} states together",
+                        item.spec
+                    )),
+                ));
+                return None;
+            }
+            self.regex_weight += weight;
+            self.regex_patterns.push((slot, pattern, rule, item.loc));
         }
-        self.regex_weight += weight;
-        *self.regex_weight_of_slot.entry(slot).or_insert(0) += weight;
-        let list = self.regex_patterns.entry(slot).or_default();
-        let index = list.len() as u32;
-        list.push((pattern, rule, item.loc));
-        // The slot set index is fixed later; record the slot for now.
-        Some(Test::Regex {
-            slot_set: slot,
-            pattern: index,
-        })
+        Some(Test::Regex(id))
     }
 
-    pub(super) fn regex_sets(&mut self, opts: &CompileOptions) -> Vec<RegexSet> {
-        let mut slots: Vec<Slot> = self.regex_patterns.keys().copied().collect();
-        slots.sort_unstable();
-        let mut sets = Vec::with_capacity(slots.len());
-        let mut set_of_slot = HashMap::new();
+    /// Compiles every pattern on its own, within what is left of the rule set's
+    /// [`RULESET_REGEX_BYTES_LIMIT`]; a pattern that does not compile fails its rule (and so the
+    /// whole set: the ids of the others no longer matter).
+    pub(super) fn regexes(&mut self, opts: &CompileOptions) -> Vec<FieldRegex> {
+        let per_pattern = opts.regex_size_limit.unwrap_or(64 << 20);
         let mut remaining = RULESET_REGEX_BYTES_LIMIT;
-        let total_weight = self.regex_weight.max(1);
-        for slot in slots {
-            let patterns = &self.regex_patterns[&slot];
-            let weight = self.regex_weight_of_slot.get(&slot).copied().unwrap_or(1);
-            let share = (CACHE_BUDGET as u64).saturating_mul(weight) / total_weight;
-            let cache = (share as usize).clamp(SET_CACHE_MIN, SET_CACHE_MAX);
-            let per_set = opts.regex_size_limit.unwrap_or(64 << 20);
+        let mut out = Vec::with_capacity(self.regex_patterns.len());
+        for (slot, pattern, rule, loc) in std::mem::take(&mut self.regex_patterns) {
             let config = meta::Config::new()
-                .match_kind(MatchKind::All)
-                // A field's set holds hundreds of patterns at 1,000 rules; with the default
-                // cache the lazy DFA gives up and the search falls back to the PikeVM (a third
-                // slower overall). Memory is taken only as states are built, within the share
-                // of the cache budget the set's weight earns.
-                .hybrid_cache_capacity(cache)
-                .nfa_size_limit(Some(per_set.min(remaining)));
-            let built = meta::Regex::builder().configure(config).build_many(
-                &patterns
-                    .iter()
-                    .map(|(p, _, _)| p.as_str())
-                    .collect::<Vec<_>>(),
-            );
-            match built {
+                .match_kind(MatchKind::LeftmostFirst)
+                // Each lazy DFA keeps at most this much; past it the cache is cleared and
+                // rebuilt (counted time, bounded memory): a pattern cannot grow a worker
+                // without limit.
+                .hybrid_cache_capacity(REGEX_CACHE_CAPACITY)
+                .nfa_size_limit(Some(per_pattern.min(remaining)));
+            match meta::Regex::builder().configure(config).build(&pattern) {
                 Ok(regex) => {
                     remaining = remaining.saturating_sub(regex.memory_usage());
-                    set_of_slot.insert(slot, sets.len() as u32);
-                    sets.push(RegexSet { slot, regex });
+                    out.push(FieldRegex { slot, regex });
                 }
                 Err(e) => {
-                    // Blame the heaviest rule of the set: the likeliest cause.
-                    let (_, rule, loc) = patterns
-                        .iter()
-                        .max_by_key(|(p, _, _)| p.len())
-                        .unwrap_or(&patterns[0]);
-                    let (rule, loc) = (*rule, *loc);
                     self.errors.push(self.err(
                         rule,
                         loc,
                         LoadErrorKind::Limit(format!(
-                            "the patterns of field `{}` do not compile together within the rule set's budget ({} MiB left of {}): {}",
+                            "a pattern of field `{}` does not compile within the rule set's budget ({} MiB left of {}): {}",
                             if slot == KEYWORD_SLOT {
                                 "(keywords)"
                             } else {
@@ -168,14 +154,7 @@ impl Builder<'_> {
                 }
             }
         }
-        for p in &mut self.preds {
-            for t in &mut p.tests {
-                if let Test::Regex { slot_set, .. } = t {
-                    *slot_set = set_of_slot.get(slot_set).copied().unwrap_or(u32::MAX);
-                }
-            }
-        }
-        sets
+        out
     }
 }
 
