@@ -353,9 +353,9 @@ impl ShardEngine {
         let absent = corr.absence.map_or(0, |(bit, _)| hit.stages & bit);
         let id = match self.locate(c, &hit.group) {
             Slot::Found(id) => id,
-            Slot::Vacant(_) | Slot::Full if regular == 0 => return, // nothing to cancel
-            Slot::Vacant(id) => {
-                self.open(c, id, &hit.group);
+            Slot::Vacant(..) | Slot::Full if regular == 0 => return, // nothing to cancel
+            Slot::Vacant(id, displaced) => {
+                self.open(c, (id, displaced), &hit.group);
                 id
             }
             Slot::Full => {

@@ -60,8 +60,9 @@ impl ShardEngine {
         }
     }
 
-    /// Creates the state of `group` for correlation `c`, evicting to stay in budget.
-    pub(super) fn open(&mut self, c: u32, id: u128, group: &str) {
+    /// Creates the state of `group` for correlation `c` under `id` (`displaced`: not its home
+    /// id, see [`ShardEngine::locate`]), evicting to stay in budget.
+    pub(super) fn open(&mut self, c: u32, (id, displaced): (u128, bool), group: &str) {
         let rules = Arc::clone(&self.rules);
         let corr = &rules.correlations[c as usize];
         if self.per_target[c as usize] >= corr.budget.max_groups.max(1) && self.evict_in(c) {
@@ -98,7 +99,7 @@ impl ShardEngine {
             },
         );
         self.per_target[c as usize] += 1;
-        if self.is_displaced(id, c, group) {
+        if displaced {
             self.displaced += 1;
         }
         self.stats.peak_states = self.stats.peak_states.max(self.states.len() as u64);
@@ -193,13 +194,13 @@ impl ShardEngine {
                 dropped += 1;
                 continue;
             };
-            let Slot::Vacant(id) = self.locate(c, &entry.group) else {
+            let Slot::Vacant(id, displaced) = self.locate(c, &entry.group) else {
                 // Two states of one group cannot come out of distinct old states; only a full
                 // probe sequence lands here (counted by `locate`).
                 dropped += 1;
                 continue;
             };
-            if self.is_displaced(id, c, &entry.group) {
+            if displaced {
                 self.displaced += 1;
             }
             entry.target = c;
@@ -292,8 +293,8 @@ impl StateIds {
 pub(super) enum Slot {
     /// The state exists under this id.
     Found(u128),
-    /// No state yet; this id is free for it.
-    Vacant(u128),
+    /// No state yet; this id is free for it, at its home (`false`) or displaced (`true`).
+    Vacant(u128, bool),
     /// No state, and every id the group may take holds another group's state (counted in
     /// [`ShardStats::id_collisions`](crate::correlate::ShardStats)).
     Full,
@@ -311,14 +312,14 @@ impl ShardEngine {
                 Some(e) if e.target == target && *e.group == *group => return Slot::Found(id),
                 Some(_) => self.stats.id_collisions += 1,
                 None => {
-                    vacant.get_or_insert(id);
+                    vacant.get_or_insert((id, probe > 0));
                     if self.displaced == 0 {
                         break;
                     }
                 }
             }
         }
-        vacant.map_or(Slot::Full, Slot::Vacant)
+        vacant.map_or(Slot::Full, |(id, displaced)| Slot::Vacant(id, displaced))
     }
 
     /// Whether the state under `id` lives away from its home id.
