@@ -17,6 +17,7 @@ cargo afl build --release --locked --quiet
 # A shared machine: no CPU binding, no frequency check, no core-dump handler needed.
 export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 export AFL_SKIP_CRASHES=0 AFL_QUIET=1
+mkdir -p out
 status=0
 for t in "${targets[@]}"; do
     rm -rf "out/$t"
