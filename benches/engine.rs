@@ -152,6 +152,7 @@ fn hits(n: usize) -> Vec<Hit> {
                 },
                 id: format!("ev-{i}").into(),
                 actor: None,
+                details: None,
                 parts: None,
             },
             touched: Vec::new(),
@@ -218,7 +219,15 @@ fn bench_alert(c: &mut Criterion) {
     c.bench_function("stage/alert/render 4-event finding", |b| {
         b.iter(|| {
             buf.clear();
-            credtrail::alert::render(&finding, &rules, &sources, &mut buf).unwrap();
+            credtrail::alert::render(
+                &finding,
+                &rules,
+                &sources,
+                &credtrail::alert::AlertOptions::default(),
+                None,
+                &mut buf,
+            )
+            .unwrap();
             buf.len()
         })
     });

@@ -6,7 +6,8 @@
 //! stage of a three-stage `temporal_ordered` chain (a chain in flight), with the event id and
 //! group key sizes of real CloudTrail data (36-character event ids, IAM user ARNs) and what the
 //! pipeline attaches to a hit (the actor the identity resolver describes, the service, region
-//! and secret a `GetSecretValue` touched). The live heap after the watermark has passed every
+//! and secret a `GetSecretValue` touched, and the evidence details the decoder takes from it:
+//! caller, key, call, service, source address, user agent, secret). The live heap after the watermark has passed every
 //! hit, divided by N, is the cost per identity; next to it, the engine's own estimate of its
 //! state bytes (what its byte budget counts).
 
@@ -21,6 +22,7 @@ use credtrail::input::Position;
 use credtrail::matcher::{self, CompileOptions};
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::{EventTime, Span};
+use credtrail::vocab::{DetailKind, EventDetails};
 
 struct Counting;
 
@@ -93,6 +95,17 @@ fn main() {
                         // What the identity resolver writes for an IAM user's access key.
                         actor: Some(format!("{arn} key AKIA{i:016X}").into()),
                         parts: None,
+                        // What the CloudTrail profile shows of a GetSecretValue call.
+                        details: EventDetails::new([
+                            (DetailKind::User, arn.as_str()),
+                            (DetailKind::Credential, &format!("AKIA{i:016X}")),
+                            (DetailKind::Operation, "GetSecretValue"),
+                            (DetailKind::Service, "secretsmanager.amazonaws.com"),
+                            (DetailKind::SrcIp, "203.0.113.77"),
+                            (DetailKind::UserAgent, "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0 exe/x86_64.ubuntu.22 prompt/off command/secretsmanager.get-secret-value"),
+                            (DetailKind::Secret, &format!("prod/db/password-{}", i % 50)),
+                        ])
+                        .map(Arc::new),
                     },
                     // What the pack's CloudTrail profile takes from a GetSecretValue event.
                     touched: vec![

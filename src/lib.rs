@@ -25,7 +25,8 @@
 //! - [`time`]: event time and durations.
 //! - [`vocab`]: the words every stage shares and none owns: where an event was read
 //!   ([`Position`](vocab::Position)) and the [`EventRef`](vocab::EventRef) evidence points at,
-//!   the [`Hit`](vocab::Hit) and its [`Target`](vocab::Target), the group key (separator,
+//!   the [`Hit`](vocab::Hit) and its [`Target`](vocab::Target), the evidence details the
+//!   decoder takes from an event ([`EventDetails`](vocab::EventDetails)), the group key (separator,
 //!   identity mark, shard hash), what an event touched, a rule's
 //!   [`StateBudget`](vocab::StateBudget), and who acts ([`IdentityRef`](vocab::IdentityRef),
 //!   credential [`Link`](vocab::Link)s). It imports nothing of the engine but [`time`]; the
@@ -34,7 +35,8 @@
 //! - [`input`]: where events come from (files, standard input; Kafka records through
 //!   [`service`]) and the registry of their sources, cut into batches of lines.
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
-//!   reused buffers, size/depth/field limits), by source profile; event time and identity.
+//!   reused buffers, size/depth/field limits), by source profile; event time, identity, what
+//!   the event touched and what its evidence shows.
 //! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field, literal
 //!   wildcard matchers and one small regex engine per `re` pattern; per event, the detections it satisfies. On a rule reload, which
@@ -48,7 +50,11 @@
 //! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
 //!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
 //!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
-//! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id; ATT&CK from tags.
+//! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id: evidence in
+//!   OCSF's own objects ([`alert::evidence`], bounded), severity, confidence, risk in words,
+//!   message and remediation ([`alert::triage`]), incidents ([`alert::incident`]: findings of one
+//!   identity grouped under one id, Create, Update, Close), strings escaped ([`alert::escape`]);
+//!   ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
 //! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
 //!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
@@ -69,6 +75,8 @@
 //! - [`tooling::eval`]: detection quality of a replay against labels (`credtrail eval`).
 //! - [`tooling::ruletest`]: `rules test`: the cases rules carry, replayed through the engine,
 //!   and the generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
+//! - [`tooling::report`]: a replay's alerts grouped by incident as one self-contained HTML page
+//!   (`credtrail report`, `replay --report`) or a terminal summary (`replay --format text`).
 //! - [`tooling::lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and
 //!   warnings for rules no source profile can match.
 //!

@@ -51,6 +51,9 @@ enum Command {
     Config(cli::service::ConfigArgs),
     /// Tools for alert consumers (`verify`).
     Alert(cli::alert::AlertArgs),
+    /// Draw a replay's alerts as one self-contained HTML page: incidents by risk, each with
+    /// its timeline, score waterfall, evidence and lineage.
+    Report(ReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -112,6 +115,25 @@ struct ReplayArgs {
     /// The signing key file (`<key id> <base64 secret>` per line; the first key signs).
     #[arg(long, requires = "signed_out")]
     sign_keys: Option<PathBuf>,
+    /// Group the findings of one identity whose events overlap, or follow within this window,
+    /// into one incident (one `finding_info.uid`: Create, Updates, Close).
+    #[arg(long, default_value = "1h")]
+    incident_window: String,
+    /// One alert per finding, no incidents (the behaviour before incidents).
+    #[arg(long)]
+    no_incidents: bool,
+    /// Evidences shown in full per alert (the first and last event always); the rest counted.
+    #[arg(long, default_value_t = 10)]
+    max_evidences: usize,
+    /// Largest alert line in bytes (keep it below the producer's `message.max.bytes`).
+    #[arg(long, default_value_t = 256 * 1024)]
+    max_alert_bytes: usize,
+    /// `json`: the alert lines; `text`: a readable summary per incident.
+    #[arg(long, value_enum, default_value = "json")]
+    format: OutputFormat,
+    /// Also write the HTML report of the alerts here (see `credtrail report`).
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Do not print the summary on standard error.
     #[arg(long)]
     quiet: bool,
@@ -141,6 +163,7 @@ fn main() -> ExitCode {
         Command::Alert(args) => return cli::alert::run(args),
         Command::Run(args) => cli::service::run(args),
         Command::Config(args) => cli::service::config_command(args),
+        Command::Report(args) => report(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -212,6 +235,7 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         mint: credtrail::decode::MintLifetimes::default(),
         lineage: credtrail::identity::LineageLimits::default(),
         assessor: Arc::new(assessor(&args)?),
+        alert: alert_options(&args)?,
         signed_out: match (&args.signed_out, &args.sign_keys) {
             (Some(path), Some(keys)) => Some(pipeline::SignedOutput {
                 path: path.clone(),
@@ -220,11 +244,96 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
             _ => None,
         },
     };
-    let summary = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()))?;
+    // The text summary and the report read the alert lines back: without `--out` they go to
+    // a temporary file first.
+    let text = args.format == OutputFormat::Text;
+    let temporary = (opts.out.is_none() && (text || args.report.is_some())).then(|| {
+        std::env::temp_dir().join(format!("credtrail-alerts-{}.jsonl", std::process::id()))
+    });
+    let mut opts = opts;
+    if let Some(t) = &temporary {
+        opts.out = Some(t.clone());
+    }
+    let result = pipeline::replay(Arc::new(rules), &opts).map_err(|e| runtime(e.into()));
+    let shown = result.and_then(|summary| {
+        let alerts = opts.out.clone().unwrap_or_default();
+        if let Some(report) = &args.report {
+            credtrail::tooling::report::write_html(&alerts, report)
+                .map_err(|e| runtime(e.into()))?;
+        }
+        if text {
+            let incidents =
+                credtrail::tooling::report::read(&alerts).map_err(|e| runtime(e.into()))?;
+            print!("{}", credtrail::tooling::report::text::render(&incidents));
+        } else if let Some(t) = &temporary {
+            // `--report` alone still prints the alert lines, as a replay without it does.
+            let lines = std::fs::read(t).map_err(|e| runtime(e.into()))?;
+            std::io::Write::write_all(&mut std::io::stdout(), &lines)
+                .map_err(|e| runtime(e.into()))?;
+        }
+        Ok(summary)
+    });
+    if let Some(t) = &temporary {
+        let _ = std::fs::remove_file(t);
+    }
+    let summary = shown?;
     if !args.quiet {
         print_summary(&summary, &opts);
     }
     Ok(())
+}
+
+/// How `replay` prints its alerts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// OCSF JSON lines.
+    Json,
+    /// A readable summary per incident.
+    Text,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Alert lines written by `replay` (OCSF Detection Findings).
+    alerts: PathBuf,
+    /// Where the HTML page goes.
+    #[arg(long, default_value = "report.html")]
+    out: PathBuf,
+}
+
+fn report(args: ReportArgs) -> Result<(), Failure> {
+    let n = credtrail::tooling::report::write_html(&args.alerts, &args.out)
+        .map_err(|e| bad_input(e.into()))?;
+    eprintln!("{n} incident(s) written to {}", args.out.display());
+    Ok(())
+}
+
+/// How alerts are bounded and grouped, from the replay's flags.
+fn alert_options(args: &ReplayArgs) -> Result<credtrail::alert::AlertOptions, Failure> {
+    use credtrail::alert::{AlertOptions, incident::IncidentOptions};
+    let window = Span::parse(&args.incident_window)
+        .with_context(|| format!("--incident-window {}", args.incident_window))
+        .map_err(bad_input)?;
+    if args.max_evidences < 2 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--max-evidences {}: at least 2 (the first and the last event)",
+            args.max_evidences
+        )));
+    }
+    if args.max_alert_bytes < 16 * 1024 {
+        return Err(bad_input(anyhow::anyhow!(
+            "--max-alert-bytes {}: at least 16384 (an alert with two evidences must fit)",
+            args.max_alert_bytes
+        )));
+    }
+    Ok(AlertOptions {
+        max_evidences: args.max_evidences,
+        max_bytes: args.max_alert_bytes,
+        incidents: (!args.no_incidents).then(|| IncidentOptions {
+            window,
+            ..IncidentOptions::default()
+        }),
+    })
 }
 
 /// The scorer from `--inventory`, `--machine-speed` and `--weights`.

@@ -40,6 +40,9 @@ pub struct EventRef {
     pub parts: Option<Arc<[(EventRef, u32)]>>,
     /// Who acted, as the event says and as lineage resolved it (for the evidence).
     pub actor: Option<Box<str>>,
+    /// What the evidence shows of the event (caller, call, source address, host, command
+    /// line, resources), taken when the event was decoded; shared by every hit of the event.
+    pub details: Option<Arc<EventDetails>>,
 }
 
 impl EventRef {
@@ -48,6 +51,7 @@ impl EventRef {
     pub fn heap_bytes(&self) -> usize {
         self.id.len()
             + self.actor.as_ref().map_or(0, |a| a.len())
+            + self.details.as_ref().map_or(0, |d| d.heap_bytes())
             + self.parts.as_ref().map_or(0, |p| events_bytes(p.len(), p))
     }
 
@@ -64,6 +68,138 @@ impl EventRef {
 pub fn events_bytes(capacity: usize, events: &[(EventRef, u32)]) -> usize {
     capacity * size_of::<(EventRef, u32)>()
         + events.iter().map(|(e, _)| e.heap_bytes()).sum::<usize>()
+}
+
+/// What one fact of an event's evidence means, whatever field of its source held it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DetailKind {
+    /// The acting user or principal as the event names it (an ARN, `DOMAIN\\user`).
+    User,
+    /// The credential used (an access key id).
+    Credential,
+    /// The call or action (`ModifyImageAttribute`, `get`, an ECS `event.action`).
+    Operation,
+    /// The service called (`ec2.amazonaws.com`).
+    Service,
+    /// The call's error code, when it failed.
+    Error,
+    /// The source address of the call.
+    SrcIp,
+    /// The source's country, when the source records a location.
+    SrcCountry,
+    UserAgent,
+    Hostname,
+    /// The process image (executable path).
+    Process,
+    CmdLine,
+    ParentProcess,
+    ParentCmdLine,
+    Secret,
+    Bucket,
+    /// A machine image (AMI).
+    Image,
+    Snapshot,
+    /// The account a resource was shared with (an AMI launch or snapshot volume permission).
+    SharedWith,
+    /// A Kubernetes object's kind (`secrets`, `pods`) and name, and its namespace.
+    ObjectKind,
+    Object,
+    Namespace,
+    File,
+    /// Any other resource the event names (an instance, a role, a function).
+    Resource,
+}
+
+/// Longest value kept per fact (bytes, cut at a character boundary); longer ones end in `…`.
+pub const DETAIL_MAX_LEN: usize = 256;
+/// Most facts kept per event.
+pub const DETAILS_PER_EVENT: usize = 16;
+
+/// The facts of one event an evidence shows, bounded: at most [`DETAILS_PER_EVENT`] values of
+/// at most [`DETAIL_MAX_LEN`] bytes each. Values are packed into one string (an event of a
+/// chain in flight costs one allocation for its text and one for the index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventDetails {
+    text: Box<str>,
+    /// (kind, end offset in `text`), in the order the facts were added.
+    index: Box<[(DetailKind, u16)]>,
+}
+
+impl EventDetails {
+    /// Packs `facts`, dropping empty values, repeats and everything past the bounds; `None`
+    /// when nothing is left.
+    pub fn new<'a>(facts: impl IntoIterator<Item = (DetailKind, &'a str)>) -> Option<Self> {
+        let mut text = String::new();
+        let mut index: Vec<(DetailKind, u16)> = Vec::new();
+        let mut starts: Vec<usize> = Vec::new();
+        for (kind, value) in facts {
+            if index.len() >= DETAILS_PER_EVENT {
+                break;
+            }
+            if value.is_empty() {
+                continue;
+            }
+            let value = cap(value, DETAIL_MAX_LEN);
+            let repeated = index
+                .iter()
+                .zip(&starts)
+                .any(|((k, end), &start)| *k == kind && text[start..*end as usize] == *value);
+            if repeated {
+                continue;
+            }
+            starts.push(text.len());
+            text.push_str(&value);
+            // At most 16 values of at most 256 bytes (plus an ellipsis): fits in a u16.
+            index.push((kind, text.len() as u16));
+        }
+        if index.is_empty() {
+            return None;
+        }
+        Some(EventDetails {
+            text: text.into(),
+            index: index.into(),
+        })
+    }
+
+    /// Every (kind, value), in the order added.
+    pub fn iter(&self) -> impl Iterator<Item = (DetailKind, &str)> + '_ {
+        let mut start = 0usize;
+        self.index.iter().map(move |&(kind, end)| {
+            let v = &self.text[start..end as usize];
+            start = end as usize;
+            (kind, v)
+        })
+    }
+
+    /// The first value of `kind`.
+    pub fn get(&self, kind: DetailKind) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == kind).map(|(_, v)| v)
+    }
+
+    /// Every value of `kind`.
+    pub fn all(&self, kind: DetailKind) -> impl Iterator<Item = &str> + '_ {
+        self.iter().filter(move |(k, _)| *k == kind).map(|(_, v)| v)
+    }
+
+    /// Heap bytes: the shared allocation's counters, the text and the index.
+    pub fn heap_bytes(&self) -> usize {
+        2 * size_of::<usize>()
+            + size_of::<EventDetails>()
+            + self.text.len()
+            + self.index.len() * size_of::<(DetailKind, u16)>()
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+pub fn cap(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
 }
 
 /// What kind of thing an event touched.

@@ -54,6 +54,8 @@ fn hostile_events_are_dead_lettered_with_reasons() {
     let (alerts_text, summary, out) = replay(&rules, &[input], 2, "5m");
     let ids: Vec<String> = alerts(&alerts_text)
         .iter()
+        // An incident's Close repeats its highest finding.
+        .filter(|a| a["activity_name"] != "Close")
         .map(|a| {
             a["evidences"][0]["data"]["event_uid"]
                 .as_str()

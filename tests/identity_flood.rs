@@ -67,6 +67,7 @@ fn hit(group: &str, stage: u32, at_ms: i64, n: u64) -> Hit {
             id: format!("e{n}").into(),
             parts: None,
             actor: None,
+            details: None,
         },
         shard_key: 0,
         touched: Vec::new(),

@@ -52,7 +52,7 @@ fn under_broker_faults_no_alert_is_lost_and_duplicates_share_their_id() {
     let messages = events();
     broker::produce(&addr, "in", &messages);
     let expected: BTreeSet<String> = {
-        let (text, _, _d) = common::replay(
+        let (text, _, _d) = common::replay_per_finding(
             &common::pack(),
             &[common::root().join("datasets/demo/events.jsonl")],
             2,

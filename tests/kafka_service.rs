@@ -189,7 +189,7 @@ fn replay_ids(lines: &[Vec<u8>]) -> BTreeMap<String, usize> {
     let mut text = lines.join(&b'\n');
     text.push(b'\n');
     std::fs::write(&file, text).unwrap();
-    let (alerts, _, _d) = common::replay(&common::pack(), &[file], 2, "5m");
+    let (alerts, _, _d) = common::replay_per_finding(&common::pack(), &[file], 2, "5m");
     multiset(common::alerts(&alerts).iter().map(uid))
 }
 

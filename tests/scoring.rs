@@ -118,3 +118,80 @@ fn identities_missing_from_the_inventory_say_so() {
         );
     }
 }
+
+/// Issue 11: "how bad" contradicted itself on the demo: severity High where risk said
+/// Critical, and the full 4-stage chain (80) below its own 3-stage part (81).
+#[test]
+fn the_demo_severity_follows_risk_and_longer_chains_never_score_below_their_parts() {
+    let (text, _, _dir) = replay(
+        &pack(),
+        &[PathBuf::from("datasets/demo/events.jsonl")],
+        2,
+        "5m",
+    );
+    let all = alerts(&text);
+    assert!(!all.is_empty());
+    for a in &all {
+        assert_eq!(
+            a["severity_id"].as_u64().unwrap(),
+            a["risk_level_id"].as_u64().unwrap() + 1,
+            "{}",
+            a["risk_details"]
+        );
+        assert!(a["risk_details"].as_str().unwrap().contains(" risk ("));
+        assert!(
+            a["remediation"]["desc"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+    }
+    let score_of = |title: &str, group_end: &str| {
+        all.iter()
+            .find(|a| {
+                a["finding_info"]["title"] == title
+                    && a["metadata"]["correlation_uid"]
+                        .as_str()
+                        .is_some_and(|g| g.ends_with(group_end))
+            })
+            .map(|a| a["risk_score"].as_u64().unwrap())
+            .unwrap_or_else(|| panic!("no {title} for {group_end}"))
+    };
+    let full = score_of(
+        "AWS chain: secret read, enumeration, persistence, data shared out",
+        "user/svc-reporting",
+    );
+    for part in [
+        "AWS chain: secret read, enumeration, persistence",
+        "AWS chain: secret read, enumeration, data shared out",
+    ] {
+        assert!(full >= score_of(part, "user/svc-reporting"), "{part}");
+    }
+    let windows_full = score_of(
+        "Windows chain: credential access, discovery, scheduled task, upload",
+        "eve",
+    );
+    assert!(
+        windows_full
+            >= score_of(
+                "Windows chain: credential access, discovery, scheduled-task persistence",
+                "eve"
+            )
+    );
+    // The rule's template fills the message, its runbook the remediation.
+    let persistence = all
+        .iter()
+        .find(|a| a["finding_info"]["title"] == "AWS chain: secret read, enumeration, persistence")
+        .unwrap();
+    assert!(
+        persistence["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(" read prod/") && m.contains(" from 203.0.113.")),
+        "{}",
+        persistence["message"]
+    );
+    assert!(
+        persistence["remediation"]["desc"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Deactivate the access keys"))
+    );
+}

@@ -7,7 +7,13 @@
 //! analyst finds it again) and in `finding_info.related_events`.
 
 pub mod attack;
+pub mod escape;
+pub mod evidence;
+pub mod incident;
 pub mod signature;
+pub mod triage;
+
+pub use evidence::AlertOptions;
 
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
@@ -15,8 +21,8 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::correlate::Finding;
 use crate::input::{SourceInfo, Sources};
 use crate::matcher::RuleSet;
-use crate::sigma::{Level, RuleMeta};
-use crate::vocab::{GROUP_SEPARATOR, IDENTITY_FIELD, Target, TouchKind};
+use crate::sigma::RuleMeta;
+use crate::vocab::{GROUP_SEPARATOR, IDENTITY_FIELD, Target};
 
 /// The OCSF schema version alerts follow.
 pub const OCSF_VERSION: &str = "1.4.0";
@@ -41,18 +47,6 @@ pub fn alert_uid(rule: &RuleMeta, group: &str, first_event_id: &str) -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-/// OCSF severity from a Sigma level.
-pub fn severity(level: Option<Level>) -> (u8, &'static str) {
-    match level {
-        None => (0, "Unknown"),
-        Some(Level::Informational) => (1, "Informational"),
-        Some(Level::Low) => (2, "Low"),
-        Some(Level::Medium) => (3, "Medium"),
-        Some(Level::High) => (4, "High"),
-        Some(Level::Critical) => (5, "Critical"),
-    }
 }
 
 #[derive(Serialize)]
@@ -81,20 +75,15 @@ struct DetectionFinding<'a> {
     risk_level_id: u8,
     risk_level: &'static str,
     risk_details: String,
+    remediation: triage::Remediation<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    resources: Vec<Resource<'a>>,
+    resources: Vec<evidence::Resource<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    observables: Vec<evidence::Observable<'a>>,
     finding_info: FindingInfo<'a>,
     evidences: Vec<Evidence<'a>>,
     metadata: Metadata<'a>,
     unmapped: Unmapped<'a>,
-}
-
-/// An OCSF `resource_details` object: something the chain touched.
-#[derive(Serialize)]
-struct Resource<'a> {
-    uid: &'a str,
-    #[serde(rename = "type")]
-    kind: TouchKind,
 }
 
 #[derive(Serialize)]
@@ -109,8 +98,30 @@ struct FindingInfo<'a> {
     types: Vec<&'static str>,
     first_seen_time: i64,
     last_seen_time: i64,
+    /// Every rule of the incident (when incidents are on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related_analytics: Vec<RelatedAnalytic<'a>>,
     related_events_count: usize,
     related_events: Vec<RelatedEvent<'a>>,
+}
+
+#[derive(Serialize)]
+struct RelatedAnalytic<'a> {
+    name: &'a str,
+    type_id: u8,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The incident a line belongs to, beside the finding's own id.
+#[derive(Serialize)]
+struct IncidentFields<'a> {
+    /// The finding's own deterministic id (the incident's id is `finding_info.uid`).
+    finding_uid: &'a str,
+    /// Every rule that matched in the incident so far.
+    rules: &'a [String],
+    /// Findings in the incident so far.
+    findings: u32,
 }
 
 #[derive(Serialize)]
@@ -132,6 +143,8 @@ struct RelatedEvent<'a> {
 
 #[derive(Serialize)]
 struct Evidence<'a> {
+    #[serde(flatten)]
+    objects: evidence::Objects<'a>,
     data: EvidenceData<'a>,
 }
 
@@ -204,6 +217,23 @@ struct CredtrailFields<'a> {
     /// (sums, averages, percentiles, counts decided when a window closed).
     #[serde(skip_serializing_if = "Option::is_none")]
     aggregate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident: Option<IncidentFields<'a>>,
+    /// Why `confidence` is what it is.
+    confidence_reasons: Vec<&'static str>,
+    /// The rule's `falsepositives`: what else can look like this.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    falsepositives: &'a [String],
+    /// Contributing events not shown in `evidences` (beyond the alert's bound).
+    #[serde(skip_serializing_if = "is_zero")]
+    evidences_omitted: usize,
+    /// Contributing events not listed in `finding_info.related_events`.
+    #[serde(skip_serializing_if = "is_zero")]
+    related_events_omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -212,36 +242,61 @@ struct GroupValue<'a> {
     value: &'a str,
 }
 
-/// The breakdown in words: `reach 31/35 (0.886: privilege admin, ...) + ... = 78`.
-pub fn risk_details(score: &crate::score::Score) -> String {
-    let parts: Vec<String> = score
-        .factors
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}/{} ({:.3}: {})",
-                f.name, f.points, f.weight, f.value, f.detail
-            )
-        })
-        .collect();
-    let mut s = format!("blast radius {} = {}", score.score, parts.join(" + "));
-    if score.canary {
-        s.push_str("; canary used");
+/// The rule that decided `finding`.
+pub fn rule_meta<'r>(finding: &Finding, rules: &'r RuleSet) -> &'r RuleMeta {
+    match finding.target {
+        Target::Correlation(c) => &rules.meta[rules.correlations[c as usize].rule as usize],
+        Target::Detection(d) => rules.detection_meta(d),
     }
-    if !score.in_inventory {
-        s.push_str("; identity not in the inventory");
-    }
-    s
 }
 
-/// Renders `finding` as one line of OCSF JSON (no trailing newline) into `out`.
+/// The finding's own deterministic id ([`alert_uid`] of its rule, group and first event).
+pub fn finding_uid(finding: &Finding, rules: &RuleSet) -> String {
+    let first = finding.events.first().map(|(e, _)| &*e.id).unwrap_or("");
+    alert_uid(rule_meta(finding, rules), &finding.group, first)
+}
+
+/// Renders `finding` as one line of OCSF JSON (no trailing newline) into `out`, within
+/// `options`' bounds: when the line would pass [`AlertOptions::max_bytes`], it is rendered
+/// again with half the evidences and related events, down to the first and last event. Every
+/// string is escaped by [`escape::SafeFormatter`].
 pub fn render(
     finding: &Finding,
     rules: &RuleSet,
     sources: &Sources,
+    options: &AlertOptions,
+    incident: Option<&incident::Joined>,
     out: &mut Vec<u8>,
 ) -> Result<String, serde_json::Error> {
-    let (meta, stage_names, kind, group_fields, timespan) = match finding.target {
+    let start = out.len();
+    let mut shown = options.max_evidences.max(2);
+    let mut related = MAX_RELATED_EVENTS;
+    loop {
+        let uid = render_bounded(finding, rules, sources, incident, shown, related, out)?;
+        let fits = out.len() - start <= options.max_bytes;
+        if fits || (shown <= 2 && related <= 2) {
+            return Ok(uid);
+        }
+        out.truncate(start);
+        shown = (shown / 2).max(2);
+        related = (related.min(finding.events.len()) / 2).max(2);
+    }
+}
+
+/// Most events listed in `finding_info.related_events` (the rest are counted).
+pub const MAX_RELATED_EVENTS: usize = 1000;
+
+fn render_bounded(
+    finding: &Finding,
+    rules: &RuleSet,
+    sources: &Sources,
+    incident: Option<&incident::Joined>,
+    max_evidences: usize,
+    max_related: usize,
+    out: &mut Vec<u8>,
+) -> Result<String, serde_json::Error> {
+    let (meta, stage_names, kind, group_fields, timespan, template, runbook) = match finding.target
+    {
         Target::Correlation(c) => {
             let corr = &rules.correlations[c as usize];
             (
@@ -250,6 +305,8 @@ pub fn render(
                 corr.kind.name(),
                 corr.group_by.clone(),
                 Some(corr.timespan.to_string()),
+                corr.message.as_ref(),
+                corr.runbook.as_deref(),
             )
         }
         Target::Detection(d) => {
@@ -260,6 +317,8 @@ pub fn render(
                 vec![name],
                 "detection",
                 vec![IDENTITY_FIELD.to_string()],
+                None,
+                None,
                 None,
             )
         }
@@ -276,7 +335,8 @@ pub fn render(
         .last()
         .map(|(e, _)| e.time)
         .unwrap_or(finding.time);
-    let (severity_id, severity) = severity(meta.level);
+    let (severity_id, severity) = triage::severity(&finding.score);
+    let (confidence_id, confidence, confidence_reasons) = triage::confidence(&finding.score);
     let group_values: Vec<&str> = finding.group.split(GROUP_SEPARATOR).collect();
     let group_by: Vec<GroupValue<'_>> = group_fields
         .iter()
@@ -288,10 +348,12 @@ pub fn render(
     } else {
         group_values.join(", ")
     };
-    let evidences = finding
-        .events
+    let picked = evidence::pick(&finding.events, max_evidences);
+    let evidences = picked
         .iter()
+        .map(|&i| &finding.events[i])
         .map(|(e, stage)| Evidence {
+            objects: evidence::objects(e.details.as_deref()),
             data: EvidenceData {
                 event_uid: &e.id,
                 time: e.time.as_millis(),
@@ -327,6 +389,7 @@ pub fn render(
     let related_events = finding
         .events
         .iter()
+        .take(max_related)
         .map(|(e, stage)| RelatedEvent {
             uid: &e.id,
             type_name: stage_names
@@ -336,49 +399,56 @@ pub fn render(
         })
         .collect();
     let duration = end.since(start);
+    // Today's activity when incidents are off: a Create, or an Update of an announced chain.
+    let activity = match incident {
+        Some(i) => i.activity,
+        None if finding.update => incident::Activity::Update,
+        None => incident::Activity::Create,
+    };
+    let shown_uid = incident.map_or(uid.as_str(), |i| i.uid.as_str());
+    let (first_seen, last_seen) = incident.map_or((start, end), |i| (i.first_seen, i.last_seen));
     let doc = DetectionFinding {
-        activity_id: if finding.update { 2 } else { 1 },
-        activity_name: if finding.update { "Update" } else { "Create" },
+        activity_id: activity.id(),
+        activity_name: activity.name(),
         category_uid: 2,
         category_name: "Findings",
         class_uid: 2004,
         class_name: "Detection Finding",
-        type_uid: if finding.update { 200_402 } else { 200_401 },
-        type_name: if finding.update {
-            "Detection Finding: Update"
-        } else {
-            "Detection Finding: Create"
+        type_uid: 200_400 + activity.id() as u32,
+        type_name: match activity {
+            incident::Activity::Create => "Detection Finding: Create",
+            incident::Activity::Update => "Detection Finding: Update",
+            incident::Activity::Close => "Detection Finding: Close",
         },
         severity_id,
         severity,
-        status_id: if finding.update { 2 } else { 1 },
-        status: if finding.update { "In Progress" } else { "New" },
+        status_id: if activity == incident::Activity::Create {
+            1
+        } else {
+            2
+        },
+        status: if activity == incident::Activity::Create {
+            "New"
+        } else {
+            "In Progress"
+        },
         is_alert: finding.is_alert,
         time: finding.time.as_millis(),
         start_time: start.as_millis(),
         end_time: end.as_millis(),
         count: finding.events.len(),
-        confidence_id: if finding.canary { 3 } else { 2 },
-        confidence: if finding.canary { "High" } else { "Medium" },
+        confidence_id,
+        confidence,
         risk_score: finding.score.score,
         risk_level_id: finding.score.risk_level().0,
         risk_level: finding.score.risk_level().1,
-        risk_details: risk_details(&finding.score),
-        resources: finding
-            .resources
-            .iter()
-            .map(|(k, v)| Resource { uid: v, kind: *k })
-            .collect(),
-        message: format!(
-            "{}: {} event(s) by {} from {} to {}",
-            meta.title,
-            finding.events.len(),
-            who,
-            start,
-            end
-        ),
+        risk_details: triage::risk_details(&finding.score),
+        remediation: triage::remediation(finding, meta, runbook, &who),
+        resources: evidence::chain_resources(&finding.events),
+        observables: evidence::observables(&finding.events),
+        message: triage::message(finding, meta, template, &who),
         finding_info: FindingInfo {
-            uid: uid.clone(),
+            uid: shown_uid.to_string(),
             title: &meta.title,
             desc: meta.description.as_deref(),
             analytic: Analytic {
@@ -390,8 +460,18 @@ pub fn render(
             },
             attacks: attack::from_tags(&meta.tags),
             types: vec![kind],
-            first_seen_time: start.as_millis(),
-            last_seen_time: end.as_millis(),
+            first_seen_time: first_seen.as_millis(),
+            last_seen_time: last_seen.as_millis(),
+            related_analytics: incident.map_or(Vec::new(), |i| {
+                i.rules
+                    .iter()
+                    .map(|r| RelatedAnalytic {
+                        name: r,
+                        type_id: 1,
+                        kind: "Rule",
+                    })
+                    .collect()
+            }),
             related_events_count: finding.events.len(),
             related_events,
         },
@@ -403,7 +483,7 @@ pub fn render(
                 version: env!("CARGO_PKG_VERSION"),
             },
             version: OCSF_VERSION,
-            uid: &uid,
+            uid: shown_uid,
             correlation_uid: &finding.group,
         },
         unmapped: Unmapped {
@@ -417,9 +497,22 @@ pub fn render(
                 score: &finding.score,
                 touched: finding.touched,
                 aggregate: finding.measure,
+                incident: incident.map(|i| IncidentFields {
+                    finding_uid: &uid,
+                    rules: &i.rules,
+                    findings: i.findings,
+                }),
+                confidence_reasons,
+                falsepositives: &meta.falsepositives,
+                evidences_omitted: finding.events.len() - picked.len(),
+                related_events_omitted: finding.events.len().saturating_sub(max_related),
             },
         },
     };
-    serde_json::to_writer(&mut *out, &doc)?;
-    Ok(uid)
+    escape::SafeFormatter::write(out, &doc)?;
+    Ok(match activity {
+        // A Close is its own message, apart from the finding it repeats.
+        incident::Activity::Close => format!("{uid}/close"),
+        _ => uid,
+    })
 }

@@ -71,6 +71,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             lineage: credtrail::identity::LineageLimits::default(),
             assessor: Arc::new(Assessor::default()),
             signed_out: None,
+            alert: Default::default(),
         },
     };
     let report = eval::run(Arc::new(rules), &truth, &opts).map_err(|e| runtime(e.into()))?;

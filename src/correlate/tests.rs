@@ -64,6 +64,7 @@ fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
             id: id.into(),
             parts: None,
             actor: None,
+            details: None,
         },
         touched: Vec::new(),
     }

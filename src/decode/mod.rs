@@ -8,6 +8,7 @@
 //! [`PathTrie`](fields::PathTrie) pulls out every needed slot in one walk, and the event time is
 //! read. The result is an [`EventView`], valid for the duration of a callback.
 
+pub mod detail;
 pub mod fields;
 pub mod profile;
 pub mod salvage;
@@ -16,6 +17,7 @@ mod view;
 
 use std::fmt;
 
+pub use detail::{DetailField, DetailKind, EventDetails};
 pub use fields::{FieldTable, Slot, SlotValues};
 pub use profile::{CompiledProfile, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec};
 pub use touch::{TouchField, TouchKind};

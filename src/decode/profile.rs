@@ -14,6 +14,7 @@
 
 use serde::Deserialize;
 
+use super::detail::{DetailField, DetailKind, detail_fields};
 use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
 use super::touch::{TouchField, TouchKind, touch_fields};
 
@@ -139,6 +140,8 @@ pub struct ProfileSpec {
     pub mints_credentials: bool,
     /// Fields naming what an event touched, for the blast radius.
     pub touches: Vec<TouchField>,
+    /// Fields an evidence shows (caller, call, source, host, process, resources).
+    pub details: Vec<DetailField>,
 }
 
 /// Paths of the `generic` profile, from configuration.
@@ -174,6 +177,7 @@ impl ProfileSpec {
                 session_field: Some("userIdentity.arn".into()),
                 mints_credentials: true,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
             ProfileKind::Windows => ProfileSpec {
                 kind,
@@ -195,6 +199,7 @@ impl ProfileSpec {
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
             ProfileKind::K8sAudit => ProfileSpec {
                 kind,
@@ -206,6 +211,7 @@ impl ProfileSpec {
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
             ProfileKind::Ocsf => ProfileSpec {
                 kind,
@@ -220,6 +226,7 @@ impl ProfileSpec {
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
             ProfileKind::Ecs => ProfileSpec {
                 kind,
@@ -235,6 +242,7 @@ impl ProfileSpec {
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
             ProfileKind::Linux => ProfileSpec {
                 kind,
@@ -251,6 +259,7 @@ impl ProfileSpec {
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
             ProfileKind::Agent => ProfileSpec {
                 kind,
@@ -262,6 +271,7 @@ impl ProfileSpec {
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
             ProfileKind::Generic => ProfileSpec {
                 kind,
@@ -273,6 +283,7 @@ impl ProfileSpec {
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
+                details: detail_fields(kind),
             },
         }
     }
@@ -337,6 +348,9 @@ impl ProfileSpec {
             .chain(self.touches.iter().flat_map(|t| {
                 std::iter::once(t.field.as_str()).chain(t.when.as_ref().map(|w| w.0.as_str()))
             }))
+            .chain(self.details.iter().flat_map(|t| {
+                std::iter::once(t.field.as_str()).chain(t.when.as_ref().map(|w| w.0.as_str()))
+            }))
     }
 }
 
@@ -354,7 +368,12 @@ pub struct CompiledProfile {
     pub mint_slots: Option<[Slot; 7]>,
     /// (kind, field slot, optional (other slot, required value)).
     pub touch_slots: Vec<TouchSlot>,
+    /// The evidence fields resolved, in the spec's order.
+    pub detail_slots: Vec<DetailSlot>,
 }
+
+/// An evidence field resolved: (kind, field slot, optional (other slot, required value)).
+pub type DetailSlot = (DetailKind, Slot, Option<(Slot, String)>);
 
 /// A touch field resolved: (kind, field slot, optional (other slot, required value)).
 pub type TouchSlot = (TouchKind, Slot, Option<(Slot, String)>);
@@ -405,8 +424,20 @@ impl CompiledProfile {
                 )
             })
             .collect();
+        let detail_slots = spec
+            .details
+            .iter()
+            .map(|t| {
+                (
+                    t.kind,
+                    fields.intern(&t.field),
+                    t.when.as_ref().map(|(f, v)| (fields.intern(f), v.clone())),
+                )
+            })
+            .collect();
         CompiledProfile {
             spec,
+            detail_slots,
             trie: PathTrie::default(),
             time_slots,
             id_slots,

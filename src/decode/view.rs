@@ -5,12 +5,13 @@ use std::borrow::Cow;
 use simd_json::{Node, StaticNode};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::detail::{DetailKind, EventDetails};
 use super::fields::{Slot, SlotValues, node_extent};
 use super::profile::ProfileKind;
 use super::touch::TouchKind;
 use super::{CompiledProfile, Schema};
 use crate::time::{EventTime, Span};
-use crate::vocab::{IdentityRef, Link, LinkKind};
+use crate::vocab::{DETAILS_PER_EVENT, IdentityRef, Link, LinkKind};
 
 /// How long minted credentials are followed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,6 +226,30 @@ impl<'t, 'de> EventView<'t, 'de> {
             }
         }
         out
+    }
+
+    /// What an evidence shows of this event, by the profile's evidence fields: at most
+    /// [`DETAILS_PER_EVENT`] values, each cut to [`DETAIL_MAX_LEN`](crate::vocab::DETAIL_MAX_LEN)
+    /// bytes; `None` when the event has none of them.
+    pub fn details(&self, schema: &Schema) -> Option<EventDetails> {
+        let profile = self.profile(schema);
+        let mut facts: Vec<(DetailKind, Cow<'de, str>)> = Vec::new();
+        for (kind, slot, when) in &profile.detail_slots {
+            if let Some((other, value)) = when
+                && self.first_text(*other).as_deref() != Some(value.as_str())
+            {
+                continue;
+            }
+            for v in self.values(*slot) {
+                if facts.len() >= DETAILS_PER_EVENT {
+                    break;
+                }
+                if let Some(t) = v.text() {
+                    facts.push((*kind, t));
+                }
+            }
+        }
+        EventDetails::new(facts.iter().map(|(k, v)| (*k, v.as_ref())))
     }
 
     /// The acting identity with the credential and session it used, for lineage.

@@ -254,6 +254,7 @@ mod tests {
                 id: format!("e{offset}").into(),
                 parts: None,
                 actor: None,
+                details: None,
             },
             touched: Vec::new(),
         }

@@ -487,7 +487,14 @@ impl Builder<'_> {
                 .filter(|l| !l.is_empty())
                 .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()))
         });
-        if let Some(glob) = star_glob(s, cased) {
+        if let Some(mut glob) = star_glob(s, cased) {
+            if let Some(slot) = field {
+                glob.literals = glob
+                    .pieces
+                    .iter()
+                    .map(|p| self.literals.intern(slot, &p.to_ascii_lowercase()))
+                    .collect();
+            }
             return Some((Test::Glob(glob), needle));
         }
         // `?` (one character, not one byte) or non-ASCII text folded by Unicode: a regex, run
@@ -524,6 +531,7 @@ pub(crate) fn star_glob(s: &SigmaString, cased: bool) -> Option<GlobTest> {
         anchored_end: !matches!(parts.last(), Some(Part::Star)),
         pieces,
         cased,
+        literals: Vec::new(),
     })
 }
 

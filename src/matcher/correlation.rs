@@ -206,6 +206,8 @@ pub(crate) fn compile(
         budget,
         weights: c.ext.score.weights,
         escalate_at: c.ext.score.escalate_at,
+        runbook: c.ext.runbook.clone(),
+        message: c.ext.message.clone(),
     })
 }
 

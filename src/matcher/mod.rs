@@ -167,6 +167,10 @@ pub struct CompiledCorrelation {
     /// Announce chains once they complete this many stages (extension; overrides the
     /// engine's `--escalate-at`).
     pub escalate_at: Option<u32>,
+    /// The rule's runbook (`credtrail: runbook`), for the alert's `remediation`.
+    pub runbook: Option<String>,
+    /// The rule's message template (`credtrail: message`).
+    pub message: Option<crate::sigma::template::MessageTemplate>,
 }
 
 impl CompiledCorrelation {

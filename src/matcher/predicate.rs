@@ -41,6 +41,9 @@ pub struct GlobTest {
     /// `cased`.
     pub pieces: Vec<Box<str>>,
     pub cased: bool,
+    /// The prefilter literal of each piece (field globs; none for keywords): a piece that does
+    /// not occur in the field answers `false` without reading the text.
+    pub literals: Vec<u32>,
 }
 
 /// One compiled value test.
@@ -128,9 +131,12 @@ impl Pred {
                 view.values(slot)
                     .any(|v| with_text(v, scratch, |text| s.matches(text)))
             }
-            Test::Glob(g) => view
-                .values(slot)
-                .any(|v| with_text(v, scratch, |text| g.matches(text))),
+            Test::Glob(g) => {
+                g.literals.iter().all(|&l| facts.literal_hit(view, l))
+                    && view
+                        .values(slot)
+                        .any(|v| with_text(v, scratch, |text| g.matches(text)))
+            }
             Test::Regex(r) => facts.regex_hit(view, *r),
             Test::Cidr(net) => view.values(slot).any(|v| match v {
                 Scalar::Str(s) => parse_ip(s).is_some_and(|ip| net.contains(ip)),

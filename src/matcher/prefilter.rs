@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
-use super::predicate::Pred;
+use super::predicate::{Pred, Test};
 use super::{CompiledDetection, Expr};
 use crate::decode::{Schema, Slot};
 use crate::sigma::Catalog;
@@ -87,13 +87,24 @@ pub fn build_plans(
         .iter()
         .map(|d| {
             let mut out = Vec::new();
-            d.cond
-                .preds(&mut |p| out.extend(preds[p as usize].needles.iter().flatten().copied()));
+            d.cond.preds(&mut |p| {
+                let pred = &preds[p as usize];
+                out.extend(pred.needles.iter().flatten().copied());
+                // A glob asks about each of its pieces: they must be in the field's automaton.
+                for t in &pred.tests {
+                    if let Test::Glob(g) = t {
+                        out.extend(g.literals.iter().copied());
+                    }
+                }
+            });
             out.sort_unstable();
             out.dedup();
             out
         })
         .collect();
+    // Profiles that serve the same products ask for the same literal sets: each automaton is
+    // built once (building them was most of the load time of SigmaHQ's Windows rules).
+    let mut built: HashMap<Vec<u32>, AhoCorasick> = HashMap::new();
     schema
         .profiles
         .iter()
@@ -140,16 +151,24 @@ pub fn build_plans(
                     let mut lits = by_slot.remove(&slot).unwrap_or_default();
                     lits.sort_unstable();
                     lits.dedup();
-                    let texts: Vec<&str> = lits
-                        .iter()
-                        .map(|&l| &*literals.entries[l as usize].1)
-                        .collect();
-                    let automaton = AhoCorasickBuilder::new()
-                        .ascii_case_insensitive(true)
-                        .match_kind(MatchKind::Standard)
-                        .kind(Some(automaton_kind(&texts)))
-                        .build(&texts)
-                        .ok()?;
+                    let automaton = match built.get(&lits) {
+                        // Cloning shares the automaton.
+                        Some(a) => a.clone(),
+                        None => {
+                            let texts: Vec<&str> = lits
+                                .iter()
+                                .map(|&l| &*literals.entries[l as usize].1)
+                                .collect();
+                            let a = AhoCorasickBuilder::new()
+                                .ascii_case_insensitive(true)
+                                .match_kind(MatchKind::Standard)
+                                .kind(Some(automaton_kind(&texts)))
+                                .build(&texts)
+                                .ok()?;
+                            built.insert(lits.clone(), a.clone());
+                            a
+                        }
+                    };
                     Some(SlotScan {
                         slot,
                         eager: necessary_slots.contains(&slot),

@@ -220,6 +220,8 @@ pub struct Setup {
     pub lineage: LineageLimits,
     /// Credential links minted within this much of engine time hold offsets back (service).
     pub lineage_hold: Span,
+    /// How much of a chain an alert shows, and its size bound.
+    pub alert: crate::alert::AlertOptions,
 }
 
 /// Why the engine could not start or did not stop cleanly.
@@ -347,9 +349,12 @@ where
     drop(shard_channels);
     drop(output_tx);
 
+    let alert_options = setup.alert;
     let output_handle = thread::Builder::new()
         .name("credtrail-output".into())
-        .spawn_scoped(s, move || writer::run(sink, shards, sources, output_rx))
+        .spawn_scoped(s, move || {
+            writer::run(sink, shards, sources, alert_options, output_rx)
+        })
         .map_err(spawn_err("output"))?;
 
     Ok((

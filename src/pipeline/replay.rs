@@ -49,6 +49,8 @@ pub struct ReplayOptions {
     pub lineage: LineageLimits,
     /// Scores findings: inventory and weights.
     pub assessor: Arc<Assessor>,
+    /// How much of a chain an alert shows, and its size bound.
+    pub alert: crate::alert::AlertOptions,
     /// Also write every alert, signed, to a file (see [`crate::alert::signature`]).
     pub signed_out: Option<SignedOutput>,
 }
@@ -297,6 +299,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         mint: opts.mint,
         lineage: opts.lineage,
         lineage_hold: Span::ZERO,
+        alert: opts.alert,
     };
     let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));
 

@@ -226,6 +226,7 @@ impl EventCtx<'_> {
             id: id.into(),
             actor: None,
             parts: None,
+            details: view.details(&rules.schema).map(Arc::new),
         };
         // The identity is resolved later, in event-time order, through the lineage: group keys
         // carry a mark where it goes.

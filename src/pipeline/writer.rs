@@ -15,11 +15,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Bookkeeping, OutputMsg};
 use crate::alert;
+use crate::alert::incident::{Candidate, Incident, Incidents, Joined};
 use crate::correlate::Finding;
 use crate::deadletter::DeadLetter;
 use crate::input::Sources;
 use crate::matcher::RuleSet;
-use crate::time::EventTime;
+use crate::time::{EventTime, Span};
 
 /// Where the engine's output goes: replay's files, the service's producer. Every call comes
 /// from the output thread, in stream order; an error stops the engine (the threads before the
@@ -62,6 +63,7 @@ pub struct Rendered<'a> {
 }
 
 /// A finding with the rule set that decided it (rules may be reloaded in between).
+#[derive(Clone)]
 pub struct Decided {
     pub finding: Finding,
     pub rules: Arc<RuleSet>,
@@ -79,25 +81,67 @@ pub fn run<K: Sink>(
     mut sink: K,
     shards: usize,
     sources: Arc<RwLock<Sources>>,
+    alert_options: alert::AlertOptions,
     rx: Receiver<OutputMsg>,
 ) -> Result<K::Report, K::Error> {
     let mut merge: Merge<Decided> = Merge::new(shards);
     let mut ready = Vec::new();
     let mut line = Vec::with_capacity(4096);
+    let mut incidents = alert_options.incidents.map(Incidents::<Decided>::new);
+    let mut closed: Vec<Incident<Decided>> = Vec::new();
     let mut release = |merge: &mut Merge<Decided>, sink: &mut K| -> Result<(), K::Error> {
         merge.ready(&mut ready);
         for d in ready.drain(..) {
-            line.clear();
-            let uid = {
-                let sources = sources.read().unwrap_or_else(|e| e.into_inner());
-                alert::render(&d.finding, &d.rules, &sources, &mut line)?
+            let joined = match incidents.as_mut() {
+                Some(inc) => {
+                    let f = &d.finding;
+                    let meta = alert::rule_meta(f, &d.rules);
+                    let own = alert::finding_uid(f, &d.rules);
+                    let candidate = Candidate {
+                        group: &f.group,
+                        start: f.events.first().map_or(f.time, |(e, _)| e.time),
+                        end: f.events.last().map_or(f.time, |(e, _)| e.time),
+                        rule: &meta.title,
+                        uid: &own,
+                        score: f.score.score,
+                        longest_timespan: longest_timespan(&d.rules),
+                    };
+                    Some(inc.join(&candidate, &d, &mut closed))
+                }
+                None => None,
             };
-            sink.alert(Rendered {
-                finding: &d.finding,
-                rules: &d.rules,
-                line: &line,
-                uid: &uid,
-            })?;
+            // Incidents evicted to make room close before the line that evicted them.
+            for c in closed.drain(..) {
+                emit(
+                    sink,
+                    &sources,
+                    &alert_options,
+                    &mut line,
+                    &c.best.1,
+                    Some(&c.closing()),
+                )?;
+            }
+            emit(
+                sink,
+                &sources,
+                &alert_options,
+                &mut line,
+                &d,
+                joined.as_ref(),
+            )?;
+        }
+        if let Some(inc) = incidents.as_mut() {
+            inc.close_before(merge.frontier(), &mut closed);
+            for c in closed.drain(..) {
+                emit(
+                    sink,
+                    &sources,
+                    &alert_options,
+                    &mut line,
+                    &c.best.1,
+                    Some(&c.closing()),
+                )?;
+            }
         }
         Ok(())
     };
@@ -124,6 +168,39 @@ pub fn run<K: Sink>(
         }
     }
     sink.finish()
+}
+
+/// Renders one line and hands it to the sink.
+fn emit<K: Sink>(
+    sink: &mut K,
+    sources: &RwLock<Sources>,
+    options: &alert::AlertOptions,
+    line: &mut Vec<u8>,
+    d: &Decided,
+    incident: Option<&Joined>,
+) -> Result<(), K::Error> {
+    line.clear();
+    let uid = {
+        let sources = sources.read().unwrap_or_else(|e| e.into_inner());
+        alert::render(&d.finding, &d.rules, &sources, options, incident, line)?
+    };
+    sink.alert(Rendered {
+        finding: &d.finding,
+        rules: &d.rules,
+        line,
+        uid: &uid,
+    })
+}
+
+/// The longest correlation timespan of a rule set: how early a chain decided later may have
+/// started.
+fn longest_timespan(rules: &RuleSet) -> Span {
+    rules
+        .correlations
+        .iter()
+        .map(|c| c.timespan)
+        .max()
+        .unwrap_or(Span::ZERO)
 }
 
 /// What the merge orders: a finding, possibly with what travels with it (the service keeps
@@ -205,6 +282,15 @@ impl<T: AsFinding> Merge<T> {
         }
     }
 
+    /// Every finding before this time has been released (or can be, by [`Merge::ready`]).
+    pub fn frontier(&self) -> EventTime {
+        self.progress
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(EventTime::MAX)
+    }
+
     pub fn pending(&self) -> usize {
         self.heap.len()
     }
@@ -231,6 +317,7 @@ mod tests {
                     },
                     id: "e".into(),
                     actor: None,
+                    details: None,
                     parts: None,
                 },
                 0,

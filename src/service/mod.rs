@@ -198,6 +198,13 @@ pub fn run(
         mint: MintLifetimes::default(),
         lineage: LineageLimits::default(),
         lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
+        // Incident state lives only in the output thread and is not checkpointed: a restart
+        // would close every incident and open new ones with other ids. Until it is, the service
+        // writes one alert per finding, as before.
+        alert: crate::alert::AlertOptions {
+            incidents: None,
+            ..crate::alert::AlertOptions::default()
+        },
     };
 
     let live = Arc::new(LiveAssessor::new(assessor));

@@ -20,6 +20,11 @@
 //!   state:                       # the rule's state budget (capped by the engine's)
 //!     max_groups: 100000         # live group states per shard
 //!     max_events: 1000           # events one group state keeps
+//!   runbook: |                   # what to do, carried into the alert's `remediation.desc`
+//!     Disable the access key, rotate the secrets read.
+//!   message: "{actor} read {resource} from {src_ip}"   # the alert's `message` (placeholders:
+//!                                #   actor resource src_ip host cmd_line user_agent operation
+//!                                #   rule count stages)
 //!   score:                       # blast radius of this rule's findings (docs/scoring.md)
 //!     weights: {reach: 40, touched: 20, stage: 20, tempo: 20}   # add up to 100
 //!     escalate_at: 2             # temporal_ordered: announce once 2 stages are complete
@@ -92,6 +97,10 @@ pub struct Extension {
     pub state: StateRequest,
     pub score: ScoreSpec,
     pub order: TieOrder,
+    /// What to do when the rule fires, carried into the alert's `remediation`.
+    pub runbook: Option<String>,
+    /// The alert's `message`, with placeholders.
+    pub message: Option<super::template::MessageTemplate>,
     pub loc: Loc,
 }
 
@@ -142,11 +151,26 @@ pub(crate) fn parse(
             "state" => ext.state = parse_state(ctx, v)?,
             "score" => ext.score = parse_score(ctx, v, kind, rules)?,
             "order" => ext.order = parse_order(ctx, v, kind)?,
+            "runbook" => {
+                ext.runbook = Some(
+                    v.scalar_text()
+                        .ok_or_else(|| err(v.loc, "`runbook` is a string".into()))?,
+                );
+            }
+            "message" => {
+                let text = v
+                    .scalar_text()
+                    .ok_or_else(|| err(v.loc, "`message` is a string".into()))?;
+                ext.message = Some(
+                    super::template::MessageTemplate::parse(&text)
+                        .map_err(|e| err(v.loc, format!("`message`: {e}")))?,
+                );
+            }
             other => {
                 return Err(err(
                     k.loc,
                     format!(
-                        "unknown key `{KEY}.{other}` (known: stages, until, absence, state, score, order)"
+                        "unknown key `{KEY}.{other}` (known: stages, until, absence, state, score, order, runbook, message)"
                     ),
                 ));
             }

@@ -12,6 +12,7 @@ pub mod extension;
 pub mod filter;
 pub mod processing;
 pub mod rule;
+pub mod template;
 pub mod value;
 pub mod yaml;
 

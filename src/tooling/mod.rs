@@ -8,6 +8,8 @@
 //! - [`eval`]: detection quality of a replay against the generator's labels (`credtrail eval`).
 //! - [`ruletest`]: `rules test`: the cases rules carry, replayed through the engine, and the
 //!   generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
+//! - [`report`]: a replay's alerts grouped by incident, as one self-contained HTML page
+//!   (`credtrail report`, `replay --report`) or a terminal summary (`replay --format text`).
 //! - [`lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and warnings
 //!   for rules no source profile can match.
 //!
@@ -17,4 +19,5 @@
 pub mod eval;
 pub mod generator;
 pub mod lint;
+pub mod report;
 pub mod ruletest;

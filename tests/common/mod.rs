@@ -53,6 +53,7 @@ pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) ->
         lineage: credtrail::identity::LineageLimits::default(),
         assessor: Default::default(),
         signed_out: None,
+        alert: Default::default(),
     }
 }
 
@@ -89,6 +90,22 @@ pub fn replay_scored(
     (text, summary, dir)
 }
 
+/// [`replay`] writing one alert per finding, no incidents: what the Kafka service writes.
+pub fn replay_per_finding(
+    rules: &Arc<RuleSet>,
+    inputs: &[PathBuf],
+    shards: usize,
+    lateness: &str,
+) -> (String, Summary, tempfile::TempDir) {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(inputs, dir.path(), shards, lateness);
+    opts.alert.incidents = None;
+    let summary = pipeline::replay(rules.clone(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
+    (text, summary, dir)
+}
+
 /// Parsed alert lines.
 pub fn alerts(text: &str) -> Vec<serde_json::Value> {
     text.lines()
@@ -96,10 +113,12 @@ pub fn alerts(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// (title, group) of each alert.
+/// (title, group) of each finding: every alert line but an incident's Close, which repeats
+/// one of its findings.
 pub fn titles_and_groups(text: &str) -> Vec<(String, String)> {
     alerts(text)
         .iter()
+        .filter(|a| a["activity_name"] != "Close")
         .map(|a| {
             (
                 a["finding_info"]["title"]

@@ -8,6 +8,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::ShardEngine;
 use crate::correlate::footprint::Footprint;
 use crate::correlate::{Decision, EventRef, Finding, GROUP_SEPARATOR, Hit, Target};
+use crate::score::{ChainFacts, RuleTerms};
 use crate::time::{EventTime, Span};
 use crate::vocab::{Position, TouchKind};
 
@@ -30,14 +31,30 @@ impl ShardEngine {
             .windows(2)
             .map(|w| w[1].0.time.since(w[0].0.time))
             .collect();
-        let weights = match target {
-            Target::Correlation(c) => self.rules.correlations[c as usize].weights,
-            Target::Detection(_) => None,
+        let rule = match target {
+            Target::Correlation(c) => {
+                let corr = &self.rules.correlations[c as usize];
+                RuleTerms {
+                    weights: corr.weights,
+                    level: corr.level,
+                }
+            }
+            Target::Detection(d) => RuleTerms {
+                weights: None,
+                level: self.rules.detection_meta(d).level,
+            },
         };
         let touched = footprint.counts();
-        let score = self
-            .assessor
-            .score(weights, &group, touched, stage, gaps, canary);
+        let score = self.assessor.score(
+            rule,
+            &group,
+            ChainFacts {
+                touched,
+                stage,
+                gaps,
+                canary,
+            },
+        );
         Finding {
             target,
             group,
@@ -183,6 +200,7 @@ impl ShardEngine {
                         id: format!("{label}:{first_id}").into(),
                         parts: Some(Arc::clone(&parts)),
                         actor: None,
+                        details: None,
                     },
                     touched: footprint_touches(footprint),
                 });

@@ -129,6 +129,9 @@ impl Builder<'_> {
                 // rebuilt (counted time, bounded memory): a pattern cannot grow a worker
                 // without limit.
                 .hybrid_cache_capacity(REGEX_CACHE_CAPACITY)
+                // A full DFA per pattern costs load time and memory for every rule set; the
+                // lazy DFA builds only the states events reach.
+                .dfa(false)
                 .nfa_size_limit(Some(per_pattern.min(remaining)));
             match meta::Regex::builder().configure(config).build(&pattern) {
                 Ok(regex) => {

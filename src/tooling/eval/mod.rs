@@ -134,11 +134,16 @@ pub fn read_alerts(rules: &RuleSet, text: &str) -> Result<Vec<AlertFacts>, EvalE
             .unwrap_or(title)
             .to_string();
         let product = index.and_then(|i| products.get(&i).cloned());
-        let events = v["evidences"]
+        // An incident's Close repeats a finding already read.
+        if v["activity_id"] == 3 {
+            continue;
+        }
+        // Every contributing event is in `related_events`; `evidences` shows only some.
+        let events = v["finding_info"]["related_events"]
             .as_array()
-            .ok_or_else(|| bad("no evidences"))?
+            .ok_or_else(|| bad("no finding_info.related_events"))?
             .iter()
-            .filter_map(|e| e["data"]["event_uid"].as_str().map(str::to_string))
+            .filter_map(|e| e["uid"].as_str().map(str::to_string))
             .collect();
         out.push(AlertFacts {
             rule,

@@ -452,6 +452,13 @@ impl Runner {
             lineage: Default::default(),
             assessor: Default::default(),
             signed_out: None,
+            // Cases count findings (one alert line each, no incident lines) and compare every
+            // evidence (cases are small: no bound needed).
+            alert: crate::alert::AlertOptions {
+                incidents: None,
+                max_evidences: usize::MAX,
+                max_bytes: usize::MAX,
+            },
         };
         let summary = pipeline::replay(rules.clone(), &opts).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(&alerts_path).unwrap_or_default();

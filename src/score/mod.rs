@@ -88,6 +88,8 @@ pub struct ScoreInput<'a> {
     /// Gaps between consecutive steps of the chain.
     pub gaps: Vec<Span>,
     pub canary: bool,
+    /// The rule's Sigma `level`: caps the score ([`level_cap`]).
+    pub level: Option<crate::sigma::Level>,
 }
 
 /// One factor of the breakdown.
@@ -110,6 +112,12 @@ pub struct Score {
     pub machine_speed: bool,
     pub in_inventory: bool,
     pub canary: bool,
+    /// The score before the rule's level capped it, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped_by_level: Option<u32>,
+    /// Stages reached and stages of the rule.
+    #[serde(skip)]
+    pub stage: (u32, u32),
 }
 
 impl Score {
@@ -129,14 +137,17 @@ fn log_scaled(n: u32, reference: f64) -> f64 {
     ((1.0 + n as f64).ln() / (1.0 + reference).ln()).min(1.0)
 }
 
-fn reach(entry: Option<&IdentityEntry>, touched: &Touched) -> (f64, String) {
+/// The reach value of an identity the inventory does not know.
+pub const UNKNOWN_REACH: f64 = 0.5;
+
+fn reach(entry: Option<&IdentityEntry>) -> (f64, String) {
     let Some(e) = entry else {
-        // Unknown identity: estimate reach from breadth of what it touched.
-        let estimate =
-            (0.3 + 0.1 * touched.services as f64 + 0.1 * touched.secrets as f64).min(0.8);
+        // Unknown identity: a medium reach. Estimating it from what the chain touched counted
+        // the touched factor twice, and let a noisy single event outrank a chain of the same
+        // identity.
         return (
-            estimate,
-            "not in the inventory: estimated from what the chain touched".into(),
+            UNKNOWN_REACH,
+            "not in the inventory: assumed medium reach".into(),
         );
     };
     let privilege = match e.privilege {
@@ -212,10 +223,34 @@ fn touched_value(t: &Touched) -> (f64, String) {
     (v, d)
 }
 
+/// The tempo of a chain: the best tempo of any prefix of its steps, so that a step joining a
+/// chain never lowers its score (a slow last step does not undo a machine-speed start). A
+/// single step has no tempo.
 fn tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
     if gaps.is_empty() {
-        return (0.5, false, "single step".into());
+        return (0.0, false, "single event: no tempo".into());
     }
+    let whole = prefix_tempo(gaps, machine);
+    let mut best = (whole.0, gaps.len());
+    for end in 1..gaps.len() {
+        let t = prefix_tempo(&gaps[..end], machine);
+        if t.0 > best.0 {
+            best = (t.0, end);
+        }
+    }
+    if best.1 == gaps.len() {
+        return whole;
+    }
+    // The value of the fastest start; the flag and the words describe the whole chain.
+    let start = prefix_tempo(&gaps[..best.1], machine);
+    (
+        best.0,
+        whole.1,
+        format!("fastest start {}; whole chain {}", start.2, whole.2),
+    )
+}
+
+fn prefix_tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
     let mut sorted: Vec<Span> = gaps.to_vec();
     sorted.sort();
     let median = sorted[sorted.len() / 2];
@@ -229,7 +264,8 @@ fn tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
         (1.0 / ratio.max(1.0)).clamp(0.05, 0.9)
     };
     let d = format!(
-        "median gap {}, longest {}{}",
+        "{} step(s): median gap {}, longest {}{}",
+        gaps.len() + 1,
         Span(median.0 / 1_000_000 * 1_000_000),
         Span(max.0 / 1_000_000 * 1_000_000),
         if machine_speed { ": machine speed" } else { "" }
@@ -239,24 +275,23 @@ fn tempo(gaps: &[Span], machine: Span) -> (f64, bool, String) {
 
 /// Scores one chain.
 pub fn score(config: &ScoreConfig, weights: &Weights, input: &ScoreInput<'_>) -> Score {
-    let (reach_v, reach_d) = reach(input.entry, &input.touched);
+    let (reach_v, reach_d) = reach(input.entry);
     let (touched_v, touched_d) = touched_value(&input.touched);
     let (reached, total) = input.stage;
-    let stage_v = if total == 0 {
-        1.0
+    // A single event is no chain: it earns no stage points.
+    let (stage_v, stage_d) = if total <= 1 {
+        (0.0, "single event: no chain".to_string())
     } else {
-        (reached as f64 / total as f64).min(1.0)
+        (
+            (reached as f64 / total as f64).min(1.0),
+            format!("stage {reached} of {total}"),
+        )
     };
     let (tempo_v, machine_speed, tempo_d) = tempo(&input.gaps, config.machine_speed_gap);
     let mut factors = vec![
         ("reach", reach_v, weights.reach, reach_d),
         ("touched", touched_v, weights.touched, touched_d),
-        (
-            "stage",
-            stage_v,
-            weights.stage,
-            format!("stage {reached} of {total}"),
-        ),
+        ("stage", stage_v, weights.stage, stage_d),
         ("tempo", tempo_v, weights.tempo, tempo_d),
     ];
     if input.canary {
@@ -270,7 +305,13 @@ pub fn score(config: &ScoreConfig, weights: &Weights, input: &ScoreInput<'_>) ->
         .iter()
         .map(|f| f.1.clamp(0.0, 1.0) * f.2 as f64)
         .collect();
-    let total_score = exact.iter().sum::<f64>().round().clamp(0.0, 100.0) as u32;
+    let uncapped = exact.iter().sum::<f64>().round().clamp(0.0, 100.0) as u32;
+    let cap = if input.canary {
+        100
+    } else {
+        level_cap(input.level)
+    };
+    let total_score = uncapped.min(cap);
     let points = largest_remainder(&exact, total_score);
     Score {
         score: total_score,
@@ -288,7 +329,41 @@ pub fn score(config: &ScoreConfig, weights: &Weights, input: &ScoreInput<'_>) ->
         machine_speed,
         in_inventory: input.entry.is_some(),
         canary: input.canary,
+        capped_by_level: (total_score < uncapped).then_some(uncapped),
+        stage: input.stage,
     }
+}
+
+/// The highest score a rule of `level` can give: an informational rule is at most Medium
+/// (59), a low one at most High (79); medium, high, critical and unset levels are not capped.
+/// A cap never puts a chain below a single event of the same identity (single events score
+/// at most 55 with the default weights).
+pub fn level_cap(level: Option<crate::sigma::Level>) -> u32 {
+    match level {
+        Some(crate::sigma::Level::Informational) => 59,
+        Some(crate::sigma::Level::Low) => 79,
+        _ => 100,
+    }
+}
+
+/// What a rule says about scoring its findings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuleTerms {
+    /// The rule's own weights (reach, touched, stage, tempo, from its extension).
+    pub weights: Option<[u32; 4]>,
+    /// The rule's Sigma `level` (caps the score, [`level_cap`]).
+    pub level: Option<crate::sigma::Level>,
+}
+
+/// What a finding's chain did, for its score.
+#[derive(Clone, Debug, Default)]
+pub struct ChainFacts {
+    pub touched: Touched,
+    /// Stages reached (1-based) and stages of the rule.
+    pub stage: (u32, u32),
+    /// Gaps between consecutive steps.
+    pub gaps: Vec<Span>,
+    pub canary: bool,
 }
 
 /// Scores findings: the inventory, the weights (global and per rule) and the settings.
@@ -335,18 +410,10 @@ impl Assessor {
                 .any(|(k, v)| *k == TouchKind::Secret && inv.is_canary_secret(v))
     }
 
-    /// Scores a finding for `group`; `weights` are the rule's own (reach, touched, stage,
-    /// tempo, from its extension), when it has them.
-    pub fn score(
-        &self,
-        weights: Option<[u32; 4]>,
-        group: &str,
-        touched: Touched,
-        stage: (u32, u32),
-        gaps: Vec<Span>,
-        canary: bool,
-    ) -> Score {
-        let weights = weights
+    /// Scores a finding of `rule` for `group`.
+    pub fn score(&self, rule: RuleTerms, group: &str, chain: ChainFacts) -> Score {
+        let weights = rule
+            .weights
             .map(|[reach, touched, stage, tempo]| Weights {
                 reach,
                 touched,
@@ -359,10 +426,11 @@ impl Assessor {
             &weights,
             &ScoreInput {
                 entry: self.entry(group),
-                touched,
-                stage,
-                gaps,
-                canary,
+                touched: chain.touched,
+                stage: chain.stage,
+                gaps: chain.gaps,
+                canary: chain.canary,
+                level: rule.level,
             },
         )
     }
@@ -431,110 +499,4 @@ impl LiveAssessor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::inventory::{Credential, Reach, ReachSpec};
-
-    fn admin() -> IdentityEntry {
-        IdentityEntry {
-            pattern: "x".into(),
-            kind: None,
-            owner: None,
-            environment: Some("prod".into()),
-            privilege: Some(Privilege::Admin),
-            reach: ReachSpec {
-                secrets: Some(Reach::Count(120)),
-                accounts: Some(Reach::Count(4)),
-                data_stores: Some(Reach::Count(40)),
-            },
-            credential: Some(Credential {
-                kind: CredentialKind::LongLivedKey,
-                age_days: Some(400),
-            }),
-            canary: false,
-        }
-    }
-
-    fn input<'a>(
-        entry: Option<&'a IdentityEntry>,
-        gaps: &[i64],
-        stage: (u32, u32),
-    ) -> ScoreInput<'a> {
-        ScoreInput {
-            entry,
-            touched: Touched {
-                secrets: 3,
-                resources: 5,
-                hosts: 0,
-                regions: 1,
-                services: 3,
-            },
-            stage,
-            gaps: gaps.iter().map(|s| Span::from_secs(*s)).collect(),
-            canary: false,
-        }
-    }
-
-    #[test]
-    fn points_add_up_to_the_score() {
-        let e = admin();
-        for (entry, gaps, stage) in [
-            (Some(&e), vec![2, 3], (3, 3)),
-            (None, vec![600, 1200], (2, 4)),
-            (Some(&e), vec![], (1, 4)),
-        ] {
-            let s = score(
-                &ScoreConfig::default(),
-                &Weights::default(),
-                &input(entry, &gaps, stage),
-            );
-            assert_eq!(s.factors.iter().map(|f| f.points).sum::<u32>(), s.score);
-            assert!(s.score <= 100);
-        }
-    }
-
-    #[test]
-    fn an_admin_at_machine_speed_outranks_an_unknown_at_human_speed() {
-        let e = admin();
-        let fast = score(
-            &ScoreConfig::default(),
-            &Weights::default(),
-            &input(Some(&e), &[2, 3, 1], (4, 4)),
-        );
-        let slow = score(
-            &ScoreConfig::default(),
-            &Weights::default(),
-            &input(None, &[900, 1200, 600], (4, 4)),
-        );
-        assert!(fast.machine_speed && !slow.machine_speed);
-        assert!(
-            fast.score > slow.score + 20,
-            "{} vs {}",
-            fast.score,
-            slow.score
-        );
-        assert!(!slow.in_inventory);
-        assert!(slow.factors[0].detail.contains("not in the inventory"));
-        assert_eq!(fast.risk_level().0, 4);
-    }
-
-    #[test]
-    fn canaries_score_the_maximum() {
-        let mut i = input(None, &[600], (1, 4));
-        i.canary = true;
-        let s = score(&ScoreConfig::default(), &Weights::default(), &i);
-        assert_eq!(s.score, 100);
-    }
-
-    #[test]
-    fn largest_remainder_is_exact() {
-        assert_eq!(largest_remainder(&[10.4, 20.4, 30.2], 61), vec![11, 20, 30]);
-        assert_eq!(largest_remainder(&[0.5, 0.5], 1).iter().sum::<u32>(), 1);
-        assert_eq!(
-            largest_remainder(&[33.3, 33.3, 33.4], 100)
-                .iter()
-                .sum::<u32>(),
-            100
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,363 @@
+//! The corpus harness: whole-process figures of `credtrail replay` with the real SigmaHQ corpus
+//! on real public captures, side by side in one run with rsigma.
+//!
+//! ```sh
+//! cargo bench --bench corpus -- [--slice windows|cloudtrail|whole] [--events 200000]
+//!     [--shards 1,2] [--runs 3] [--no-rsigma] [--data DIR]
+//! ```
+//!
+//! Per slice (default: all three):
+//!
+//! - **rules**: every rule of `sigmahq-full/rules/<slice>` (all of `rules/` for `whole`) that
+//!   credtrail loads, each file tried on its own first, copied into one folder both engines read;
+//!   how many load is printed;
+//! - **events**: the public captures of the slice (Windows: the OTRF Sysmon, Security and
+//!   PowerShell recordings; CloudTrail: invictus and the OTRF export; whole: both), each event
+//!   ordered by its own time, then copied with every time shifted past the previous copy and
+//!   its record id made unique, until there are at least `--events`;
+//! - **load**: each engine on an empty event file (the whole process: start, load, compile);
+//! - then `--runs` rounds of credtrail with `--shards N --workers N` per N of `--shards`, and
+//!   rsigma (`rsigma engine eval`, one thread) when it is on the PATH.
+//!
+//! It prints medians of events/s, CPU-seconds per million events, peak RSS, credtrail's
+//! per-event latency (p50 / p99 / p99.9 of decode + match, from its summary), the load times,
+//! and the ratios pair by pair.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use credtrail::matcher::{self, CompileOptions};
+use credtrail::sigma::{self, LoadOptions};
+use credtrail::time::EventTime;
+use serde_json::Value;
+
+mod harness;
+#[allow(dead_code)] // the benches use the root, not every helper
+#[path = "../tests/common/public_data.rs"]
+mod public_data;
+
+use harness::{Series, after, count_lines, median, ratio, run};
+
+struct Args {
+    slices: Vec<String>,
+    events: usize,
+    shards: Vec<usize>,
+    runs: usize,
+    rsigma: bool,
+    data: PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        slices: vec!["windows".into(), "cloudtrail".into(), "whole".into()],
+        events: 200_000,
+        shards: vec![1, 2],
+        runs: 3,
+        rsigma: true,
+        data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/corpus-harness"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--slice" => a.slices = vec![v()],
+            "--events" => a.events = v().parse().expect("--events N"),
+            "--shards" => {
+                a.shards = v()
+                    .split(',')
+                    .map(|s| s.parse().expect("--shards 1,2"))
+                    .collect()
+            }
+            "--runs" => a.runs = v().parse().expect("--runs N"),
+            "--data" => a.data = PathBuf::from(v()),
+            "--no-rsigma" => a.rsigma = false,
+            // `cargo bench` passes `--bench`.
+            _ => {}
+        }
+    }
+    a
+}
+
+/// Every `.yml` under `dir`, sorted.
+fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rule_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+}
+
+/// Copies the rules of `dir` that credtrail loads and compiles into `to`; (loaded, total).
+fn loadable_rules(dir: &Path, to: &Path) -> (usize, usize) {
+    let mut files = Vec::new();
+    rule_files(dir, &mut files);
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).expect("rules dir");
+    let mut loaded = 0;
+    for (i, f) in files.iter().enumerate() {
+        let ok = sigma::load(std::slice::from_ref(f), &LoadOptions::default())
+            .ok()
+            .is_some_and(|c| matcher::compile(&c, &CompileOptions::default()).is_ok());
+        if ok {
+            let name = f.file_name().expect("a file").to_string_lossy();
+            std::fs::copy(f, to.join(format!("{i:05}_{name}"))).expect("copy rule");
+            loaded += 1;
+        }
+    }
+    (loaded, files.len())
+}
+
+/// The JSON events of every capture under `dirs` (plain or gzipped JSON lines).
+fn captures(dirs: &[PathBuf]) -> Vec<Value> {
+    let mut files = Vec::new();
+    for d in dirs {
+        for e in std::fs::read_dir(d).expect("captures").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files.extend(
+                    std::fs::read_dir(&p)
+                        .expect("captures")
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.retain(|p| {
+        let n = p.to_string_lossy();
+        n.ends_with(".jsonl") || n.ends_with(".jsonl.gz")
+    });
+    files.sort();
+    let mut out = Vec::new();
+    for p in files {
+        let f = std::fs::File::open(&p).expect("capture");
+        let r: Box<dyn BufRead> = if p.to_string_lossy().ends_with(".gz") {
+            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
+        } else {
+            Box::new(BufReader::new(f))
+        };
+        out.extend(
+            r.lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str::<Value>(&l).ok()),
+        );
+    }
+    out
+}
+
+/// The time fields the profiles read, in the order they prefer them.
+const TIME_FIELDS: [&str; 4] = ["eventTime", "UtcTime", "TimeCreated", "@timestamp"];
+/// Record ids made unique per copy.
+const ID_FIELDS: [&str; 3] = ["eventID", "EventRecordID", "RecordNumber"];
+
+fn own_time(e: &Value) -> Option<EventTime> {
+    TIME_FIELDS
+        .iter()
+        .find_map(|f| e[*f].as_str().and_then(EventTime::parse))
+}
+
+/// Writes copies of `events` (ordered by their own time) until `at_least` lines, each copy
+/// shifted past the previous one; returns the number written.
+fn write_copies(mut events: Vec<Value>, at_least: usize, path: &Path) -> usize {
+    events.retain(|e| own_time(e).is_some());
+    events.sort_by_key(|e| own_time(e).map(|t| t.as_millis()));
+    let (Some(first), Some(last)) = (
+        events.first().and_then(own_time),
+        events.last().and_then(own_time),
+    ) else {
+        panic!("no timed events");
+    };
+    let span = last.since(first).as_millis() + 60_000;
+    let copies = at_least.div_ceil(events.len()).max(1);
+    let mut out = BufWriter::new(std::fs::File::create(path).expect("events file"));
+    for k in 0..copies {
+        for e in &events {
+            let mut e = e.clone();
+            for f in TIME_FIELDS {
+                if let Some(t) = e[f].as_str().and_then(EventTime::parse) {
+                    let shifted = EventTime::from_millis(t.as_millis() + span * k as i64);
+                    e[f] = Value::String(shifted.to_string());
+                }
+            }
+            for f in ID_FIELDS {
+                if !e[f].is_null() {
+                    e[f] = Value::String(format!(
+                        "{k}-{}",
+                        e[f].as_str()
+                            .map_or_else(|| e[f].to_string(), str::to_string)
+                    ));
+                }
+            }
+            serde_json::to_writer(&mut out, &e).expect("write");
+            out.write_all(b"\n").expect("write");
+        }
+    }
+    out.flush().expect("flush");
+    copies * events.len()
+}
+
+fn rsigma_cmd(rules: &Path, events: &Path) -> Command {
+    let mut c = Command::new("rsigma");
+    c.args(["engine", "eval", "-r"])
+        .arg(rules)
+        .arg("-e")
+        .arg(format!("@{}", events.display()));
+    for f in TIME_FIELDS {
+        c.args(["--timestamp-field", f]);
+    }
+    c.args(["--output-format", "ndjson"]);
+    c
+}
+
+fn main() {
+    let a = args();
+    let credtrail = env!("CARGO_BIN_EXE_credtrail");
+    let shared = public_data::shared_root();
+    std::fs::create_dir_all(&a.data).expect("data dir");
+    let rsigma = a.rsigma
+        && Command::new("rsigma")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if a.rsigma && !rsigma {
+        eprintln!("rsigma is not installed (cargo install rsigma@0.23.0): skipping the peer");
+    }
+    let mut report = BTreeMap::new();
+    for slice in &a.slices {
+        let (rule_dir, capture_dirs) = match slice.as_str() {
+            "windows" => ("rules/windows", vec!["datasets/windows"]),
+            "cloudtrail" => ("rules/cloud/aws", vec!["datasets/cloudtrail"]),
+            "whole" => ("rules", vec!["datasets/windows", "datasets/cloudtrail"]),
+            other => panic!("unknown slice {other}: windows, cloudtrail or whole"),
+        };
+        let rules = a.data.join(format!("rules-{slice}"));
+        let (loaded, total) = loadable_rules(&shared.join("sigmahq-full").join(rule_dir), &rules);
+        let events = a.data.join(format!("events-{slice}.jsonl"));
+        let dirs: Vec<PathBuf> = capture_dirs.iter().map(|d| shared.join(d)).collect();
+        let lines = write_copies(captures(&dirs), a.events, &events) as f64;
+        let bytes = std::fs::metadata(&events).map(|m| m.len()).unwrap_or(0) as f64;
+        assert_eq!(count_lines(&events) as f64, lines);
+        let empty = a.data.join("empty.jsonl");
+        std::fs::write(&empty, "").expect("empty file");
+        let alerts = a.data.join("alerts.jsonl");
+        let dead = a.data.join("dead-letter.jsonl");
+        let replay = |events: &Path, n: usize| {
+            let mut c = Command::new(credtrail);
+            c.arg("replay")
+                .arg(events)
+                .arg("--rules")
+                .arg(&rules)
+                .args(["--shards", &n.to_string(), "--workers", &n.to_string()])
+                .args(["--lateness", "1h"])
+                .arg("--out")
+                .arg(&alerts)
+                .arg("--dead-letter")
+                .arg(&dead);
+            c
+        };
+        let mut load = Series::new("credtrail load (empty input)".into());
+        let mut peer_load = Series::new("rsigma load (empty input)".into());
+        let mut replays: Vec<Series> = a
+            .shards
+            .iter()
+            .map(|n| Series::new(format!("credtrail replay, {n} shard(s) + {n} worker(s)")))
+            .collect();
+        let mut peer = Series::new("rsigma engine eval (1 thread)".into());
+        for round in 0..a.runs {
+            eprintln!("{slice}: round {} of {}", round + 1, a.runs);
+            load.usage.push(run(&mut replay(&empty, 1)).0);
+            for (i, n) in a.shards.iter().enumerate() {
+                let (u, err) = run(&mut replay(&events, *n));
+                let s = &mut replays[i];
+                s.usage.push(u);
+                s.p50.extend(after(&err, "p50"));
+                s.p99.extend(after(&err, "p99"));
+                s.p999.extend(after(&err, "p99.9"));
+                s.alerts = after(&err, "alerts:").unwrap_or(f64::NAN);
+            }
+            if rsigma {
+                peer_load.usage.push(run(&mut rsigma_cmd(&rules, &empty)).0);
+                peer.usage.push(run(&mut rsigma_cmd(&rules, &events)).0);
+            }
+        }
+        let mut text = format!(
+            "{slice}: {loaded} of {total} SigmaHQ rules load; {lines} events, {:.0} B/event, {} runs, medians\n",
+            bytes / lines,
+            a.runs
+        );
+        text += &format!(
+            "{:<46} {:>10} {:>13} {:>10} {:>26}\n",
+            "", "events/s", "CPU-s / M ev", "peak RSS", "latency p50/p99/p99.9 us"
+        );
+        let mut all: Vec<&Series> = replays.iter().collect();
+        if rsigma {
+            all.push(&peer);
+        }
+        for s in &all {
+            let lat = if s.p50.is_empty() {
+                "-".to_string()
+            } else {
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    median(s.p50.clone()),
+                    median(s.p99.clone()),
+                    median(s.p999.clone())
+                )
+            };
+            text += &format!(
+                "{:<46} {:>10.0} {:>13.2} {:>7.1} MB {:>26}\n",
+                s.name,
+                median(s.rate(lines)),
+                median(s.usage.iter().map(|u| u.cpu / lines * 1e6).collect()),
+                median(
+                    s.usage
+                        .iter()
+                        .map(|u| u.max_rss_kb as f64 / 1024.0)
+                        .collect()
+                ),
+                lat
+            );
+        }
+        let wall = |s: &Series| median(s.usage.iter().map(|u| u.wall).collect());
+        text += &format!("load, whole process: credtrail {:.2} s", wall(&load));
+        if rsigma {
+            text += &format!(", rsigma {:.2} s", wall(&peer_load));
+        }
+        text += "\n";
+        for s in &replays {
+            text += &format!("{}: {:.0} alerts\n", s.name, s.alerts);
+            if rsigma {
+                text += &format!("  throughput / rsigma: {:.2}\n", ratio(s, &peer));
+            }
+        }
+        if replays.len() >= 2 {
+            text += &format!(
+                "{} + {} / {} + {}: {:.2}\n",
+                a.shards[1],
+                a.shards[1],
+                a.shards[0],
+                a.shards[0],
+                ratio(&replays[1], &replays[0])
+            );
+        }
+        eprintln!("{text}");
+        report.insert(slice.clone(), text);
+    }
+    println!();
+    for text in report.values() {
+        println!("{text}");
+    }
+}

@@ -1,0 +1,130 @@
+//! What the whole-process harnesses share (`replay`, `corpus`): running a child under the
+//! operating system's accounting (`wait4`: wall, CPU, peak RSS), reading figures from its
+//! summary, medians and ratios pair by pair.
+#![allow(dead_code)] // each harness uses its part
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// OS accounting of one finished child.
+#[derive(Clone, Copy, Default)]
+pub struct Usage {
+    pub wall: f64,
+    pub cpu: f64,
+    pub max_rss_kb: i64,
+}
+
+// The child is reaped by `wait4` (for its resource usage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn run(cmd: &mut Command) -> (Usage, String) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for the child we spawned and own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our child's; status and ru are valid for writes.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert!(pid > 0, "wait4 failed");
+    let wall = started.elapsed().as_secs_f64();
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let err = reader.join().unwrap_or_default();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed:\n{err}"
+    );
+    (
+        Usage {
+            wall,
+            cpu: secs(ru.ru_utime) + secs(ru.ru_stime),
+            max_rss_kb: ru.ru_maxrss,
+        },
+        err,
+    )
+}
+
+pub fn count_lines(path: &Path) -> u64 {
+    let mut f = std::fs::File::open(path).expect("events");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf).expect("read");
+        if got == 0 {
+            return n;
+        }
+        n += buf[..got].iter().filter(|&&c| c == b'\n').count() as u64;
+    }
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// The number after `key` in `text` (`p50 1.54 us` → 1.54).
+pub fn after(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(key)? + key.len();
+    text[at..]
+        .trim_start()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?
+        .parse()
+        .ok()
+}
+
+pub struct Series {
+    pub name: String,
+    pub usage: Vec<Usage>,
+    pub p50: Vec<f64>,
+    pub p99: Vec<f64>,
+    pub p999: Vec<f64>,
+    pub states: f64,
+    pub state_kb: f64,
+    pub alerts: f64,
+}
+
+impl Series {
+    pub fn new(name: String) -> Series {
+        Series {
+            name,
+            usage: Vec::new(),
+            p50: Vec::new(),
+            p99: Vec::new(),
+            p999: Vec::new(),
+            states: f64::NAN,
+            state_kb: f64::NAN,
+            alerts: f64::NAN,
+        }
+    }
+
+    pub fn rate(&self, events: f64) -> Vec<f64> {
+        self.usage.iter().map(|u| events / u.wall).collect()
+    }
+}
+
+/// The median over rounds of `b`'s wall time over `a`'s (a's throughput relative to b's),
+/// pair by pair, so drift of a shared machine cancels out.
+pub fn ratio(a: &Series, b: &Series) -> f64 {
+    median(
+        a.usage
+            .iter()
+            .zip(&b.usage)
+            .map(|(x, y)| y.wall / x.wall)
+            .collect(),
+    )
+}
