@@ -51,6 +51,7 @@ fn hit(group: &str, secs: i64, id: &str) -> Hit {
             id: id.into(),
             parts: None,
             actor: None,
+            details: None,
         },
         touched: Vec::new(),
     }
