@@ -515,17 +515,20 @@ pub(crate) fn star_glob(s: &SigmaString, cased: bool) -> Option<GlobTest> {
     {
         return None;
     }
-    let pieces = parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Lit(t) if !t.is_empty() => Some(if cased {
-                t.as_str().into()
-            } else {
-                t.to_ascii_lowercase().into()
-            }),
-            _ => None,
-        })
-        .collect();
+    // Adjacent literals are one piece: only a `*` lets text come between them.
+    let mut pieces: Vec<Box<str>> = Vec::new();
+    let mut current = String::new();
+    for p in parts {
+        match p {
+            Part::Lit(t) if cased => current.push_str(t),
+            Part::Lit(t) => current.push_str(&t.to_ascii_lowercase()),
+            _ if current.is_empty() => {}
+            _ => pieces.push(std::mem::take(&mut current).into()),
+        }
+    }
+    if !current.is_empty() {
+        pieces.push(current.into());
+    }
     Some(GlobTest {
         anchored_start: !matches!(parts.first(), Some(Part::Star)),
         anchored_end: !matches!(parts.last(), Some(Part::Star)),

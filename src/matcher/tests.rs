@@ -384,6 +384,20 @@ mod globs {
         }
     }
 
+    /// Bug (found by the proptest above after the merge): two adjacent literals became two
+    /// pieces with room between them, so ` \\*` matched ` A\\`.
+    #[test]
+    fn adjacent_literals_are_one_piece() {
+        let s = SigmaString(vec![
+            Part::Lit(" ".into()),
+            Part::Lit("\\".into()),
+            Part::Star,
+        ]);
+        let glob = star_glob(&s, false).unwrap();
+        assert!(!glob.matches(" A\\"));
+        assert!(glob.matches(" \\x"));
+    }
+
     #[test]
     fn what_a_glob_cannot_say_goes_to_a_regex() {
         let one = SigmaString(vec![Part::Lit("a".into()), Part::One, Part::Star]);
