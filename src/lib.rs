@@ -36,11 +36,15 @@
 //!   [`service`]) and the registry of their sources, cut into batches of lines.
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
 //!   reused buffers, size/depth/field limits), by source profile; event time, identity, what
-//!   the event touched and what its evidence shows.
-//! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly.
+//!   the event touched and what its evidence shows; each profile's built-in field map from
+//!   Sigma's canonical names to its own ([`decode::fieldmap`]).
+//! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly; stage
+//!   selectors that take rules by ATT&CK tag ([`sigma::selector`]).
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field, literal
-//!   wildcard matchers and one small regex engine per `re` pattern; per event, the detections it satisfies. On a rule reload, which
-//!   correlations of the old set carry their open state into the new one.
+//!   wildcard matchers and one small regex engine per `re` pattern; per event, the detections
+//!   it satisfies. On a rule reload, which correlations of the old set carry their open state
+//!   into the new one. Log-source guards per profile ([`matcher::logsource`]); a public corpus
+//!   loaded best-effort ([`matcher::corpus`]).
 //! - [`identity`]: who is really acting: credential lineage across `AssumeRole` and new access
 //!   keys, resolved in event-time order to a root identity that hits are grouped by.
 //! - [`inventory`]: what each identity can reach (identity context file, and in the service a

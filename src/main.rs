@@ -206,8 +206,7 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         Some(p) => credtrail::identity::config::load(p).map_err(|e| bad_input(e.into()))?,
     };
     let rules = load_rules(
-        &args.sources.rules,
-        &args.sources.pipeline,
+        &args.sources,
         CompileOptions {
             limits,
             forced_profile: forced,
@@ -382,11 +381,8 @@ fn assessor(args: &ReplayArgs) -> Result<Assessor, Failure> {
     })
 }
 
-fn load_rules(
-    paths: &[PathBuf],
-    pipelines: &[PathBuf],
-    opts: CompileOptions,
-) -> Result<RuleSet, Failure> {
+fn load_rules(sources: &cli::RuleSources, opts: CompileOptions) -> Result<RuleSet, Failure> {
+    let (paths, pipelines) = (&sources.rules, &sources.pipeline);
     let fail = |errors: sigma::LoadErrors| {
         for e in &errors.0 {
             eprintln!("credtrail: rule error: {e}");
@@ -398,7 +394,21 @@ fn load_rules(
     };
     let pipelines = sigma::processing::load(pipelines, sigma::YamlBudget::default())
         .map_err(|e| bad_input(e.into()))?;
-    let catalog = sigma::load(paths, &LoadOptions::with_pipelines(pipelines)).map_err(fail)?;
+    let load = LoadOptions::with_pipelines(pipelines);
+    if !sources.corpus.is_empty() {
+        let loaded =
+            matcher::load_with_corpus(paths, &sources.corpus, &load, &opts).map_err(fail)?;
+        for e in &loaded.left_out {
+            eprintln!("credtrail: corpus rule left out: {e}");
+        }
+        eprintln!(
+            "credtrail: corpus: {} rule(s) loaded, {} left out",
+            loaded.corpus_loaded,
+            loaded.left_out.len()
+        );
+        return Ok(loaded.rules);
+    }
+    let catalog = sigma::load(paths, &load).map_err(fail)?;
     if catalog.rules.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
             "no rules found under the --rules paths"

@@ -138,6 +138,10 @@ impl Span {
             let n: i64 = text[start..i]
                 .parse()
                 .map_err(|_| SpanError::Invalid(s.to_string()))?;
+            // `10 m` and `1h 30m` read as written; `10 mins` then names its unit.
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
             let unit_start = i;
             while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                 i += 1;
@@ -152,8 +156,17 @@ impl Span {
                 "d" => 86_400_000_000_000,
                 "w" => 604_800_000_000_000,
                 "" => return Err(SpanError::MissingUnit(s.to_string())),
-                other => return Err(SpanError::UnknownUnit(other.to_string())),
+                other => {
+                    return Err(SpanError::UnknownUnit {
+                        unit: other.to_string(),
+                        input: s.to_string(),
+                        hint: unit_hint(other),
+                    });
+                }
             };
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
             let part = n
                 .checked_mul(unit_nanos)
                 .ok_or_else(|| SpanError::Invalid(s.to_string()))?;
@@ -193,8 +206,28 @@ pub enum SpanError {
     Invalid(String),
     #[error("duration `{0}` has no unit (write e.g. `30s` or `5m`)")]
     MissingUnit(String),
-    #[error("unknown duration unit `{0}` (known: ns, us, ms, s, m, h, d, w)")]
-    UnknownUnit(String),
+    #[error("unknown unit `{unit}` in duration `{input}` (known: ns, us, ms, s, m, h, d, w){hint}")]
+    UnknownUnit {
+        unit: String,
+        input: String,
+        /// `; did you mean `m`?` when the unit is a spelled-out one, else empty.
+        hint: String,
+    },
+}
+
+/// The suggestion for a spelled-out unit (`mins`, `seconds`, `hr`), as a message suffix.
+fn unit_hint(unit: &str) -> String {
+    let known = match unit.to_ascii_lowercase().as_str() {
+        // Units are case-sensitive (`M` is not `m` everywhere): an upper-case one gets a hint.
+        "s" | "sec" | "secs" | "second" | "seconds" => "s",
+        "m" | "min" | "mins" | "minute" | "minutes" => "m",
+        "h" | "hr" | "hrs" | "hour" | "hours" => "h",
+        "d" | "day" | "days" => "d",
+        "w" | "wk" | "wks" | "week" | "weeks" => "w",
+        "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => "ms",
+        _ => return String::new(),
+    };
+    format!("; did you mean `{known}`?")
 }
 
 fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
@@ -379,7 +412,10 @@ mod tests {
         assert_eq!(Span::parse("2d").unwrap().to_string(), "2d");
         assert_eq!(Span::parse("90s").unwrap().to_string(), "90s");
         assert_eq!(Span::parse("5"), Err(SpanError::MissingUnit("5".into())));
-        assert!(matches!(Span::parse("5y"), Err(SpanError::UnknownUnit(_))));
+        assert!(matches!(
+            Span::parse("5y"),
+            Err(SpanError::UnknownUnit { .. })
+        ));
         assert!(matches!(Span::parse("m"), Err(SpanError::Invalid(_))));
         assert!(matches!(
             Span::parse("99999999999999d"),
@@ -399,5 +435,26 @@ mod tests {
             let t = EventTime::from_millis(ms);
             prop_assert_eq!(EventTime::parse(&t.to_string()), Some(t));
         }
+    }
+
+    /// Regression (issue 10, item 4): `10 mins` said "has no unit"; it names the unit it does
+    /// not know and suggests the one meant.
+    #[test]
+    fn spelled_out_units_are_named_with_a_suggestion() {
+        let e = Span::parse("10 mins").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown unit `mins` in duration `10 mins` (known: ns, us, ms, s, m, h, d, w); did you mean `m`?"
+        );
+        assert_eq!(
+            Span::parse("2 hours").unwrap_err().to_string(),
+            "unknown unit `hours` in duration `2 hours` (known: ns, us, ms, s, m, h, d, w); did you mean `h`?"
+        );
+        assert_eq!(
+            Span::parse("5y").unwrap_err().to_string(),
+            "unknown unit `y` in duration `5y` (known: ns, us, ms, s, m, h, d, w)"
+        );
+        assert_eq!(Span::parse("10 m"), Ok(Span::from_secs(600)));
+        assert_eq!(Span::parse("1h 30m"), Ok(Span::from_secs(5400)));
     }
 }

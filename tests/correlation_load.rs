@@ -231,3 +231,42 @@ fn score_settings_in_the_extension_are_checked() {
     let count = "title: c\ncorrelation: {type: event_count, rules: [a], group-by: [x], timespan: 5m, condition: {gte: 2}}\ncredtrail:\n  score:\n    escalate_at: 1\n";
     assert!(one_error(count).to_string().contains("temporal_ordered"));
 }
+
+/// Issue 10, item 4: misspelt modifiers and rule references name the closest known one.
+#[test]
+fn misspellings_get_a_did_you_mean() {
+    let e = errors("title: m\nid: m1\ndetection: {s: {CommandLine|contians: x}, condition: s}\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].to_string().ends_with(
+            "unknown modifier `contians` in `CommandLine|contians`; did you mean `contains`?"
+        ),
+        "{}",
+        e[0]
+    );
+    let e = one_error(
+        "title: c\ncorrelation: {type: temporal_ordered, rules: [a, bb], timespan: 5m}\n",
+    );
+    assert!(
+        e.to_string().ends_with(
+            "correlation refers to rule `bb`, which is not loaded (by id or name); did you mean `b`?"
+        ),
+        "{e}"
+    );
+    let e = one_error(
+        "title: c\ncorrelation: {type: temporal_ordered, rules: [a, zzzz], timespan: 5m}\n",
+    );
+    assert!(
+        e.to_string()
+            .ends_with("which is not loaded (by id or name)"),
+        "no suggestion for a stranger: {e}"
+    );
+    let e = one_error(
+        "title: f\nlogsource: {product: aws}\nfilter:\n  rules: [aa]\n  known: {x: 1}\n  condition: known\n",
+    );
+    assert!(
+        e.to_string()
+            .ends_with("not loaded (by id or name); did you mean `a`?"),
+        "{e}"
+    );
+}

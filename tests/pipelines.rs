@@ -311,8 +311,10 @@ fn windows_to_winlogbeat(e: &Value, ecs: bool) -> Value {
     if ecs {
         let d = Value::Object(data.clone());
         let f = |k: &str| d[k].clone();
+        let either = |a: &str, b: &str| if d[a].is_null() { f(b) } else { f(a) };
         let process = object(vec![
-            ("executable", f("Image")),
+            // Winlogbeat's security module reads 4688's own names into the same fields.
+            ("executable", either("Image", "NewProcessName")),
             ("command_line", f("CommandLine")),
             ("working_directory", f("CurrentDirectory")),
             ("pid", f("ProcessId")),
@@ -330,7 +332,7 @@ fn windows_to_winlogbeat(e: &Value, ecs: bool) -> Value {
             (
                 "parent",
                 object(vec![
-                    ("executable", f("ParentImage")),
+                    ("executable", either("ParentImage", "ParentProcessName")),
                     ("command_line", f("ParentCommandLine")),
                     ("pid", f("ParentProcessId")),
                     ("entity_id", f("ParentProcessGuid")),

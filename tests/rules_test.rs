@@ -166,3 +166,25 @@ fn bad_rules_exit_2_before_any_test() {
         "{err}"
     );
 }
+
+/// Issue 10, item 4: a case naming a rule that is not loaded suggests the closest loaded one.
+#[test]
+fn a_misspelt_rule_in_a_case_gets_a_did_you_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    write_case(
+        dir.path(),
+        "[]",
+        "{eventSource: s, eventName: RotateSecret, userIdentity: {arn: u}}",
+    );
+    let tests = dir.path().join("chain.tests.yml");
+    let text = std::fs::read_to_string(&tests).unwrap();
+    std::fs::write(&tests, text.replace("rule: t_chain", "rule: t_chian")).unwrap();
+    let (code, out, err) = credtrail(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "rule `t_chian` is not loaded (by id or name); did you mean `t_chain`?; add its directory with --rules"
+        ),
+        "{out}\n{err}"
+    );
+}

@@ -50,11 +50,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
     let truth = Truth::read(&args.labels)
         .with_context(|| format!("--labels {}", args.labels.display()))
         .map_err(bad_input)?;
-    let rules = load_rules(
-        &args.sources.rules,
-        &args.sources.pipeline,
-        CompileOptions::default(),
-    )?;
+    let rules = load_rules(&args.sources, CompileOptions::default())?;
     let shards = args.shards.max(1);
     let opts = EvalOptions {
         replay: ReplayOptions {

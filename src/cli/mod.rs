@@ -16,4 +16,9 @@ pub struct RuleSources {
     /// Processing pipeline (pySigma YAML) applied to every rule; repeatable, applied by priority.
     #[arg(long)]
     pub pipeline: Vec<std::path::PathBuf>,
+    /// A public rule corpus (SigmaHQ's `rules/` folder) loaded best-effort next to `--rules`:
+    /// its rules feed the `select:` stages of the chains; a corpus rule credtrail cannot load
+    /// is left out and printed with its reason (repeatable).
+    #[arg(long)]
+    pub corpus: Vec<std::path::PathBuf>,
 }

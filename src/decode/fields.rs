@@ -80,15 +80,23 @@ struct TrieNode {
 #[derive(Clone, Debug)]
 pub struct PathTrie {
     nodes: Vec<TrieNode>,
+    /// Whether an event key that the trie does not know is tried again with its spaces
+    /// removed (Windows EventData: Defender writes `Threat Name` where rules say `ThreatName`).
+    fold_spaces: bool,
 }
 
 impl Default for PathTrie {
     fn default() -> Self {
         PathTrie {
             nodes: vec![TrieNode::default()],
+            fold_spaces: false,
         }
     }
 }
+
+/// Longest key whose spaces are removed for a second look-up; longer keys are not folded
+/// (the copy lives on the stack, so folding allocates nothing).
+const MAX_FOLDED_KEY: usize = 128;
 
 /// Paths deeper than this are inserted only as written, not in every dotted spelling.
 const MAX_DOTTED_SPELLINGS_DEPTH: usize = 6;
@@ -137,6 +145,27 @@ impl PathTrie {
         }
     }
 
+    /// Makes event keys compare with their spaces removed when the key as written is unknown.
+    pub fn fold_spaces(&mut self, fold: bool) {
+        self.fold_spaces = fold;
+    }
+
+    /// The child of `node` for `key` with its spaces removed, if folding applies.
+    fn folded_child(&self, node: &TrieNode, key: &str) -> Option<u32> {
+        if !self.fold_spaces || key.len() > MAX_FOLDED_KEY || !key.contains(' ') {
+            return None;
+        }
+        let mut buf = [0u8; MAX_FOLDED_KEY];
+        let mut len = 0;
+        for &b in key.as_bytes().iter().filter(|&&b| b != b' ') {
+            buf[len] = b;
+            len += 1;
+        }
+        // Removing ASCII spaces from UTF-8 leaves UTF-8.
+        let folded = std::str::from_utf8(&buf[..len]).ok()?;
+        node.children.get(folded).copied()
+    }
+
     /// Walks the object at `tape[start]`, recording in `out` every node whose path the trie
     /// knows. Recursion follows the trie, whose depth is fixed at load time, never the event.
     pub fn extract(&self, tape: &[simd_json::Node<'_>], start: usize, out: &mut SlotValues) {
@@ -160,7 +189,12 @@ impl PathTrie {
                 return;
             };
             let value = i + 1;
-            let child = node.children.get(key).copied().or(node.any_child);
+            let child = node
+                .children
+                .get(key)
+                .copied()
+                .or_else(|| self.folded_child(node, key))
+                .or(node.any_child);
             if let Some(child) = child {
                 self.visit(tape, value, child as usize, out);
             }
@@ -377,6 +411,23 @@ mod tests {
         let mut bytes = br#"{"UserData":{"LogFileCleared":{"Name":"x"}}}"#.to_vec();
         let tape = simd_json::to_tape(&mut bytes).unwrap();
         let mut values = SlotValues::with_slots(1);
+        values.reset();
+        trie.extract(&tape.0, 0, &mut values);
+        assert_eq!(values.nodes(0).count(), 1);
+    }
+
+    #[test]
+    fn keys_with_spaces_fold_only_when_asked() {
+        let json = r#"{"Threat Name":"HackTool:Win32/Mimikatz"}"#;
+        let mut bytes = json.as_bytes().to_vec();
+        let tape = simd_json::to_tape(&mut bytes).unwrap();
+        let mut trie = PathTrie::default();
+        trie.insert(&split_path("ThreatName"), 0);
+        let mut values = SlotValues::with_slots(1);
+        values.reset();
+        trie.extract(&tape.0, 0, &mut values);
+        assert_eq!(values.nodes(0).count(), 0, "no folding by default");
+        trie.fold_spaces(true);
         values.reset();
         trie.extract(&tape.0, 0, &mut values);
         assert_eq!(values.nodes(0).count(), 1);

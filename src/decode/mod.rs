@@ -9,8 +9,10 @@
 //! read. The result is an [`EventView`], valid for the duration of a callback.
 
 pub mod detail;
+pub mod fieldmap;
 pub mod fields;
 pub mod profile;
+mod recognise;
 pub mod salvage;
 pub mod touch;
 mod view;

@@ -18,6 +18,8 @@ use super::detail::{DetailField, DetailKind, detail_fields};
 use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
 use super::touch::{TouchField, TouchKind, touch_fields};
 
+pub use super::recognise::detect;
+
 /// The built-in kinds of source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProfileKind {
@@ -288,8 +290,28 @@ impl ProfileSpec {
         }
     }
 
-    /// The JSON paths where this profile finds the Sigma field `field`, most likely first.
+    /// The JSON paths where this profile finds the Sigma field `field`, most likely first: the
+    /// field as written, then the places the profile's built-in field map gives it (see
+    /// [`fieldmap`](super::fieldmap)). A name marked by [`own_field`] is the profile's own read
+    /// of the field and gets the written places only.
     pub fn paths(&self, field: &str) -> Vec<Vec<Step>> {
+        if let Some(own) = field.strip_prefix(OWN_FIELD_MARK) {
+            return self.written_paths(own);
+        }
+        let mut paths = self.written_paths(field);
+        for alias in super::fieldmap::aliases(self.kind, field) {
+            for p in self.written_paths(&alias) {
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+        paths
+    }
+
+    /// The paths of `field` as written: dotted into steps, and on Windows in the flat and
+    /// nested spellings of every shipper.
+    fn written_paths(&self, field: &str) -> Vec<Vec<Step>> {
         let mut paths = vec![split_path(field)];
         if self.kind == ProfileKind::Windows && !field.contains('.') {
             let key = |k: &str| Step::Key(k.into());
@@ -354,6 +376,22 @@ impl ProfileSpec {
     }
 }
 
+/// Marks a field name the profile reads for itself (see [`own_field`]). No Sigma field name
+/// contains a control character.
+const OWN_FIELD_MARK: char = '\u{1}';
+
+/// The name under which a profile interns a field it reads for itself (time, id, identity,
+/// touches): the field as written when the profile's field map also gives it other places
+/// (Windows reads `User` for the identity, where 4688's `SubjectUserName` must not answer),
+/// else the plain name, shared with the rules.
+pub fn own_field(kind: ProfileKind, field: &str) -> String {
+    if super::fieldmap::is_mapped(kind, field) {
+        format!("{OWN_FIELD_MARK}{field}")
+    } else {
+        field.to_string()
+    }
+}
+
 /// A profile ready for decoding: its spec with fields resolved to slots and its path trie.
 #[derive(Clone, Debug)]
 pub struct CompiledProfile {
@@ -396,6 +434,9 @@ impl CompiledProfile {
     /// Interns the profile's own fields into `fields`; call [`CompiledProfile::build_trie`] once
     /// every rule has interned its fields too.
     pub fn new(spec: ProfileSpec, fields: &mut FieldTable) -> CompiledProfile {
+        let kind = spec.kind;
+        let mut fields = OwnFields { kind, fields };
+        let fields = &mut fields;
         let time_slots = spec.time_fields.iter().map(|f| fields.intern(f)).collect();
         let id_slots = spec.id_fields.iter().map(|f| fields.intern(f)).collect();
         let identity = spec
@@ -457,136 +498,27 @@ impl CompiledProfile {
                 trie.insert(&path, slot);
             }
         }
+        // Windows EventData names are one word in rules; some providers write them with spaces.
+        trie.fold_spaces(self.spec.kind == ProfileKind::Windows);
         self.trie = trie;
     }
 }
 
-/// Recognises the profile of an event from its top-level keys; `None` when nothing fits.
-pub fn detect(tape: &[simd_json::Node<'_>]) -> Option<ProfileKind> {
-    let simd_json::Node::Object { len, .. } = tape.first()? else {
-        return None;
-    };
-    #[derive(Default)]
-    struct Seen {
-        event_source: bool,
-        event_name: bool,
-        event_id: bool,
-        channel: bool,
-        nested_event: bool,
-        linux_channel: bool,
-        agent_object: bool,
-        tool_object: bool,
-        audit_id: bool,
-        verb: bool,
-        class_uid: bool,
-        metadata: bool,
-        timestamp: bool,
-        ecs_object: bool,
-    }
-    let mut seen = Seen::default();
-    let mut i = 1;
-    for _ in 0..*len {
-        let simd_json::Node::String(key) = tape[i] else {
-            return None;
-        };
-        let value = &tape[i + 1];
-        let is_object = matches!(value, simd_json::Node::Object { .. });
-        match key {
-            "eventSource" => seen.event_source = true,
-            "eventName" => seen.event_name = true,
-            "EventID" => seen.event_id = true,
-            "Channel" => {
-                seen.channel = true;
-                seen.linux_channel =
-                    matches!(value, simd_json::Node::String(v) if *v == LINUX_SYSMON_CHANNEL);
-            }
-            "SourceName" | "ProviderGuid" => seen.channel = true,
-            "agent" => seen.agent_object = is_object,
-            "tool" => seen.tool_object = is_object,
-            "Event" => seen.nested_event = is_object,
-            "auditID" => seen.audit_id = true,
-            "verb" => seen.verb = true,
-            "class_uid" => seen.class_uid = true,
-            "metadata" => seen.metadata = true,
-            "@timestamp" => seen.timestamp = true,
-            "ecs" | "event" => seen.ecs_object |= is_object,
-            _ => {}
-        }
-        i += 1 + super::fields::node_extent(value);
-    }
-    if seen.event_source && seen.event_name {
-        Some(ProfileKind::CloudTrail)
-    } else if seen.linux_channel {
-        Some(ProfileKind::Linux)
-    } else if (seen.event_id && seen.channel) || seen.nested_event {
-        Some(ProfileKind::Windows)
-    } else if seen.audit_id && seen.verb {
-        Some(ProfileKind::K8sAudit)
-    } else if seen.class_uid && seen.metadata {
-        Some(ProfileKind::Ocsf)
-    } else if seen.agent_object && seen.tool_object {
-        Some(ProfileKind::Agent)
-    } else if seen.timestamp && seen.ecs_object {
-        Some(ProfileKind::Ecs)
-    } else {
-        None
+/// Interns a profile's own fields under [`own_field`] names.
+struct OwnFields<'a> {
+    kind: ProfileKind,
+    fields: &'a mut FieldTable,
+}
+
+impl OwnFields<'_> {
+    fn intern(&mut self, field: &str) -> Slot {
+        self.fields.intern(&own_field(self.kind, field))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kind_of(json: &str) -> Option<ProfileKind> {
-        let mut b = json.as_bytes().to_vec();
-        let tape = simd_json::to_tape(&mut b).unwrap();
-        detect(&tape.0)
-    }
-
-    #[test]
-    fn detects_each_builtin_layout() {
-        assert_eq!(
-            kind_of(
-                r#"{"eventTime":"x","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#
-            ),
-            Some(ProfileKind::CloudTrail)
-        );
-        assert_eq!(
-            kind_of(r#"{"EventID":4688,"Channel":"Security"}"#),
-            Some(ProfileKind::Windows)
-        );
-        assert_eq!(
-            kind_of(r#"{"Event":{"System":{"EventID":1}}}"#),
-            Some(ProfileKind::Windows)
-        );
-        assert_eq!(
-            kind_of(r#"{"auditID":"a","verb":"get","kind":"Event"}"#),
-            Some(ProfileKind::K8sAudit)
-        );
-        assert_eq!(
-            kind_of(r#"{"class_uid":3002,"metadata":{},"time":1}"#),
-            Some(ProfileKind::Ocsf)
-        );
-        assert_eq!(
-            kind_of(r#"{"@timestamp":"x","event":{"kind":"event"}}"#),
-            Some(ProfileKind::Ecs)
-        );
-        assert_eq!(
-            kind_of(r#"{"@timestamp":"x","Channel":"Linux-Sysmon/Operational","EventID":1}"#),
-            Some(ProfileKind::Linux)
-        );
-        assert_eq!(
-            kind_of(r#"{"timestamp":"x","agent":{"id":"a"},"tool":{"name":"t"}}"#),
-            Some(ProfileKind::Agent)
-        );
-        // An ECS event has a Beats `agent` object but no `tool`.
-        assert_eq!(
-            kind_of(r#"{"@timestamp":"x","agent":{"type":"winlogbeat"},"event":{}}"#),
-            Some(ProfileKind::Ecs)
-        );
-        assert_eq!(kind_of(r#"{"something":"else"}"#), None);
-        assert_eq!(kind_of(r#"[1,2]"#), None);
-    }
 
     #[test]
     fn windows_fields_have_flat_and_nested_paths() {

@@ -208,58 +208,67 @@ impl Builder<'_> {
             });
         }
         let cond = to_expr(&det.condition, &selection_exprs);
-        let guard = logsource::guarded_profile(&rule.meta.logsource).and_then(|profile| {
-            let g = logsource::guard(&rule.meta.logsource, profile)?;
-            let channel = self.fields.intern(g.channel_field);
-            let channel_pred = self.push_pred(Pred {
-                slot: Some(channel),
-                tests: vec![Test::Str(StrTest {
-                    kind: StrKind::Exact,
-                    text: g.channel.to_ascii_lowercase().into(),
-                    cased: false,
-                    literal: None,
-                })],
-                needles: vec![None],
-                all: false,
-                negate: false,
-            });
-            if g.event_ids.is_empty() {
-                return Some((profile, Expr::Pred(channel_pred)));
-            }
-            let event_id = self.fields.intern("EventID");
-            let tests: Vec<Test> = g
-                .event_ids
-                .iter()
-                .map(|id| {
-                    Test::Str(StrTest {
-                        kind: StrKind::Exact,
-                        text: id.to_string().into(),
-                        cased: false,
-                        literal: None,
-                    })
-                })
-                .collect();
-            let needles = vec![None; tests.len()];
-            let id_pred = self.push_pred(Pred {
-                slot: Some(event_id),
-                tests,
-                needles,
-                all: false,
-                negate: false,
-            });
-            Some((
-                profile,
-                Expr::And(vec![Expr::Pred(channel_pred), Expr::Pred(id_pred)]),
-            ))
-        });
+        let guards = ProfileKind::ALL
+            .into_iter()
+            .filter_map(|profile| {
+                let g = logsource::guard(&rule.meta.logsource, profile)?;
+                Some((profile, self.guard_expr(&g)))
+            })
+            .collect();
         Some(CompiledDetection {
             rule: index as u32,
             cond,
-            guard,
+            guards,
             product: rule.meta.logsource.product.clone(),
             uses: Vec::new(),
             standalone: true,
         })
+    }
+
+    /// A guard as an expression: an `or` of alternatives, each an `and` of "field is one of".
+    fn guard_expr(&mut self, guard: &logsource::Guard) -> Expr {
+        let mut alternatives: Vec<Expr> = guard
+            .alternatives
+            .iter()
+            .map(|conditions| {
+                let mut all: Vec<Expr> = conditions
+                    .iter()
+                    .map(|c| {
+                        let slot = self.fields.intern(c.field);
+                        let tests: Vec<Test> = c
+                            .values
+                            .iter()
+                            .map(|v| {
+                                Test::Str(StrTest {
+                                    kind: StrKind::Exact,
+                                    text: v.to_ascii_lowercase().into(),
+                                    cased: false,
+                                    literal: None,
+                                })
+                            })
+                            .collect();
+                        let needles = vec![None; tests.len()];
+                        Expr::Pred(self.push_pred(Pred {
+                            slot: Some(slot),
+                            tests,
+                            needles,
+                            all: false,
+                            negate: false,
+                        }))
+                    })
+                    .collect();
+                if all.len() == 1 {
+                    all.remove(0)
+                } else {
+                    Expr::And(all)
+                }
+            })
+            .collect();
+        if alternatives.len() == 1 {
+            alternatives.remove(0)
+        } else {
+            Expr::Or(alternatives)
+        }
     }
 
     fn push_pred(&mut self, p: Pred) -> u32 {

@@ -394,6 +394,18 @@ pub(crate) fn link(
             }
         }
     }
+    // Rules a stage selector took feed that stage as its own rule does.
+    for (o, correlation) in correlations.iter().enumerate() {
+        for &(stage, r) in &catalog.selected[correlation.rule as usize] {
+            if let Some(d) = detection_of_rule[r] {
+                let uses = &mut detections[d as usize].uses;
+                match uses.iter_mut().find(|(x, _)| *x == o as u32) {
+                    Some((_, mask)) => *mask |= 1u64 << stage,
+                    None => uses.push((o as u32, 1u64 << stage)),
+                }
+            }
+        }
+    }
     for d in detections.iter_mut() {
         d.standalone = !catalog.is_silenced(d.rule as usize);
     }

@@ -2,9 +2,12 @@
 //!
 //! Sigma rules name a log source (`product: windows`, `category: process_creation`) instead of
 //! the events' channel and id. Backends translate that; so does credtrail: a Windows rule for
-//! `process_creation` runs only on Sysmon event 1, a `service: security` rule only on the
-//! Security channel. The guards below are the conditions pySigma's Windows and Sysmon pipelines
-//! add for the same log sources. Unknown categories add no guard (the rule's own fields decide).
+//! `process_creation` runs only on Sysmon event 1 and Security event 4688, a `service:
+//! security` rule only on the Security channel. The guards below are the conditions pySigma's
+//! Windows and Sysmon pipelines add for the same log sources. Unknown categories add no guard
+//! (the rule's own fields decide). The same log sources in ECS are recognised by Winlogbeat's
+//! `winlog.channel` / `winlog.event_id` or by `event.category` / `event.type`, in OCSF by
+//! `class_uid` / `activity_id`.
 //!
 //! Sysmon for Linux (`linux` profile) uses Sysmon's event ids too: `process_creation` is event
 //! 1, `network_connection` 3, `file_event` 11, `file_delete` 23. AI-agent rules
@@ -16,64 +19,119 @@ use crate::sigma::LogSource;
 
 const SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 const POWERSHELL: &str = "Microsoft-Windows-PowerShell/Operational";
+const SECURITY: &str = "Security";
 
-/// A guard on Windows and Linux Sysmon events: the event's `Channel` must equal `channel`
-/// (case-insensitive) and, when given, its `EventID` must be one of `event_ids`. On agent
-/// events: `event_type` must equal `channel`, and `event_ids` is empty.
+/// One condition of a guard: the event's `field` equals one of `values` (case-insensitive;
+/// numbers compare by their JSON spelling).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldIs {
+    pub field: &'static str,
+    pub values: &'static [&'static str],
+}
+
+/// The condition a log source adds on events of one profile: the event passes when every
+/// condition of at least one alternative holds (`process_creation` on Windows: Sysmon
+/// event 1, or Security event 4688).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guard {
-    /// The field `channel` is compared with.
-    pub channel_field: &'static str,
-    pub channel: &'static str,
-    pub event_ids: &'static [u32],
+    pub alternatives: Vec<Vec<FieldIs>>,
 }
 
-/// The one profile whose events a log source can imply a guard on (the product's dedicated
-/// profile), if any.
-pub fn guarded_profile(logsource: &LogSource) -> Option<ProfileKind> {
-    let product = logsource.product.as_deref()?.to_ascii_lowercase();
-    match product.as_str() {
-        "windows" => Some(ProfileKind::Windows),
-        "linux" => Some(ProfileKind::Linux),
-        AGENT_PRODUCT => Some(ProfileKind::Agent),
-        _ => None,
+impl Guard {
+    fn one(conditions: Vec<FieldIs>) -> Guard {
+        Guard {
+            alternatives: vec![conditions],
+        }
     }
 }
 
-/// The guard a rule's log source implies on events of `profile`, if any.
+const fn is(field: &'static str, values: &'static [&'static str]) -> FieldIs {
+    FieldIs { field, values }
+}
+
+/// The guard a rule's log source implies on events of `profile`, if any: on a product's
+/// dedicated profile (Windows, Sysmon for Linux, agent), and on the normalised layouts that
+/// carry the same events (ECS: Winlogbeat's `winlog.*` or `event.category`; OCSF: the class).
 pub fn guard(logsource: &LogSource, profile: ProfileKind) -> Option<Guard> {
-    if guarded_profile(logsource) != Some(profile) {
-        return None;
-    }
-    match profile {
-        ProfileKind::Windows => windows_guard(logsource),
-        ProfileKind::Linux => linux_guard(logsource),
-        ProfileKind::Agent => agent_guard(logsource),
+    let product = logsource.product.as_deref()?.to_ascii_lowercase();
+    match (product.as_str(), profile) {
+        ("windows", ProfileKind::Windows) => windows_guard(logsource, "Channel", "EventID"),
+        ("linux", ProfileKind::Linux) => linux_guard(logsource),
+        (AGENT_PRODUCT, ProfileKind::Agent) => agent_guard(logsource),
+        ("windows", ProfileKind::Ecs) => {
+            let mut g = windows_guard(logsource, "winlog.channel", "winlog.event_id")?;
+            if let Some(category) = ecs_category(logsource) {
+                g.alternatives.push(category);
+            }
+            Some(g)
+        }
+        ("linux", ProfileKind::Ecs) => ecs_category(logsource).map(Guard::one),
+        ("windows" | "linux", ProfileKind::Ocsf) => ocsf_class(logsource).map(Guard::one),
         _ => None,
     }
 }
 
-/// Whether a log source is one credtrail knows how to guard on its product's profile: a
-/// category or service of the tables below. Used by `rules lint` to warn about rules whose
-/// log source no profile serves (they run unguarded, on every event of the product).
+/// Whether a log source is one credtrail knows how to guard on `profile`: a category or
+/// service of the tables below. Used by `rules lint` to warn about rules whose log source no
+/// profile serves (they run unguarded, on every event of the product).
 pub fn is_known(logsource: &LogSource, profile: ProfileKind) -> bool {
     guard(logsource, profile).is_some()
 }
 
+/// A category as ECS `event.category` (and `event.type`), the way Winlogbeat, auditbeat and
+/// Elastic Defend write them.
+fn ecs_category(logsource: &LogSource) -> Option<Vec<FieldIs>> {
+    Some(match logsource.category.as_deref()? {
+        "process_creation" => vec![
+            is("event.category", &["process"]),
+            is("event.type", &["start"]),
+        ],
+        "process_termination" => vec![
+            is("event.category", &["process"]),
+            is("event.type", &["end"]),
+        ],
+        "network_connection" => vec![is("event.category", &["network"])],
+        "file_event" | "file_create" => vec![
+            is("event.category", &["file"]),
+            is("event.type", &["creation"]),
+        ],
+        "file_delete" => vec![
+            is("event.category", &["file"]),
+            is("event.type", &["deletion"]),
+        ],
+        "registry_event" | "registry_set" | "registry_add" | "registry_delete" => {
+            vec![is("event.category", &["registry"])]
+        }
+        _ => return None,
+    })
+}
+
+/// A category as an OCSF class (and activity).
+fn ocsf_class(logsource: &LogSource) -> Option<Vec<FieldIs>> {
+    Some(match logsource.category.as_deref()? {
+        "process_creation" => vec![is("class_uid", &["1007"]), is("activity_id", &["1"])],
+        "process_termination" => vec![is("class_uid", &["1007"]), is("activity_id", &["2"])],
+        "network_connection" => vec![is("class_uid", &["4001"])],
+        "file_event" | "file_create" => vec![is("class_uid", &["1001"]), is("activity_id", &["1"])],
+        "file_delete" => vec![is("class_uid", &["1001"]), is("activity_id", &["4"])],
+        "dns_query" => vec![is("class_uid", &["4003"])],
+        _ => return None,
+    })
+}
+
 fn linux_guard(logsource: &LogSource) -> Option<Guard> {
-    let ids: &'static [u32] = match logsource.category.as_deref()? {
-        "process_creation" => &[1],
-        "network_connection" => &[3],
-        "process_termination" => &[5],
-        "file_event" | "file_create" => &[11],
-        "file_delete" => &[23],
+    let ids: &'static [&'static str] = match logsource.category.as_deref()? {
+        "process_creation" => &["1"],
+        "network_connection" => &["3"],
+        "process_termination" => &["5"],
+        "file_event" | "file_create" => &["11"],
+        "file_delete" => &["23"],
         _ => return None,
     };
-    Some(Guard {
-        channel_field: "Channel",
-        channel: LINUX_SYSMON_CHANNEL,
-        event_ids: ids,
-    })
+    Some(Guard::one(vec![
+        is("Channel", &[LINUX_SYSMON_CHANNEL]),
+        is("EventID", ids),
+    ]))
 }
 
 fn agent_guard(logsource: &LogSource) -> Option<Guard> {
@@ -81,103 +139,79 @@ fn agent_guard(logsource: &LogSource) -> Option<Guard> {
         return None;
     }
     match logsource.service.as_deref()? {
-        "tool_calls" => Some(Guard {
-            channel_field: "event_type",
-            channel: "tool_call",
-            event_ids: &[],
-        }),
+        "tool_calls" => Some(Guard::one(vec![is("event_type", &["tool_call"])])),
         _ => None,
     }
 }
 
-fn windows_guard(logsource: &LogSource) -> Option<Guard> {
-    if !logsource
-        .product
-        .as_deref()
-        .is_some_and(|p| p.eq_ignore_ascii_case("windows"))
-    {
-        return None;
-    }
-    let sysmon = |ids: &'static [u32]| {
-        Some(Guard {
-            channel_field: "Channel",
-            channel: SYSMON,
-            event_ids: ids,
-        })
+/// The Windows guard, reading the channel and event id from `channel` and `event_id` (flat
+/// and nested Windows events, or Winlogbeat's `winlog.*` in ECS).
+fn windows_guard(
+    logsource: &LogSource,
+    channel: &'static str,
+    event_id: &'static str,
+) -> Option<Guard> {
+    let on = |ch: &'static [&'static str], ids: &'static [&'static str]| {
+        vec![is(channel, ch), is(event_id, ids)]
     };
+    let sysmon = |ids: &'static [&'static str]| Some(Guard::one(on(&[SYSMON], ids)));
     if let Some(category) = logsource.category.as_deref() {
         return match category {
-            "process_creation" => sysmon(&[1]),
-            "file_change" => sysmon(&[2]),
-            "network_connection" => sysmon(&[3]),
-            "sysmon_status" => sysmon(&[4, 16]),
-            "process_termination" => sysmon(&[5]),
-            "driver_load" => sysmon(&[6]),
-            "image_load" => sysmon(&[7]),
-            "create_remote_thread" => sysmon(&[8]),
-            "raw_access_thread" => sysmon(&[9]),
-            "process_access" => sysmon(&[10]),
-            "file_event" => sysmon(&[11]),
-            "registry_add" | "registry_delete" => sysmon(&[12]),
-            "registry_set" => sysmon(&[13]),
-            "registry_rename" => sysmon(&[14]),
-            "registry_event" => sysmon(&[12, 13, 14]),
-            "create_stream_hash" => sysmon(&[15]),
-            "pipe_created" => sysmon(&[17, 18]),
-            "wmi_event" => sysmon(&[19, 20, 21]),
-            "dns_query" => sysmon(&[22]),
-            "file_delete" => sysmon(&[23, 26]),
-            "clipboard_change" => sysmon(&[24]),
-            "process_tampering" => sysmon(&[25]),
-            "file_block_executable" => sysmon(&[27]),
-            "file_block_shredding" => sysmon(&[28]),
-            "file_executable_detected" => sysmon(&[29]),
-            "sysmon_error" => sysmon(&[255]),
-            "ps_module" => Some(Guard {
-                channel_field: "Channel",
-                channel: POWERSHELL,
-                event_ids: &[4103],
+            // SigmaHQ's Windows pipelines: process creation is Sysmon 1 or Security 4688
+            // (with 4688's field names, see `decode::fieldmap`).
+            "process_creation" => Some(Guard {
+                alternatives: vec![on(&[SYSMON], &["1"]), on(&[SECURITY], &["4688"])],
             }),
-            "ps_script" => Some(Guard {
-                channel_field: "Channel",
-                channel: POWERSHELL,
-                event_ids: &[4104],
-            }),
-            "ps_classic_start" => Some(Guard {
-                channel_field: "Channel",
-                channel: "Windows PowerShell",
-                event_ids: &[400],
-            }),
-            "ps_classic_provider_start" => Some(Guard {
-                channel_field: "Channel",
-                channel: "Windows PowerShell",
-                event_ids: &[600],
-            }),
+            "file_change" => sysmon(&["2"]),
+            "network_connection" => sysmon(&["3"]),
+            "sysmon_status" => sysmon(&["4", "16"]),
+            "process_termination" => sysmon(&["5"]),
+            "driver_load" => sysmon(&["6"]),
+            "image_load" => sysmon(&["7"]),
+            "create_remote_thread" => sysmon(&["8"]),
+            "raw_access_thread" => sysmon(&["9"]),
+            "process_access" => sysmon(&["10"]),
+            "file_event" => sysmon(&["11"]),
+            "registry_add" | "registry_delete" => sysmon(&["12"]),
+            "registry_set" => sysmon(&["13"]),
+            "registry_rename" => sysmon(&["14"]),
+            "registry_event" => sysmon(&["12", "13", "14"]),
+            "create_stream_hash" => sysmon(&["15"]),
+            "pipe_created" => sysmon(&["17", "18"]),
+            "wmi_event" => sysmon(&["19", "20", "21"]),
+            "dns_query" => sysmon(&["22"]),
+            "file_delete" => sysmon(&["23", "26"]),
+            "clipboard_change" => sysmon(&["24"]),
+            "process_tampering" => sysmon(&["25"]),
+            "file_block_executable" => sysmon(&["27"]),
+            "file_block_shredding" => sysmon(&["28"]),
+            "file_executable_detected" => sysmon(&["29"]),
+            "sysmon_error" => sysmon(&["255"]),
+            "ps_module" => Some(Guard::one(on(&[POWERSHELL], &["4103"]))),
+            "ps_script" => Some(Guard::one(on(&[POWERSHELL], &["4104"]))),
+            "ps_classic_start" => Some(Guard::one(on(&["Windows PowerShell"], &["400"]))),
+            "ps_classic_provider_start" => Some(Guard::one(on(&["Windows PowerShell"], &["600"]))),
             _ => None,
         };
     }
-    let channel = match logsource.service.as_deref()? {
-        "security" => "Security",
-        "system" => "System",
-        "application" => "Application",
-        "sysmon" => SYSMON,
-        "powershell" => POWERSHELL,
-        "powershell-classic" => "Windows PowerShell",
-        "taskscheduler" => "Microsoft-Windows-TaskScheduler/Operational",
-        "wmi" => "Microsoft-Windows-WMI-Activity/Operational",
-        "dns-server" => "DNS Server",
-        "windefend" => "Microsoft-Windows-Windows Defender/Operational",
-        "bits-client" => "Microsoft-Windows-Bits-Client/Operational",
-        "firewall-as" => "Microsoft-Windows-Windows Firewall With Advanced Security/Firewall",
-        "ntlm" => "Microsoft-Windows-NTLM/Operational",
-        "codeintegrity-operational" => "Microsoft-Windows-CodeIntegrity/Operational",
+    let channels: &'static [&'static str] = match logsource.service.as_deref()? {
+        "security" => &[SECURITY],
+        "system" => &["System"],
+        "application" => &["Application"],
+        "sysmon" => &[SYSMON],
+        "powershell" => &[POWERSHELL],
+        "powershell-classic" => &["Windows PowerShell"],
+        "taskscheduler" => &["Microsoft-Windows-TaskScheduler/Operational"],
+        "wmi" => &["Microsoft-Windows-WMI-Activity/Operational"],
+        "dns-server" => &["DNS Server"],
+        "windefend" => &["Microsoft-Windows-Windows Defender/Operational"],
+        "bits-client" => &["Microsoft-Windows-Bits-Client/Operational"],
+        "firewall-as" => &["Microsoft-Windows-Windows Firewall With Advanced Security/Firewall"],
+        "ntlm" => &["Microsoft-Windows-NTLM/Operational"],
+        "codeintegrity-operational" => &["Microsoft-Windows-CodeIntegrity/Operational"],
         _ => return None,
     };
-    Some(Guard {
-        channel_field: "Channel",
-        channel,
-        event_ids: &[],
-    })
+    Some(Guard::one(vec![is(channel, channels)]))
 }
 
 #[cfg(test)]
@@ -192,28 +226,62 @@ mod tests {
         }
     }
 
+    fn pairs(g: &Guard) -> Vec<Vec<(&'static str, Vec<&'static str>)>> {
+        g.alternatives
+            .iter()
+            .map(|a| a.iter().map(|c| (c.field, c.values.to_vec())).collect())
+            .collect()
+    }
+
     #[test]
-    fn windows_categories_and_services_have_guards() {
+    fn process_creation_is_sysmon_1_or_security_4688() {
         let pc = guard(
             &ls("windows", None, Some("process_creation")),
             ProfileKind::Windows,
         )
         .unwrap();
-        assert_eq!(pc.event_ids, &[1]);
+        assert_eq!(
+            pairs(&pc),
+            vec![
+                vec![("Channel", vec![SYSMON]), ("EventID", vec!["1"])],
+                vec![("Channel", vec!["Security"]), ("EventID", vec!["4688"])],
+            ]
+        );
         let sec = guard(&ls("windows", Some("security"), None), ProfileKind::Windows).unwrap();
-        assert_eq!(sec.channel, "Security");
-        assert!(sec.event_ids.is_empty());
+        assert_eq!(pairs(&sec), vec![vec![("Channel", vec!["Security"])]]);
+    }
+
+    #[test]
+    fn normalised_layouts_have_their_own_guards() {
+        let pc = ls("windows", None, Some("process_creation"));
+        let ecs = guard(&pc, ProfileKind::Ecs).unwrap();
+        assert_eq!(ecs.alternatives.len(), 3);
+        assert_eq!(ecs.alternatives[0][0].field, "winlog.channel");
+        assert_eq!(
+            pairs(&ecs)[2],
+            vec![
+                ("event.category", vec!["process"]),
+                ("event.type", vec!["start"])
+            ]
+        );
+        let linux = guard(
+            &ls("linux", None, Some("process_creation")),
+            ProfileKind::Ecs,
+        )
+        .unwrap();
+        assert_eq!(linux.alternatives.len(), 1);
+        let ocsf = guard(&pc, ProfileKind::Ocsf).unwrap();
+        assert_eq!(
+            pairs(&ocsf),
+            vec![vec![
+                ("class_uid", vec!["1007"]),
+                ("activity_id", vec!["1"])
+            ]]
+        );
     }
 
     #[test]
     fn other_profiles_and_products_have_none() {
-        assert_eq!(
-            guard(
-                &ls("windows", None, Some("process_creation")),
-                ProfileKind::Ecs
-            ),
-            None
-        );
         assert_eq!(
             guard(
                 &ls("aws", Some("cloudtrail"), None),
@@ -253,26 +321,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (pc.channel, pc.event_ids),
-            (LINUX_SYSMON_CHANNEL, &[1u32][..])
+            pairs(&pc),
+            vec![vec![
+                ("Channel", vec![LINUX_SYSMON_CHANNEL]),
+                ("EventID", vec!["1"])
+            ]]
         );
         let fe = guard(&ls("linux", None, Some("file_event")), ProfileKind::Linux).unwrap();
-        assert_eq!(fe.event_ids, &[11]);
-        let nc = guard(
-            &ls("linux", None, Some("network_connection")),
-            ProfileKind::Linux,
-        )
-        .unwrap();
-        assert_eq!(nc.event_ids, &[3]);
+        assert_eq!(fe.alternatives[0][1].values, &["11"]);
         let agent = guard(
             &ls("ai_agent", Some("tool_calls"), None),
             ProfileKind::Agent,
         )
         .unwrap();
-        assert_eq!(
-            (agent.channel_field, agent.channel),
-            ("event_type", "tool_call")
-        );
+        assert_eq!(pairs(&agent), vec![vec![("event_type", vec!["tool_call"])]]);
         assert_eq!(
             guard(&ls("linux", Some("auditd"), None), ProfileKind::Linux),
             None

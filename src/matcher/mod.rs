@@ -9,6 +9,7 @@
 //! [`literal`] finds the fixed piece of a `re` pattern, so regex rules are prefiltered too.
 
 pub mod compile;
+pub mod corpus;
 pub mod correlation;
 pub mod literal;
 pub mod logsource;
@@ -19,6 +20,7 @@ pub mod remap;
 use regex_automata::{Input, meta};
 
 pub use compile::{CompileOptions, KEYWORD_SLOT, compile};
+pub use corpus::{WithCorpus, load_with_corpus};
 pub use correlation::CorrelationLimits;
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
@@ -72,9 +74,10 @@ pub struct CompiledDetection {
     /// Index of the rule in [`RuleSet::meta`].
     pub rule: u32,
     pub cond: Expr,
-    /// Condition the rule's log source adds on events of its product's profile (Windows and
-    /// Linux Sysmon: channel and event id; agent: the event type).
-    pub guard: Option<(ProfileKind, Expr)>,
+    /// Conditions the rule's log source adds, per profile (Windows and Linux Sysmon: channel
+    /// and event id; ECS: `winlog.*` or `event.category`; OCSF: the class; agent: the event
+    /// type). Events of a profile not listed pass unguarded.
+    pub guards: Vec<(ProfileKind, Expr)>,
     pub product: Option<String>,
     /// Correlations fed by this detection: (correlation index, bitmask of its stages).
     pub uses: Vec<(u32, u64)>,
@@ -378,8 +381,7 @@ impl Matcher {
         };
         for &d in &self.candidates {
             let det = &rules.detections[d as usize];
-            if let Some((kind, g)) = &det.guard
-                && view.kind == *kind
+            if let Some((_, g)) = det.guards.iter().find(|(kind, _)| *kind == view.kind)
                 && !g.eval(&rules.preds, view, &mut facts, &mut scratch)
             {
                 continue;

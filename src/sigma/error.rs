@@ -21,8 +21,13 @@ pub enum LoadErrorKind {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("unknown modifier `{modifier}` in `{field}`")]
-    UnknownModifier { field: String, modifier: String },
+    #[error("unknown modifier `{modifier}` in `{field}`{hint}")]
+    UnknownModifier {
+        field: String,
+        modifier: String,
+        /// `; did you mean `x`?` or empty.
+        hint: String,
+    },
     #[error("unsupported construct: {0}")]
     Unsupported(String),
     #[error("invalid modifier chain `{field}`: {reason}")]
@@ -35,8 +40,12 @@ pub enum LoadErrorKind {
     Condition { condition: String, reason: String },
     #[error("condition refers to `{0}`, which is not a search identifier of this rule")]
     UnknownIdentifier(String),
-    #[error("correlation refers to rule `{0}`, which is not loaded (by id or name)")]
-    UnknownRuleReference(String),
+    #[error("correlation refers to rule `{reference}`, which is not loaded (by id or name){hint}")]
+    UnknownRuleReference {
+        reference: String,
+        /// `; did you mean `x`?` (the closest loaded id or name) or empty.
+        hint: String,
+    },
     #[error("correlation: {0}")]
     Correlation(String),
     #[error("credtrail extension: {0}")]
@@ -74,7 +83,7 @@ impl LoadError {
             LoadErrorKind::InvalidRegex { .. } => "regex".into(),
             LoadErrorKind::Condition { .. } => "condition".into(),
             LoadErrorKind::UnknownIdentifier(_) => "condition-identifier".into(),
-            LoadErrorKind::UnknownRuleReference(_) => "correlation-reference".into(),
+            LoadErrorKind::UnknownRuleReference { .. } => "correlation-reference".into(),
             LoadErrorKind::Correlation(_) => "correlation".into(),
             LoadErrorKind::Extension(_) => "extension".into(),
             LoadErrorKind::DuplicateId { .. } => "duplicate-id".into(),

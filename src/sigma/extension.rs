@@ -10,6 +10,8 @@
 //!     - name: secret read        # shown as `stage_name` in the alert's evidence
 //!     - name: enumeration
 //!       max_gap: 10m             # temporal_ordered: at most 10m after the previous stage
+//!       select:                  # the stage also takes every loaded rule tagged so
+//!         tags: [attack.discovery]   # (see `selector` for the whole syntax)
 //!   order: strict                # temporal_ordered: steps with equal event time do not
 //!                                #   follow each other (default `simultaneous`: they may,
 //!                                #   in any order; CloudTrail has one-second resolution)
@@ -45,6 +47,8 @@ pub struct StageSpec {
     pub name: Option<String>,
     /// `temporal_ordered`: the longest time allowed since the previous stage's event.
     pub max_gap: Option<Span>,
+    /// Rules the stage takes besides the one `correlation.rules` names.
+    pub select: Option<super::selector::StageSelector>,
     pub loc: Loc,
 }
 
@@ -111,6 +115,14 @@ impl Extension {
             .iter()
             .map(|(r, l)| (r.as_str(), *l))
             .chain(self.absence.iter().map(|a| (a.rule.as_str(), a.rule_loc)))
+    }
+
+    /// The rule references of the stage selectors (`select.rules`), which must resolve.
+    pub fn selector_references(&self) -> impl Iterator<Item = (&str, Loc)> {
+        self.stages
+            .iter()
+            .filter_map(|s| s.select.as_ref())
+            .flat_map(|s| s.rules.iter().map(|(r, l)| (r.as_str(), *l)))
     }
 
     /// The largest span the extension asks for (max gaps, absence window).
@@ -256,10 +268,11 @@ fn parse_stages(
                     }
                     stage.max_gap = Some(gap);
                 }
+                "select" => stage.select = Some(super::selector::parse(ctx, val)?),
                 other => {
                     return Err(err(
                         k.loc,
-                        format!("unknown stage key `{other}` (known: name, max_gap)"),
+                        format!("unknown stage key `{other}` (known: name, max_gap, select)"),
                     ));
                 }
             }

@@ -93,7 +93,14 @@ pub fn apply(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Vec<Rule> {
                 r.meta.id.as_deref() == Some(reference) || r.meta.name.as_deref() == Some(reference)
             });
             let Some(target) = target else {
-                errors.push(err(LoadErrorKind::UnknownRuleReference(reference.clone())));
+                let names = rules
+                    .iter()
+                    .flat_map(|r| r.meta.id.iter().chain(r.meta.name.iter()))
+                    .map(String::as_str);
+                errors.push(err(LoadErrorKind::UnknownRuleReference {
+                    reference: reference.clone(),
+                    hint: super::suggest::hint(reference, names),
+                }));
                 continue;
             };
             if !covers(&f.meta.logsource, &target.meta.logsource) {

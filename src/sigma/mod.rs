@@ -12,6 +12,8 @@ pub mod extension;
 pub mod filter;
 pub mod processing;
 pub mod rule;
+pub mod selector;
+pub mod suggest;
 pub mod template;
 pub mod value;
 pub mod yaml;
@@ -78,6 +80,9 @@ pub struct Catalog {
     /// For each rule: the indices of the rules its `credtrail:` extension names (`until`
     /// rules, then the `absence` rule), in that order.
     pub ext_refs: Vec<Vec<usize>>,
+    /// For each rule: the (stage, detection rule) pairs its stage selectors took, besides the
+    /// stages' own rules (see [`selector`]).
+    pub selected: Vec<Vec<(usize, usize)>>,
 }
 
 impl Catalog {
@@ -86,7 +91,11 @@ impl Catalog {
         let mut referenced = false;
         for (c, refs) in self.refs.iter().enumerate() {
             let by_ext = self.ext_refs.get(c).is_some_and(|r| r.contains(&i));
-            if refs.contains(&i) || by_ext {
+            let by_selector = self
+                .selected
+                .get(c)
+                .is_some_and(|s| s.iter().any(|&(_, r)| r == i));
+            if refs.contains(&i) || by_ext || by_selector {
                 referenced = true;
                 if let Body::Correlation(corr) = &self.rules[c].body
                     && corr.generate
@@ -323,12 +332,16 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
                         file: r.meta.file.clone(),
                         loc,
                         rule: Some(r.meta.label()),
-                        kind: LoadErrorKind::UnknownRuleReference(reference.to_string()),
+                        kind: LoadErrorKind::UnknownRuleReference {
+                            reference: reference.to_string(),
+                            hint: suggest::hint(reference, by_ref.keys().map(String::as_str)),
+                        },
                     }),
                 }
             }
         }
     }
+    let selected = select_stages(&rules, &refs, &by_ref, errors);
     // Correlations of correlations must not loop.
     for start in 0..rules.len() {
         let mut stack = vec![(start, 0usize)];
@@ -358,7 +371,53 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
         rules,
         refs,
         ext_refs,
+        selected,
     }
+}
+
+/// For each correlation, the detection rules its stage selectors take, as (stage, rule)
+/// pairs in rule order; a `select.rules` name no rule has is an error.
+fn select_stages(
+    rules: &[Rule],
+    refs: &[Vec<usize>],
+    by_ref: &HashMap<String, usize>,
+    errors: &mut Vec<LoadError>,
+) -> Vec<Vec<(usize, usize)>> {
+    let mut selected = vec![Vec::new(); rules.len()];
+    for (i, r) in rules.iter().enumerate() {
+        let Body::Correlation(c) = &r.body else {
+            continue;
+        };
+        for (reference, loc) in c.ext.selector_references() {
+            if !by_ref.contains_key(reference) {
+                errors.push(LoadError {
+                    file: r.meta.file.clone(),
+                    loc,
+                    rule: Some(r.meta.label()),
+                    kind: LoadErrorKind::UnknownRuleReference {
+                        reference: reference.to_string(),
+                        hint: suggest::hint(reference, by_ref.keys().map(String::as_str)),
+                    },
+                });
+            }
+        }
+        for (k, stage) in c.ext.stages.iter().enumerate() {
+            let Some(select) = &stage.select else {
+                continue;
+            };
+            let anchor = refs[i].get(k).copied();
+            for (j, candidate) in rules.iter().enumerate() {
+                if j != i
+                    && Some(j) != anchor
+                    && matches!(candidate.body, Body::Detection(_))
+                    && select.selects(candidate)
+                {
+                    selected[i].push((k, j));
+                }
+            }
+        }
+    }
+    selected
 }
 
 fn describe(r: &Rule) -> String {

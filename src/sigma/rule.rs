@@ -449,6 +449,7 @@ fn parse_selection(
             let kind = match e {
                 ItemError::UnknownModifier(m) => LoadErrorKind::UnknownModifier {
                     field: spec.into(),
+                    hint: super::suggest::hint(&m, super::value::Modifier::NAMES),
                     modifier: m,
                 },
                 ItemError::Chain(reason) => LoadErrorKind::InvalidModifierChain {

@@ -55,6 +55,41 @@ pub enum Modifier {
 }
 
 impl Modifier {
+    /// Every modifier name [`Modifier::from_name`] knows, for "did you mean".
+    pub const NAMES: [&'static str; 31] = [
+        "contains",
+        "startswith",
+        "endswith",
+        "all",
+        "exists",
+        "cased",
+        "neq",
+        "windash",
+        "re",
+        "i",
+        "m",
+        "s",
+        "base64",
+        "base64offset",
+        "utf16le",
+        "wide",
+        "utf16be",
+        "utf16",
+        "cidr",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "minute",
+        "hour",
+        "day",
+        "week",
+        "month",
+        "year",
+        "expand",
+        "fieldref",
+    ];
+
     pub fn from_name(name: &str) -> Option<Modifier> {
         Some(match name {
             "contains" => Modifier::Contains,

@@ -13,7 +13,9 @@ use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
 mod public_data;
+mod stitch;
 pub use public_data::shared_path;
+pub use stitch::stitch_pgustavo;
 
 /// The project root (tests run from there too).
 pub fn root() -> PathBuf {

@@ -358,10 +358,17 @@ impl Runner {
         id_prefix: &str,
     ) -> Result<Prepared, String> {
         let rule = self.resolve(&case.rule.value).ok_or_else(|| {
+            let names = self
+                .catalog
+                .rules
+                .iter()
+                .flat_map(|r| r.meta.id.iter().chain(r.meta.name.iter()))
+                .map(String::as_str);
             format!(
-                "line {}: rule `{}` is not loaded (by id or name); add its directory with --rules",
+                "line {}: rule `{}` is not loaded (by id or name){}; add its directory with --rules",
                 case.rule.referenced.line(),
-                case.rule.value
+                case.rule.value,
+                crate::sigma::suggest::hint(&case.rule.value, names)
             )
         })?;
         let rules = self.rules_for(rule).map_err(|e| e.to_string())?;
