@@ -82,8 +82,11 @@ fn run(lines: &[String]) -> (Vec<Vec<String>>, u64, u64) {
 fn a_chain_whose_first_event_is_over_a_decode_limit_still_alerts() {
     let (baseline, dead, salvaged) = run(&chain("{}"));
     assert_eq!((dead, salvaged), (0, 0));
-    assert_eq!(baseline.len(), 1, "the harmless chain alerts");
-    assert_eq!(baseline[0], ["e0", "e1", "e2", "e3"]);
+    // One alert line or several (an incident's Create, Updates, Close): the chain is there.
+    assert!(
+        baseline.iter().any(|c| c == &["e0", "e1", "e2", "e3"]),
+        "the harmless chain alerts: {baseline:?}"
+    );
     let evasions = [
         (
             "an integer above u64",
