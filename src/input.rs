@@ -148,8 +148,57 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// Most bytes a compressed input may expand to per compressed byte read so far, beyond
+/// [`DECOMPRESSED_FLOOR`]. Event logs compress 10-30:1; a bomb (72 KB of zstd expanding to
+/// 2 GiB of newlines, 16-26 s of CPU) is stopped after the floor.
+pub const MAX_DECOMPRESSION_RATIO: u64 = 250;
+
+/// Bytes any compressed input may expand to whatever its ratio.
+pub const DECOMPRESSED_FLOOR: u64 = 64 << 20;
+
+/// Fails a read once the decompressed bytes exceed [`MAX_DECOMPRESSION_RATIO`] times the
+/// compressed bytes consumed plus [`DECOMPRESSED_FLOOR`].
+struct RatioBound<R> {
+    inner: R,
+    compressed: Arc<AtomicU64>,
+    decompressed: u64,
+}
+
+impl<R> RatioBound<R> {
+    fn new(inner: R, compressed: Arc<AtomicU64>) -> RatioBound<R> {
+        RatioBound {
+            inner,
+            compressed,
+            decompressed: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for RatioBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.decompressed += n as u64;
+        let compressed = self.compressed.load(Ordering::Relaxed);
+        let allowed = compressed
+            .saturating_mul(MAX_DECOMPRESSION_RATIO)
+            .saturating_add(DECOMPRESSED_FLOOR);
+        if self.decompressed > allowed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes decompressed from {compressed}: over the bound of {MAX_DECOMPRESSION_RATIO}:1 beyond the first {} MiB (a decompression bomb?)",
+                    self.decompressed,
+                    DECOMPRESSED_FLOOR >> 20
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// Opens `path` (`-` is standard input) for reading lines, decompressing gzip or zstd when the
-/// first bytes say so. `progress` counts the raw bytes consumed.
+/// first bytes say so. `progress` counts the raw bytes consumed. A compressed input that
+/// expands past [`MAX_DECOMPRESSION_RATIO`] fails to read.
 pub fn open(path: &Path, progress: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, InputError> {
     let err = |source| InputError::Open {
         path: path.to_path_buf(),
@@ -160,20 +209,26 @@ pub fn open(path: &Path, progress: Arc<AtomicU64>) -> Result<Box<dyn BufRead + S
     } else {
         Box::new(File::open(path).map_err(err)?)
     };
+    let compressed = Arc::new(AtomicU64::new(0));
     let mut buffered = BufReader::with_capacity(
         1 << 20,
         CountingReader {
-            inner: raw,
-            counter: progress,
+            inner: CountingReader {
+                inner: raw,
+                counter: progress,
+            },
+            counter: compressed.clone(),
         },
     );
     let magic = buffered.fill_buf().map_err(err)?;
     if magic.starts_with(&[0x1f, 0x8b]) {
         let gz = flate2::bufread::MultiGzDecoder::new(buffered);
-        Ok(Box::new(BufReader::with_capacity(1 << 20, gz)))
+        let bounded = RatioBound::new(gz, compressed);
+        Ok(Box::new(BufReader::with_capacity(1 << 20, bounded)))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let zs = zstd::stream::read::Decoder::with_buffer(buffered).map_err(err)?;
-        Ok(Box::new(BufReader::with_capacity(1 << 20, zs)))
+        let bounded = RatioBound::new(zs, compressed);
+        Ok(Box::new(BufReader::with_capacity(1 << 20, bounded)))
     } else {
         Ok(Box::new(buffered))
     }
@@ -467,5 +522,44 @@ mod tests {
             assert_eq!(s.as_bytes(), text);
             assert!(counter.load(Ordering::Relaxed) > 0);
         }
+    }
+
+    /// Issue 15: a 72 KB `.zst` expanding to 2 GiB of newlines cost 16-26 s of CPU, with no
+    /// bound on the decompressed size. Now the read fails after the floor, naming the bound;
+    /// an ordinary compressed file (here 100,000 events) is read whole.
+    #[test]
+    fn a_decompression_bomb_is_stopped_at_the_ratio_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let bomb = dir.path().join("bomb.zst");
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
+        let chunk = vec![b'\n'; 1 << 20];
+        for _ in 0..256 {
+            io::Write::write_all(&mut enc, &chunk).unwrap();
+        }
+        let packed = enc.finish().unwrap();
+        assert!(packed.len() < 100_000, "{} bytes", packed.len());
+        std::fs::write(&bomb, &packed).unwrap();
+        let mut r = open(&bomb, Arc::new(AtomicU64::new(0))).unwrap();
+        let mut sink = Vec::new();
+        let err = r.read_to_end(&mut sink).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("250:1"), "{err}");
+        assert!(
+            sink.len() as u64 <= DECOMPRESSED_FLOOR + (1 << 21),
+            "{}",
+            sink.len()
+        );
+
+        let events: Vec<u8> = (0..100_000)
+            .flat_map(|i| format!("{{\"eventName\":\"ListUsers\",\"n\":{i}}}\n").into_bytes())
+            .collect();
+        let ok = dir.path().join("ok.zst");
+        std::fs::write(&ok, zstd::encode_all(&events[..], 3).unwrap()).unwrap();
+        let mut text = Vec::new();
+        open(&ok, Arc::new(AtomicU64::new(0)))
+            .unwrap()
+            .read_to_end(&mut text)
+            .unwrap();
+        assert_eq!(text, events);
     }
 }

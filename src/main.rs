@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use credtrail::alert::signature::SigningKeys;
 use credtrail::correlate::ShardLimits;
 use credtrail::decode::{DecodeLimits, ProfileKind};
 use credtrail::input::ReadLimits;
@@ -49,6 +50,8 @@ enum Command {
     Run(cli::service::RunArgs),
     /// Check or print the service's config.
     Config(cli::service::ConfigArgs),
+    /// Tools for alert consumers (`verify`).
+    Alert(cli::alert::AlertArgs),
     /// Draw a replay's alerts as one self-contained HTML page: incidents by risk, each with
     /// its timeline, score waterfall, evidence and lineage.
     Report(ReportArgs),
@@ -110,6 +113,14 @@ struct ReplayArgs {
     /// advances or its score changes, the last one alerting.
     #[arg(long)]
     escalate_at: Option<u32>,
+    /// Also write every alert signed (HMAC-SHA256, Standard Webhooks style) to this file, as
+    /// JSON lines in the shape `kcat -C -J` prints a topic; needs `--sign-keys`. Check it with
+    /// `credtrail alert verify`.
+    #[arg(long, requires = "sign_keys")]
+    signed_out: Option<PathBuf>,
+    /// The signing key file (`<key id> <base64 secret>` per line; the first key signs).
+    #[arg(long, requires = "signed_out")]
+    sign_keys: Option<PathBuf>,
     /// Group the findings of one identity whose events overlap, or follow within this window,
     /// into one incident (one `finding_info.uid`: Create, Updates, Close).
     #[arg(long, default_value = "1h")]
@@ -165,6 +176,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::generate::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Rules(args) => return cli::rules::run(args),
+        Command::Alert(args) => return cli::alert::run(args),
         Command::Run(args) => cli::service::run(args),
         Command::Config(args) => cli::service::config_command(args),
         Command::Report(args) => report(args),
@@ -251,6 +263,13 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         lineage: credtrail::identity::LineageLimits::default(),
         assessor: Arc::new(assessor(&args)?),
         alert: alert_options(&args)?,
+        signed_out: match (&args.signed_out, &args.sign_keys) {
+            (Some(path), Some(keys)) => Some(pipeline::SignedOutput {
+                path: path.clone(),
+                keys: SigningKeys::load(keys).map_err(|e| bad_input(e.into()))?,
+            }),
+            _ => None,
+        },
     };
     // The text summary and the report read the alert lines back: without `--out` they go to
     // a temporary file first.
@@ -477,6 +496,18 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
             " (inputs not read to their end; see the dead letters of kind input_error)"
         }
     );
+    if !s.workers.salvaged.is_empty() {
+        let by: Vec<String> = s
+            .workers
+            .salvaged
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        eprintln!(
+            "  salvaged (over a decode limit, matched with the excess marked): {}",
+            by.join(", ")
+        );
+    }
     eprintln!("  late events: {}", seq.late);
     eprintln!(
         "  future events (beyond --max-future-skew of their input's recent median): {}",
@@ -511,6 +542,13 @@ fn print_summary(s: &Summary, opts: &ReplayOptions) {
         shards_total(|x| x.budget_evicted),
         shards_total(|x| x.trimmed),
     );
+    let exhausted = shards_total(|x| x.id_exhausted);
+    if exhausted > 0 {
+        eprintln!(
+            "  state ids: {exhausted} hit(s) dropped, every id of their group held by another group ({} collisions)",
+            shards_total(|x| x.id_collisions),
+        );
+    }
     eprintln!(
         "  credential lineage: {} credential(s) linked to their minter, {} hit(s) resolved through a link, {} link(s) expired, {} evicted",
         s.lineage.links, s.lineage.resolved_through_links, s.lineage.expired, s.lineage.evicted

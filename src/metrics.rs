@@ -7,6 +7,15 @@
 //! tokio runtime on its own thread: hyper is the maintained HTTP implementation of the tokio
 //! stack, and a current-thread runtime keeps the service's thread model (dedicated OS threads for
 //! the pipeline) untouched.
+//!
+//! `/metrics` is sensitive: it names every rule and how often it matched, an oracle of which
+//! detections exist and whether an attacker's own actions tripped them. Serve it only where
+//! the scraper can reach it (a loopback or pod address, a NetworkPolicy); probes can have a
+//! listener of their own ([`Paths::Probes`]).
+
+mod endpoint;
+
+pub use endpoint::{EndpointLimits, Paths, bind, respond, serve};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -112,6 +121,8 @@ pub struct Metrics {
     pub commit_failures: AtomicU64,
     pub rule_reloads: AtomicU64,
     pub rule_reload_failures: AtomicU64,
+    /// Endpoint connections closed to make room under the connection cap.
+    pub http_connections_evicted: AtomicU64,
     /// Inventory records applied from the inventory topic, and refused.
     pub inventory_records: AtomicU64,
     pub inventory_rejected: AtomicU64,
@@ -230,6 +241,11 @@ impl Metrics {
                 "credtrail_alerts_suppressed_total",
                 "Alerts decided again by a replay after a restart and not produced twice.",
                 g(&self.alerts_suppressed),
+            ),
+            (
+                "credtrail_http_connections_evicted_total",
+                "Endpoint connections closed, oldest first, to stay under the connection cap.",
+                g(&self.http_connections_evicted),
             ),
             (
                 "credtrail_produce_retries_total",
@@ -374,70 +390,6 @@ pub enum MetricsError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Answers one request: `/metrics`, `/livez`, `/readyz`, or 404.
-pub fn respond(metrics: &Metrics, path: &str) -> (u16, &'static str, String) {
-    match path {
-        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
-        "/livez" if metrics.failed.load(Ordering::Relaxed) => {
-            (503, "text/plain", "failed: see the log\n".into())
-        }
-        "/livez" if !metrics.heartbeats.stuck().is_empty() => (
-            503,
-            "text/plain",
-            format!("stuck: {}\n", metrics.heartbeats.stuck().join(", ")),
-        ),
-        "/livez" => (200, "text/plain", "ok\n".into()),
-        "/readyz" if metrics.is_ready() => (200, "text/plain", "ready\n".into()),
-        "/readyz" => (503, "text/plain", "not ready\n".into()),
-        _ => (404, "text/plain", "not found\n".into()),
-    }
-}
-
-/// Serves the endpoint on `listener` until `shutdown` resolves. Runs inside a tokio runtime.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let metrics = metrics.clone();
-        tokio::task::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (status, content_type, body) = respond(&metrics, req.uri().path());
-                    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
-                    *resp.status_mut() =
-                        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-                    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-                        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-                    }
-                    async move { Ok::<_, std::convert::Infallible>(resp) }
-                });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // A client that hangs up mid-request is its own problem, not the service's.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
-}
-
-/// Binds `addr` (blocking, so a bad address fails the start loudly).
-pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, MetricsError> {
-    let l =
-        std::net::TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
-    l.set_nonblocking(true)
-        .map_err(|source| MetricsError::Bind { addr, source })?;
-    Ok(l)
 }
 
 #[cfg(test)]

@@ -12,9 +12,8 @@
 //! The stages re-export what they used to define (`correlate::Hit`, `identity::Link`,
 //! `input::Position`, ...), so both paths name the same items.
 
-use std::sync::Arc;
-
-use xxhash_rust::xxh3::xxh3_64;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, OnceLock};
 
 use crate::time::{EventTime, Span};
 
@@ -254,16 +253,30 @@ pub const IDENTITY_MARK: char = '\u{1e}';
 /// The hash that picks a hit's shard: of the whole group key, or of the values at `route`
 /// (a correlation routed by the group-by of the correlation that references it). Hits whose
 /// group holds [`IDENTITY_MARK`]s are keyed again once the resolver fills them in.
+///
+/// Keyed with [`routing_keys`], a secret drawn once per process: whoever writes group keys
+/// (user names, ARNs, anything an input carries) cannot choose keys that pile onto one shard,
+/// because which shard owns a key differs from process to process. Only the placement depends
+/// on it; what the engine outputs never does (the output merge orders findings by their
+/// contents).
 pub fn shard_key(group: &str, route: Option<&[usize]>) -> u64 {
     let Some(route) = route else {
-        return xxh3_64(group.as_bytes());
+        return routing_keys().hash_one(group.as_bytes());
     };
     let values: Vec<&str> = group.split(GROUP_SEPARATOR).collect();
     let picked: Vec<&str> = route
         .iter()
         .map(|&i| values.get(i).copied().unwrap_or(""))
         .collect();
-    xxh3_64(picked.join(&GROUP_SEPARATOR.to_string()).as_bytes())
+    routing_keys().hash_one(picked.join(&GROUP_SEPARATOR.to_string()).as_bytes())
+}
+
+/// The process's shard-routing key: SipHash-1-3 (std's [`RandomState`]) under a 128-bit key
+/// the operating system's random source provides, drawn on first use and kept for the life
+/// of the process (every thread must route a group key to the same shard).
+pub fn routing_keys() -> &'static RandomState {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,12 +46,54 @@ fn the_kubernetes_config_map_holds_a_valid_config_and_probes_hit_the_endpoints()
     )
     .unwrap_or_else(|e| panic!("configmap config: {e}"));
     assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9464));
+    assert_eq!(c.metrics.probes_listen.map(|a| a.port()), Some(9465));
     let dep = yaml_docs("deploy/k8s/deployment.yaml");
     let container = &dep[0]["spec"]["template"]["spec"]["containers"][0];
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        assert_eq!(container[probe]["httpGet"]["port"], "probes", "{probe}");
+    }
+    assert_eq!(container["ports"][1]["name"], "probes");
+    assert_eq!(container["ports"][1]["containerPort"], 9465);
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/livez");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     let m = credtrail::metrics::Metrics::default();
     assert_eq!(credtrail::metrics::respond(&m, "/livez").0, 200);
     let secret = yaml_docs("deploy/k8s/secret.yaml");
     assert_eq!(secret[0]["kind"], "Secret");
+}
+
+/// Issue 15: `/metrics` (every rule's title and match count) was bound on 0.0.0.0 with nothing
+/// in front of it. In Kubernetes a NetworkPolicy admits only Prometheus to the metrics port;
+/// compose publishes it on the host's loopback only.
+#[test]
+fn the_metrics_port_is_fenced_in_kubernetes_and_compose() {
+    let np = yaml_docs("deploy/k8s/networkpolicy.yaml");
+    assert_eq!(np[0]["kind"], "NetworkPolicy");
+    assert_eq!(
+        np[0]["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "credtrail"
+    );
+    let ingress = np[0]["spec"]["ingress"].as_array().unwrap();
+    let metrics_rule = ingress
+        .iter()
+        .find(|r| r["ports"][0]["port"] == 9464)
+        .expect("a rule for the metrics port");
+    assert!(
+        !metrics_rule["from"].as_array().unwrap().is_empty(),
+        "the metrics port is open to everyone"
+    );
+    for r in ingress {
+        let port = &r["ports"][0]["port"];
+        assert!(port == 9464 || port == 9465, "unexpected port {port}");
+    }
+    let compose = yaml_docs("deploy/compose.yaml");
+    let ports = compose[0]["services"]["credtrail"]["ports"]
+        .as_array()
+        .unwrap();
+    for p in ports {
+        assert!(
+            p.as_str().unwrap().starts_with("127.0.0.1:"),
+            "{p} is published on every interface"
+        );
+    }
 }

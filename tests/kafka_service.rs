@@ -581,3 +581,74 @@ fn a_credential_link_minted_before_a_restart_still_joins_the_chain_after_it() {
         .collect();
     assert!(groups.contains(&serde_json::json!(mallory)), "{groups:?}");
 }
+
+/// Issue 15: alerts on the topic carried no integrity. With `signing.keys_file` set, every
+/// alert carries the signature headers, and a dump of the topic in `kcat -C -J`'s shape passes
+/// `credtrail alert verify`; the same dump with one payload byte changed does not.
+#[test]
+fn alerts_on_the_topic_are_signed_and_a_topic_dump_verifies() {
+    let b = broker::broker();
+    let t = topics("signed", &b.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("signing-keys");
+    std::fs::write(
+        &keys,
+        "2026-12 whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk=\n\
+         2026-06 whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    )
+    .unwrap();
+    let lines = dataset();
+    let mut messages = spread(&lines, 0);
+    messages.extend(ticks());
+    broker::produce(&b.addr, &t.input, &messages);
+    let extra = format!("[signing]\nkeys_file = {:?}\n", keys.to_str().unwrap());
+    let running = start(service_config_with(&b.addr, &t, &extra));
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
+    alerts.read(7, Duration::from_secs(90), Duration::from_secs(2));
+    running.stop();
+    assert_eq!(alerts.seen.len(), 7);
+    let dump: Vec<String> = alerts
+        .seen
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("credtrail.signing_key"), Some("2026-12"));
+            assert_eq!(r.header("webhook-id"), r.header("credtrail.alert_id"));
+            assert!(r.header("webhook-signature").unwrap().starts_with("v1,"));
+            let headers: Vec<&str> = r
+                .headers
+                .iter()
+                .flat_map(|(k, v)| [k.as_str(), v.as_str()])
+                .collect();
+            serde_json::json!({
+                "topic": t.alerts,
+                "partition": r.partition,
+                "offset": r.offset,
+                "headers": headers,
+                "key": r.key.as_deref().map(|k| String::from_utf8(k.to_vec()).unwrap()),
+                "payload": String::from_utf8(r.payload.clone()).unwrap(),
+            })
+            .to_string()
+        })
+        .collect();
+    let file = dir.path().join("dump.jsonl");
+    std::fs::write(&file, dump.join("\n") + "\n").unwrap();
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_credtrail"))
+            .args(["alert", "verify", file.to_str().unwrap(), "--keys"])
+            .arg(&keys)
+            .output()
+            .unwrap()
+    };
+    let o = verify(&file);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("7 alert(s) verified (7 by key 2026-12)"),
+        "{out}"
+    );
+    let tampered = dir.path().join("tampered.jsonl");
+    let changed = dump[0].replacen("Detection Finding", "Detection Findinh", 1);
+    assert_ne!(changed, dump[0]);
+    std::fs::write(&tampered, changed + "\n").unwrap();
+    assert_eq!(verify(&tampered).status.code(), Some(1));
+}

@@ -10,6 +10,7 @@ pub mod attack;
 pub mod escape;
 pub mod evidence;
 pub mod incident;
+pub mod signature;
 pub mod triage;
 
 pub use evidence::AlertOptions;

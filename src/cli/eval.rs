@@ -79,6 +79,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             mint: credtrail::decode::MintLifetimes::default(),
             lineage: credtrail::identity::LineageLimits::default(),
             assessor: Arc::new(Assessor::default()),
+            signed_out: None,
             alert: Default::default(),
         },
     };

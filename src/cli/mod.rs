@@ -1,5 +1,6 @@
 //! Subcommands of the `credtrail` binary that live outside `main.rs`.
 
+pub mod alert;
 pub mod eval;
 pub mod generate;
 pub mod rules;

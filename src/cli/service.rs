@@ -125,9 +125,19 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let assessor = Arc::new(assessor(&c)?);
     let metrics = Metrics::new();
     let control = Control::new();
-    let listener = match c.metrics.listen {
-        Some(addr) => Some(metrics::bind(addr).map_err(|e| bad_input(e.into()))?),
-        None => None,
+    let mut listeners = Vec::new();
+    for (addr, paths) in [
+        (c.metrics.listen, metrics::Paths::All),
+        (c.metrics.probes_listen, metrics::Paths::Probes),
+    ] {
+        if let Some(addr) = addr {
+            let l = metrics::bind(addr).map_err(|e| bad_input(e.into()))?;
+            listeners.push((l, paths));
+        }
+    }
+    let limits = metrics::EndpointLimits {
+        header_read_timeout: c.metrics.header_read_timeout,
+        max_connections: c.metrics.max_connections,
     };
     let (stop_http, stop_rx) = tokio::sync::watch::channel(false);
     let reloader = reload::Reloader::new(c.clone());
@@ -135,7 +145,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         let (metrics, control) = (metrics.clone(), control.clone());
         std::thread::Builder::new()
             .name("credtrail-control".into())
-            .spawn(move || supervise(listener, metrics, control, reloader, stop_rx))
+            .spawn(move || supervise(listeners, limits, metrics, control, reloader, stop_rx))
             .context("cannot start the control thread")
             .map_err(runtime)?
     };
@@ -194,7 +204,8 @@ fn watchdog(control: &Control, metrics: &Metrics, deadline: Duration) {
 
 /// The control thread: signals and the metrics endpoint, on one current-thread runtime.
 fn supervise(
-    listener: Option<std::net::TcpListener>,
+    listeners: Vec<(std::net::TcpListener, metrics::Paths)>,
+    limits: metrics::EndpointLimits,
     metrics: Arc<Metrics>,
     control: Control,
     mut reloader: reload::Reloader,
@@ -212,10 +223,11 @@ fn supervise(
         }
     };
     rt.block_on(async move {
-        if let Some(l) = listener {
+        for (l, paths) in listeners {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
-                    tokio::task::spawn(metrics::serve(l, metrics.clone(), stop.clone()));
+                    let serve = metrics::serve(l, metrics.clone(), stop.clone(), limits, paths);
+                    tokio::task::spawn(serve);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
             }

@@ -249,8 +249,15 @@ pub struct LogConfig {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricsConfig {
-    /// `None`: no HTTP endpoint.
+    /// `None`: no HTTP endpoint. `/metrics` names every rule and its match count: bind it where
+    /// only the scraper can reach it.
     pub listen: Option<SocketAddr>,
+    /// A listener serving `/livez` and `/readyz` only (never the same address as `listen`).
+    pub probes_listen: Option<SocketAddr>,
+    /// A connection that has not sent a whole request head within it is closed (100ms..=5m).
+    pub header_read_timeout: Duration,
+    /// Connections per listener; beyond it the oldest is closed (1..=65536).
+    pub max_connections: usize,
 }
 
 /// The validated service config.
@@ -264,7 +271,18 @@ pub struct ServiceConfig {
     pub scoring: ScoringConfig,
     pub shutdown: ShutdownConfig,
     pub metrics: MetricsConfig,
+    pub signing: SigningConfig,
     pub log: LogConfig,
+}
+
+/// How alerts on the topic are signed (see [`crate::alert::signature`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SigningConfig {
+    /// The key file; `None`: alerts go unsigned.
+    pub keys_file: Option<PathBuf>,
+    /// Its keys, read and checked when the config is (never printed).
+    #[serde(skip)]
+    pub keys: Option<crate::alert::signature::SigningKeys>,
 }
 
 /// Why a config cannot be used. Every variant names where the bad value came from.
@@ -286,6 +304,8 @@ pub enum ConfigError {
         key: String,
         reason: String,
     },
+    #[error("`signing.keys_file`: {0}")]
+    SigningKeys(#[source] crate::alert::signature::KeyFileError),
     #[error("{origin}: cannot read secret file {path}: {source}")]
     SecretFile {
         origin: String,

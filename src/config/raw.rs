@@ -11,8 +11,9 @@ use super::scoring::RawScoring;
 use super::{
     ConfigError, ENV_PREFIX, EngineConfig, InputTopic, KafkaConfig, LoadNotes, LogConfig,
     LogFormat, MetricsConfig, PropertyValue, RESERVED_PROPERTIES, RulesConfig, Secret,
-    ServiceConfig, ShutdownConfig, is_secret_property,
+    ServiceConfig, ShutdownConfig, SigningConfig, is_secret_property,
 };
+use crate::alert::signature::SigningKeys;
 use crate::decode::ProfileKind;
 use crate::time::Span;
 
@@ -32,7 +33,17 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics: RawMetrics,
     #[serde(default)]
+    pub signing: RawSigning,
+    #[serde(default)]
     pub log: RawLog,
+}
+
+/// `[signing]`: the key file that signs alerts on the topic; unset, alerts go unsigned.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    #[serde(default)]
+    pub keys_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,12 +128,22 @@ pub struct RawMetrics {
     /// `""` disables the endpoint.
     #[serde(default = "default_metrics_listen")]
     pub listen: String,
+    /// A second listener for `/livez` and `/readyz` only; `""`: none.
+    #[serde(default)]
+    pub probes_listen: String,
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
 }
 
 impl Default for RawMetrics {
     fn default() -> Self {
         RawMetrics {
             listen: default_metrics_listen(),
+            probes_listen: String::new(),
+            header_read_timeout: default_header_read_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -181,11 +202,78 @@ fn default_true() -> bool {
 fn default_watch_interval() -> String {
     "2s".into()
 }
+/// A config value that cannot be used, named by its key.
+fn invalid(key: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        origin: "config".into(),
+        key: key.to_string(),
+        reason,
+    }
+}
+
+/// A positive duration (`30s`, `5m`) at `key`.
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let span = Span::parse(text).map_err(|e| invalid(key, e.to_string()))?;
+    if span.0 <= 0 {
+        return Err(invalid(key, "must be greater than zero".into()));
+    }
+    Ok(Duration::from_nanos(span.0 as u64))
+}
+
+impl RawMetrics {
+    fn validate(&self) -> Result<MetricsConfig, ConfigError> {
+        let address = |key: &str, text: &str| match text.trim() {
+            "" => Ok(None),
+            addr => addr.parse().map(Some).map_err(|e| {
+                invalid(
+                    key,
+                    format!("`{addr}` is not an address like 127.0.0.1:9464: {e}"),
+                )
+            }),
+        };
+        let listen = address("metrics.listen", &self.listen)?;
+        let probes_listen = address("metrics.probes_listen", &self.probes_listen)?;
+        if probes_listen.is_some() && probes_listen == listen {
+            return Err(invalid(
+                "metrics.probes_listen",
+                "is the address of metrics.listen; give probes another port or leave it empty"
+                    .into(),
+            ));
+        }
+        let header_read_timeout =
+            duration("metrics.header_read_timeout", &self.header_read_timeout)?;
+        if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&header_read_timeout) {
+            return Err(invalid(
+                "metrics.header_read_timeout",
+                format!("{header_read_timeout:?} is outside 100ms..=5m"),
+            ));
+        }
+        if !(1..=65_536).contains(&self.max_connections) {
+            return Err(invalid(
+                "metrics.max_connections",
+                format!("{} is outside 1..=65536", self.max_connections),
+            ));
+        }
+        Ok(MetricsConfig {
+            listen,
+            probes_listen,
+            header_read_timeout,
+            max_connections: self.max_connections as usize,
+        })
+    }
+}
+
 fn default_deadline() -> String {
     "30s".into()
 }
 fn default_metrics_listen() -> String {
     "127.0.0.1:9464".into()
+}
+fn default_header_read_timeout() -> String {
+    "5s".into()
+}
+fn default_max_connections() -> u64 {
+    64
 }
 fn default_log_format() -> String {
     "json".into()
@@ -220,6 +308,10 @@ const ENV_SETTINGS: &[&str] = &[
     "scoring.escalate_at",
     "shutdown.deadline",
     "metrics.listen",
+    "metrics.probes_listen",
+    "metrics.header_read_timeout",
+    "metrics.max_connections",
+    "signing.keys_file",
     "log.format",
     "log.level",
 ];
@@ -313,7 +405,9 @@ fn resolves(name: &str) -> bool {
 /// Environment values are text; settings that are numbers or booleans in TOML are converted so
 /// that the typed deserialisation reports a wrong value the same way for both origins.
 fn env_value(path: &str, value: &str) -> toml::Value {
-    let numeric = path.starts_with("engine.") || path == "scoring.escalate_at";
+    let numeric = path.starts_with("engine.")
+        || path == "scoring.escalate_at"
+        || path == "metrics.max_connections";
     if numeric && let Ok(n) = value.parse::<i64>() {
         return toml::Value::Integer(n);
     }
@@ -369,18 +463,6 @@ pub fn read_secret_files(table: &mut toml::Table, config_path: &Path) -> Result<
 impl RawConfig {
     /// Checks every value and cross-field rule; `base` anchors relative rule paths.
     pub fn validate(self, base: &Path) -> Result<ServiceConfig, ConfigError> {
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            origin: "config".into(),
-            key: key.to_string(),
-            reason,
-        };
-        let duration = |key: &str, text: &str| -> Result<Duration, ConfigError> {
-            let span = Span::parse(text).map_err(|e| invalid(key, e.to_string()))?;
-            if span.0 <= 0 {
-                return Err(invalid(key, "must be greater than zero".into()));
-            }
-            Ok(Duration::from_nanos(span.0 as u64))
-        };
         let k = self.kafka;
         for (key, value) in [
             ("kafka.brokers", &k.brokers),
@@ -514,14 +596,17 @@ impl RawConfig {
         let shutdown = ShutdownConfig {
             deadline: duration("shutdown.deadline", &self.shutdown.deadline)?,
         };
-        let listen = match self.metrics.listen.trim() {
-            "" => None,
-            addr => Some(addr.parse().map_err(|e| {
-                invalid(
-                    "metrics.listen",
-                    format!("`{addr}` is not an address like 127.0.0.1:9464: {e}"),
-                )
-            })?),
+        let metrics = self.metrics.validate()?;
+        let signing = match &self.signing.keys_file {
+            None => SigningConfig::default(),
+            Some(p) => {
+                let path = base.join(p);
+                let keys = SigningKeys::load(&path).map_err(ConfigError::SigningKeys)?;
+                SigningConfig {
+                    keys_file: Some(path),
+                    keys: Some(keys),
+                }
+            }
         };
         let format = match self.log.format.as_str() {
             "json" => LogFormat::Json,
@@ -540,7 +625,8 @@ impl RawConfig {
             engine,
             scoring,
             shutdown,
-            metrics: MetricsConfig { listen },
+            metrics,
+            signing,
             log: LogConfig {
                 format,
                 level: self.log.level,

@@ -242,3 +242,75 @@ fn rule_pipelines_and_identity_files_are_anchored_to_the_config() {
         Some(PathBuf::from("/etc/credtrail/id.yaml"))
     );
 }
+
+/// Issue 15: the endpoint's limits are settings, checked like the others.
+#[test]
+fn metrics_limits_and_the_probes_listener_are_validated() {
+    let text = MINIMAL.to_string()
+        + "\n[metrics]\nlisten = \"127.0.0.1:9464\"\nprobes_listen = \"127.0.0.1:9465\"\nheader_read_timeout = \"2s\"\nmax_connections = 10\n";
+    let c = load_text(&text, &[]).unwrap();
+    assert_eq!(c.metrics.probes_listen.map(|a| a.port()), Some(9465));
+    assert_eq!(
+        c.metrics.header_read_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(c.metrics.max_connections, 10);
+    let d = load_text(MINIMAL, &[]).unwrap();
+    assert_eq!(d.metrics.probes_listen, None);
+    assert_eq!(
+        d.metrics.header_read_timeout,
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(d.metrics.max_connections, 64);
+    for (var, value, key) in [
+        (
+            "CREDTRAIL_METRICS_MAX_CONNECTIONS",
+            "0",
+            "metrics.max_connections",
+        ),
+        (
+            "CREDTRAIL_METRICS_HEADER_READ_TIMEOUT",
+            "1ms",
+            "metrics.header_read_timeout",
+        ),
+        (
+            "CREDTRAIL_METRICS_PROBES_LISTEN",
+            "127.0.0.1:9464",
+            "metrics.probes_listen",
+        ),
+        (
+            "CREDTRAIL_METRICS_PROBES_LISTEN",
+            "nowhere",
+            "metrics.probes_listen",
+        ),
+    ] {
+        assert_eq!(
+            invalid_key(load_text(MINIMAL, &[(var, value)])).0,
+            key,
+            "{var}={value}"
+        );
+    }
+    let c = load_text(MINIMAL, &[("CREDTRAIL_METRICS_MAX_CONNECTIONS", "7")]).unwrap();
+    assert_eq!(c.metrics.max_connections, 7);
+}
+
+/// Issue 15: the signing keys are read and checked with the config, never printed.
+#[test]
+fn signing_keys_are_loaded_checked_and_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "k1 MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+    let var = ("CREDTRAIL_SIGNING_KEYS_FILE", keys.to_str().unwrap());
+    let c = load_text(MINIMAL, &[var]).unwrap();
+    let loaded = c.signing.keys.as_ref().unwrap();
+    assert_eq!(loaded.ids().collect::<Vec<_>>(), ["k1"]);
+    let printed = serde_json::to_string(&c).unwrap();
+    assert!(!printed.contains("MDEy"), "{printed}");
+    assert!(printed.contains("keys_file"));
+    assert_eq!(load_text(MINIMAL, &[]).unwrap().signing.keys, None);
+    std::fs::write(&keys, "k1 c2hvcnQ=\n").unwrap();
+    match load_text(MINIMAL, &[var]) {
+        Err(ConfigError::SigningKeys(e)) => assert!(e.to_string().contains("line 1"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -277,6 +277,11 @@ pub struct ShardStats {
     /// States and buffered hits of rules a reload changed or removed.
     pub reload_dropped_states: u64,
     pub reload_dropped_hits: u64,
+    /// Probes that found another group's state under a state id (a hash collision; never
+    /// merged, see `StateIds`).
+    pub id_collisions: u64,
+    /// Hits dropped because every id their group may take held another group's state.
+    pub id_exhausted: u64,
 }
 
 /// Parses an aggregated value as a number (`value_sum` and friends); `None` if it is not one.

@@ -13,6 +13,7 @@ pub mod fieldmap;
 pub mod fields;
 pub mod profile;
 mod recognise;
+pub mod salvage;
 pub mod touch;
 mod view;
 
@@ -74,6 +75,18 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Whether the event may still be decoded once reduced (see [`salvage`]): it was over a
+    /// limit, or held what JSON allows but the decoder cannot hold (a number out of range).
+    pub fn salvageable(&self) -> bool {
+        match self {
+            DecodeError::TooLarge { .. }
+            | DecodeError::TooDeep { .. }
+            | DecodeError::TooManyFields { .. } => true,
+            DecodeError::InvalidJson(why) => why.contains("number") || why.contains("Number"),
+            _ => false,
+        }
+    }
+
     /// A short stable name for counting by reason.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -145,6 +158,9 @@ pub struct Decoder {
     buffers: simd_json::Buffers,
     tape: Option<simd_json::Tape<'static>>,
     scratch: Vec<u8>,
+    /// A salvaged event's rewritten bytes (see [`salvage`]), and the parser's copy of them.
+    salvaged: Vec<u8>,
+    salvage_scratch: Vec<u8>,
     slots: SlotValues,
 }
 
@@ -154,6 +170,8 @@ impl Decoder {
             buffers: simd_json::Buffers::with_max_depth(4096, schema.limits.max_depth),
             tape: Some(simd_json::Tape::null().reset()),
             scratch: Vec::with_capacity(4096),
+            salvaged: Vec::new(),
+            salvage_scratch: Vec::new(),
             slots: SlotValues::with_slots(schema.fields.len()),
         }
     }
@@ -181,31 +199,102 @@ impl Decoder {
         f: impl FnOnce(Result<EventView<'_, '_>, DecodeError>) -> R,
     ) -> R {
         let limits = schema.limits;
-        if full_len > limits.max_event_bytes {
-            return f(Err(DecodeError::TooLarge {
-                len: full_len,
-                limit: limits.max_event_bytes,
-            }));
-        }
-        self.scratch.clear();
-        self.scratch.extend_from_slice(raw);
-        self.scratch
-            .resize(raw.len() + simd_json::INPUT_PADDING, b' ');
         let mut tape = self
             .tape
             .take()
             .unwrap_or_else(|| simd_json::Tape::null().reset());
-        let len = raw.len();
-        let parsed =
-            simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut tape);
-        let result = match parsed {
-            Err(e) => Err(json_error(&e, limits)),
-            Ok(()) => view(&mut self.slots, schema, forced, &tape.0, raw),
+        let mut outcome = if full_len > limits.max_event_bytes {
+            Err(DecodeError::TooLarge {
+                len: full_len,
+                limit: limits.max_event_bytes,
+            })
+        } else {
+            parse(
+                &mut self.scratch,
+                &mut self.buffers,
+                &mut tape,
+                raw,
+                &limits,
+            )
         };
+        let mut salvaged = None;
+        let mut original = None;
+        if let Err(e) = &outcome
+            && e.salvageable()
+            && raw.len() == full_len
+        {
+            let reason = e.kind();
+            let chosen = (0..)
+                .map_while(|attempt| salvage::salvage(raw, &limits, reason, attempt))
+                .find(|bytes| decodes(bytes, &limits));
+            if let Some(bytes) = chosen {
+                self.salvaged = bytes;
+                tape = tape.reset();
+                let parsed = parse(
+                    &mut self.salvage_scratch,
+                    &mut self.buffers,
+                    &mut tape,
+                    &self.salvaged,
+                    &limits,
+                );
+                if parsed.is_ok() {
+                    salvaged = Some(reason);
+                    original = outcome.err();
+                    outcome = Ok(());
+                }
+            }
+        }
+        let event_raw: &[u8] = if salvaged.is_some() {
+            &self.salvaged
+        } else {
+            raw
+        };
+        let result = outcome.and_then(|()| {
+            // A salvaged event that still cannot be read (no profile, no time) fails with the
+            // limit it was over: that is what its sender should hear about.
+            let mut v = view(&mut self.slots, schema, forced, &tape.0, event_raw)
+                .map_err(|e| original.unwrap_or(e))?;
+            v.salvaged = salvaged;
+            Ok(v)
+        });
         let out = f(result);
         self.tape = Some(tape.reset());
         out
     }
+}
+
+/// Whether `bytes` (a salvage attempt) decode within the limits; parses a copy.
+fn decodes(bytes: &[u8], limits: &DecodeLimits) -> bool {
+    if bytes.len() > limits.max_event_bytes {
+        return false;
+    }
+    let mut scratch = Vec::new();
+    let mut buffers = simd_json::Buffers::with_max_depth(bytes.len(), limits.max_depth);
+    let mut tape = simd_json::Tape::null();
+    parse(&mut scratch, &mut buffers, &mut tape, bytes, limits).is_ok()
+}
+
+/// Parses `raw` onto `tape` (through `scratch`, which the tape then borrows), within the
+/// depth and value-count limits.
+fn parse<'s>(
+    scratch: &'s mut Vec<u8>,
+    buffers: &mut simd_json::Buffers,
+    tape: &mut simd_json::Tape<'s>,
+    raw: &[u8],
+    limits: &DecodeLimits,
+) -> Result<(), DecodeError> {
+    scratch.clear();
+    scratch.extend_from_slice(raw);
+    scratch.resize(raw.len() + simd_json::INPUT_PADDING, b' ');
+    simd_json::fill_tape_padded(scratch, raw.len(), buffers, tape)
+        .map_err(|e| json_error(&e, *limits))?;
+    if tape.0.len() > limits.max_fields {
+        return Err(DecodeError::TooManyFields {
+            count: tape.0.len(),
+            limit: limits.max_fields,
+        });
+    }
+    Ok(())
 }
 
 fn view<'t, 'de>(

@@ -80,8 +80,13 @@ pub struct EventView<'t, 'de> {
     profile_index: u16,
     pub kind: ProfileKind,
     pub time: EventTime,
-    /// The event's bytes as read, unmodified.
+    /// The event's bytes as read, unmodified; for a salvaged event, as rewritten.
     pub raw: &'t [u8],
+    /// The limit the event was over when it had to be salvaged (a [`DecodeError::kind`]
+    /// code; see [`super::salvage`]), `None` for an event decoded as read.
+    ///
+    /// [`DecodeError::kind`]: super::DecodeError::kind
+    pub salvaged: Option<&'static str>,
 }
 
 impl<'t, 'de> EventView<'t, 'de> {
@@ -94,6 +99,7 @@ impl<'t, 'de> EventView<'t, 'de> {
         raw: &'t [u8],
     ) -> Self {
         EventView {
+            salvaged: None,
             tape,
             slots,
             profile_index,

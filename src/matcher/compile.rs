@@ -22,7 +22,19 @@ use crate::vocab::IDENTITY_FIELD;
 
 mod patterns;
 
-pub use patterns::{REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, glob_to_regex, hir_weight};
+pub use patterns::{
+    REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, RULESET_REGEX_BYTES_LIMIT,
+    RULESET_REGEX_WEIGHT_LIMIT, glob_to_regex, hir_weight,
+};
+
+/// Longest string value a rule may compare, in bytes (after its modifiers: a `base64offset`
+/// value counts its encodings). Detections compare short indicators; a longer value is a
+/// rule that loads slowly or costs every event, not a detection.
+pub const VALUE_MAX_LEN: usize = 8 << 10;
+
+/// Bound on the bytes of every string value of a rule set together (the prefilter's automata
+/// and the comparisons hold them).
+pub const RULESET_LITERAL_BYTES_LIMIT: usize = 16 << 20;
 
 /// The slot keyword regexes search: every scalar value of the event rather than one field.
 pub const KEYWORD_SLOT: Slot = Slot::MAX;
@@ -56,6 +68,10 @@ struct Builder<'a> {
     /// asked for it (for errors); a pattern's index is its [`Test::Regex`] id.
     regex_patterns: Vec<(Slot, String, usize, Loc)>,
     regex_ids: HashMap<(Slot, String), u32>,
+    /// The expanded size of every distinct pattern so far (see `hir_weight`).
+    regex_weight: u64,
+    /// Bytes of every literal value so far (the prefilter automata hold them).
+    literal_bytes: usize,
     pattern_size_limit: usize,
     errors: Vec<LoadError>,
 }
@@ -69,6 +85,8 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         literals: LiteralTable::default(),
         regex_patterns: Vec::new(),
         regex_ids: HashMap::new(),
+        regex_weight: 0,
+        literal_bytes: 0,
         pattern_size_limit: opts
             .regex_pattern_size_limit
             .unwrap_or(REGEX_PATTERN_SIZE_LIMIT),
@@ -120,6 +138,11 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
             spec
         })
         .collect();
+    // A set with errors fails whole: building its automata (seconds for a hostile set) would
+    // only find more.
+    if !b.errors.is_empty() {
+        return Err(LoadErrors(b.errors));
+    }
     let regexes = b.regexes(opts);
     if !b.errors.is_empty() {
         return Err(LoadErrors(b.errors));
@@ -391,6 +414,30 @@ impl Builder<'_> {
         cased: bool,
         keyword: bool,
     ) -> Option<(Test, Option<u32>)> {
+        let bytes: usize = s.literals().map(str::len).sum();
+        if bytes > VALUE_MAX_LEN {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::Limit(format!(
+                    "a value of `{}` is {bytes} bytes long, over the limit of {VALUE_MAX_LEN}",
+                    item.spec
+                )),
+            ));
+            return None;
+        }
+        if self.literal_bytes + bytes > RULESET_LITERAL_BYTES_LIMIT {
+            self.errors.push(self.err(
+                rule,
+                item.loc,
+                LoadErrorKind::Limit(format!(
+                    "a value of `{}` takes the rule set's values over their budget of {RULESET_LITERAL_BYTES_LIMIT} bytes together",
+                    item.spec
+                )),
+            ));
+            return None;
+        }
+        self.literal_bytes += bytes;
         let parts = &s.0;
         let lead = matches!(parts.first(), Some(Part::Star));
         let trail = parts.len() > 1 && matches!(parts.last(), Some(Part::Star));
@@ -477,18 +524,15 @@ pub(crate) fn star_glob(s: &SigmaString, cased: bool) -> Option<GlobTest> {
     {
         return None;
     }
-    // Consecutive literals are one piece: only a `*` separates pieces.
+    // Adjacent literals are one piece: only a `*` lets text come between them.
     let mut pieces: Vec<Box<str>> = Vec::new();
     let mut current = String::new();
     for p in parts {
         match p {
             Part::Lit(t) if cased => current.push_str(t),
             Part::Lit(t) => current.push_str(&t.to_ascii_lowercase()),
-            _ => {
-                if !current.is_empty() {
-                    pieces.push(std::mem::take(&mut current).into());
-                }
-            }
+            _ if current.is_empty() => {}
+            _ => pieces.push(std::mem::take(&mut current).into()),
         }
     }
     if !current.is_empty() {

@@ -3,10 +3,8 @@
 //! against pre-lowered patterns (events are never lowercased); non-ASCII case-insensitive
 //! patterns go through the regex engine, which folds Unicode case.
 
-use std::net::IpAddr;
-
 use crate::decode::{EventView, Scalar, Slot};
-use crate::sigma::value::{Cidr, NumOp, TimePart};
+use crate::sigma::value::{Cidr, NumOp, TimePart, parse_ip};
 use crate::time::EventTime;
 
 /// How a string pattern compares.
@@ -141,7 +139,7 @@ impl Pred {
             }
             Test::Regex(r) => facts.regex_hit(view, *r),
             Test::Cidr(net) => view.values(slot).any(|v| match v {
-                Scalar::Str(s) => s.trim().parse::<IpAddr>().is_ok_and(|ip| net.contains(ip)),
+                Scalar::Str(s) => parse_ip(s).is_some_and(|ip| net.contains(ip)),
                 _ => false,
             }),
             Test::Num(op, n) => view

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::predicate::{Pred, Test};
 use super::{CompiledDetection, Expr};
@@ -162,6 +162,7 @@ pub fn build_plans(
                             let a = AhoCorasickBuilder::new()
                                 .ascii_case_insensitive(true)
                                 .match_kind(MatchKind::Standard)
+                                .kind(Some(automaton_kind(&texts)))
                                 .build(&texts)
                                 .ok()?;
                             built.insert(lits.clone(), a.clone());
@@ -194,6 +195,21 @@ pub fn build_plans(
             }
         })
         .collect()
+}
+
+/// Most literal bytes a field's automaton may hold for it to be built as a DFA.
+const DFA_MAX_BYTES: usize = 4 << 10;
+
+/// The automaton for a field's literals. A DFA scans fastest, but building one walks failure
+/// links for every state and byte class, and a long repetitive literal (`abab...`, 30 KB; rule
+/// files are untrusted) makes those walks quadratic: a rule set took a minute to load. Beyond
+/// [`DFA_MAX_BYTES`] of literals the contiguous NFA is built instead, in time linear in them.
+fn automaton_kind(texts: &[&str]) -> AhoCorasickKind {
+    if texts.iter().map(|t| t.len()).sum::<usize>() <= DFA_MAX_BYTES {
+        AhoCorasickKind::DFA
+    } else {
+        AhoCorasickKind::ContiguousNFA
+    }
 }
 
 /// The necessary literal set of `expr`, or `None` when there is none.

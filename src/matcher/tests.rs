@@ -340,6 +340,19 @@ fn agent_tool_call_rules_run_only_on_tool_calls() {
     assert!(matched(&rules, &ev("tool_result")).is_empty());
 }
 
+/// Issue 15: an event whose source address is written IPv4-mapped (`::ffff:10.1.2.3`) matches
+/// an IPv4 `cidr` rule, as does the bracketed spelling.
+#[test]
+fn cidr_matches_the_ipv4_mapped_spelling_of_an_event_address() {
+    let rule = "  sel:\n    sourceIPAddress|cidr: 10.0.0.0/8\n  condition: sel\n";
+    for spelling in ["::ffff:10.1.2.3", "[::ffff:a01:203]", " ::ffff:10.1.2.3 "] {
+        let event = CT.replace("\"10.1.2.3\"", &format!("\"{spelling}\""));
+        assert!(one(rule, &event), "{spelling}");
+    }
+    let outside = CT.replace("\"10.1.2.3\"", "\"::ffff:192.0.2.1\"");
+    assert!(!one(rule, &outside));
+}
+
 mod globs {
     use proptest::prelude::*;
 
@@ -383,6 +396,20 @@ mod globs {
         let glob = star_glob(&s, false).unwrap();
         assert!(glob.matches("\\.exe"));
         assert!(!glob.matches("\\\\."));
+    }
+
+    /// Bug (found by the proptest above after the merge): two adjacent literals became two
+    /// pieces with room between them, so ` \\*` matched ` A\\`.
+    #[test]
+    fn adjacent_literals_are_one_piece() {
+        let s = SigmaString(vec![
+            Part::Lit(" ".into()),
+            Part::Lit("\\".into()),
+            Part::Star,
+        ]);
+        let glob = star_glob(&s, false).unwrap();
+        assert!(!glob.matches(" A\\"));
+        assert!(glob.matches(" \\x"));
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-pub use replay::{PipelineError, ReplayOptions, Summary, replay};
+pub use replay::{PipelineError, ReplayOptions, SignedOutput, Summary, replay};
 pub use writer::Sink;
 
 use crate::correlate::{Finding, Hit, ShardLimits};

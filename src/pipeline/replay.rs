@@ -15,6 +15,7 @@ use super::sequencer::SequencerStats;
 use super::worker::WorkerStats;
 use super::writer::{Rendered, Sink};
 use super::{EngineError, Inputs, Item, Reference, Setup, Signal, SourceTime};
+use crate::alert::signature::{Envelope, SigningKeys};
 use crate::correlate::{ShardLimits, ShardStats, Target};
 use crate::deadletter::{DeadLetter, DeadLetterFile};
 use crate::decode::MintLifetimes;
@@ -53,6 +54,17 @@ pub struct ReplayOptions {
     pub assessor: Arc<Assessor>,
     /// How much of a chain an alert shows, and its size bound.
     pub alert: crate::alert::AlertOptions,
+    /// Also write every alert, signed, to a file (see [`crate::alert::signature`]).
+    pub signed_out: Option<SignedOutput>,
+}
+
+/// Where a replay writes its signed alerts, and the keys that sign them.
+#[derive(Clone, Debug)]
+pub struct SignedOutput {
+    /// JSON lines of [`Envelope`]s (the shape `kcat -C -J` prints for a topic), one per alert
+    /// and in the alert file's order, each signed as the service signs alerts on the topic.
+    pub path: PathBuf,
+    pub keys: SigningKeys,
 }
 
 /// Why a replay stopped.
@@ -62,6 +74,8 @@ pub enum PipelineError {
     Input(#[from] InputError),
     #[error("cannot write alerts to {path}: {source}")]
     Output { path: String, source: io::Error },
+    #[error("cannot write signed alerts to {path}: {source}")]
+    Signed { path: String, source: io::Error },
     #[error("cannot write dead letters to {path}: {source}")]
     DeadLetter { path: String, source: io::Error },
     #[error("cannot render an alert: {0}")]
@@ -108,6 +122,53 @@ struct FileSink {
     sources: Arc<RwLock<Sources>>,
     alerts: u64,
     by_rule: BTreeMap<String, u64>,
+    signed: Option<SignedFile>,
+}
+
+struct SignedFile {
+    out: BufWriter<File>,
+    path: String,
+    keys: SigningKeys,
+}
+
+impl SignedFile {
+    fn create(s: &SignedOutput) -> Result<SignedFile, PipelineError> {
+        let path = s.path.display().to_string();
+        let file = File::create(&s.path).map_err(|source| PipelineError::Signed {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(SignedFile {
+            out: BufWriter::with_capacity(1 << 16, file),
+            path,
+            keys: s.keys.clone(),
+        })
+    }
+
+    /// Signs one alert, at the wall-clock time of signing, as the service signs records.
+    fn write(&mut self, a: &Rendered<'_>) -> Result<(), PipelineError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let key = &*a.finding.group;
+        let signature = self.keys.sign(a.uid, now, key.as_bytes(), a.line);
+        // Rendered alerts are JSON text, so UTF-8.
+        let payload = String::from_utf8_lossy(a.line);
+        let envelope = Envelope::signed(key, &payload, &signature);
+        let error = |source| PipelineError::Signed {
+            path: self.path.clone(),
+            source,
+        };
+        serde_json::to_writer(&mut self.out, &envelope).map_err(|e| error(e.into()))?;
+        self.out.write_all(b"\n").map_err(error)
+    }
+
+    fn finish(&mut self) -> Result<(), PipelineError> {
+        self.out.flush().map_err(|source| PipelineError::Signed {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 struct FileReport {
@@ -120,8 +181,10 @@ impl FileSink {
     fn open(
         out_path: Option<&PathBuf>,
         dead_letter: &std::path::Path,
+        signed: Option<&SignedOutput>,
         sources: Arc<RwLock<Sources>>,
     ) -> Result<FileSink, PipelineError> {
+        let signed = signed.map(SignedFile::create).transpose()?;
         let label = out_path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "standard output".into());
@@ -148,6 +211,7 @@ impl FileSink {
             sources,
             alerts: 0,
             by_rule: BTreeMap::new(),
+            signed,
         })
     }
 
@@ -176,6 +240,9 @@ impl Sink for FileSink {
             .write_all(a.line)
             .and_then(|()| self.out.write_all(b"\n"));
         written.map_err(|e| self.output_error(e))?;
+        if let Some(signed) = &mut self.signed {
+            signed.write(&a)?;
+        }
         self.alerts += 1;
         let rules = a.rules;
         let title = match a.finding.target {
@@ -198,6 +265,9 @@ impl Sink for FileSink {
 
     fn finish(mut self) -> Result<FileReport, PipelineError> {
         self.out.flush().map_err(|e| self.output_error(e))?;
+        if let Some(signed) = &mut self.signed {
+            signed.finish()?;
+        }
         self.dead.flush().map_err(|e| self.dead_letter_error(e))?;
         Ok(FileReport {
             alerts: self.alerts,
@@ -228,7 +298,12 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
     let bytes_read = Arc::new(AtomicU64::new(0));
     let metrics = Metrics::new();
     let stop = Arc::new(AtomicBool::new(false));
-    let sink = FileSink::open(opts.out.as_ref(), &opts.dead_letter, sources.clone())?;
+    let sink = FileSink::open(
+        opts.out.as_ref(),
+        &opts.dead_letter,
+        opts.signed_out.as_ref(),
+        sources.clone(),
+    )?;
     let setup = Setup {
         shards: opts.shards.max(1),
         workers: opts.workers.max(1),

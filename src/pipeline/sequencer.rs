@@ -13,8 +13,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use xxhash_rust::xxh3::xxh3_64;
-
 pub use super::clock::SourceClock;
 use super::clock::{self, Decided, Held, Reference, Verdict};
 use super::worker::DecodedBatch;
@@ -130,11 +128,6 @@ impl Sequencer {
 
     pub fn clock_mut(&mut self, source: u32) -> Option<&mut SourceClock> {
         self.clocks.get_mut(source as usize)
-    }
-
-    /// The shard that owns a group key.
-    pub fn shard_of(&self, group: &str) -> usize {
-        (xxh3_64(group.as_bytes()) % self.shards as u64) as usize
     }
 
     /// Accepts a batch (in any order) and handles every batch that is now next in line:

@@ -38,6 +38,9 @@ pub struct DecodedBatch {
 pub struct WorkerStats {
     pub events: u64,
     pub decoded: u64,
+    /// Events over a decode limit that were decoded reduced (see `decode::salvage`), per
+    /// limit code; included in `decoded`.
+    pub salvaged: std::collections::BTreeMap<&'static str, u64>,
     /// Matches per detection (index into `RuleSet::detections`).
     pub matches: Vec<u64>,
     /// Hits dropped because a group-by field was missing, per correlation.
@@ -57,6 +60,7 @@ impl WorkerStats {
         WorkerStats {
             events: 0,
             decoded: 0,
+            salvaged: Default::default(),
             matches: vec![0; rules.detections.len()],
             missing_group: vec![0; rules.correlations.len()],
             latency: new_histogram(),
@@ -66,6 +70,9 @@ impl WorkerStats {
     pub fn merge(&mut self, other: &WorkerStats) {
         self.events += other.events;
         self.decoded += other.decoded;
+        for (k, n) in &other.salvaged {
+            *self.salvaged.entry(k).or_insert(0) += n;
+        }
         for (a, b) in self.matches.iter_mut().zip(&other.matches) {
             *a += b;
         }
@@ -184,6 +191,9 @@ struct EventCtx<'a> {
 impl EventCtx<'_> {
     /// Matches one event, records its hits and the credential it minted; returns its time.
     fn event(&mut self, view: EventView<'_, '_>) -> Result<EventTime, DecodeError> {
+        if let Some(reason) = view.salvaged {
+            *self.stats.salvaged.entry(reason).or_insert(0) += 1;
+        }
         self.matched.clear();
         self.matcher.matches(self.rules, &view, self.matched);
         let mut id = None;

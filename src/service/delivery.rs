@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -336,6 +336,26 @@ impl Delivery<'_> {
                 key: "content-type",
                 value: Some("application/json"),
             });
+        let key = f.group.as_bytes().to_vec();
+        let headers = match &self.ctx.config.signing.keys {
+            Some(keys) => {
+                // Signed once, when decided: a retried send carries the same signature.
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let signature = keys.sign(uid, now, &key, a.line);
+                signature
+                    .headers()
+                    .iter()
+                    .fold(headers, |h, (name, value)| {
+                        h.insert(Header {
+                            key: name,
+                            value: Some(value.as_str()),
+                        })
+                    })
+            }
+            None => headers,
+        };
         let last = f
             .events
             .last()
@@ -382,7 +402,7 @@ impl Delivery<'_> {
         }
         self.send(Outgoing {
             topic_is_alert: true,
-            key: Some(f.group.as_bytes().to_vec()),
+            key: Some(key),
             payload: a.line.to_vec(),
             headers,
             what: What::Alert {

@@ -117,11 +117,14 @@ pub fn is_rule_file(p: &Path) -> bool {
 }
 
 /// Every rule file under `paths`, sorted; a path that is a file is taken as given.
+/// Directories are followed through symbolic links, but a link that leads back to a directory
+/// already being walked (a loop, which would load its rules again and again) is an error
+/// naming the link, and a file reached twice is listed once.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, &mut Vec::new(), &mut out)?;
         } else if p.exists() {
             out.push(p.clone());
         } else {
@@ -135,28 +138,49 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     }
     out.sort();
     out.dedup();
+    // The same file under two names (a link to a file, or to a directory walked elsewhere).
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let io = |e: std::io::Error| LoadError {
+/// Most directories one walk enters: a tree of links that never loops can still fan out.
+const MAX_DIRECTORIES: usize = 10_000;
+
+fn walk(dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let error = |kind: LoadErrorKind| LoadError {
         file: dir.to_path_buf(),
         loc: Loc::default(),
         rule: None,
-        kind: LoadErrorKind::Io(e.to_string()),
+        kind,
     };
+    let io = |e: std::io::Error| error(LoadErrorKind::Io(e.to_string()));
+    let real = std::fs::canonicalize(dir).map_err(io)?;
+    if stack.contains(&real) {
+        return Err(error(LoadErrorKind::Limit(format!(
+            "a symbolic link loop: this directory is {}, which is already being walked",
+            real.display()
+        ))));
+    }
+    if out.len() + stack.len() > MAX_DIRECTORIES {
+        return Err(error(LoadErrorKind::Limit(format!(
+            "more than {MAX_DIRECTORIES} directories and files under the rule paths"
+        ))));
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
+    stack.push(real);
     for p in entries {
         if p.is_dir() {
-            walk(&p, out)?;
+            walk(&p, stack, out)?;
         } else if is_rule_file(&p) {
             out.push(p);
         }
     }
+    stack.pop();
     Ok(())
 }
 

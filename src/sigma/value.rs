@@ -182,6 +182,10 @@ impl Cidr {
         Some(Cidr { addr, prefix })
     }
 
+    /// Whether `ip` lies in the network. An address has two spellings in IPv6 that an input
+    /// may choose to evade an IPv4 rule: the IPv4-mapped `::ffff:10.0.0.1` (also written
+    /// `::ffff:a00:1`) is the IPv4 address `10.0.0.1` to every network here, and an IPv4
+    /// address lies in an IPv6 network over `::ffff:0:0/96` if its mapped form does.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -200,9 +204,28 @@ impl Cidr {
                 };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
-            _ => false,
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            (IpAddr::V6(_), IpAddr::V4(v4)) => self.contains(IpAddr::V6(v4.to_ipv6_mapped())),
         }
     }
+}
+
+/// An event's address text as an address: surrounding space, `[...]` brackets and an IPv6
+/// zone (`fe80::1%eth0`, the zone names a local interface, not another address) do not hide
+/// it. `None` for anything else that is not an address.
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(t);
+    let t = match t.split_once('%') {
+        Some((addr, _zone)) if addr.contains(':') => addr,
+        _ => t,
+    };
+    t.parse().ok()
 }
 
 /// What one value of a field item tests.

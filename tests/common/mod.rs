@@ -55,6 +55,7 @@ pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) ->
         mint: credtrail::decode::MintLifetimes::default(),
         lineage: credtrail::identity::LineageLimits::default(),
         assessor: Default::default(),
+        signed_out: None,
         alert: Default::default(),
     }
 }

@@ -2,9 +2,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-
-use xxhash_rust::xxh3::Xxh3;
 
 use super::{BUCKET, Entry, ShardEngine};
 use crate::correlate::Target;
@@ -61,8 +60,9 @@ impl ShardEngine {
         }
     }
 
-    /// Creates the state of `group` for correlation `c`, evicting to stay in budget.
-    pub(super) fn open(&mut self, c: u32, id: u128, group: &str) {
+    /// Creates the state of `group` for correlation `c` under `id` (`displaced`: not its home
+    /// id, see [`ShardEngine::locate`]), evicting to stay in budget.
+    pub(super) fn open(&mut self, c: u32, (id, displaced): (u128, bool), group: &str) {
         let rules = Arc::clone(&self.rules);
         let corr = &rules.correlations[c as usize];
         if self.per_target[c as usize] >= corr.budget.max_groups.max(1) && self.evict_in(c) {
@@ -99,12 +99,18 @@ impl ShardEngine {
             },
         );
         self.per_target[c as usize] += 1;
+        if displaced {
+            self.displaced += 1;
+        }
         self.stats.peak_states = self.stats.peak_states.max(self.states.len() as u64);
     }
 
     pub(super) fn drop_state(&mut self, id: u128) -> Option<Entry> {
         let e = self.states.remove(&id)?;
         self.per_target[e.target as usize] -= 1;
+        if self.displaced > 0 && self.is_displaced(id, e.target, &e.group) {
+            self.displaced -= 1;
+        }
         self.state_bytes = self.state_bytes.saturating_sub(e.bytes);
         let states = &self.states;
         self.ranks
@@ -180,6 +186,7 @@ impl ShardEngine {
         self.ranks = Ranks::default();
         self.timers.clear();
         self.state_bytes = 0;
+        self.displaced = 0;
         self.last = None;
         let (mut kept, mut dropped) = (0, 0);
         for (_, mut entry) in old {
@@ -187,7 +194,15 @@ impl ShardEngine {
                 dropped += 1;
                 continue;
             };
-            let id = state_id(c, &entry.group);
+            let Slot::Vacant(id, displaced) = self.locate(c, &entry.group) else {
+                // Two states of one group cannot come out of distinct old states; only a full
+                // probe sequence lands here (counted by `locate`).
+                dropped += 1;
+                continue;
+            };
+            if displaced {
+                self.displaced += 1;
+            }
             entry.target = c;
             entry.bucket = bucket_of(entry.expires);
             self.buckets[c as usize]
@@ -233,11 +248,82 @@ pub(super) fn bucket_of(t: EventTime) -> i64 {
     t.0.div_euclid(BUCKET)
 }
 
-/// The state's key: 128 bits, so that crafted group keys cannot collide into another
-/// identity's chain.
-pub(super) fn state_id(target: u32, group: &str) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(&target.to_le_bytes());
-    h.update(group.as_bytes());
-    h.digest128()
+/// How many ids a group state may take: the id at probe 0 (its home) and, if another group
+/// holds that, the next ones. Ids are 128 bits of a keyed hash, so even one collision needs an
+/// astronomically lucky input; the probes exist so that a collision splits nothing.
+pub(super) const PROBES: u8 = 4;
+
+/// The ids of group states: 128 bits of SipHash-1-3 (two std [`RandomState`]s, keys from the
+/// operating system's random source, fresh for every shard engine) over (probe, correlation,
+/// group key). Nobody outside the process knows the keys, so nobody can aim two group keys at
+/// one id; and an id only finds a state whose correlation and group key compare equal
+/// ([`ShardEngine::locate`]), so even a collision could not merge two identities' chains.
+/// Ids never reach the output (findings are ordered by their contents).
+#[derive(Clone, Debug)]
+pub(super) struct StateIds {
+    keys: [RandomState; 2],
+    /// Test hook: every group's home id is 0, a collision for every pair of keys.
+    #[cfg(test)]
+    pub(super) collide_home: bool,
+}
+
+impl StateIds {
+    pub(super) fn new() -> StateIds {
+        StateIds {
+            keys: [RandomState::new(), RandomState::new()],
+            #[cfg(test)]
+            collide_home: false,
+        }
+    }
+
+    /// The id of `group`'s state of correlation `target` at `probe` (0 = its home).
+    pub(super) fn id(&self, probe: u8, target: u32, group: &str) -> u128 {
+        #[cfg(test)]
+        if self.collide_home && probe == 0 {
+            return 0;
+        }
+        let key = (probe, target, group);
+        let [a, b] = &self.keys;
+        (u128::from(a.hash_one(key)) << 64) | u128::from(b.hash_one(key))
+    }
+}
+
+/// Where a group's state is, or may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Slot {
+    /// The state exists under this id.
+    Found(u128),
+    /// No state yet; this id is free for it, at its home (`false`) or displaced (`true`).
+    Vacant(u128, bool),
+    /// No state, and every id the group may take holds another group's state (counted in
+    /// [`ShardStats::id_collisions`](crate::correlate::ShardStats)).
+    Full,
+}
+
+impl ShardEngine {
+    /// The state of `group` for correlation `target`: an id matches only if the state under it
+    /// has this very correlation and group key. Probes past a free id only while some state
+    /// lives away from its home (a removed state may have left a hole in a probe sequence).
+    pub(super) fn locate(&mut self, target: u32, group: &str) -> Slot {
+        let mut vacant = None;
+        for probe in 0..PROBES {
+            let id = self.ids.id(probe, target, group);
+            match self.states.get(&id) {
+                Some(e) if e.target == target && *e.group == *group => return Slot::Found(id),
+                Some(_) => self.stats.id_collisions += 1,
+                None => {
+                    vacant.get_or_insert((id, probe > 0));
+                    if self.displaced == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        vacant.map_or(Slot::Full, |(id, displaced)| Slot::Vacant(id, displaced))
+    }
+
+    /// Whether the state under `id` lives away from its home id.
+    fn is_displaced(&self, id: u128, target: u32, group: &str) -> bool {
+        id != self.ids.id(0, target, group)
+    }
 }

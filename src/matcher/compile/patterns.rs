@@ -19,8 +19,20 @@ use crate::matcher::predicate::Test;
 use crate::sigma::value::{Part, SigmaString};
 use crate::sigma::{FieldItem, LoadErrorKind};
 
-/// Default bound on one pattern's expanded size (see [`hir_weight`]): about a million states.
-pub const REGEX_PATTERN_SIZE_LIMIT: usize = 1 << 20;
+/// Default bound on one pattern's expanded size (see [`hir_weight`]): about 130,000 states.
+/// It is also the per-event cost bound: when a pattern's lazy DFA cannot keep its states the
+/// search falls back to simulating the NFA, whose cost per byte grows with the state count, so
+/// a rule file cannot make one event cost seconds (`\w{1000}x`, 770,000 states, cost 2 s per
+/// 600 KB event). `\w{170}` or `[a-z0-9]{10000}` still load.
+pub const REGEX_PATTERN_SIZE_LIMIT: usize = 1 << 17;
+
+/// Bound on the expanded size of every pattern of a rule set together (about a million
+/// states, eight patterns at the per-pattern bound or thousands of ordinary ones): sixty rules each
+/// under the per-pattern bound must not add up to gigabytes of automata.
+pub const RULESET_REGEX_WEIGHT_LIMIT: u64 = 1 << 20;
+
+/// Bound on the compiled size of every pattern's regex together, in bytes.
+pub const RULESET_REGEX_BYTES_LIMIT: usize = 256 << 20;
 
 /// Most bytes one pattern's lazy DFA keeps per worker.
 pub const REGEX_CACHE_CAPACITY: usize = 1 << 20;
@@ -84,41 +96,61 @@ impl Builder<'_> {
             .entry((slot, pattern.clone()))
             .or_insert(next);
         if id == next {
+            // Only distinct patterns cost: a pattern many rules share is compiled once.
+            if self.regex_weight.saturating_add(weight) > RULESET_REGEX_WEIGHT_LIMIT {
+                self.regex_ids.remove(&(slot, pattern));
+                self.errors.push(self.err(
+                    rule,
+                    item.loc,
+                    LoadErrorKind::Limit(format!(
+                        "a pattern of `{}` (about {weight} NFA states) takes the rule set's patterns over their budget of {RULESET_REGEX_WEIGHT_LIMIT} states together",
+                        item.spec
+                    )),
+                ));
+                return None;
+            }
+            self.regex_weight += weight;
             self.regex_patterns.push((slot, pattern, rule, item.loc));
         }
         Some(Test::Regex(id))
     }
 
-    /// Compiles every pattern on its own; a pattern that does not compile fails its rule (and
-    /// so the whole set: the ids of the others no longer matter).
+    /// Compiles every pattern on its own, within what is left of the rule set's
+    /// [`RULESET_REGEX_BYTES_LIMIT`]; a pattern that does not compile fails its rule (and so the
+    /// whole set: the ids of the others no longer matter).
     pub(super) fn regexes(&mut self, opts: &CompileOptions) -> Vec<FieldRegex> {
-        let config = meta::Config::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            // Each lazy DFA keeps at most this much; past it the cache is cleared and rebuilt
-            // (counted time, bounded memory): a pattern cannot grow a worker without limit.
-            .hybrid_cache_capacity(REGEX_CACHE_CAPACITY)
-            // A full DFA per pattern costs load time and memory for every rule set; the lazy
-            // DFA builds only the states events reach.
-            .dfa(false)
-            .nfa_size_limit(Some(opts.regex_size_limit.unwrap_or(64 << 20)));
+        let per_pattern = opts.regex_size_limit.unwrap_or(64 << 20);
+        let mut remaining = RULESET_REGEX_BYTES_LIMIT;
         let mut out = Vec::with_capacity(self.regex_patterns.len());
         for (slot, pattern, rule, loc) in std::mem::take(&mut self.regex_patterns) {
-            match meta::Regex::builder()
-                .configure(config.clone())
-                .build(&pattern)
-            {
-                Ok(regex) => out.push(FieldRegex { slot, regex }),
+            let config = meta::Config::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                // Each lazy DFA keeps at most this much; past it the cache is cleared and
+                // rebuilt (counted time, bounded memory): a pattern cannot grow a worker
+                // without limit.
+                .hybrid_cache_capacity(REGEX_CACHE_CAPACITY)
+                // A full DFA per pattern costs load time and memory for every rule set; the
+                // lazy DFA builds only the states events reach.
+                .dfa(false)
+                .nfa_size_limit(Some(per_pattern.min(remaining)));
+            match meta::Regex::builder().configure(config).build(&pattern) {
+                Ok(regex) => {
+                    remaining = remaining.saturating_sub(regex.memory_usage());
+                    out.push(FieldRegex { slot, regex });
+                }
                 Err(e) => {
                     self.errors.push(self.err(
                         rule,
                         loc,
                         LoadErrorKind::Limit(format!(
-                            "a pattern of field `{}` does not compile: {}",
+                            "a pattern of field `{}` does not compile within the rule set's budget ({} MiB left of {}): {}",
                             if slot == KEYWORD_SLOT {
                                 "(keywords)"
                             } else {
                                 self.fields.name(slot)
                             },
+                            remaining >> 20,
+                            RULESET_REGEX_BYTES_LIMIT >> 20,
                             first_line(&e.to_string())
                         )),
                     ));

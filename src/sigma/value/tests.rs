@@ -177,3 +177,54 @@ fn all_and_neq_and_null() {
     assert_eq!(null.patterns, vec![Pattern::Null]);
     assert!(item("f", node(Value::Seq(vec![]))).is_err());
 }
+
+/// Issue 15: `::ffff:10.0.0.1`, the IPv4-mapped spelling of `10.0.0.1`, escaped IPv4 `cidr`
+/// rules.
+#[test]
+fn ipv4_mapped_ipv6_is_the_ipv4_address() {
+    let net = Cidr::parse("10.0.0.0/8").unwrap();
+    for ip in [
+        "::ffff:10.0.0.1",
+        "::FFFF:10.255.0.1",
+        "::ffff:a00:1",
+        "0:0:0:0:0:ffff:a00:1",
+    ] {
+        assert!(net.contains(ip.parse().unwrap()), "{ip}");
+    }
+    assert!(!net.contains("::ffff:11.0.0.1".parse().unwrap()));
+    // Only the mapped prefix is IPv4: IPv4-compatible and NAT64 addresses are IPv6.
+    assert!(!net.contains("::10.0.0.1".parse().unwrap()));
+    assert!(!net.contains("64:ff9b::a00:1".parse().unwrap()));
+}
+
+/// Issue 15: the other way round, a rule written over the mapped range matches the IPv4
+/// spelling of an address in it.
+#[test]
+fn an_ipv6_mapped_network_contains_the_ipv4_spelling() {
+    let net = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+    assert!(net.contains("10.9.9.9".parse().unwrap()));
+    assert!(!net.contains("11.0.0.1".parse().unwrap()));
+    let all_v6 = Cidr::parse("::/0").unwrap();
+    assert!(all_v6.contains("192.0.2.1".parse().unwrap()));
+}
+
+/// Issue 15: an address in brackets or with an IPv6 zone is still that address.
+#[test]
+fn brackets_and_zones_do_not_hide_an_address() {
+    use crate::sigma::value::parse_ip;
+    assert_eq!(
+        parse_ip(" [::ffff:10.0.0.1] "),
+        "10.0.0.1"
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|v4| match v4 {
+                std::net::IpAddr::V4(v4) => std::net::IpAddr::V6(v4.to_ipv6_mapped()),
+                v6 => v6,
+            })
+    );
+    assert_eq!(parse_ip("fe80::1%eth0"), "fe80::1".parse().ok());
+    assert_eq!(parse_ip("10.0.0.1%eth0"), None);
+    assert_eq!(parse_ip("[10.0.0.1"), None);
+    let net = Cidr::parse("fe80::/10").unwrap();
+    assert!(parse_ip("fe80::1%25eth0").is_some_and(|ip| net.contains(ip)));
+}

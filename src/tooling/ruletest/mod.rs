@@ -459,6 +459,7 @@ impl Runner {
             mint: Default::default(),
             lineage: Default::default(),
             assessor: Default::default(),
+            signed_out: None,
             // Cases count findings (one alert line each, no incident lines) and compare every
             // evidence (cases are small: no bound needed).
             alert: crate::alert::AlertOptions {
