@@ -31,6 +31,8 @@ pub mod window;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tie_tests;
 
 use std::cell::Cell;
 
