@@ -13,6 +13,7 @@
 //! in `_FILE` to read the value from a file (Docker and Kubernetes secrets); in the TOML file, a
 //! librdkafka property whose name ends in `_file` does the same (`"sasl.password_file" = "..."`).
 
+mod env;
 pub mod raw;
 pub mod scoring;
 
