@@ -18,12 +18,21 @@ const RULES: &str = "title: a\nname: a\ndetection: {s: {eventName: A}, condition
 const ADMIN: &str = "arn:aws:iam::1:user/admin";
 const BUDGET: usize = 8 << 20;
 
+/// The chain of [`RULES`] (correlation 0) and one noisy `event_count` rule (correlation 1)
+/// grouped by source address and event name, the kind a detection engineer writes for
+/// brute force: one state per distinct address.
+const NOISY_RULES: &str = "title: noise\nname: noise\ndetection: {s: {eventName: N}, condition: s}\n---\ntitle: noisy\ncorrelation: {type: event_count, rules: [noise], group-by: [sourceIPAddress, eventName], timespan: 1h, condition: {gte: 1000}}\n";
+
 fn rules() -> Arc<RuleSet> {
+    compile_rules(RULES)
+}
+
+fn compile_rules(text: &str) -> Arc<RuleSet> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     sigma::parse_text(
         Path::new("flood.yml"),
-        RULES,
+        text,
         &LoadOptions::default(),
         &mut rules,
         &mut errors,
@@ -52,8 +61,12 @@ fn assessor() -> Arc<Assessor> {
 }
 
 fn hit(group: &str, stage: u32, at_ms: i64, n: u64) -> Hit {
+    hit_of(0, group, stage, at_ms, n)
+}
+
+fn hit_of(correlation: u32, group: &str, stage: u32, at_ms: i64, n: u64) -> Hit {
     Hit {
-        target: Target::Correlation(0),
+        target: Target::Correlation(correlation),
         stages: 1 << stage,
         group: group.into(),
         value: None,
@@ -178,4 +191,51 @@ fn without_the_inventory_the_budget_still_holds() {
             assert!(engine.state_bytes() <= (1 << 20) + SLACK);
         }
     }
+}
+
+/// Regression (issue 13, "rules evict each other"): one noisy `event_count` rule grouped by
+/// source address filled the shard's budget and evicted, oldest first, an ordinary (not
+/// inventory-marked) identity's chain in progress of another rule. Each rule's states are now
+/// ranked apart and the shard evicts from the rule holding the most bytes, so the flood evicts
+/// only its own states.
+#[test]
+fn one_noisy_rule_does_not_evict_another_rules_chain() {
+    let text = format!("{RULES}---\n{NOISY_RULES}");
+    let rules = compile_rules(&text);
+    let noisy = rules
+        .correlations
+        .iter()
+        .position(|c| c.kind == credtrail::sigma::CorrelationType::EventCount)
+        .expect("the noisy rule compiled") as u32;
+    let chain = 1 - noisy;
+    let mut engine = ShardEngine::new(
+        rules,
+        ShardLimits {
+            max_pending: 1 << 16,
+            max_states: usize::MAX,
+            max_state_bytes: BUDGET,
+        },
+    );
+    let victim = "arn:aws:iam::1:user/victim";
+    let mut out = Vec::new();
+    let flood = 1_500_000u64;
+    engine.push(hit_of(chain, victim, 0, 0, u64::MAX), &mut out);
+    for i in 0..flood {
+        let group = format!("10.{}.{}.{}\u{1f}ListBuckets", i >> 16, (i >> 8) & 255, i & 255);
+        engine.push(hit_of(noisy, &group, 0, i as i64, i), &mut out);
+        if i % 1024 == 0 {
+            engine.advance(EventTime::from_millis(1_700_000_000_000 + i as i64), &mut out);
+            assert!(engine.state_bytes() <= BUDGET + SLACK);
+        }
+    }
+    engine.push(hit_of(chain, victim, 1, flood as i64, u64::MAX - 1), &mut out);
+    engine.push(hit_of(chain, victim, 2, flood as i64 + 1, u64::MAX - 2), &mut out);
+    engine.advance(EventTime::from_millis(1_700_000_000_000 + flood as i64 + 2), &mut out);
+    let alerts = out.iter().filter(|f| &*f.group == victim).count();
+    assert_eq!(alerts, 1, "the victim's chain survived the other rule's flood");
+    assert!(
+        engine.stats().evicted > 1_000_000,
+        "the flood evicted its own states ({})",
+        engine.stats().evicted
+    );
 }

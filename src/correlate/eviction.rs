@@ -7,6 +7,10 @@
 //! the lowest rank first, oldest first within a rank, so an advanced chain of a high-blast
 //! identity is never evicted while any lower-ranked state remains.
 //!
+//! Ranks are kept per rule, and a shard over its budget evicts from the rule holding the most
+//! bytes: a flood that matches one rule (a noisy `event_count` grouped by source address, a
+//! million throwaway identities) evicts that rule's own states, never another rule's chains.
+//!
 //! Ranks live in buckets of ids; a state that changes rank is pushed into its new bucket and its
 //! old entry goes stale (checked against the state's current rank when popped), so updates and
 //! evictions are O(1) amortised.

@@ -5,13 +5,13 @@
 mod findings;
 mod store;
 
-use store::{Slot, StateIds};
+use store::{Slot, StateIds, Usage};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use super::eviction::{Rank, Ranks};
+use super::eviction::Rank;
 use super::footprint::Footprint;
 use super::{
     Decision, Finding, Hit, Machine, Params, ShardLimits, ShardStats, Step, Target, events_bytes,
@@ -138,10 +138,10 @@ pub struct ShardEngine {
     states: HashMap<u128, Entry>,
     /// Per correlation: expiry bucket to the states filed there.
     buckets: Vec<BTreeMap<i64, Vec<u128>>>,
-    /// Per correlation: live states.
-    per_target: Vec<usize>,
-    /// States by eviction rank, and the bytes they hold.
-    ranks: Ranks,
+    /// Per correlation: its live states, their bytes and their eviction ranks. Each rule's
+    /// states are ranked apart, and the shard evicts from the rule holding the most bytes: a
+    /// flood that matches one rule evicts that rule's own states, never another rule's chains.
+    per_target: Vec<Usage>,
     state_bytes: usize,
     /// Keys the state ids (see [`StateIds`]).
     ids: StateIds,
@@ -166,8 +166,7 @@ impl ShardEngine {
             seq: 0,
             states: HashMap::new(),
             buckets: vec![BTreeMap::new(); n],
-            per_target: vec![0; n],
-            ranks: Ranks::default(),
+            per_target: (0..n).map(|_| Usage::default()).collect(),
             state_bytes: 0,
             ids: StateIds::new(),
             displaced: 0,

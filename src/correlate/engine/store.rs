@@ -27,6 +27,8 @@ impl ShardEngine {
         }
         let bytes = entry.approx_bytes();
         self.state_bytes = self.state_bytes + bytes - entry.bytes;
+        let usage = &mut self.per_target[entry.target as usize];
+        usage.bytes = usage.bytes + bytes - entry.bytes;
         entry.bytes = bytes;
         let stage = match &entry.machine {
             Machine::Ordered(m) => m.stage_reached().map(|k| k as u8 + 1).unwrap_or(0),
@@ -34,7 +36,7 @@ impl ShardEngine {
         };
         if stage != entry.rank.stage {
             entry.rank.stage = stage;
-            self.ranks.file(id, entry.rank);
+            usage.ranks.file(id, entry.rank);
         }
         let params = Params::new(&rules.correlations[entry.target as usize]);
         let next = [
@@ -65,7 +67,7 @@ impl ShardEngine {
     pub(super) fn open(&mut self, c: u32, (id, displaced): (u128, bool), group: &str) {
         let rules = Arc::clone(&self.rules);
         let corr = &rules.correlations[c as usize];
-        if self.per_target[c as usize] >= corr.budget.max_groups.max(1) && self.evict_in(c) {
+        if self.per_target[c as usize].states >= corr.budget.max_groups.max(1) && self.evict_in(c) {
             self.stats.budget_evicted += 1;
         }
         while !self.states.is_empty()
@@ -81,7 +83,7 @@ impl ShardEngine {
             stage: 0,
             blast: self.assessor.blast_tier(group),
         };
-        self.ranks.file(id, rank);
+        self.per_target[c as usize].ranks.file(id, rank);
         self.states.insert(
             id,
             Entry {
@@ -98,7 +100,7 @@ impl ShardEngine {
                 bytes: 0,
             },
         );
-        self.per_target[c as usize] += 1;
+        self.per_target[c as usize].states += 1;
         if displaced {
             self.displaced += 1;
         }
@@ -107,14 +109,17 @@ impl ShardEngine {
 
     pub(super) fn drop_state(&mut self, id: u128) -> Option<Entry> {
         let e = self.states.remove(&id)?;
-        self.per_target[e.target as usize] -= 1;
+        let usage = &mut self.per_target[e.target as usize];
+        usage.states -= 1;
+        usage.bytes = usage.bytes.saturating_sub(e.bytes);
         if self.displaced > 0 && self.is_displaced(id, e.target, &e.group) {
             self.displaced -= 1;
         }
         self.state_bytes = self.state_bytes.saturating_sub(e.bytes);
-        let states = &self.states;
-        self.ranks
-            .compact(states.len(), |id| states.get(&id).map(|e| e.rank));
+        let (states, usage) = (&self.states, &mut self.per_target[e.target as usize]);
+        usage
+            .ranks
+            .compact(usage.states, |id| states.get(&id).map(|s| s.rank));
         Some(e)
     }
 
@@ -148,31 +153,26 @@ impl ShardEngine {
         }
     }
 
-    /// Evicts the state of correlation `target` filed under the earliest expiry bucket.
+    /// Evicts the lowest-ranked state of correlation `target`, oldest first within a rank
+    /// (see [`crate::correlate::eviction`]).
     pub(super) fn evict_in(&mut self, target: u32) -> bool {
-        let buckets = &mut self.buckets[target as usize];
-        while let Some(mut first) = buckets.first_entry() {
-            let b = *first.key();
-            let Some(id) = first.get_mut().pop() else {
-                first.remove();
-                continue;
-            };
-            if self.states.get(&id).is_some_and(|e| e.bucket == b) {
-                self.drop_state(id);
-                return true;
-            }
-        }
-        false
+        let states = &self.states;
+        let popped = self.per_target[target as usize]
+            .ranks
+            .pop_lowest(|id| states.get(&id).map(|e| e.rank));
+        popped.is_some_and(|id| self.drop_state(id).is_some())
     }
 
-    /// Evicts the lowest-ranked state of any correlation (see [`super::eviction`]): a flood of
-    /// throwaway identities cannot push out an advanced chain of a high-blast identity.
+    /// Evicts one state when the shard is over its budget: from the correlation holding the
+    /// most bytes (its fair share is exceeded whenever any is), the lowest-ranked of its states.
+    /// A flood of throwaway identities matching one rule evicts that rule's own states; another
+    /// rule's chains stay, and within the flooded rule an advanced chain of a high-blast
+    /// identity outlives every lower-ranked state.
     pub(super) fn evict_one(&mut self) -> bool {
-        let states = &self.states;
-        match self.ranks.pop_lowest(|id| states.get(&id).map(|e| e.rank)) {
-            Some(id) => self.drop_state(id).is_some(),
-            None => false,
-        }
+        let largest = (0..self.per_target.len())
+            .filter(|&t| self.per_target[t].states > 0)
+            .max_by_key(|&t| (self.per_target[t].bytes, self.per_target[t].states));
+        largest.is_some_and(|t| self.evict_in(t as u32))
     }
 
     /// Swaps in a reloaded rule set: the states and buffered hits of rules that continue
@@ -182,8 +182,7 @@ impl ShardEngine {
         let n = rules.correlations.len();
         let old = std::mem::take(&mut self.states);
         self.buckets = vec![BTreeMap::new(); n];
-        self.per_target = vec![0; n];
-        self.ranks = Ranks::default();
+        self.per_target = (0..n).map(|_| Usage::default()).collect();
         self.timers.clear();
         self.state_bytes = 0;
         self.displaced = 0;
@@ -212,8 +211,10 @@ impl ShardEngine {
             if let Some(at) = entry.timer {
                 self.timers.push(Reverse((at, id)));
             }
-            self.ranks.file(id, entry.rank);
-            self.per_target[c as usize] += 1;
+            let usage = &mut self.per_target[c as usize];
+            usage.ranks.file(id, entry.rank);
+            usage.states += 1;
+            usage.bytes += entry.bytes;
             self.state_bytes += entry.bytes;
             self.states.insert(id, entry);
             kept += 1;
@@ -242,6 +243,16 @@ impl ShardEngine {
         }
         m
     }
+}
+
+/// What one correlation holds in a shard.
+#[derive(Debug, Default)]
+pub(super) struct Usage {
+    pub(super) states: usize,
+    /// Approximate bytes of its states (their share of the shard's `state_bytes`).
+    pub(super) bytes: usize,
+    /// Its states by eviction rank.
+    pub(super) ranks: Ranks,
 }
 
 pub(super) fn bucket_of(t: EventTime) -> i64 {
