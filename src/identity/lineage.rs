@@ -8,7 +8,8 @@ use crate::vocab::{IdentityRef, Link, Position};
 /// Bounds of the lineage map.
 #[derive(Clone, Copy, Debug)]
 pub struct LineageLimits {
-    /// Most credentials followed at once; beyond it the link closest to expiry is dropped.
+    /// Most credentials followed at once; beyond it a link is dropped: first the unused link
+    /// closest to expiry, and a link some hit resolved through only when no unused one is left.
     pub max_links: usize,
     /// Longest chain of hops followed; a deeper link still resolves, to the deepest root kept.
     pub max_hops: u8,
@@ -42,6 +43,9 @@ struct Entry {
     /// When and where the minting event was read.
     minted: EventTime,
     pos: Option<Position>,
+    /// A hit (or a later link) resolved through this link: a chain in progress may depend on
+    /// it, so it is evicted last.
+    used: bool,
 }
 
 /// An identity resolved to its root.
@@ -56,11 +60,19 @@ pub struct Resolved {
 
 /// Minted credentials and who minted them. Owned by one thread (the resolver); applied in
 /// event-time order.
+///
+/// Eviction is ranked: a flood of `AssumeRole` calls whose sessions never act (1.1M of them
+/// once pushed out the link of a session in an open chain, splitting the chain) evicts unused
+/// links, closest to expiry first; a link some hit resolved through goes only when every unused
+/// link is gone.
 #[derive(Debug, Default)]
 pub struct Lineage {
     limits: LineageLimits,
     entries: HashMap<Box<str>, Entry>,
+    /// Links no hit has resolved through yet, by expiry.
     by_expiry: BTreeMap<(EventTime, u64), Box<str>>,
+    /// Links some hit resolved through, by expiry.
+    used_by_expiry: BTreeMap<(EventTime, u64), Box<str>>,
     seq: u64,
     stats: LineageStats,
 }
@@ -92,9 +104,16 @@ impl Lineage {
             .into_iter()
             .flatten()
         {
-            if let Some(e) = self.entries.get(candidate)
+            if let Some(e) = self.entries.get_mut(candidate)
                 && e.expires >= now
             {
+                if !e.used {
+                    e.used = true;
+                    let slot = (e.expires, e.seq);
+                    if let Some(key) = self.by_expiry.remove(&slot) {
+                        self.used_by_expiry.insert(slot, key);
+                    }
+                }
                 self.stats.resolved_through_links += 1;
                 return Resolved {
                     root: e.root.clone(),
@@ -132,17 +151,24 @@ impl Lineage {
                     seq: self.seq,
                     minted: link.time,
                     pos: link.pos,
+                    used: false,
                 },
             ) {
                 self.by_expiry.remove(&(old.expires, old.seq));
+                self.used_by_expiry.remove(&(old.expires, old.seq));
             }
             self.by_expiry.insert((expires, self.seq), minted.clone());
             self.stats.links += 1;
             while self.entries.len() > self.limits.max_links {
-                if let Some(((_, _), key)) = self.by_expiry.pop_first() {
-                    self.entries.remove(&key);
-                    self.stats.evicted += 1;
-                }
+                let Some((_, key)) = self
+                    .by_expiry
+                    .pop_first()
+                    .or_else(|| self.used_by_expiry.pop_first())
+                else {
+                    break;
+                };
+                self.entries.remove(&key);
+                self.stats.evicted += 1;
             }
         }
         self.stats.peak = self.stats.peak.max(self.entries.len() as u64);
@@ -162,13 +188,15 @@ impl Lineage {
 
     /// Drops links that expired before `now`.
     pub fn expire(&mut self, now: EventTime) {
-        while let Some(entry) = self.by_expiry.first_entry() {
-            if entry.key().0 >= now {
-                break;
+        for by_expiry in [&mut self.by_expiry, &mut self.used_by_expiry] {
+            while let Some(entry) = by_expiry.first_entry() {
+                if entry.key().0 >= now {
+                    break;
+                }
+                let key = entry.remove();
+                self.entries.remove(&key);
+                self.stats.expired += 1;
             }
-            let key = entry.remove();
-            self.entries.remove(&key);
-            self.stats.expired += 1;
         }
     }
 }
@@ -304,5 +332,33 @@ mod tests {
             &*l.resolve(&id("role/x", Some("ASIA0")), t(10)).root,
             "role/x"
         );
+    }
+
+    /// Regression (issue 13): 1.1M `AssumeRole` calls whose sessions never act evicted the link
+    /// of a session in an open chain (the oldest link), so the chain's later steps resolved to
+    /// the role, not the caller, and the chain split. A link a hit resolved through now goes last.
+    #[test]
+    fn an_assume_role_flood_keeps_the_link_a_chain_resolved_through() {
+        let mut l = Lineage::new(LineageLimits::default());
+        let victim = id("user/victim", Some("AKIAVICTIM"));
+        l.link(&link(0, victim, "ASIAVICTIM", LinkKind::AssumeRole));
+        let session = id("role/ops", Some("ASIAVICTIM"));
+        assert_eq!(&*l.resolve(&session, t(1)).root, "user/victim");
+        let flood = 1_100_000;
+        for i in 0..flood {
+            let mut f = link(1, id("user/flood", Some("AKIAFLOOD")), "", LinkKind::AssumeRole);
+            f.minted = vec![format!("ASIAF{i}").into()];
+            l.link(&f);
+        }
+        assert_eq!(l.len(), LineageLimits::default().max_links);
+        assert_eq!(l.stats().evicted, flood as u64 + 1 - l.len() as u64);
+        assert_eq!(
+            &*l.resolve(&session, t(2)).root,
+            "user/victim",
+            "the used link survived the flood"
+        );
+        // A used link still expires on time.
+        l.expire(t(3602));
+        assert!(l.is_empty());
     }
 }
