@@ -10,11 +10,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use credtrail::alert::signature::SigningKeys;
-use credtrail::correlate::ShardLimits;
 use credtrail::decode::{DecodeLimits, ProfileKind};
 use credtrail::input::ReadLimits;
 use credtrail::inventory::Inventory;
 use credtrail::matcher::{self, CompileOptions, RuleSet};
+use credtrail::pipeline::budget::{self, MemoryBudget};
 use credtrail::pipeline::{self, ReplayOptions, Summary};
 use credtrail::score::{Assessor, ScoreConfig, Weights};
 use credtrail::sigma::{self, LoadOptions};
@@ -96,6 +96,10 @@ struct ReplayArgs {
     /// Most JSON values in one event.
     #[arg(long, default_value_t = 10_000)]
     max_fields: usize,
+    /// Memory the engine may hold (state, waiting hits, lineage links, regex caches), e.g.
+    /// `4GiB`; default: half of the cgroup limit, else of physical memory.
+    #[arg(long)]
+    memory_budget: Option<String>,
     /// Identity context (YAML, JSON or CSV): what each identity can reach, canaries.
     #[arg(long)]
     inventory: Option<PathBuf>,
@@ -230,21 +234,37 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         None => Default::default(),
         Some(p) => credtrail::identity::config::load(p).map_err(|e| bad_input(e.into()))?,
     };
-    let rules = load_rules(
-        &args.sources,
-        CompileOptions {
-            limits,
-            forced_profile: forced,
-            identity,
-            ..CompileOptions::default()
-        },
-    )?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let max = pipeline::MAX_THREADS;
     let shards = count_flag("--shards", args.shards.unwrap_or(cores.min(max)), max)?;
     let workers = count_flag("--workers", args.workers.unwrap_or(shards), max)?;
+    let configured = match &args.memory_budget {
+        Some(text) => Some(
+            budget::parse_size(text)
+                .with_context(|| format!("--memory-budget {text}"))
+                .map_err(bad_input)?,
+        ),
+        None => None,
+    };
+    let budget = MemoryBudget::new(configured)
+        .with_context(|| "--memory-budget")
+        .map_err(bad_input)?;
+    let split = budget.split(shards, workers);
+    if !args.quiet {
+        eprintln!("credtrail replay: {}", budget.describe(&split));
+    }
+    let rules = load_rules(
+        &args.sources,
+        CompileOptions {
+            limits,
+            forced_profile: forced,
+            identity,
+            regex_cache_budget: Some(split.regex_cache_per_worker),
+            ..CompileOptions::default()
+        },
+    )?;
     let opts = ReplayOptions {
         inputs: args.inputs.clone(),
         shards,
@@ -258,9 +278,9 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
             max_line_kept: args.max_event_bytes.saturating_mul(4).max(1 << 20),
             ..ReadLimits::default()
         },
-        shard_limits: ShardLimits::default(),
+        shard_limits: split.shard,
         mint: credtrail::decode::MintLifetimes::default(),
-        lineage: credtrail::identity::LineageLimits::default(),
+        lineage: split.lineage,
         assessor: Arc::new(assessor(&args)?),
         alert: alert_options(&args)?,
         signed_out: match (&args.signed_out, &args.sign_keys) {

@@ -155,6 +155,8 @@ fn out_of_range_numbers_are_refused_with_the_flag_named() {
         ("--max-fields", "0"),
         ("--max-event-bytes", "0"),
         ("--max-future-skew", "0s"),
+        ("--memory-budget", "1MiB"),
+        ("--memory-budget", "4 parsecs"),
     ] {
         let o = credtrail(&[
             "replay",
@@ -168,4 +170,39 @@ fn out_of_range_numbers_are_refused_with_the_flag_named() {
         assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
         assert!(err.contains(flag), "{flag} {value}: {err}");
     }
+}
+
+/// The memory budget is split once and said: the summary names each part's share.
+#[test]
+fn the_memory_budget_split_is_printed_and_bounds_a_small_replay() {
+    let o = credtrail(&[
+        "replay",
+        "datasets/demo/events.jsonl",
+        "--rules",
+        "rules",
+        "--shards",
+        "2",
+        "--memory-budget",
+        "256MiB",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("memory budget 256 MiB (configured): state 64 MiB"),
+        "{err}"
+    );
+    assert_eq!(
+        uids(&o.stdout).len(),
+        uids(
+            &credtrail(&[
+                "replay",
+                "datasets/demo/events.jsonl",
+                "--rules",
+                "rules",
+                "--quiet"
+            ])
+            .stdout
+        )
+        .len()
+    );
 }

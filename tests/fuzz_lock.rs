@@ -28,7 +28,10 @@ fn read_lock(path: &Path) -> Lock {
     for package in packages {
         let field = |key: &str| package.get(key).and_then(|v| v.as_str()).unwrap_or("");
         let name = field("name").to_string();
-        versions.entry(name.clone()).or_default().insert(field("version").to_string());
+        versions
+            .entry(name.clone())
+            .or_default()
+            .insert(field("version").to_string());
         if name == "credtrail" {
             let deps = package.get("dependencies").and_then(|d| d.as_array());
             engine_deps = Some(
@@ -41,9 +44,12 @@ fn read_lock(path: &Path) -> Lock {
             );
         }
     }
-    let engine_deps = engine_deps
-        .unwrap_or_else(|| panic!("{} holds no credtrail package", path.display()));
-    Lock { versions, engine_deps }
+    let engine_deps =
+        engine_deps.unwrap_or_else(|| panic!("{} holds no credtrail package", path.display()));
+    Lock {
+        versions,
+        engine_deps,
+    }
 }
 
 fn dev_dependencies(manifest: &Path) -> BTreeSet<String> {

@@ -8,6 +8,7 @@ use credtrail::correlate::{EventRef, Hit, ShardEngine, ShardLimits, Target};
 use credtrail::input::Position;
 use credtrail::inventory::{IdentityEntry, Inventory, Privilege, ReachSpec};
 use credtrail::matcher::{self, CompileOptions, RuleSet};
+use credtrail::pipeline::budget::MemoryBudget;
 use credtrail::score::Assessor;
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::EventTime;
@@ -221,21 +222,78 @@ fn one_noisy_rule_does_not_evict_another_rules_chain() {
     let flood = 1_500_000u64;
     engine.push(hit_of(chain, victim, 0, 0, u64::MAX), &mut out);
     for i in 0..flood {
-        let group = format!("10.{}.{}.{}\u{1f}ListBuckets", i >> 16, (i >> 8) & 255, i & 255);
+        let group = format!(
+            "10.{}.{}.{}\u{1f}ListBuckets",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        );
         engine.push(hit_of(noisy, &group, 0, i as i64, i), &mut out);
         if i % 1024 == 0 {
-            engine.advance(EventTime::from_millis(1_700_000_000_000 + i as i64), &mut out);
+            engine.advance(
+                EventTime::from_millis(1_700_000_000_000 + i as i64),
+                &mut out,
+            );
             assert!(engine.state_bytes() <= BUDGET + SLACK);
         }
     }
-    engine.push(hit_of(chain, victim, 1, flood as i64, u64::MAX - 1), &mut out);
-    engine.push(hit_of(chain, victim, 2, flood as i64 + 1, u64::MAX - 2), &mut out);
-    engine.advance(EventTime::from_millis(1_700_000_000_000 + flood as i64 + 2), &mut out);
+    engine.push(
+        hit_of(chain, victim, 1, flood as i64, u64::MAX - 1),
+        &mut out,
+    );
+    engine.push(
+        hit_of(chain, victim, 2, flood as i64 + 1, u64::MAX - 2),
+        &mut out,
+    );
+    engine.advance(
+        EventTime::from_millis(1_700_000_000_000 + flood as i64 + 2),
+        &mut out,
+    );
     let alerts = out.iter().filter(|f| &*f.group == victim).count();
-    assert_eq!(alerts, 1, "the victim's chain survived the other rule's flood");
+    assert_eq!(
+        alerts, 1,
+        "the victim's chain survived the other rule's flood"
+    );
     assert!(
         engine.stats().evicted > 1_000_000,
         "the flood evicted its own states ({})",
         engine.stats().evicted
     );
+}
+
+/// Issue 13's second flood: a victim (nobody the inventory marks) at stage 1, then a million
+/// one-event identities of the same rule, then the victim's stages 2 and 3. Within one rule and
+/// one rank the oldest state goes first, so what saves the victim is a budget that holds a
+/// million states: the split of a 2 GiB memory budget for one shard (1 GiB of state) does,
+/// with nothing evicted.
+#[test]
+fn a_million_one_event_identities_fit_a_2gib_budget_and_the_victim_alerts() {
+    let split = MemoryBudget::new(Some(2 << 30)).unwrap().split(1, 1);
+    let mut engine = ShardEngine::new(rules(), split.shard);
+    let victim = "arn:aws:iam::1:user/victim";
+    let mut out = Vec::new();
+    let flood = 1_000_000u64;
+    engine.push(hit(victim, 0, 0, u64::MAX), &mut out);
+    for i in 0..flood {
+        engine.push(
+            hit(&format!("arn:aws:iam::1:user/flood-{i}"), 0, i as i64, i),
+            &mut out,
+        );
+        if i % 4096 == 0 {
+            engine.advance(
+                EventTime::from_millis(1_700_000_000_000 + i as i64),
+                &mut out,
+            );
+        }
+    }
+    let per_state = engine.state_bytes() / engine.live_states();
+    engine.push(hit(victim, 1, flood as i64, u64::MAX - 1), &mut out);
+    engine.push(hit(victim, 2, flood as i64 + 1, u64::MAX - 2), &mut out);
+    engine.advance(
+        EventTime::from_millis(1_700_000_000_000 + flood as i64 + 2),
+        &mut out,
+    );
+    assert_eq!(out.iter().filter(|f| &*f.group == victim).count(), 1);
+    assert_eq!(engine.stats().evicted, 0, "{per_state} bytes per state");
+    assert!(engine.state_bytes() <= split.shard.max_state_bytes);
 }

@@ -26,6 +26,7 @@ const ENV_SETTINGS: &[&str] = &[
     "engine.max_event_bytes",
     "engine.max_depth",
     "engine.max_fields",
+    "engine.memory_budget",
     "scoring.inventory",
     "scoring.inventory_topic",
     "scoring.machine_speed",

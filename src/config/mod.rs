@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::decode::{DecodeLimits, ProfileKind};
+use crate::pipeline::budget::{MemoryBudget, Split};
 use crate::time::Span;
 use raw::RawConfig;
 pub use scoring::ScoringConfig;
@@ -167,6 +168,8 @@ pub struct KafkaConfig {
 /// The engine's threads and bounds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EngineConfig {
+    /// What the engine may hold in memory, split over shards, workers and lineage.
+    pub memory: MemoryBudget,
     pub shards: usize,
     pub workers: usize,
     /// Events per batch handed to a worker.
@@ -179,6 +182,11 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// The memory budget split over this engine's shards and workers.
+    pub fn split(&self) -> Split {
+        self.memory.split(self.shards, self.workers)
+    }
+
     pub fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits {
             max_event_bytes: self.max_event_bytes,

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::alert::signature::SigningKeys;
 use crate::decode::ProfileKind;
+use crate::pipeline::budget::{self, MemoryBudget};
 use crate::time::Span;
 
 pub use super::env::{overlay_env, read_secret_files};
@@ -107,6 +108,8 @@ pub struct RawEngine {
     pub max_event_bytes: Option<usize>,
     pub max_depth: Option<usize>,
     pub max_fields: Option<usize>,
+    /// `"4GiB"`; unset: half of the cgroup limit, else of physical memory.
+    pub memory_budget: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -401,7 +404,17 @@ impl RawConfig {
                 }
             };
         let shards = positive("engine.shards", e.shards, cores)?;
+        let configured = match &e.memory_budget {
+            Some(text) => Some(
+                budget::parse_size(text)
+                    .map_err(|why| invalid("engine.memory_budget", why.to_string()))?,
+            ),
+            None => None,
+        };
+        let memory = MemoryBudget::new(configured)
+            .map_err(|why| invalid("engine.memory_budget", why.to_string()))?;
         let engine = EngineConfig {
+            memory,
             shards,
             workers: positive("engine.workers", e.workers, shards)?,
             batch_events: positive("engine.batch_events", e.batch_events, 1024)?,

@@ -152,6 +152,24 @@ fn bad_values_name_their_key() {
 }
 
 #[test]
+fn the_memory_budget_is_read_checked_and_split() {
+    let text = format!("{MINIMAL}[engine]\nshards = 2\nworkers = 2\nmemory_budget = \"8GiB\"\n");
+    let c = load_text(&text, &[]).unwrap();
+    assert_eq!(c.engine.memory.bytes, 8 << 30);
+    assert_eq!(c.engine.split().shard.max_state_bytes, 2 << 30);
+    let c = load_text(MINIMAL, &[("CREDTRAIL_ENGINE_MEMORY_BUDGET", "1GiB")]).unwrap();
+    assert_eq!(c.engine.memory.bytes, 1 << 30);
+    // Unset: detected from the cgroup or the machine, never below the minimum.
+    let c = load_text(MINIMAL, &[]).unwrap();
+    assert!(c.engine.memory.bytes >= crate::pipeline::budget::MIN_BUDGET);
+    for bad in ["\"1MiB\"", "\"lots\""] {
+        let text = format!("{MINIMAL}[engine]\nmemory_budget = {bad}\n");
+        let (key, reason) = invalid_key(load_text(&text, &[]));
+        assert_eq!(key, "engine.memory_budget", "{reason}");
+    }
+}
+
+#[test]
 fn unknown_keys_fail_with_the_toml_position() {
     let text = MINIMAL.replace("[rules]", "[rules]\nwach = true");
     match load_text(&text, &[]) {

@@ -346,7 +346,12 @@ mod tests {
         assert_eq!(&*l.resolve(&session, t(1)).root, "user/victim");
         let flood = 1_100_000;
         for i in 0..flood {
-            let mut f = link(1, id("user/flood", Some("AKIAFLOOD")), "", LinkKind::AssumeRole);
+            let mut f = link(
+                1,
+                id("user/flood", Some("AKIAFLOOD")),
+                "",
+                LinkKind::AssumeRole,
+            );
             f.minted = vec![format!("ASIAF{i}").into()];
             l.link(&f);
         }

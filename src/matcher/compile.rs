@@ -23,8 +23,9 @@ use crate::vocab::IDENTITY_FIELD;
 mod patterns;
 
 pub use patterns::{
-    REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT, RULESET_REGEX_BYTES_LIMIT,
-    RULESET_REGEX_WEIGHT_LIMIT, glob_to_regex, hir_weight,
+    REGEX_CACHE_CAPACITY, REGEX_CACHE_FLOOR, REGEX_PATTERN_MAX_LEN, REGEX_PATTERN_SIZE_LIMIT,
+    RULESET_REGEX_BYTES_LIMIT, RULESET_REGEX_WEIGHT_LIMIT, glob_to_regex, hir_weight,
+    regex_cache_capacity,
 };
 
 /// Longest string value a rule may compare, in bytes (after its modifiers: a `base64offset`
@@ -57,6 +58,9 @@ pub struct CompileOptions {
     /// rule files are untrusted, and `(a{1000}){1000}` must fail the load naming its rule, not
     /// exhaust memory or hide inside a field's set.
     pub regex_pattern_size_limit: Option<usize>,
+    /// Bytes every pattern's lazy-DFA cache may hold together, per worker (from the memory
+    /// budget); `None`: [`REGEX_CACHE_CAPACITY`] per pattern.
+    pub regex_cache_budget: Option<usize>,
 }
 
 struct Builder<'a> {

@@ -19,7 +19,10 @@ pub mod remap;
 
 use regex_automata::{Input, meta};
 
-pub use compile::{CompileOptions, KEYWORD_SLOT, compile};
+pub use compile::{
+    CompileOptions, KEYWORD_SLOT, REGEX_CACHE_CAPACITY, REGEX_CACHE_FLOOR, compile,
+    regex_cache_capacity,
+};
 pub use corpus::{WithCorpus, load_with_corpus};
 pub use correlation::CorrelationLimits;
 use predicate::{EventFacts, Pred, with_text};

@@ -21,6 +21,7 @@
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
 //! owns its group key (a hash), so no lock is taken on the hot path.
 
+pub mod budget;
 pub mod clock;
 pub mod replay;
 pub mod sequence;

@@ -41,9 +41,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::ServiceConfig;
-use crate::correlate::ShardLimits;
 use crate::decode::MintLifetimes;
-use crate::identity::LineageLimits;
 use crate::input::Sources;
 use crate::matcher::RuleSet;
 use crate::metrics::Metrics;
@@ -222,12 +220,14 @@ pub fn run(
 ) -> Result<RunReport, ServiceError> {
     let sources = Arc::new(RwLock::new(Sources::new()));
     let mailbox = Arc::new(Mailbox::default());
+    let split = config.engine.split();
+    tracing::info!("{}", config.engine.memory.describe(&split));
     let setup = Setup {
         shards: config.engine.shards,
         workers: config.engine.workers,
-        shard_limits: ShardLimits::default(),
+        shard_limits: split.shard,
         mint: MintLifetimes::default(),
-        lineage: LineageLimits::default(),
+        lineage: split.lineage,
         lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
         reference: pipeline::Reference::WallClock,
         // Incident state lives only in the output thread and is not checkpointed: a restart

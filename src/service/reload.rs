@@ -52,6 +52,7 @@ pub fn compile_rules(config: &ServiceConfig) -> Result<RuleSet, ReloadError> {
     let opts = CompileOptions {
         limits: config.engine.decode_limits(),
         identity,
+        regex_cache_budget: Some(config.engine.split().regex_cache_per_worker),
         ..CompileOptions::default()
     };
     Ok(matcher::compile(&catalog, &opts)?)

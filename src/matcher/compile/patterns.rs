@@ -37,6 +37,20 @@ pub const RULESET_REGEX_BYTES_LIMIT: usize = 256 << 20;
 /// Most bytes one pattern's lazy DFA keeps per worker.
 pub const REGEX_CACHE_CAPACITY: usize = 1 << 20;
 
+/// Fewest bytes one pattern's lazy DFA is given, whatever the budget: below a few states' worth
+/// the lazy DFA gives up at once and every search falls to the slower PikeVM.
+pub const REGEX_CACHE_FLOOR: usize = 64 << 10;
+
+/// The cache each pattern's lazy DFA may keep per worker when the rule set's caches share
+/// `budget` bytes per worker (`None`: [`REGEX_CACHE_CAPACITY`] each): the budget split evenly,
+/// within [`REGEX_CACHE_FLOOR`] and [`REGEX_CACHE_CAPACITY`].
+pub fn regex_cache_capacity(budget: Option<usize>, patterns: usize) -> usize {
+    match budget {
+        None => REGEX_CACHE_CAPACITY,
+        Some(b) => (b / patterns.max(1)).clamp(REGEX_CACHE_FLOOR, REGEX_CACHE_CAPACITY),
+    }
+}
+
 /// Longest pattern text accepted, in bytes.
 pub const REGEX_PATTERN_MAX_LEN: usize = 32 << 10;
 
@@ -121,6 +135,7 @@ impl Builder<'_> {
     pub(super) fn regexes(&mut self, opts: &CompileOptions) -> Vec<FieldRegex> {
         let per_pattern = opts.regex_size_limit.unwrap_or(64 << 20);
         let mut remaining = RULESET_REGEX_BYTES_LIMIT;
+        let cache = regex_cache_capacity(opts.regex_cache_budget, self.regex_patterns.len());
         let mut out = Vec::with_capacity(self.regex_patterns.len());
         for (slot, pattern, rule, loc) in std::mem::take(&mut self.regex_patterns) {
             let config = meta::Config::new()
@@ -128,7 +143,7 @@ impl Builder<'_> {
                 // Each lazy DFA keeps at most this much; past it the cache is cleared and
                 // rebuilt (counted time, bounded memory): a pattern cannot grow a worker
                 // without limit.
-                .hybrid_cache_capacity(REGEX_CACHE_CAPACITY)
+                .hybrid_cache_capacity(cache)
                 // A full DFA per pattern costs load time and memory for every rule set; the
                 // lazy DFA builds only the states events reach.
                 .dfa(false)
