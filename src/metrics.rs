@@ -123,6 +123,12 @@ pub struct Metrics {
     pub rule_reload_failures: AtomicU64,
     /// Endpoint connections closed to make room under the connection cap.
     pub http_connections_evicted: AtomicU64,
+    /// Correlation states evicted under the memory budget (cumulative, from the shards).
+    pub state_evicted: AtomicU64,
+    /// Credential lineage links evicted under the memory budget (cumulative).
+    pub lineage_evicted: AtomicU64,
+    /// When evictions were last logged (ms since the epoch) and the totals then.
+    evictions_logged: Mutex<(u64, u64, u64)>,
     /// Inventory records applied from the inventory topic, and refused.
     pub inventory_records: AtomicU64,
     pub inventory_rejected: AtomicU64,
@@ -162,6 +168,30 @@ impl Metrics {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes the cumulative eviction totals of a completed commit barrier into the counters,
+    /// and logs a warning when they grew: at most once a minute, with what was evicted since
+    /// the last line (a flood evicts millions; the log says so once, the counters say how
+    /// many).
+    pub fn note_evictions(&self, states: u64, links: u64) {
+        self.state_evicted.store(states, Ordering::Relaxed);
+        self.lineage_evicted.store(links, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let Ok(mut logged) = self.evictions_logged.lock() else {
+            return;
+        };
+        let (at, s0, l0) = *logged;
+        if (states > s0 || links > l0) && now.saturating_sub(at) >= 60_000 {
+            tracing::warn!(
+                states_evicted = states - s0,
+                links_evicted = links - l0,
+                "memory budget reached: evicting correlation states (lowest rank of the rule holding the most) and unused lineage links; raise engine.memory_budget if this persists"
+            );
+            *logged = (now, states, links);
+        }
     }
 
     /// Records one event-to-alert latency.
@@ -246,6 +276,16 @@ impl Metrics {
                 "credtrail_http_connections_evicted_total",
                 "Endpoint connections closed, oldest first, to stay under the connection cap.",
                 g(&self.http_connections_evicted),
+            ),
+            (
+                "credtrail_state_evicted_total",
+                "Correlation states evicted under the memory budget (lowest rank of the rule holding the most bytes first).",
+                g(&self.state_evicted),
+            ),
+            (
+                "credtrail_lineage_links_evicted_total",
+                "Credential lineage links evicted under the memory budget (unused links first).",
+                g(&self.lineage_evicted),
             ),
             (
                 "credtrail_produce_retries_total",
@@ -446,5 +486,34 @@ mod tests {
         assert_eq!(respond(&m, "/readyz").0, 503);
         assert_eq!(respond(&m, "/livez").0, 200);
         assert_eq!(respond(&m, "/nope").0, 404);
+    }
+
+    #[test]
+    fn evictions_are_counted_and_logged_at_most_once_a_minute() {
+        let m = Metrics::default();
+        m.note_evictions(0, 0);
+        assert_eq!(
+            *m.evictions_logged.lock().unwrap(),
+            (0, 0, 0),
+            "nothing to say"
+        );
+        m.note_evictions(1_000, 7);
+        let (at, states, links) = *m.evictions_logged.lock().unwrap();
+        assert!(at > 0 && states == 1_000 && links == 7, "logged once");
+        m.note_evictions(5_000, 9);
+        assert_eq!(
+            m.evictions_logged.lock().unwrap().1,
+            1_000,
+            "not again within the minute"
+        );
+        let text = m.render();
+        assert!(
+            text.contains("credtrail_state_evicted_total 5000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("credtrail_lineage_links_evicted_total 9"),
+            "{text}"
+        );
     }
 }

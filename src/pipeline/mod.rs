@@ -215,12 +215,16 @@ pub enum Bookkeeping {
         epoch: u64,
         drain: bool,
         ends: Vec<SequencedEnd>,
+        /// Lineage links evicted under the budget since the start (cumulative).
+        links_evicted: u64,
     },
     Holds {
         epoch: u64,
         holds: HashMap<u32, u64>,
         states: u64,
         state_bytes: u64,
+        /// States the shard evicted under its budgets since the start (cumulative).
+        evicted: u64,
     },
     /// When the last event of a batch was read, for the latency histogram.
     Arrival {

@@ -500,6 +500,7 @@ impl State<'_> {
                         epoch,
                         drain,
                         ends,
+                        links_evicted: self.seq.resolver().lineage().stats().evicted,
                     }))
                     .is_ok()
                     && self

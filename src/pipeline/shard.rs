@@ -70,6 +70,7 @@ pub fn run(
                         holds,
                         states: engine.live_states() as u64,
                         state_bytes: engine.state_bytes() as u64,
+                        evicted: engine.stats().evicted + engine.stats().budget_evicted,
                     }))
                     .is_ok()
             }

@@ -169,6 +169,7 @@ pub fn run<K: Sink>(
                 mut holds,
                 states,
                 state_bytes,
+                evicted,
             })) => {
                 // A shard's findings reach this thread before its holds report, and leave the
                 // shard's state with it: while they wait here for the other shards, their
@@ -179,6 +180,7 @@ pub fn run<K: Sink>(
                     holds,
                     states,
                     state_bytes,
+                    evicted,
                 })?
             }
             Ok(OutputMsg::Bookkeeping(c)) => sink.control(c)?,

@@ -128,6 +128,8 @@ struct Barrier {
     reports: usize,
     states: u64,
     state_bytes: u64,
+    evicted: u64,
+    links_evicted: u64,
     started: Instant,
 }
 
@@ -237,7 +239,12 @@ impl Delivery<'_> {
                     self.arrivals.remove(&s);
                 }
             }
-            Bookkeeping::Barrier { epoch, drain, ends } => self.barriers.push_back(Barrier {
+            Bookkeeping::Barrier {
+                epoch,
+                drain,
+                ends,
+                links_evicted,
+            } => self.barriers.push_back(Barrier {
                 epoch,
                 drain,
                 ends,
@@ -245,6 +252,8 @@ impl Delivery<'_> {
                 reports: 0,
                 states: 0,
                 state_bytes: 0,
+                evicted: 0,
+                links_evicted,
                 started: Instant::now(),
             }),
             Bookkeeping::Holds {
@@ -252,11 +261,13 @@ impl Delivery<'_> {
                 holds,
                 states,
                 state_bytes,
+                evicted,
             } => {
                 if let Some(b) = self.barriers.iter_mut().find(|b| b.epoch == epoch) {
                     b.reports += 1;
                     b.states += states;
                     b.state_bytes += state_bytes;
+                    b.evicted += evicted;
                     for (s, o) in holds {
                         let v = b.holds.entry(s).or_insert(o);
                         *v = (*v).min(o);
@@ -297,6 +308,7 @@ impl Delivery<'_> {
                 .store(b.states, std::sync::atomic::Ordering::Relaxed);
             m.state_bytes
                 .store(b.state_bytes, std::sync::atomic::Ordering::Relaxed);
+            m.note_evictions(b.evicted, b.links_evicted);
             let points = self.ledger.commit_points(&b.ends, &b.holds);
             self.ctx.mailbox.post(b.epoch, points);
         }
