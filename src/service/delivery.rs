@@ -8,16 +8,16 @@
 //! stops the service with that error rather than retry forever, stall or lose.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, Producer};
 
 use super::ledger::{Ledger, UnitId, short_id, spans_of};
+use super::producer::is_permanent;
+pub use super::producer::{AlertProducer, create_producer};
 use super::{Mailbox, ServiceError};
 use crate::alert::OCSF_VERSION;
 use crate::config::{ServiceConfig, ShutdownStep};
@@ -32,56 +32,6 @@ use crate::pipeline::{Bookkeeping, SequencedEnd};
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// Arrival times kept per partition for the latency histogram.
 const ARRIVALS_KEPT: usize = 4096;
-
-/// The producer's context: acknowledgements are queued for the delivery thread, which polls.
-#[derive(Default)]
-pub struct Acks {
-    queue: Mutex<Vec<(usize, Result<(), KafkaError>)>>,
-}
-
-impl ClientContext for Acks {}
-
-impl ProducerContext for Acks {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, token: usize) {
-        let r = match result {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(e.clone()),
-        };
-        // Runs inside `poll` on the delivery thread; the lock is never contended.
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((token, r));
-    }
-}
-
-impl Acks {
-    fn take(&self) -> Vec<(usize, Result<(), KafkaError>)> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-pub type AlertProducer = BaseProducer<Acks>;
-
-/// Creates the idempotent alert producer (`acks=all`, lz4 unless configured otherwise).
-pub fn create_producer(config: &ServiceConfig) -> Result<AlertProducer, ServiceError> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.kafka.brokers)
-        .set("compression.type", "lz4")
-        .set("linger.ms", "2")
-        .set("client.id", "credtrail-producer");
-    for (k, v) in &config.kafka.producer {
-        c.set(k, v.expose());
-    }
-    c.set("enable.idempotence", "true").set("acks", "all");
-    c.create_with_context(Acks::default())
-        .map_err(|source| ServiceError::Client {
-            role: "producer",
-            source,
-        })
-}
 
 /// What the delivery thread needs.
 pub struct Context<'a> {
@@ -583,22 +533,4 @@ impl Delivery<'_> {
             What::DeadLetter { source, offset } => self.ledger.dead_letter_acked(source, offset),
         }
     }
-}
-
-/// Delivery errors retrying cannot fix: the broker refuses the message itself (too large for
-/// the topic, invalid) or the credentials (authorization).
-fn is_permanent(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-                | RDKafkaErrorCode::Authentication
-                | RDKafkaErrorCode::SaslAuthenticationFailed
-                | RDKafkaErrorCode::Fatal
-        )
-    )
 }
