@@ -62,7 +62,8 @@
 //! - [`deadletter`]: events that could not be processed, with their reason.
 //! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
 //!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
-//!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end.
+//!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end;
+//!   [`pipeline::budget`] splits the one memory budget over state, hits, links and caches.
 //! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
 //!   secret files), validated.
 //! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
