@@ -166,6 +166,14 @@ pub struct KafkaConfig {
 }
 
 /// The engine's threads and bounds.
+/// Bytes of a produced message kept free for its headers (ids, reason, signature): alerts and
+/// dead letters are cut to the producer's `message.max.bytes` less this.
+pub const MESSAGE_HEADER_ROOM: usize = 16 * 1024;
+
+/// The smallest producer `message.max.bytes` accepted at start-up: the header room and 4 KiB
+/// of alert or dead letter.
+pub const MIN_MESSAGE_MAX_BYTES: usize = MESSAGE_HEADER_ROOM + 4 * 1024;
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EngineConfig {
     /// What the engine may hold in memory, split over shards, workers and lineage.

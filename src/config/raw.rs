@@ -366,6 +366,23 @@ impl RawConfig {
         }
         let consumer = properties("kafka.consumer", k.consumer)?;
         let producer = properties("kafka.producer", k.producer)?;
+        if let Some(v) = producer.get("message.max.bytes") {
+            let key = "kafka.producer.\"message.max.bytes\"";
+            let n: usize = v
+                .expose()
+                .parse()
+                .map_err(|_| invalid(key, format!("`{}` is not a byte count", v.expose())))?;
+            if n < super::MIN_MESSAGE_MAX_BYTES {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{n} leaves no room for an alert or a dead letter beside the {} bytes of headers kept free (at least {} bytes)",
+                        super::MESSAGE_HEADER_ROOM,
+                        super::MIN_MESSAGE_MAX_BYTES
+                    ),
+                ));
+            }
+        }
         let kafka = KafkaConfig {
             brokers: k.brokers,
             group: k.group,

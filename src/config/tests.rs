@@ -152,6 +152,29 @@ fn bad_values_name_their_key() {
 }
 
 #[test]
+fn a_producer_message_max_bytes_too_small_for_alerts_is_refused_at_start_up() {
+    for (value, ok) in [
+        ("20480", true),
+        ("20479", false),
+        ("1000", false),
+        ("lots", false),
+    ] {
+        let text = format!("{MINIMAL}[kafka.producer]\n\"message.max.bytes\" = \"{value}\"\n");
+        // [kafka.producer] after [rules]: a table of its own, found by its dotted name.
+        let r = load_text(&text, &[]);
+        if ok {
+            assert!(r.is_ok(), "{value}: {r:?}");
+        } else {
+            let (key, reason) = invalid_key(r);
+            assert_eq!(
+                key, "kafka.producer.\"message.max.bytes\"",
+                "{value}: {reason}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_memory_budget_is_read_checked_and_split() {
     let text = format!("{MINIMAL}[engine]\nshards = 2\nworkers = 2\nmemory_budget = \"8GiB\"\n");
     let c = load_text(&text, &[]).unwrap();

@@ -104,7 +104,7 @@ pub struct Delivery<'a> {
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 /// Room left in a message for a dead letter's headers (reason, source position).
-const HEADER_ROOM: usize = 16 * 1024;
+const HEADER_ROOM: usize = crate::config::MESSAGE_HEADER_ROOM;
 
 /// The most raw bytes a dead letter may carry so that it fits the producer's
 /// `message.max.bytes` (librdkafka refuses a larger message locally, for good): an event as
@@ -113,7 +113,8 @@ pub fn dead_letter_limit(config: &ServiceConfig) -> usize {
     let max = (config.kafka.producer.get("message.max.bytes"))
         .and_then(|v| v.expose().parse::<usize>().ok())
         .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
-    max.saturating_sub(HEADER_ROOM).max(1024)
+    // The configuration refused anything below MIN_MESSAGE_MAX_BYTES at start-up.
+    max.saturating_sub(HEADER_ROOM)
 }
 
 impl<'a> Delivery<'a> {

@@ -236,6 +236,11 @@ pub fn run(
         // writes one alert per finding, as before.
         alert: crate::alert::AlertOptions {
             incidents: None,
+            // An alert is trimmed (fewer evidences, down to the first and last) to what the
+            // producer's message.max.bytes takes with its headers; only one still larger is
+            // dead-lettered as `alert_too_large`.
+            max_bytes: delivery::dead_letter_limit(config)
+                .min(crate::alert::AlertOptions::default().max_bytes),
             ..crate::alert::AlertOptions::default()
         },
     };
