@@ -170,3 +170,59 @@ fn alerts_show_at_most_the_bounded_evidences_and_count_the_rest() {
     }
     assert!(omitted > 0);
 }
+
+/// Issue 13: an alert with 10,000 evidences must never stop delivery. A brute-force count
+/// of 10,000 `GetObject` calls by one identity decides one alert whose line shows the bounded
+/// evidences (first and last always), counts the rest, and stays under the byte bound the
+/// service derives from the producer's `message.max.bytes`.
+#[test]
+fn an_alert_of_ten_thousand_events_shows_its_bound_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("count.yml");
+    std::fs::write(
+        &rules,
+        "title: get object\nname: get_object\nlogsource: {product: aws, service: cloudtrail}\n\
+         detection: {s: {eventName: GetObject}, condition: s}\n---\n\
+         title: ten thousand reads\ncorrelation: {type: event_count, rules: [get_object], \
+         group-by: [credtrail.identity], timespan: 1h, condition: {gte: 10000}}\n",
+    )
+    .unwrap();
+    let input = dir.path().join("events.jsonl");
+    let mut text = String::new();
+    for i in 0..10_000 {
+        text.push_str(&format!(
+            "{{\"eventVersion\":\"1.08\",\"eventTime\":\"2026-11-02T09:{:02}:{:02}.{:03}Z\",\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"GetObject\",\"eventID\":\"e{i}\",\"sourceIPAddress\":\"203.0.113.7\",\"userAgent\":\"aws-cli/2\",\"userIdentity\":{{\"type\":\"IAMUser\",\"arn\":\"arn:aws:iam::1:user/mallory\",\"accountId\":\"1\"}},\"requestParameters\":{{\"bucketName\":\"b\",\"key\":\"k{i}\"}}}}\n",
+            i / 200,
+            (i / 4) % 50,
+            (i % 4) * 250
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    for max_bytes in [256 * 1024, 20_000] {
+        let out = tempfile::tempdir().unwrap();
+        let mut opts = common::options(std::slice::from_ref(&input), out.path(), 2, "5m");
+        opts.alert = credtrail::alert::AlertOptions {
+            max_bytes,
+            incidents: None,
+            ..Default::default()
+        };
+        credtrail::pipeline::replay(common::rules(&[rules.clone()]), &opts).unwrap();
+        let text = std::fs::read_to_string(out.path().join("alerts.jsonl")).unwrap();
+        let all = alerts(&text);
+        assert_eq!(all.len(), 1, "{text}");
+        let a = &all[0];
+        let shown = a["evidences"].as_array().unwrap().len();
+        let omitted = a["unmapped"]["credtrail"]["evidences_omitted"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        assert!((2..=10).contains(&shown), "{shown} shown");
+        assert_eq!(
+            shown + omitted,
+            a["count"].as_u64().unwrap() as usize,
+            "every event shown or counted"
+        );
+        assert!(a["count"].as_u64().unwrap() >= 10_000);
+        let line = text.lines().next().unwrap();
+        assert!(line.len() <= max_bytes, "{} bytes over {max_bytes}", line.len());
+    }
+}
