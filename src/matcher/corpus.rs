@@ -34,7 +34,7 @@ pub struct WithCorpus {
 /// # Errors
 ///
 /// Every error of a rule under `paths`, or, when the corpus keeps failing after
-/// [`MAX_ATTEMPTS`] rounds of leaving rules out, the last round's errors.
+/// `MAX_ATTEMPTS` (6) rounds of leaving rules out, the last round's errors.
 pub fn load_with_corpus(
     paths: &[PathBuf],
     corpus: &[PathBuf],
