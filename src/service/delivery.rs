@@ -1,5 +1,7 @@
 //! Delivery: the service's [`Sink`], run on the engine's output thread: it produces alerts and
 //! dead letters, handles their acknowledgements, and decides commits (through the [`Ledger`]).
+//! With incidents on, each line joins its incident's unit in the ledger, so a restart replays
+//! every open incident whole and suppresses the lines already on the topic (see [`super::ledger`]).
 //!
 //! Acknowledgements are handled before new input on every turn ([`Sink::poll`]). A message whose delivery failed
 //! (after librdkafka's own retries) is produced again with a backoff, never dropped; its offsets
@@ -8,18 +10,19 @@
 //! stops the service with that error rather than retry forever, stall or lose.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, Producer};
 
-use super::ledger::{Ledger, UnitId, short_id, spans_of};
+use super::ledger::{Ledger, Owner, UnitId, short_id, spans_of};
+pub use super::producer::{AlertProducer, create_producer, dead_letter_limit};
+use super::producer::is_permanent;
 use super::{Mailbox, ServiceError};
 use crate::alert::OCSF_VERSION;
+use crate::alert::incident::Activity;
 use crate::config::{ServiceConfig, ShutdownStep};
 use crate::correlate::Target;
 use crate::deadletter::DeadLetter;
@@ -32,56 +35,6 @@ use crate::pipeline::{Bookkeeping, SequencedEnd};
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// Arrival times kept per partition for the latency histogram.
 const ARRIVALS_KEPT: usize = 4096;
-
-/// The producer's context: acknowledgements are queued for the delivery thread, which polls.
-#[derive(Default)]
-pub struct Acks {
-    queue: Mutex<Vec<(usize, Result<(), KafkaError>)>>,
-}
-
-impl ClientContext for Acks {}
-
-impl ProducerContext for Acks {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, token: usize) {
-        let r = match result {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(e.clone()),
-        };
-        // Runs inside `poll` on the delivery thread; the lock is never contended.
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((token, r));
-    }
-}
-
-impl Acks {
-    fn take(&self) -> Vec<(usize, Result<(), KafkaError>)> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-pub type AlertProducer = BaseProducer<Acks>;
-
-/// Creates the idempotent alert producer (`acks=all`, lz4 unless configured otherwise).
-pub fn create_producer(config: &ServiceConfig) -> Result<AlertProducer, ServiceError> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.kafka.brokers)
-        .set("compression.type", "lz4")
-        .set("linger.ms", "2")
-        .set("client.id", "credtrail-producer");
-    for (k, v) in &config.kafka.producer {
-        c.set(k, v.expose());
-    }
-    c.set("enable.idempotence", "true").set("acks", "all");
-    c.create_with_context(Acks::default())
-        .map_err(|source| ServiceError::Client {
-            role: "producer",
-            source,
-        })
-}
 
 /// What the delivery thread needs.
 pub struct Context<'a> {
@@ -146,22 +99,6 @@ pub struct Delivery<'a> {
     errors: super::errorlog::ErrorLog,
     /// Most bytes of an event's raw payload a dead letter carries (see [`dead_letter_limit`]).
     dead_letter_limit: usize,
-}
-
-/// librdkafka's default `message.max.bytes`.
-const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-
-/// Room left in a message for a dead letter's headers (reason, source position).
-const HEADER_ROOM: usize = 16 * 1024;
-
-/// The most raw bytes a dead letter may carry so that it fits the producer's
-/// `message.max.bytes` (librdkafka refuses a larger message locally, for good): an event as
-/// large as `max_event_bytes` would otherwise stop delivery.
-pub fn dead_letter_limit(config: &ServiceConfig) -> usize {
-    let max = (config.kafka.producer.get("message.max.bytes"))
-        .and_then(|v| v.expose().parse::<usize>().ok())
-        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
-    max.saturating_sub(HEADER_ROOM).max(1024)
 }
 
 impl<'a> Delivery<'a> {
@@ -306,18 +243,25 @@ impl Delivery<'_> {
         let (f, rules, uid) = (a.finding, a.rules, a.uid);
         let spans = spans_of(f.events.iter().map(|(e, _)| (e.pos.source, e.pos.offset)));
         let id = short_id(uid);
+        let owner = match a.incident {
+            None => Owner::Alone,
+            Some(i) => Owner::Incident {
+                id: short_id(&i.uid),
+                closes: i.activity == Activity::Close,
+            },
+        };
         let meta = match f.target {
             Target::Correlation(c) => &rules.meta[rules.correlations[c as usize].rule as usize],
             Target::Detection(d) => rules.detection_meta(d),
         };
         if self.ledger.take_restored(id, &spans) {
-            let unit = self.ledger.decided(id, spans);
+            let unit = self.ledger.line(owner, id, spans);
             self.ledger.delivered(unit);
             self.report.suppressed += 1;
             Metrics::add(&self.ctx.metrics.alerts_suppressed, 1);
             return Ok(());
         }
-        let unit = self.ledger.decided(id, spans);
+        let unit = self.ledger.line(owner, id, spans);
         let rule_id = meta.id.clone().unwrap_or_else(|| meta.title.clone());
         let headers = OwnedHeaders::new_with_capacity(4)
             .insert(Header {
@@ -336,6 +280,15 @@ impl Delivery<'_> {
                 key: "content-type",
                 value: Some("application/json"),
             });
+        // The line's own id is `credtrail.alert_id`; its incident's id (`finding_info.uid`)
+        // lets a consumer route lines without parsing them.
+        let headers = match a.incident {
+            Some(i) => headers.insert(Header {
+                key: "credtrail.incident_id",
+                value: Some(i.uid.as_str()),
+            }),
+            None => headers,
+        };
         let key = f.group.as_bytes().to_vec();
         let headers = match &self.ctx.config.signing.keys {
             Some(keys) => {
@@ -571,22 +524,4 @@ impl Delivery<'_> {
             What::DeadLetter { source, offset } => self.ledger.dead_letter_acked(source, offset),
         }
     }
-}
-
-/// Delivery errors retrying cannot fix: the broker refuses the message itself (too large for
-/// the topic, invalid) or the credentials (authorization).
-fn is_permanent(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-                | RDKafkaErrorCode::Authentication
-                | RDKafkaErrorCode::SaslAuthenticationFailed
-                | RDKafkaErrorCode::Fatal
-        )
-    )
 }

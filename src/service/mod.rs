@@ -33,6 +33,7 @@ pub mod errorlog;
 pub mod intake;
 pub mod inventory;
 pub mod ledger;
+pub mod producer;
 pub mod reload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
