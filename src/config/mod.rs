@@ -15,6 +15,7 @@
 
 mod env;
 pub mod raw;
+pub mod alerts;
 pub mod scoring;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use crate::decode::{DecodeLimits, ProfileKind};
 use crate::time::Span;
 use raw::RawConfig;
+pub use alerts::AlertsConfig;
 pub use scoring::ScoringConfig;
 
 /// Prefix of every environment variable the config reads.
@@ -270,6 +272,7 @@ pub struct ServiceConfig {
     pub rules: RulesConfig,
     pub engine: EngineConfig,
     pub scoring: ScoringConfig,
+    pub alerts: AlertsConfig,
     pub shutdown: ShutdownConfig,
     pub metrics: MetricsConfig,
     pub signing: SigningConfig,

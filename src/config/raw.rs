@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::alerts::RawAlerts;
 use super::scoring::RawScoring;
 use super::{
     ConfigError, EngineConfig, InputTopic, KafkaConfig, LogConfig, LogFormat, MetricsConfig,
@@ -30,6 +31,8 @@ pub struct RawConfig {
     pub engine: RawEngine,
     #[serde(default)]
     pub scoring: RawScoring,
+    #[serde(default)]
+    pub alerts: RawAlerts,
     #[serde(default)]
     pub shutdown: RawShutdown,
     #[serde(default)]
@@ -417,6 +420,7 @@ impl RawConfig {
             kafka.checkpoint_topic.as_str(),
         ]);
         let scoring = self.scoring.validate(base, &taken)?;
+        let alerts = self.alerts.validate()?;
         let shutdown = ShutdownConfig {
             deadline: duration("shutdown.deadline", &self.shutdown.deadline)?,
         };
@@ -448,6 +452,7 @@ impl RawConfig {
             rules,
             engine,
             scoring,
+            alerts,
             shutdown,
             metrics,
             signing,

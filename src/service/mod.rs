@@ -231,13 +231,9 @@ pub fn run(
         lineage: LineageLimits::default(),
         lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
         reference: pipeline::Reference::WallClock,
-        // Incident state lives only in the output thread and is not checkpointed: a restart
-        // would close every incident and open new ones with other ids. Until it is, the service
-        // writes one alert per finding, as before.
-        alert: crate::alert::AlertOptions {
-            incidents: None,
-            ..crate::alert::AlertOptions::default()
-        },
+        // Incident state lives only in the output thread; the ledger holds every open incident's
+        // input until its Close is acknowledged, so a restart rebuilds it (see `ledger`).
+        alert: config.alerts.options(),
     };
 
     // Every pipeline thread handles a commit barrier each commit interval; ten of them missed
