@@ -13,9 +13,9 @@
 //! in `_FILE` to read the value from a file (Docker and Kubernetes secrets); in the TOML file, a
 //! librdkafka property whose name ends in `_file` does the same (`"sasl.password_file" = "..."`).
 
+pub mod alerts;
 mod env;
 pub mod raw;
-pub mod alerts;
 pub mod scoring;
 
 use std::collections::BTreeMap;
@@ -28,8 +28,8 @@ use serde::Serialize;
 
 use crate::decode::{DecodeLimits, ProfileKind};
 use crate::time::Span;
-use raw::RawConfig;
 pub use alerts::AlertsConfig;
+use raw::RawConfig;
 pub use scoring::ScoringConfig;
 
 /// Prefix of every environment variable the config reads.

@@ -18,8 +18,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
 use super::ledger::{Ledger, Owner, UnitId, short_id, spans_of};
-pub use super::producer::{AlertProducer, create_producer, dead_letter_limit};
 use super::producer::is_permanent;
+pub use super::producer::{AlertProducer, create_producer, dead_letter_limit};
 use super::{Mailbox, ServiceError};
 use crate::alert::OCSF_VERSION;
 use crate::alert::incident::Activity;

@@ -170,7 +170,11 @@ fn an_open_incident_holds_its_first_event_and_lists_its_delivered_lines() {
         "open: held at its first event in each partition"
     );
     for p in &points {
-        assert_eq!(p.resume.suppress, vec![1, 2], "the Create first, then the Update");
+        assert_eq!(
+            p.resume.suppress,
+            vec![1, 2],
+            "the Create first, then the Update"
+        );
     }
     // The Close is decided but not acknowledged: still held.
     let close = l.line(incident(true), 3, spans_of([(1, 40)]));
@@ -179,7 +183,11 @@ fn an_open_incident_holds_its_first_event_and_lists_its_delivered_lines() {
     assert!(points.iter().all(|p| !p.resume.suppress.contains(&3)));
     l.delivered(close);
     let points = l.commit_points(&[end(0, 100), end(1, 100)], &HashMap::new());
-    assert_eq!(offsets(&points), vec![(0, 100), (1, 100)], "closed and delivered");
+    assert_eq!(
+        offsets(&points),
+        vec![(0, 100), (1, 100)],
+        "closed and delivered"
+    );
     assert_eq!(l.units(), 0);
     // A new incident with the same id opens a new unit (its old one was complete).
     let again = l.line(incident(false), 4, spans_of([(0, 120)]));
