@@ -31,6 +31,9 @@ const ENV_SETTINGS: &[&str] = &[
     "scoring.inventory_topic",
     "scoring.machine_speed",
     "scoring.escalate_at",
+    "alerts.incidents",
+    "alerts.incident_window",
+    "alerts.max_open_incidents",
     "shutdown.deadline",
     "metrics.listen",
     "metrics.probes_listen",
@@ -132,11 +135,12 @@ fn resolves(name: &str) -> bool {
 fn env_value(path: &str, value: &str) -> toml::Value {
     let numeric = path.starts_with("engine.")
         || path == "scoring.escalate_at"
-        || path == "metrics.max_connections";
+        || path == "metrics.max_connections"
+        || path == "alerts.max_open_incidents";
     if numeric && let Ok(n) = value.parse::<i64>() {
         return toml::Value::Integer(n);
     }
-    if path == "rules.watch"
+    if (path == "rules.watch" || path == "alerts.incidents")
         && let Ok(b) = value.parse::<bool>()
     {
         return toml::Value::Boolean(b);

@@ -13,6 +13,7 @@
 //! in `_FILE` to read the value from a file (Docker and Kubernetes secrets); in the TOML file, a
 //! librdkafka property whose name ends in `_file` does the same (`"sasl.password_file" = "..."`).
 
+pub mod alerts;
 mod env;
 pub mod raw;
 pub mod scoring;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use crate::decode::{DecodeLimits, ProfileKind};
 use crate::pipeline::budget::{MemoryBudget, Split};
 use crate::time::Span;
+pub use alerts::AlertsConfig;
 use raw::RawConfig;
 pub use scoring::ScoringConfig;
 
@@ -286,6 +288,7 @@ pub struct ServiceConfig {
     pub rules: RulesConfig,
     pub engine: EngineConfig,
     pub scoring: ScoringConfig,
+    pub alerts: AlertsConfig,
     pub shutdown: ShutdownConfig,
     pub metrics: MetricsConfig,
     pub signing: SigningConfig,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::alerts::RawAlerts;
 use super::scoring::RawScoring;
 use super::{
     ConfigError, EngineConfig, InputTopic, KafkaConfig, LogConfig, LogFormat, MetricsConfig,
@@ -31,6 +32,8 @@ pub struct RawConfig {
     pub engine: RawEngine,
     #[serde(default)]
     pub scoring: RawScoring,
+    #[serde(default)]
+    pub alerts: RawAlerts,
     #[serde(default)]
     pub shutdown: RawShutdown,
     #[serde(default)]
@@ -447,6 +450,7 @@ impl RawConfig {
             kafka.checkpoint_topic.as_str(),
         ]);
         let scoring = self.scoring.validate(base, &taken)?;
+        let alerts = self.alerts.validate()?;
         let shutdown = ShutdownConfig {
             deadline: duration("shutdown.deadline", &self.shutdown.deadline)?,
         };
@@ -478,6 +482,7 @@ impl RawConfig {
             rules,
             engine,
             scoring,
+            alerts,
             shutdown,
             metrics,
             signing,

@@ -355,3 +355,36 @@ fn signing_keys_are_loaded_checked_and_never_printed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Issue 11: the alert topic carries incidents when `[alerts] incidents = true`; off by default
+/// (one alert per finding, what the topic's consumers saw before).
+#[test]
+fn alert_incidents_are_off_by_default_and_configurable_in_the_file_and_the_environment() {
+    let d = load_text(MINIMAL, &[]).unwrap();
+    assert_eq!(d.alerts, AlertsConfig::default());
+    assert_eq!(d.alerts.options().incidents, None);
+    let text = format!("{MINIMAL}\n[alerts]\nincidents = true\nincident_window = \"30m\"\n");
+    let c = load_text(&text, &[]).unwrap();
+    let o = c.alerts.options().incidents.unwrap();
+    assert_eq!(o.window, Span::from_secs(30 * 60));
+    assert_eq!(o.max_open, 100_000);
+    let e = load_text(
+        MINIMAL,
+        &[
+            ("CREDTRAIL_ALERTS_INCIDENTS", "true"),
+            ("CREDTRAIL_ALERTS_MAX_OPEN_INCIDENTS", "10"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(e.alerts.options().incidents.map(|o| o.max_open), Some(10));
+    assert!(c.to_masked_toml().contains("incident_window = \"30m\""));
+    let bad = [
+        text.replace("\"30m\"", "\"-1m\""),
+        text.replace("\"30m\"", "\"soon\""),
+        format!("{text}max_open_incidents = 0\n"),
+    ];
+    for text in bad {
+        let (k, reason) = invalid_key(load_text(&text, &[]));
+        assert!(k.starts_with("alerts."), "{k}: {reason}");
+    }
+}

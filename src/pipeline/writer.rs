@@ -58,8 +58,11 @@ pub struct Rendered<'a> {
     pub rules: &'a Arc<RuleSet>,
     /// The OCSF Detection Finding, one JSON line without its newline.
     pub line: &'a [u8],
-    /// The finding's deterministic id.
+    /// The line's deterministic id: the finding's own id (its incident's `Close`:
+    /// `<id>/close`), unique per line.
     pub uid: &'a str,
+    /// The incident the line belongs to, when incidents are on.
+    pub incident: Option<&'a Joined>,
 }
 
 /// A finding with the rule set that decided it (rules may be reloaded in between).
@@ -210,6 +213,7 @@ fn emit<K: Sink>(
         rules: &d.rules,
         line,
         uid: &uid,
+        incident,
     })
 }
 

@@ -1,5 +1,7 @@
 //! Delivery: the service's [`Sink`], run on the engine's output thread: it produces alerts and
 //! dead letters, handles their acknowledgements, and decides commits (through the [`Ledger`]).
+//! With incidents on, each line joins its incident's unit in the ledger, so a restart replays
+//! every open incident whole and suppresses the lines already on the topic (see [`super::ledger`]).
 //!
 //! Acknowledgements are handled before new input on every turn ([`Sink::poll`]). A message whose delivery failed
 //! (after librdkafka's own retries) is produced again with a backoff, never dropped; its offsets
@@ -15,11 +17,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 
-use super::ledger::{Ledger, UnitId, short_id, spans_of};
+use super::ledger::{Ledger, Owner, UnitId, short_id, spans_of};
 use super::producer::is_permanent;
-pub use super::producer::{AlertProducer, create_producer};
+pub use super::producer::{AlertProducer, create_producer, dead_letter_limit};
 use super::{Mailbox, ServiceError};
 use crate::alert::OCSF_VERSION;
+use crate::alert::incident::Activity;
 use crate::config::{ServiceConfig, ShutdownStep};
 use crate::correlate::Target;
 use crate::deadletter::DeadLetter;
@@ -98,23 +101,6 @@ pub struct Delivery<'a> {
     errors: super::errorlog::ErrorLog,
     /// Most bytes of an event's raw payload a dead letter carries (see [`dead_letter_limit`]).
     dead_letter_limit: usize,
-}
-
-/// librdkafka's default `message.max.bytes`.
-const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-
-/// Room left in a message for a dead letter's headers (reason, source position).
-const HEADER_ROOM: usize = crate::config::MESSAGE_HEADER_ROOM;
-
-/// The most raw bytes a dead letter may carry so that it fits the producer's
-/// `message.max.bytes` (librdkafka refuses a larger message locally, for good): an event as
-/// large as `max_event_bytes` would otherwise stop delivery.
-pub fn dead_letter_limit(config: &ServiceConfig) -> usize {
-    let max = (config.kafka.producer.get("message.max.bytes"))
-        .and_then(|v| v.expose().parse::<usize>().ok())
-        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
-    // The configuration refused anything below MIN_MESSAGE_MAX_BYTES at start-up.
-    max.saturating_sub(HEADER_ROOM)
 }
 
 impl<'a> Delivery<'a> {
@@ -269,18 +255,25 @@ impl Delivery<'_> {
         let (f, rules, uid) = (a.finding, a.rules, a.uid);
         let spans = spans_of(f.events.iter().map(|(e, _)| (e.pos.source, e.pos.offset)));
         let id = short_id(uid);
+        let owner = match a.incident {
+            None => Owner::Alone,
+            Some(i) => Owner::Incident {
+                id: short_id(&i.uid),
+                closes: i.activity == Activity::Close,
+            },
+        };
         let meta = match f.target {
             Target::Correlation(c) => &rules.meta[rules.correlations[c as usize].rule as usize],
             Target::Detection(d) => rules.detection_meta(d),
         };
         if self.ledger.take_restored(id, &spans) {
-            let unit = self.ledger.decided(id, spans);
+            let unit = self.ledger.line(owner, id, spans);
             self.ledger.delivered(unit);
             self.report.suppressed += 1;
             Metrics::add(&self.ctx.metrics.alerts_suppressed, 1);
             return Ok(());
         }
-        let unit = self.ledger.decided(id, spans);
+        let unit = self.ledger.line(owner, id, spans);
         let rule_id = meta.id.clone().unwrap_or_else(|| meta.title.clone());
         let headers = OwnedHeaders::new_with_capacity(4)
             .insert(Header {
@@ -299,6 +292,15 @@ impl Delivery<'_> {
                 key: "content-type",
                 value: Some("application/json"),
             });
+        // The line's own id is `credtrail.alert_id`; its incident's id (`finding_info.uid`)
+        // lets a consumer route lines without parsing them.
+        let headers = match a.incident {
+            Some(i) => headers.insert(Header {
+                key: "credtrail.incident_id",
+                value: Some(i.uid.as_str()),
+            }),
+            None => headers,
+        };
         let key = f.group.as_bytes().to_vec();
         let headers = match &self.ctx.config.signing.keys {
             Some(keys) => {

@@ -20,6 +20,22 @@
 //! will fire again on replay with the same id; their ids travel in the commit metadata and the
 //! replay suppresses them, so a restart re-emits nothing already delivered.
 //!
+//! # Incidents
+//!
+//! With incidents on, a unit is a whole incident: every line written for it (its `Create`, its
+//! `Update`s, its `Close`), with the events of all its findings. Its state lives only in the
+//! output thread, so a restart rebuilds it the way it rebuilds a chain: by replaying input. An
+//! incident is pending until its `Close` is decided and every one of its lines acknowledged, and
+//! a pending unit holds `C` at its earliest event; a closed incident seen in part pulls `C` back
+//! like any acknowledged alert. A replay from `C` therefore sees each incident whole or not at
+//! all, decides its findings again in the same output order, and the grouping gives the same
+//! lines with the same ids (the incident's id is its first finding's own deterministic id). The
+//! ids of the lines already acknowledged, an open incident's included, travel in the metadata and
+//! are suppressed: after a restart no incident gets a second `Create`, and its next `Update`
+//! follows the `Create` already on the topic. The price: an open incident holds its partitions
+//! back to its first event until it closes (its last event plus the incident window plus the
+//! longest correlation timespan, in event time), so a restart replays that much input.
+//!
 //! The metadata also carries the sequenced end `D`, the partition's event-time clock at `D`, and
 //! the offsets in `[C, D)` that were late, so the replay makes the same lateness decisions as the
 //! first run (a replay starts with an empty clock, which would otherwise accept them).
@@ -31,10 +47,11 @@ use xxhash_rust::xxh3::xxh3_64;
 pub use crate::pipeline::{Resume, SequencedEnd};
 use crate::time::EventTime;
 
-/// Most alert ids carried in one partition's commit metadata; librdkafka and brokers bound
-/// metadata (Apache Kafka: 4096 bytes by default). Beyond it a replay may re-emit an alert
-/// (with the same id), counted in `suppress_overflow`.
-pub const MAX_SUPPRESS_IDS: usize = 128;
+/// Most alert ids carried in one partition's checkpoint record (17 bytes each, so a record stays
+/// far below the checkpoint producer's `message.max.bytes`). An incident's `Create` ids come
+/// first; beyond the bound a replay may re-emit a line (with the same id), counted in
+/// `suppress_overflow`.
+pub const MAX_SUPPRESS_IDS: usize = 1024;
 /// Most late offsets carried in one partition's commit metadata.
 pub const MAX_LATE_OFFSETS: usize = 64;
 /// Most units the ledger keeps; beyond it the oldest acknowledged units are forgotten (a replay
@@ -125,11 +142,29 @@ enum UnitState {
     Delivered,
 }
 
+/// An alert alone, or an incident with all its lines.
 #[derive(Clone, Debug)]
 struct Unit {
-    id: u64,
     spans: Vec<Span>,
     state: UnitState,
+    /// Short ids of its acknowledged lines in acknowledgement order (an incident's `Create`
+    /// first), at most [`MAX_SUPPRESS_IDS`].
+    delivered: Vec<u64>,
+    /// Lines decided and not yet acknowledged.
+    unacked: u32,
+    /// No line will join any more: an alert alone always, an incident once its `Close` is
+    /// decided.
+    complete: bool,
+}
+
+/// Which unit an alert line belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// One alert per finding: the line is its own unit.
+    Alone,
+    /// A line of the incident with this short id; `closes`: it is the incident's `Close`, the
+    /// last line it gets.
+    Incident { id: u64, closes: bool },
 }
 
 /// What to commit for one partition.
@@ -146,6 +181,8 @@ pub struct LedgerStats {
     pub suppress_overflow: u64,
     pub late_overflow: u64,
     pub units_forgotten: u64,
+    /// Acknowledged line ids of one incident beyond [`MAX_SUPPRESS_IDS`], not remembered.
+    pub lines_forgotten: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -166,12 +203,17 @@ pub struct Ledger {
     parts: HashMap<u32, Partition>,
     units: BTreeMap<u64, Unit>,
     next_unit: u64,
+    /// Incidents not yet complete: short id to unit key.
+    incidents: HashMap<u64, u64>,
     pub stats: LedgerStats,
 }
 
-/// A handle on a unit in the ledger.
+/// A handle on one decided line: its unit in the ledger and its own short id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct UnitId(u64);
+pub struct UnitId {
+    key: u64,
+    line: u64,
+}
 
 impl Ledger {
     pub fn new() -> Ledger {
@@ -211,18 +253,63 @@ impl Ledger {
         false
     }
 
-    /// A decided alert enters the ledger (before it is produced).
+    /// A decided alert enters the ledger as a unit of its own (before it is produced).
     pub fn decided(&mut self, id: u64, spans: Vec<Span>) -> UnitId {
-        let key = self.next_unit;
-        self.next_unit += 1;
-        self.units.insert(
-            key,
-            Unit {
-                id,
-                spans,
-                state: UnitState::Pending,
-            },
-        );
+        self.line(Owner::Alone, id, spans)
+    }
+
+    /// A decided alert line enters the ledger (before it is produced): `line` is its short id,
+    /// `owner` says whether it is a unit of its own or joins its incident's unit.
+    pub fn line(&mut self, owner: Owner, line: u64, spans: Vec<Span>) -> UnitId {
+        let open = match owner {
+            Owner::Incident { id, .. } => self
+                .incidents
+                .get(&id)
+                .copied()
+                .filter(|k| self.units.contains_key(k)),
+            Owner::Alone => None,
+        };
+        let key = match open {
+            Some(key) => key,
+            None => {
+                let key = self.next_unit;
+                self.next_unit += 1;
+                self.units.insert(
+                    key,
+                    Unit {
+                        spans: Vec::new(),
+                        state: UnitState::Pending,
+                        delivered: Vec::new(),
+                        unacked: 0,
+                        complete: false,
+                    },
+                );
+                if let Owner::Incident { id, .. } = owner {
+                    self.incidents.insert(id, key);
+                }
+                self.forget_oldest();
+                key
+            }
+        };
+        if let Some(u) = self.units.get_mut(&key) {
+            merge_spans(&mut u.spans, &spans);
+            u.unacked += 1;
+            u.state = UnitState::Pending;
+            match owner {
+                Owner::Alone => u.complete = true,
+                Owner::Incident { id, closes } => {
+                    if closes {
+                        u.complete = true;
+                        self.incidents.remove(&id);
+                    }
+                }
+            }
+        }
+        UnitId { key, line }
+    }
+
+    /// Beyond [`MAX_UNITS`], forgets the oldest delivered unit.
+    fn forget_oldest(&mut self) {
         if self.units.len() > MAX_UNITS {
             let oldest_delivered = self
                 .units
@@ -234,13 +321,21 @@ impl Ledger {
                 self.stats.units_forgotten += 1;
             }
         }
-        UnitId(key)
     }
 
-    /// The producer acknowledged the alert (or it was suppressed as already delivered).
+    /// The producer acknowledged the line (or it was suppressed as already delivered); its
+    /// unit is delivered once complete and every line of it is acknowledged.
     pub fn delivered(&mut self, unit: UnitId) {
-        if let Some(u) = self.units.get_mut(&unit.0) {
-            u.state = UnitState::Delivered;
+        if let Some(u) = self.units.get_mut(&unit.key) {
+            if u.delivered.len() < MAX_SUPPRESS_IDS {
+                u.delivered.push(unit.line);
+            } else {
+                self.stats.lines_forgotten += 1;
+            }
+            u.unacked = u.unacked.saturating_sub(1);
+            if u.complete && u.unacked == 0 {
+                u.state = UnitState::Delivered;
+            }
         }
     }
 
@@ -360,8 +455,9 @@ impl Ledger {
                 },
             });
         }
-        // Forget units no replay can reach; list the others in the metadata of every partition
-        // they touch.
+        // Forget units no replay can reach; list the acknowledged lines of the others (an open
+        // incident's too) in the metadata of every partition they touch, each unit's first line
+        // (an incident's `Create`) before any later one, so a bound cuts `Update`s first.
         let committed: HashMap<u32, u64> = out.iter().map(|p| (p.source, p.offset)).collect();
         self.units.retain(|_, u| {
             u.state == UnitState::Pending
@@ -369,13 +465,20 @@ impl Ledger {
                     .iter()
                     .any(|s| committed.get(&s.source).is_some_and(|v| s.max >= *v))
         });
+        let incidents = &mut self.incidents;
+        let units = &self.units;
+        incidents.retain(|_, k| units.contains_key(k));
         for point in &mut out {
-            for u in self.units.values() {
-                if u.state == UnitState::Delivered
-                    && u.spans.iter().any(|s| s.source == point.source)
-                    && !point.resume.suppress.contains(&u.id)
-                {
-                    point.resume.suppress.push(u.id);
+            let touching = || {
+                (self.units.values()).filter(|u| u.spans.iter().any(|s| s.source == point.source))
+            };
+            let firsts = touching().flat_map(|u| u.delivered.first());
+            let rest = touching().flat_map(|u| u.delivered.iter().skip(1));
+            for id in firsts.chain(rest) {
+                if point.resume.suppress.len() >= MAX_SUPPRESS_IDS {
+                    self.stats.suppress_overflow += 1;
+                } else if !point.resume.suppress.contains(id) {
+                    point.resume.suppress.push(*id);
                 }
             }
             if point.resume.suppress.len() > MAX_SUPPRESS_IDS {
@@ -402,6 +505,19 @@ impl Ledger {
 
     pub fn committed(&self, source: u32) -> Option<u64> {
         self.parts.get(&source).and_then(|p| p.committed)
+    }
+}
+
+/// Widens `into` to cover `from`, partition by partition.
+fn merge_spans(into: &mut Vec<Span>, from: &[Span]) {
+    for f in from {
+        match into.iter_mut().find(|s| s.source == f.source) {
+            Some(s) => {
+                s.min = s.min.min(f.min);
+                s.max = s.max.max(f.max);
+            }
+            None => into.push(*f),
+        }
     }
 }
 

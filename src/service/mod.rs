@@ -231,17 +231,15 @@ pub fn run(
         lineage: split.lineage,
         lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
         reference: pipeline::Reference::WallClock,
-        // Incident state lives only in the output thread and is not checkpointed: a restart
-        // would close every incident and open new ones with other ids. Until it is, the service
-        // writes one alert per finding, as before.
-        alert: crate::alert::AlertOptions {
-            incidents: None,
-            // An alert is trimmed (fewer evidences, down to the first and last) to what the
-            // producer's message.max.bytes takes with its headers; only one still larger is
-            // dead-lettered as `alert_too_large`.
-            max_bytes: delivery::dead_letter_limit(config)
-                .min(crate::alert::AlertOptions::default().max_bytes),
-            ..crate::alert::AlertOptions::default()
+        // Incident state lives only in the output thread; the ledger holds every open incident's
+        // input until its Close is acknowledged, so a restart rebuilds it (see `ledger`). An
+        // alert is trimmed (fewer evidences, down to the first and last) to what the producer's
+        // message.max.bytes takes with its headers; only one still larger is dead-lettered as
+        // `alert_too_large`.
+        alert: {
+            let mut options = config.alerts.options();
+            options.max_bytes = options.max_bytes.min(delivery::dead_letter_limit(config));
+            options
         },
     };
 

@@ -1,5 +1,5 @@
-//! The alert producer: idempotent, `acks=all`, its acknowledgements queued for the delivery
-//! thread (which polls), and which of its errors no retry can fix.
+//! The alert producer: its settings, the context that queues its acknowledgements for the
+//! delivery thread, and what it can never send (the size bound, the errors retrying cannot fix).
 
 use std::sync::Mutex;
 
@@ -59,6 +59,23 @@ pub fn create_producer(config: &ServiceConfig) -> Result<AlertProducer, ServiceE
             role: "producer",
             source,
         })
+}
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Room left in a message for a dead letter's headers (reason, source position).
+const HEADER_ROOM: usize = crate::config::MESSAGE_HEADER_ROOM;
+
+/// The most raw bytes a dead letter may carry so that it fits the producer's
+/// `message.max.bytes` (librdkafka refuses a larger message locally, for good): an event as
+/// large as `max_event_bytes` would otherwise stop delivery.
+pub fn dead_letter_limit(config: &ServiceConfig) -> usize {
+    let max = (config.kafka.producer.get("message.max.bytes"))
+        .and_then(|v| v.expose().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+    // The configuration refused anything below MIN_MESSAGE_MAX_BYTES at start-up.
+    max.saturating_sub(HEADER_ROOM)
 }
 
 /// Delivery errors retrying cannot fix: the broker refuses the message itself (too large for

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -151,6 +151,84 @@ fn restored_ids_are_consumed_once_and_carried_until_the_replay_range_is_passed()
     assert!(p[0].resume.late.is_empty());
 }
 
+/// Issue 11: incident state lives only in the output thread, so an open incident must hold its
+/// input until its `Close` is acknowledged, and the lines already on the topic must be listed,
+/// or a restart would write a second `Create` (or an `Update` of an id never created).
+#[test]
+fn an_open_incident_holds_its_first_event_and_lists_its_delivered_lines() {
+    let mut l = ledger(&[0, 1]);
+    let incident = |closes| Owner::Incident { id: 900, closes };
+    let create = l.line(incident(false), 1, spans_of([(0, 10)]));
+    l.delivered(create);
+    // A later finding of the incident, on the other partition, long after the first.
+    let update = l.line(incident(false), 2, spans_of([(1, 40)]));
+    l.delivered(update);
+    let points = l.commit_points(&[end(0, 100), end(1, 100)], &HashMap::new());
+    assert_eq!(
+        offsets(&points),
+        vec![(0, 10), (1, 40)],
+        "open: held at its first event in each partition"
+    );
+    for p in &points {
+        assert_eq!(
+            p.resume.suppress,
+            vec![1, 2],
+            "the Create first, then the Update"
+        );
+    }
+    // The Close is decided but not acknowledged: still held.
+    let close = l.line(incident(true), 3, spans_of([(1, 40)]));
+    let points = l.commit_points(&[end(0, 100), end(1, 100)], &HashMap::new());
+    assert_eq!(offsets(&points), vec![(0, 10), (1, 40)]);
+    assert!(points.iter().all(|p| !p.resume.suppress.contains(&3)));
+    l.delivered(close);
+    let points = l.commit_points(&[end(0, 100), end(1, 100)], &HashMap::new());
+    assert_eq!(
+        offsets(&points),
+        vec![(0, 100), (1, 100)],
+        "closed and delivered"
+    );
+    assert_eq!(l.units(), 0);
+    // A new incident with the same id opens a new unit (its old one was complete).
+    let again = l.line(incident(false), 4, spans_of([(0, 120)]));
+    assert_eq!(l.pending_units(), 1);
+    l.delivered(again);
+    assert_eq!(l.pending_units(), 1, "open until its Close");
+}
+
+/// After a restart, every delivered line of the replayed incident is suppressed once, and the
+/// rebuilt unit lists them again at the next commit.
+#[test]
+fn a_replayed_incident_suppresses_its_delivered_lines_and_keeps_listing_them() {
+    let mut l = Ledger::new();
+    let r = Resume {
+        end: 50,
+        clock: None,
+        late: vec![],
+        suppress: vec![1, 2],
+    };
+    l.assign(0, Some(10), Some(&r));
+    let incident = Owner::Incident {
+        id: 900,
+        closes: false,
+    };
+    for line in [1, 2] {
+        let spans = spans_of([(0, 10 + line)]);
+        assert!(l.take_restored(line, &spans));
+        let u = l.line(incident, line, spans);
+        l.delivered(u);
+    }
+    let spans = spans_of([(0, 60)]);
+    assert!(!l.take_restored(3, &spans), "a new line is produced");
+    let u = l.line(incident, 3, spans);
+    let p = l.commit_points(&[end(0, 70)], &HashMap::new());
+    assert_eq!(p[0].offset, 11);
+    assert_eq!(p[0].resume.suppress, vec![1, 2]);
+    l.delivered(u);
+    let p = l.commit_points(&[end(0, 70)], &HashMap::new());
+    assert_eq!(p[0].resume.suppress, vec![1, 2, 3]);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     /// Sequence `n` more offsets in a partition.
