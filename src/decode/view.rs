@@ -127,12 +127,13 @@ impl<'t, 'de> EventView<'t, 'de> {
             .flat_map(move |n| ScalarIter::new(tape, n))
     }
 
-    /// Every scalar value of the event (object keys excluded), for keyword searches. The walk
-    /// keeps its own stack of open containers (bounded by the depth limit), never recursing.
+    /// Every scalar value of the event (object keys excluded), for keyword searches and the
+    /// keyword prefilter, once per event. The walk keeps its own stack of open containers,
+    /// never recursing: inline for the first [`INLINE_DEPTH`] levels (no allocation on the
+    /// match path for any ordinary event), on the heap beyond (bounded by the depth limit).
     pub fn all_scalars(&self) -> impl Iterator<Item = Scalar<'de>> + '_ {
         let tape = self.tape;
-        // (is_object, entries left)
-        let mut stack: Vec<(bool, usize)> = Vec::new();
+        let mut stack = OpenContainers::default();
         if let Some(Node::Object { len, .. }) = tape.first() {
             stack.push((true, *len));
         }
@@ -406,5 +407,42 @@ impl<'de> Iterator for ScalarIter<'_, 'de> {
             return Some(scalar);
         }
         None
+    }
+}
+
+/// Levels of nesting [`EventView::all_scalars`] keeps without allocating.
+const INLINE_DEPTH: usize = 16;
+
+/// The open containers of a walk: (is an object, entries left), innermost last.
+#[derive(Default)]
+struct OpenContainers {
+    inline: [(bool, usize); INLINE_DEPTH],
+    len: usize,
+    deeper: Vec<(bool, usize)>,
+}
+
+impl OpenContainers {
+    fn push(&mut self, c: (bool, usize)) {
+        if self.len < INLINE_DEPTH {
+            self.inline[self.len] = c;
+        } else {
+            self.deeper.push(c);
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.len > INLINE_DEPTH {
+            self.deeper.pop();
+        }
+        self.len = self.len.saturating_sub(1);
+    }
+
+    fn last_mut(&mut self) -> Option<&mut (bool, usize)> {
+        match self.len {
+            0 => None,
+            n if n <= INLINE_DEPTH => self.inline.get_mut(n - 1),
+            _ => self.deeper.last_mut(),
+        }
     }
 }

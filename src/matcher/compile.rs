@@ -467,19 +467,18 @@ impl Builder<'_> {
             } else {
                 text.to_ascii_lowercase()
             };
-            let (literal, needle) = match slot {
-                Some(slot) if !keyword && !text.is_empty() => {
-                    let id = self.literals.intern(slot, &text.to_ascii_lowercase());
-                    (
-                        if kind == StrKind::Contains {
-                            Some(id)
-                        } else {
-                            None
-                        },
-                        Some(id),
-                    )
-                }
-                _ => (None, None),
+            // A keyword's text is looked for in every scalar: its literal lives in the
+            // keyword slot's automaton, which scans them all once per event.
+            let (literal, needle) = if text.is_empty() {
+                (None, None)
+            } else {
+                let lit_slot = if keyword {
+                    KEYWORD_SLOT
+                } else {
+                    slot.unwrap_or(KEYWORD_SLOT)
+                };
+                let id = self.literals.intern(lit_slot, &text.to_ascii_lowercase());
+                (Some(id), Some(id))
             };
             return Some((
                 Test::Str(StrTest {
@@ -492,22 +491,20 @@ impl Builder<'_> {
             ));
         }
         let field = slot.filter(|_| !keyword);
+        let lit_slot = field.unwrap_or(KEYWORD_SLOT);
         // The longest literal piece is the prefilter needle (any match must contain it).
-        let needle = field.and_then(|slot| {
-            s.literals()
-                .filter(|l| l.is_ascii())
-                .max_by_key(|l| l.len())
-                .filter(|l| !l.is_empty())
-                .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()))
-        });
+        let needle = s
+            .literals()
+            .filter(|l| l.is_ascii())
+            .max_by_key(|l| l.len())
+            .filter(|l| !l.is_empty())
+            .map(|l| self.literals.intern(lit_slot, &l.to_ascii_lowercase()));
         if let Some(mut glob) = star_glob(s, cased) {
-            if let Some(slot) = field {
-                glob.literals = glob
-                    .pieces
-                    .iter()
-                    .map(|p| self.literals.intern(slot, &p.to_ascii_lowercase()))
-                    .collect();
-            }
+            glob.literals = glob
+                .pieces
+                .iter()
+                .map(|p| self.literals.intern(lit_slot, &p.to_ascii_lowercase()))
+                .collect();
             return Some((Test::Glob(glob), needle));
         }
         // `?` (one character, not one byte) or non-ASCII text folded by Unicode: a regex, run

@@ -270,14 +270,11 @@ impl EventFacts for Facts<'_> {
         self.scan_done[k] = self.generation;
         let scan = &self.plan.scans[k];
         let (seen, generation) = (&mut *self.literal_seen, self.generation);
-        for v in view.values(scan.slot) {
-            with_text(v, &mut self.scratch, |text| {
-                for m in scan.automaton.find_overlapping_iter(text) {
-                    seen[scan.literal_of_pattern[m.pattern().as_usize()] as usize] = generation;
-                }
-                false
-            });
-        }
+        each_text(view, scan.slot, &mut self.scratch, &mut |text| {
+            for m in scan.automaton.find_overlapping_iter(text) {
+                seen[scan.literal_of_pattern[m.pattern().as_usize()] as usize] = generation;
+            }
+        });
         self.literal_seen.get(literal as usize) == Some(&self.generation)
     }
 
@@ -304,6 +301,31 @@ impl EventFacts for Facts<'_> {
             };
         }
         self.regex_hits[k]
+    }
+}
+
+/// Calls `f` with the text of every value of `slot` ([`KEYWORD_SLOT`]: every scalar of the
+/// event).
+fn each_text(
+    view: &EventView<'_, '_>,
+    slot: crate::decode::Slot,
+    scratch: &mut String,
+    f: &mut dyn FnMut(&str),
+) {
+    let mut visit = |v| {
+        with_text(v, scratch, |text| {
+            f(text);
+            false
+        })
+    };
+    if slot == KEYWORD_SLOT {
+        view.all_scalars().for_each(|v| {
+            visit(v);
+        });
+    } else {
+        view.values(slot).for_each(|v| {
+            visit(v);
+        });
     }
 }
 
@@ -349,26 +371,28 @@ impl Matcher {
                 continue;
             }
             self.scan_done[k] = generation;
-            for v in view.values(scan.slot) {
-                with_text(v, &mut scratch, |text| {
-                    for m in scan.automaton.find_overlapping_iter(text) {
-                        let lit = scan.literal_of_pattern[m.pattern().as_usize()];
-                        if self.literal_seen[lit as usize] == generation {
-                            continue;
-                        }
-                        self.literal_seen[lit as usize] = generation;
-                        if let Some(ds) = plan.rules_of_literal.get(&lit) {
-                            for &d in ds {
-                                if self.candidate_seen[d as usize] != generation {
-                                    self.candidate_seen[d as usize] = generation;
-                                    self.candidates.push(d);
-                                }
+            let (seen, candidate_seen, candidates) = (
+                &mut self.literal_seen,
+                &mut self.candidate_seen,
+                &mut self.candidates,
+            );
+            each_text(view, scan.slot, &mut scratch, &mut |text| {
+                for m in scan.automaton.find_overlapping_iter(text) {
+                    let lit = scan.literal_of_pattern[m.pattern().as_usize()];
+                    if seen[lit as usize] == generation {
+                        continue;
+                    }
+                    seen[lit as usize] = generation;
+                    if let Some(ds) = plan.rules_of_literal.get(&lit) {
+                        for &d in ds {
+                            if candidate_seen[d as usize] != generation {
+                                candidate_seen[d as usize] = generation;
+                                candidates.push(d);
                             }
                         }
                     }
-                    false
-                });
-            }
+                }
+            });
         }
         self.candidates.sort_unstable();
         let mut facts = Facts {

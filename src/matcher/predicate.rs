@@ -24,7 +24,11 @@ pub struct StrTest {
     /// ASCII-lowercased unless `cased`.
     pub text: Box<str>,
     pub cased: bool,
-    /// The global literal id whose prefilter hit answers a case-insensitive `Contains`.
+    /// The global literal id of the text (lowercased), in the field's prefilter automaton. Its
+    /// hit answers a case-insensitive `Contains` outright, and its absence answers every kind
+    /// (an exact, prefix or suffix match contains the text): an `endswith` list of thirty
+    /// binaries asks the per-event bitmap thirty times instead of comparing every value thirty
+    /// times.
     pub literal: Option<u32>,
 }
 
@@ -125,8 +129,11 @@ impl Pred {
             Test::Exists(want) => view.exists(slot) == *want,
             Test::Null => view.values(slot).all(|v| v == Scalar::Null),
             Test::Str(s) => {
-                if let (StrKind::Contains, Some(lit), false) = (s.kind, s.literal, s.cased) {
-                    return facts.literal_hit(view, lit);
+                if let Some(lit) = s.literal {
+                    let present = facts.literal_hit(view, lit);
+                    if !present || (s.kind == StrKind::Contains && !s.cased) {
+                        return present;
+                    }
                 }
                 view.values(slot)
                     .any(|v| with_text(v, scratch, |text| s.matches(text)))
@@ -178,12 +185,24 @@ fn keyword_test(
     scratch: &mut String,
 ) -> bool {
     match t {
-        Test::Str(s) => view
-            .all_scalars()
-            .any(|v| with_text(v, scratch, |text| s.matches(text))),
-        Test::Glob(g) => view
-            .all_scalars()
-            .any(|v| with_text(v, scratch, |text| g.matches(text))),
+        Test::Str(s) => {
+            // The keyword automaton saw every scalar: its answer decides a case-insensitive
+            // `contains` and rules out every other kind when the text occurs nowhere.
+            if let Some(lit) = s.literal {
+                let present = facts.literal_hit(view, lit);
+                if !present || (s.kind == StrKind::Contains && !s.cased) {
+                    return present;
+                }
+            }
+            view.all_scalars()
+                .any(|v| with_text(v, scratch, |text| s.matches(text)))
+        }
+        Test::Glob(g) => {
+            g.literals.iter().all(|&l| facts.literal_hit(view, l))
+                && view
+                    .all_scalars()
+                    .any(|v| with_text(v, scratch, |text| g.matches(text)))
+        }
         // A keyword regex runs over every scalar (see `KEYWORD_SLOT`).
         Test::Regex(r) => facts.regex_hit(view, *r),
         _ => false,

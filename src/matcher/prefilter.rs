@@ -7,7 +7,10 @@
 //! holds every literal of the rules that can run on that profile; scanning an event's fields
 //! with them marks the literals present, which (a) answers every case-insensitive `contains`
 //! test outright and (b) makes candidates of the rules whose necessary set was hit. Rules with
-//! no necessary set (only `not`, numeric or `exists` tests) are always candidates.
+//! no necessary set (only `not`, numeric or `exists` tests) are always candidates. Keyword
+//! searches (values with no field) have their own automaton, fed every scalar of the event
+//! once ([`crate::matcher::KEYWORD_SLOT`]): a keyword rule used to compare each of its words
+//! with every scalar of every event, half of the matching time on SigmaHQ's Windows rules.
 
 use std::collections::HashMap;
 
@@ -234,7 +237,9 @@ pub fn necessary_set(expr: &Expr, preds: &[Pred], literals: &LiteralTable) -> Op
 }
 
 fn pred_set(p: &Pred, literals: &LiteralTable) -> Option<Vec<u32>> {
-    if p.negate || p.slot.is_none() {
+    // A keyword search (no field) has needles in the keyword slot, whose automaton scans every
+    // scalar of the event: keyword rules are candidates only when one of their words occurs.
+    if p.negate {
         return None;
     }
     if p.all {
