@@ -11,6 +11,7 @@
 pub mod detail;
 pub mod fieldmap;
 pub mod fields;
+pub mod principal;
 pub mod profile;
 mod recognise;
 pub mod salvage;
@@ -21,6 +22,7 @@ use std::fmt;
 
 pub use detail::{DetailField, DetailKind, EventDetails};
 pub use fields::{FieldTable, Slot, SlotValues};
+pub use principal::{PrincipalForm, SsoGrouping};
 pub use profile::{CompiledProfile, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec};
 pub use touch::{TouchField, TouchKind};
 pub use view::{EventView, MintLifetimes, Scalar, event_key};

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::detail::{DetailField, DetailKind, detail_fields};
 use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
+use super::principal::{PrincipalForm, SsoGrouping};
 use super::touch::{TouchField, TouchKind, touch_fields};
 
 pub use super::recognise::detect;
@@ -132,8 +133,10 @@ pub struct ProfileSpec {
     pub id_fields: Vec<String>,
     /// Identity templates in priority order.
     pub identity: Vec<IdentityTemplate>,
-    /// Identities compare case-insensitively (Windows account names do).
-    pub lowercase_identity: bool,
+    /// How an identity the templates built is spelled canonically (see [`principal`]).
+    ///
+    /// [`principal`]: super::principal
+    pub principal: PrincipalForm,
     /// The field naming the credential used (an access key id), for lineage.
     pub credential_field: Option<String>,
     /// The field naming the session (an assumed-role session ARN), for lineage.
@@ -174,7 +177,9 @@ impl ProfileSpec {
                     IdentityTemplate::one("userIdentity.principalId"),
                     IdentityTemplate::one("userIdentity.invokedBy"),
                 ],
-                lowercase_identity: false,
+                principal: PrincipalForm::Aws {
+                    sso: SsoGrouping::Role,
+                },
                 credential_field: Some("userIdentity.accessKeyId".into()),
                 session_field: Some("userIdentity.arn".into()),
                 mints_credentials: true,
@@ -196,7 +201,7 @@ impl ProfileSpec {
                     IdentityTemplate::joined(&["Domain", "AccountName"], "\\"),
                     IdentityTemplate::joined(&["TargetDomainName", "TargetUserName"], "\\"),
                 ],
-                lowercase_identity: true,
+                principal: PrincipalForm::WindowsAccount,
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
@@ -208,7 +213,7 @@ impl ProfileSpec {
                 time_fields: s(&["requestReceivedTimestamp", "stageTimestamp"]),
                 id_fields: s(&["auditID"]),
                 identity: vec![IdentityTemplate::one("user.username")],
-                lowercase_identity: false,
+                principal: PrincipalForm::AsWritten,
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
@@ -223,7 +228,7 @@ impl ProfileSpec {
                     IdentityTemplate::one("actor.user.uid"),
                     IdentityTemplate::one("actor.user.name"),
                 ],
-                lowercase_identity: false,
+                principal: PrincipalForm::AsWritten,
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
@@ -235,11 +240,15 @@ impl ProfileSpec {
                 time_fields: s(&["@timestamp"]),
                 id_fields: s(&["event.id"]),
                 identity: vec![
+                    // auditbeat's login user (auid): who logged in, also under sudo and su,
+                    // where `user.name` is root.
+                    IdentityTemplate::one("user.audit.name"),
                     IdentityTemplate::joined(&["user.domain", "user.name"], "\\"),
                     IdentityTemplate::one("user.name"),
+                    IdentityTemplate::one("user.audit.id"),
                     IdentityTemplate::one("user.id"),
                 ],
-                lowercase_identity: false,
+                principal: PrincipalForm::QualifiedWindowsAccount,
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
@@ -250,13 +259,15 @@ impl ProfileSpec {
                 kind,
                 time_fields: s(&["UtcTime", "@timestamp"]),
                 id_fields: s(&["Hostname", "RecordNumber"]),
-                // auditd's login uid survives sudo and su, so it comes before the uid.
+                // auditd's login user survives sudo and su: its name (`AUID`, auditd's enriched
+                // format) comes first, and the numeric login uid comes before the uid.
                 identity: vec![
+                    IdentityTemplate::one("AUID"),
                     IdentityTemplate::one("User"),
                     IdentityTemplate::one("auid"),
                     IdentityTemplate::one("uid"),
                 ],
-                lowercase_identity: false,
+                principal: PrincipalForm::AsWritten,
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
@@ -268,7 +279,7 @@ impl ProfileSpec {
                 time_fields: s(&["timestamp"]),
                 id_fields: s(&["event_id"]),
                 identity: vec![IdentityTemplate::one("agent.id")],
-                lowercase_identity: false,
+                principal: PrincipalForm::AsWritten,
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
@@ -280,7 +291,7 @@ impl ProfileSpec {
                 time_fields: generic.time.clone(),
                 id_fields: generic.id.clone(),
                 identity: generic.identity.clone(),
-                lowercase_identity: false,
+                principal: PrincipalForm::AsWritten,
                 credential_field: None,
                 session_field: None,
                 mints_credentials: false,
@@ -359,6 +370,10 @@ impl ProfileSpec {
             .chain(self.credential_field.as_deref())
             .chain(self.session_field.as_deref())
             .chain(
+                matches!(self.principal, PrincipalForm::Aws { .. })
+                    .then_some(super::principal::AWS_ON_BEHALF_OF),
+            )
+            .chain(
                 if self.mints_credentials {
                     &MINT_FIELDS[..]
                 } else {
@@ -402,6 +417,8 @@ pub struct CompiledProfile {
     pub identity: Vec<(Vec<Slot>, String)>,
     pub credential_slot: Option<Slot>,
     pub session_slot: Option<Slot>,
+    /// [`AWS_ON_BEHALF_OF`](super::principal::AWS_ON_BEHALF_OF), for AWS principals.
+    pub on_behalf_of_slot: Option<Slot>,
     /// Slots of [`MINT_FIELDS`], in order, when the profile mints credentials.
     pub mint_slots: Option<[Slot; 7]>,
     /// (kind, field slot, optional (other slot, required value)).
@@ -451,6 +468,8 @@ impl CompiledProfile {
             .collect();
         let credential_slot = spec.credential_field.as_deref().map(|f| fields.intern(f));
         let session_slot = spec.session_field.as_deref().map(|f| fields.intern(f));
+        let on_behalf_of_slot = matches!(spec.principal, PrincipalForm::Aws { .. })
+            .then(|| fields.intern(super::principal::AWS_ON_BEHALF_OF));
         let mint_slots = spec
             .mints_credentials
             .then(|| MINT_FIELDS.map(|f| fields.intern(f)));
@@ -485,6 +504,7 @@ impl CompiledProfile {
             identity,
             credential_slot,
             session_slot,
+            on_behalf_of_slot,
             mint_slots,
             touch_slots,
         }

@@ -7,6 +7,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::detail::{DetailKind, EventDetails};
 use super::fields::{Slot, SlotValues, node_extent};
+use super::principal::{PrincipalContext, is_unset};
 use super::profile::ProfileKind;
 use super::touch::TouchKind;
 use super::{CompiledProfile, Schema};
@@ -180,25 +181,40 @@ impl<'t, 'de> EventView<'t, 'de> {
         &schema.profiles[self.profile_index as usize]
     }
 
-    /// The acting identity by the profile's templates, or `None` when no template applies.
+    /// The acting identity by the profile's templates, in the profile's canonical spelling
+    /// (see [`principal`](super::principal)), or `None` when no template applies.
     pub fn identity(&self, schema: &Schema) -> Option<String> {
         let profile = self.profile(schema);
+        let built = self.template_identity(profile)?;
+        let form = profile.spec.principal;
+        if !form.needs_context() {
+            return Some(form.canonical(built, &PrincipalContext::default()));
+        }
+        let session = profile.session_slot.and_then(|s| self.first_text(s));
+        let on_behalf_of = profile.on_behalf_of_slot.and_then(|s| self.first_text(s));
+        let context = PrincipalContext {
+            session: session.as_deref(),
+            on_behalf_of: on_behalf_of.as_deref(),
+        };
+        Some(form.canonical(built, &context))
+    }
+
+    /// The first template of the profile whose fields all hold a value that names someone
+    /// (see [`is_unset`]), its fields joined by its separator.
+    fn template_identity(&self, profile: &CompiledProfile) -> Option<String> {
         'templates: for (slots, separator) in &profile.identity {
             let mut out = String::new();
             for (i, &slot) in slots.iter().enumerate() {
                 let Some(part) = self.first_text(slot) else {
                     continue 'templates;
                 };
-                if part.is_empty() || part == "-" {
+                if is_unset(&part) {
                     continue 'templates;
                 }
                 if i > 0 {
                     out.push_str(separator);
                 }
                 out.push_str(&part);
-            }
-            if profile.spec.lowercase_identity {
-                out = out.to_lowercase();
             }
             return Some(out);
         }
