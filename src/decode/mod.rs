@@ -8,6 +8,7 @@
 //! [`PathTrie`](fields::PathTrie) pulls out every needed slot in one walk, and the event time is
 //! read. The result is an [`EventView`], valid for the duration of a callback.
 
+pub mod credential;
 pub mod detail;
 pub mod fieldmap;
 pub mod fields;
@@ -20,6 +21,7 @@ mod view;
 
 use std::fmt;
 
+pub use credential::CredentialSpec;
 pub use detail::{DetailField, DetailKind, EventDetails};
 pub use fields::{FieldTable, Slot, SlotValues};
 pub use principal::{PrincipalForm, SsoGrouping};

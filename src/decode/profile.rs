@@ -14,6 +14,7 @@
 
 use serde::Deserialize;
 
+use super::credential::CredentialSpec;
 use super::detail::{DetailField, DetailKind, detail_fields};
 use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
 use super::principal::{PrincipalForm, SsoGrouping};
@@ -137,8 +138,8 @@ pub struct ProfileSpec {
     ///
     /// [`principal`]: super::principal
     pub principal: PrincipalForm,
-    /// The field naming the credential used (an access key id), for lineage.
-    pub credential_field: Option<String>,
+    /// The credential an event used (an access key id; a Linux login), for lineage.
+    pub credential: Option<CredentialSpec>,
     /// The field naming the session (an assumed-role session ARN), for lineage.
     pub session_field: Option<String>,
     /// Whether events of this profile can mint credentials (CloudTrail's STS and IAM calls).
@@ -180,7 +181,7 @@ impl ProfileSpec {
                 principal: PrincipalForm::Aws {
                     sso: SsoGrouping::Role,
                 },
-                credential_field: Some("userIdentity.accessKeyId".into()),
+                credential: Some(CredentialSpec::cloudtrail()),
                 session_field: Some("userIdentity.arn".into()),
                 mints_credentials: true,
                 touches: touch_fields(kind),
@@ -202,7 +203,7 @@ impl ProfileSpec {
                     IdentityTemplate::joined(&["TargetDomainName", "TargetUserName"], "\\"),
                 ],
                 principal: PrincipalForm::WindowsAccount,
-                credential_field: None,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -214,7 +215,7 @@ impl ProfileSpec {
                 id_fields: s(&["auditID"]),
                 identity: vec![IdentityTemplate::one("user.username")],
                 principal: PrincipalForm::AsWritten,
-                credential_field: None,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -229,7 +230,7 @@ impl ProfileSpec {
                     IdentityTemplate::one("actor.user.name"),
                 ],
                 principal: PrincipalForm::AsWritten,
-                credential_field: None,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -249,7 +250,7 @@ impl ProfileSpec {
                     IdentityTemplate::one("user.id"),
                 ],
                 principal: PrincipalForm::QualifiedWindowsAccount,
-                credential_field: None,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -268,7 +269,7 @@ impl ProfileSpec {
                     IdentityTemplate::one("uid"),
                 ],
                 principal: PrincipalForm::AsWritten,
-                credential_field: None,
+                credential: Some(CredentialSpec::linux_login()),
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -280,7 +281,7 @@ impl ProfileSpec {
                 id_fields: s(&["event_id"]),
                 identity: vec![IdentityTemplate::one("agent.id")],
                 principal: PrincipalForm::AsWritten,
-                credential_field: None,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -292,7 +293,7 @@ impl ProfileSpec {
                 id_fields: generic.id.clone(),
                 identity: generic.identity.clone(),
                 principal: PrincipalForm::AsWritten,
-                credential_field: None,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -367,7 +368,7 @@ impl ProfileSpec {
             .chain(self.id_fields.iter())
             .chain(self.identity.iter().flat_map(|t| t.fields.iter()))
             .map(String::as_str)
-            .chain(self.credential_field.as_deref())
+            .chain(self.credential.iter().flat_map(|c| c.fields()))
             .chain(self.session_field.as_deref())
             .chain(
                 matches!(self.principal, PrincipalForm::Aws { .. })
@@ -415,7 +416,8 @@ pub struct CompiledProfile {
     pub time_slots: Vec<Slot>,
     pub id_slots: Vec<Slot>,
     pub identity: Vec<(Vec<Slot>, String)>,
-    pub credential_slot: Option<Slot>,
+    /// The credential template's slots and separator, and the owner fields' slots.
+    pub credential: Option<CompiledCredential>,
     pub session_slot: Option<Slot>,
     /// [`AWS_ON_BEHALF_OF`](super::principal::AWS_ON_BEHALF_OF), for AWS principals.
     pub on_behalf_of_slot: Option<Slot>,
@@ -425,6 +427,15 @@ pub struct CompiledProfile {
     pub touch_slots: Vec<TouchSlot>,
     /// The evidence fields resolved, in the spec's order.
     pub detail_slots: Vec<DetailSlot>,
+}
+
+/// A [`CredentialSpec`] resolved to slots.
+#[derive(Clone, Debug)]
+pub struct CompiledCredential {
+    pub slots: Vec<Slot>,
+    pub separator: String,
+    pub owner_templates: usize,
+    pub owner_when_equal: Option<(Slot, Slot)>,
 }
 
 /// An evidence field resolved: (kind, field slot, optional (other slot, required value)).
@@ -466,7 +477,15 @@ impl CompiledProfile {
                 )
             })
             .collect();
-        let credential_slot = spec.credential_field.as_deref().map(|f| fields.intern(f));
+        let credential = spec.credential.as_ref().map(|c| CompiledCredential {
+            slots: c.template.fields.iter().map(|f| fields.intern(f)).collect(),
+            separator: c.template.separator.clone(),
+            owner_templates: c.owner_templates,
+            owner_when_equal: c
+                .owner_when_equal
+                .as_ref()
+                .map(|(a, b)| (fields.intern(a), fields.intern(b))),
+        });
         let session_slot = spec.session_field.as_deref().map(|f| fields.intern(f));
         let on_behalf_of_slot = matches!(spec.principal, PrincipalForm::Aws { .. })
             .then(|| fields.intern(super::principal::AWS_ON_BEHALF_OF));
@@ -502,7 +521,7 @@ impl CompiledProfile {
             time_slots,
             id_slots,
             identity,
-            credential_slot,
+            credential,
             session_slot,
             on_behalf_of_slot,
             mint_slots,

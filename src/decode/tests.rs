@@ -285,3 +285,38 @@ fn windows_domain_spellings_from_each_shipper_are_one_account() {
         );
     }
 }
+
+fn key_owner(schema: &Schema, raw: &[u8]) -> (Option<crate::vocab::IdentityRef>, Option<Box<str>>) {
+    let mut d = Decoder::new(schema);
+    d.decode(schema, raw, raw.len(), |v| {
+        let v = v.unwrap();
+        let credential = v.identity_ref(schema).and_then(|i| i.credential);
+        (v.key_owner(schema, |_| true), credential)
+    })
+}
+
+#[test]
+fn events_that_show_who_owns_their_credential() {
+    let s = schema(DecodeLimits::default(), None);
+    let named = br#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"arn":"arn:aws:iam::1:user/alice","accessKeyId":"AKIA1"}}"#;
+    let owner = key_owner(&s, named).0.unwrap();
+    assert_eq!(&*owner.principal, "arn:aws:iam::1:user/alice");
+    assert_eq!(owner.credential.as_deref(), Some("AKIA1"));
+    // The key alone, or a bare principal id, shows nobody.
+    let key_only = br#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"accessKeyId":"AKIA1"}}"#;
+    assert_eq!(key_owner(&s, key_only).0, None);
+    let principal_id = br#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"principalId":"AIDA1","accessKeyId":"AKIA1"}}"#;
+    assert_eq!(key_owner(&s, principal_id).0, None);
+    // Linux: the login user acting as itself shows who the login is; under sudo it does not,
+    // but still names the login as its credential.
+    let login = br#"{"@timestamp":"2024-03-01T10:00:00Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"1","User":"alice","auid":"1000","uid":"1000"}"#;
+    let owner = key_owner(&s, login).0.unwrap();
+    assert_eq!(&*owner.principal, "alice");
+    assert_eq!(owner.credential.as_deref(), Some("web-1/auid=1000"));
+    let sudo = br#"{"@timestamp":"2024-03-01T10:00:01Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"2","User":"root","auid":"1000","uid":"0"}"#;
+    let (owner, credential) = key_owner(&s, sudo);
+    assert_eq!(owner, None);
+    assert_eq!(credential.as_deref(), Some("web-1/auid=1000"));
+    let daemon = br#"{"@timestamp":"2024-03-01T10:00:01Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"3","User":"root","auid":"4294967295","uid":"0"}"#;
+    assert_eq!(key_owner(&s, daemon).1, None, "no login, no credential");
+}
