@@ -37,7 +37,8 @@
 //! - [`decode`]: one JSON event to a borrowed view of the fields rules need (simd-json tape,
 //!   reused buffers, size/depth/field limits), by source profile; event time, identity, what
 //!   the event touched and what its evidence shows; each profile's built-in field map from
-//!   Sigma's canonical names to its own ([`decode::fieldmap`]).
+//!   Sigma's canonical names to its own ([`decode::fieldmap`]); one spelling per account
+//!   ([`decode::principal`]) and the credential an event acted with ([`decode::credential`]).
 //! - [`sigma`]: rule files to typed Sigma rules (detections, correlations), loudly; stage
 //!   selectors that take rules by ATT&CK tag ([`sigma::selector`]).
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field, literal
@@ -46,7 +47,8 @@
 //!   into the new one. Log-source guards per profile ([`matcher::logsource`]); a public corpus
 //!   loaded best-effort ([`matcher::corpus`]).
 //! - [`identity`]: who is really acting: credential lineage across `AssumeRole` and new access
-//!   keys, resolved in event-time order to a root identity that hits are grouped by.
+//!   keys, resolved in event-time order to a root identity that hits are grouped by; credentials
+//!   seen acting as their owner ([`identity::sighting`]).
 //! - [`inventory`]: what each identity can reach (identity context file, and in the service a
 //!   compacted topic applied live as an overlay), canaries.
 //! - [`score`]: blast radius 0-100 from reach, what the chain touched, stage and tempo, with a

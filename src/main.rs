@@ -260,7 +260,8 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         CompileOptions {
             limits,
             forced_profile: forced,
-            identity,
+            identity: identity.templates,
+            aws_sso: identity.aws_sso,
             regex_cache_budget: Some(split.regex_cache_per_worker),
             ..CompileOptions::default()
         },

@@ -324,13 +324,18 @@ impl IdentityRef {
     }
 }
 
-/// What minted the credential of a link.
+/// What minted the credential of a link, or what else tied it to its caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LinkKind {
     AssumeRole,
     SessionToken,
     FederationToken,
     AccessKey,
+    /// Nothing minted: an event showed the credential acting as its caller (a CloudTrail
+    /// event naming both its principal and its access key; a Linux event whose uid is its login
+    /// uid), so a later event naming the credential alone belongs to the caller. Never
+    /// replaces a minting link of the same credential.
+    KeyOwner,
 }
 
 impl LinkKind {
@@ -353,6 +358,7 @@ impl LinkKind {
             LinkKind::SessionToken => "GetSessionToken",
             LinkKind::FederationToken => "GetFederationToken",
             LinkKind::AccessKey => "CreateAccessKey",
+            LinkKind::KeyOwner => "key owner",
         }
     }
 }

@@ -8,9 +8,11 @@
 //! [`PathTrie`](fields::PathTrie) pulls out every needed slot in one walk, and the event time is
 //! read. The result is an [`EventView`], valid for the duration of a callback.
 
+pub mod credential;
 pub mod detail;
 pub mod fieldmap;
 pub mod fields;
+pub mod principal;
 pub mod profile;
 mod recognise;
 pub mod salvage;
@@ -19,8 +21,10 @@ mod view;
 
 use std::fmt;
 
+pub use credential::CredentialSpec;
 pub use detail::{DetailField, DetailKind, EventDetails};
 pub use fields::{FieldTable, Slot, SlotValues};
+pub use principal::{PrincipalForm, SsoGrouping};
 pub use profile::{CompiledProfile, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec};
 pub use touch::{TouchField, TouchKind};
 pub use view::{EventView, MintLifetimes, Scalar, event_key};

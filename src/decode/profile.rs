@@ -14,8 +14,10 @@
 
 use serde::Deserialize;
 
+use super::credential::CredentialSpec;
 use super::detail::{DetailField, DetailKind, detail_fields};
 use super::fields::{FieldTable, PathTrie, Slot, Step, split_path};
+use super::principal::{PrincipalForm, SsoGrouping};
 use super::touch::{TouchField, TouchKind, touch_fields};
 
 pub use super::recognise::detect;
@@ -132,10 +134,12 @@ pub struct ProfileSpec {
     pub id_fields: Vec<String>,
     /// Identity templates in priority order.
     pub identity: Vec<IdentityTemplate>,
-    /// Identities compare case-insensitively (Windows account names do).
-    pub lowercase_identity: bool,
-    /// The field naming the credential used (an access key id), for lineage.
-    pub credential_field: Option<String>,
+    /// How an identity the templates built is spelled canonically (see [`principal`]).
+    ///
+    /// [`principal`]: super::principal
+    pub principal: PrincipalForm,
+    /// The credential an event used (an access key id; a Linux login), for lineage.
+    pub credential: Option<CredentialSpec>,
     /// The field naming the session (an assumed-role session ARN), for lineage.
     pub session_field: Option<String>,
     /// Whether events of this profile can mint credentials (CloudTrail's STS and IAM calls).
@@ -174,8 +178,10 @@ impl ProfileSpec {
                     IdentityTemplate::one("userIdentity.principalId"),
                     IdentityTemplate::one("userIdentity.invokedBy"),
                 ],
-                lowercase_identity: false,
-                credential_field: Some("userIdentity.accessKeyId".into()),
+                principal: PrincipalForm::Aws {
+                    sso: SsoGrouping::Role,
+                },
+                credential: Some(CredentialSpec::cloudtrail()),
                 session_field: Some("userIdentity.arn".into()),
                 mints_credentials: true,
                 touches: touch_fields(kind),
@@ -196,8 +202,8 @@ impl ProfileSpec {
                     IdentityTemplate::joined(&["Domain", "AccountName"], "\\"),
                     IdentityTemplate::joined(&["TargetDomainName", "TargetUserName"], "\\"),
                 ],
-                lowercase_identity: true,
-                credential_field: None,
+                principal: PrincipalForm::WindowsAccount,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -208,8 +214,8 @@ impl ProfileSpec {
                 time_fields: s(&["requestReceivedTimestamp", "stageTimestamp"]),
                 id_fields: s(&["auditID"]),
                 identity: vec![IdentityTemplate::one("user.username")],
-                lowercase_identity: false,
-                credential_field: None,
+                principal: PrincipalForm::AsWritten,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -223,8 +229,8 @@ impl ProfileSpec {
                     IdentityTemplate::one("actor.user.uid"),
                     IdentityTemplate::one("actor.user.name"),
                 ],
-                lowercase_identity: false,
-                credential_field: None,
+                principal: PrincipalForm::AsWritten,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -235,12 +241,16 @@ impl ProfileSpec {
                 time_fields: s(&["@timestamp"]),
                 id_fields: s(&["event.id"]),
                 identity: vec![
+                    // auditbeat's login user (auid): who logged in, also under sudo and su,
+                    // where `user.name` is root.
+                    IdentityTemplate::one("user.audit.name"),
                     IdentityTemplate::joined(&["user.domain", "user.name"], "\\"),
                     IdentityTemplate::one("user.name"),
+                    IdentityTemplate::one("user.audit.id"),
                     IdentityTemplate::one("user.id"),
                 ],
-                lowercase_identity: false,
-                credential_field: None,
+                principal: PrincipalForm::QualifiedWindowsAccount,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -250,14 +260,16 @@ impl ProfileSpec {
                 kind,
                 time_fields: s(&["UtcTime", "@timestamp"]),
                 id_fields: s(&["Hostname", "RecordNumber"]),
-                // auditd's login uid survives sudo and su, so it comes before the uid.
+                // auditd's login user survives sudo and su: its name (`AUID`, auditd's enriched
+                // format) comes first, and the numeric login uid comes before the uid.
                 identity: vec![
+                    IdentityTemplate::one("AUID"),
                     IdentityTemplate::one("User"),
                     IdentityTemplate::one("auid"),
                     IdentityTemplate::one("uid"),
                 ],
-                lowercase_identity: false,
-                credential_field: None,
+                principal: PrincipalForm::AsWritten,
+                credential: Some(CredentialSpec::linux_login()),
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -268,8 +280,8 @@ impl ProfileSpec {
                 time_fields: s(&["timestamp"]),
                 id_fields: s(&["event_id"]),
                 identity: vec![IdentityTemplate::one("agent.id")],
-                lowercase_identity: false,
-                credential_field: None,
+                principal: PrincipalForm::AsWritten,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -280,8 +292,8 @@ impl ProfileSpec {
                 time_fields: generic.time.clone(),
                 id_fields: generic.id.clone(),
                 identity: generic.identity.clone(),
-                lowercase_identity: false,
-                credential_field: None,
+                principal: PrincipalForm::AsWritten,
+                credential: None,
                 session_field: None,
                 mints_credentials: false,
                 touches: touch_fields(kind),
@@ -356,8 +368,12 @@ impl ProfileSpec {
             .chain(self.id_fields.iter())
             .chain(self.identity.iter().flat_map(|t| t.fields.iter()))
             .map(String::as_str)
-            .chain(self.credential_field.as_deref())
+            .chain(self.credential.iter().flat_map(|c| c.fields()))
             .chain(self.session_field.as_deref())
+            .chain(
+                matches!(self.principal, PrincipalForm::Aws { .. })
+                    .then_some(super::principal::AWS_ON_BEHALF_OF),
+            )
             .chain(
                 if self.mints_credentials {
                     &MINT_FIELDS[..]
@@ -400,14 +416,26 @@ pub struct CompiledProfile {
     pub time_slots: Vec<Slot>,
     pub id_slots: Vec<Slot>,
     pub identity: Vec<(Vec<Slot>, String)>,
-    pub credential_slot: Option<Slot>,
+    /// The credential template's slots and separator, and the owner fields' slots.
+    pub credential: Option<CompiledCredential>,
     pub session_slot: Option<Slot>,
+    /// [`AWS_ON_BEHALF_OF`](super::principal::AWS_ON_BEHALF_OF), for AWS principals.
+    pub on_behalf_of_slot: Option<Slot>,
     /// Slots of [`MINT_FIELDS`], in order, when the profile mints credentials.
     pub mint_slots: Option<[Slot; 7]>,
     /// (kind, field slot, optional (other slot, required value)).
     pub touch_slots: Vec<TouchSlot>,
     /// The evidence fields resolved, in the spec's order.
     pub detail_slots: Vec<DetailSlot>,
+}
+
+/// A [`CredentialSpec`] resolved to slots.
+#[derive(Clone, Debug)]
+pub struct CompiledCredential {
+    pub slots: Vec<Slot>,
+    pub separator: String,
+    pub owner_templates: usize,
+    pub owner_when_equal: Option<(Slot, Slot)>,
 }
 
 /// An evidence field resolved: (kind, field slot, optional (other slot, required value)).
@@ -449,8 +477,18 @@ impl CompiledProfile {
                 )
             })
             .collect();
-        let credential_slot = spec.credential_field.as_deref().map(|f| fields.intern(f));
+        let credential = spec.credential.as_ref().map(|c| CompiledCredential {
+            slots: c.template.fields.iter().map(|f| fields.intern(f)).collect(),
+            separator: c.template.separator.clone(),
+            owner_templates: c.owner_templates,
+            owner_when_equal: c
+                .owner_when_equal
+                .as_ref()
+                .map(|(a, b)| (fields.intern(a), fields.intern(b))),
+        });
         let session_slot = spec.session_field.as_deref().map(|f| fields.intern(f));
+        let on_behalf_of_slot = matches!(spec.principal, PrincipalForm::Aws { .. })
+            .then(|| fields.intern(super::principal::AWS_ON_BEHALF_OF));
         let mint_slots = spec
             .mints_credentials
             .then(|| MINT_FIELDS.map(|f| fields.intern(f)));
@@ -483,8 +521,9 @@ impl CompiledProfile {
             time_slots,
             id_slots,
             identity,
-            credential_slot,
+            credential,
             session_slot,
+            on_behalf_of_slot,
             mint_slots,
             touch_slots,
         }

@@ -231,3 +231,92 @@ fn agent_tool_calls_time_id_and_identity() {
         Err(DecodeError::NoTime { .. })
     ));
 }
+
+#[test]
+fn a_session_with_or_without_session_context_is_its_role() {
+    let s = schema(DecodeLimits::default(), None);
+    let with = br#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"secretsmanager.amazonaws.com","eventName":"GetSecretValue","eventID":"e-1","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/ops/alice","accessKeyId":"ASIA1","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/team/ops"}}}}"#;
+    let without = br#"{"eventTime":"2024-03-01T10:00:01Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"e-2","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/ops/alice","accessKeyId":"ASIA1"}}"#;
+    for raw in [&with[..], &without[..]] {
+        assert_eq!(
+            decode(&s, raw).unwrap().2.as_deref(),
+            Some("arn:aws:iam::1:role/ops")
+        );
+    }
+}
+
+#[test]
+fn linux_login_user_survives_sudo() {
+    let s = schema(DecodeLimits::default(), None);
+    // auditbeat (ECS): `user.name` is root under sudo, `user.audit.name` the login user.
+    let beat = |user: &str, audit: &str| {
+        format!(
+            r#"{{"@timestamp":"2024-03-01T10:00:00Z","event":{{"module":"auditd"}},"user":{{"name":"{user}","id":"0","audit":{{"id":"{audit}","name":"alice"}}}}}}"#
+        )
+    };
+    assert_eq!(
+        decode(&s, beat("root", "1000").as_bytes())
+            .unwrap()
+            .2
+            .as_deref(),
+        Some("alice")
+    );
+    // A daemon: no login user, the acting user.
+    let daemon = br#"{"@timestamp":"2024-03-01T10:00:00Z","event":{"module":"auditd"},"user":{"name":"www-data","audit":{"id":"unset","name":"unset"}}}"#;
+    assert_eq!(decode(&s, daemon).unwrap().2.as_deref(), Some("www-data"));
+    // auditd's enriched format names the login user in `AUID`; an unset login uid is skipped.
+    let enriched = br#"{"@timestamp":"2024-03-01T10:00:00Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"1","User":"root","AUID":"alice","auid":"1000","uid":"0"}"#;
+    assert_eq!(decode(&s, enriched).unwrap().2.as_deref(), Some("alice"));
+    let cron = br#"{"@timestamp":"2024-03-01T10:00:00Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"2","auid":"4294967295","uid":"0"}"#;
+    assert_eq!(decode(&s, cron).unwrap().2.as_deref(), Some("0"));
+}
+
+#[test]
+fn windows_domain_spellings_from_each_shipper_are_one_account() {
+    let s = schema(DecodeLimits::default(), None);
+    let sysmon = br#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2020-09-21T19:26:06.000Z","User":"CONTOSO\\Alice"}"#;
+    let dns = br#"{"EventID":4688,"Channel":"Security","@timestamp":"2020-09-21T19:26:07.000Z","SubjectDomainName":"contoso.local","SubjectUserName":"alice"}"#;
+    let upn = br#"{"EventID":4624,"Channel":"Security","@timestamp":"2020-09-21T19:26:08.000Z","TargetDomainName":"-","TargetUserName":"-","User":"alice@CONTOSO.LOCAL"}"#;
+    let ecs = br#"{"@timestamp":"2020-09-21T19:26:09.000Z","event":{"code":"4688"},"user":{"domain":"CONTOSO","name":"ALICE"}}"#;
+    for raw in [&sysmon[..], &dns[..], &upn[..], &ecs[..]] {
+        assert_eq!(
+            decode(&s, raw).unwrap().2.as_deref(),
+            Some("contoso\\alice")
+        );
+    }
+}
+
+fn key_owner(schema: &Schema, raw: &[u8]) -> (Option<crate::vocab::IdentityRef>, Option<Box<str>>) {
+    let mut d = Decoder::new(schema);
+    d.decode(schema, raw, raw.len(), |v| {
+        let v = v.unwrap();
+        let credential = v.identity_ref(schema).and_then(|i| i.credential);
+        (v.key_owner(schema, |_| true), credential)
+    })
+}
+
+#[test]
+fn events_that_show_who_owns_their_credential() {
+    let s = schema(DecodeLimits::default(), None);
+    let named = br#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"arn":"arn:aws:iam::1:user/alice","accessKeyId":"AKIA1"}}"#;
+    let owner = key_owner(&s, named).0.unwrap();
+    assert_eq!(&*owner.principal, "arn:aws:iam::1:user/alice");
+    assert_eq!(owner.credential.as_deref(), Some("AKIA1"));
+    // The key alone, or a bare principal id, shows nobody.
+    let key_only = br#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"accessKeyId":"AKIA1"}}"#;
+    assert_eq!(key_owner(&s, key_only).0, None);
+    let principal_id = br#"{"eventTime":"2024-03-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"principalId":"AIDA1","accessKeyId":"AKIA1"}}"#;
+    assert_eq!(key_owner(&s, principal_id).0, None);
+    // Linux: the login user acting as itself shows who the login is; under sudo it does not,
+    // but still names the login as its credential.
+    let login = br#"{"@timestamp":"2024-03-01T10:00:00Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"1","User":"alice","auid":"1000","uid":"1000"}"#;
+    let owner = key_owner(&s, login).0.unwrap();
+    assert_eq!(&*owner.principal, "alice");
+    assert_eq!(owner.credential.as_deref(), Some("web-1/auid=1000"));
+    let sudo = br#"{"@timestamp":"2024-03-01T10:00:01Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"2","User":"root","auid":"1000","uid":"0"}"#;
+    let (owner, credential) = key_owner(&s, sudo);
+    assert_eq!(owner, None);
+    assert_eq!(credential.as_deref(), Some("web-1/auid=1000"));
+    let daemon = br#"{"@timestamp":"2024-03-01T10:00:01Z","Channel":"Linux-Sysmon/Operational","EventID":1,"Hostname":"web-1","RecordNumber":"3","User":"root","auid":"4294967295","uid":"0"}"#;
+    assert_eq!(key_owner(&s, daemon).1, None, "no login, no credential");
+}

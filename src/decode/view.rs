@@ -7,6 +7,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::detail::{DetailKind, EventDetails};
 use super::fields::{Slot, SlotValues, node_extent};
+use super::principal::{PrincipalContext, is_unset};
 use super::profile::ProfileKind;
 use super::touch::TouchKind;
 use super::{CompiledProfile, Schema};
@@ -24,6 +25,9 @@ pub struct MintLifetimes {
     /// user of a key handed out by an admin part of the admin's chains, so a new key is
     /// followed for this long.
     pub access_key: Span,
+    /// A credential seen acting as its principal ([`LinkKind::KeyOwner`]) is followed this
+    /// long after the last sighting the worker passed on.
+    pub key_owner: Span,
 }
 
 impl Default for MintLifetimes {
@@ -32,6 +36,7 @@ impl Default for MintLifetimes {
             session: Span::from_secs(12 * 3600),
             token: Span::from_secs(36 * 3600),
             access_key: Span::from_secs(24 * 3600),
+            key_owner: Span::from_secs(12 * 3600),
         }
     }
 }
@@ -181,29 +186,52 @@ impl<'t, 'de> EventView<'t, 'de> {
         &schema.profiles[self.profile_index as usize]
     }
 
-    /// The acting identity by the profile's templates, or `None` when no template applies.
+    /// The acting identity by the profile's templates, in the profile's canonical spelling
+    /// (see [`principal`](super::principal)), or `None` when no template applies.
     pub fn identity(&self, schema: &Schema) -> Option<String> {
-        let profile = self.profile(schema);
-        'templates: for (slots, separator) in &profile.identity {
-            let mut out = String::new();
-            for (i, &slot) in slots.iter().enumerate() {
-                let Some(part) = self.first_text(slot) else {
-                    continue 'templates;
-                };
-                if part.is_empty() || part == "-" {
-                    continue 'templates;
-                }
-                if i > 0 {
-                    out.push_str(separator);
-                }
-                out.push_str(&part);
-            }
-            if profile.spec.lowercase_identity {
-                out = out.to_lowercase();
-            }
-            return Some(out);
+        self.ranked_identity(self.profile(schema))
+            .map(|(identity, _)| identity)
+    }
+
+    /// [`EventView::identity`] with the index of the template that built it.
+    fn ranked_identity(&self, profile: &CompiledProfile) -> Option<(String, usize)> {
+        let (rank, built) =
+            profile
+                .identity
+                .iter()
+                .enumerate()
+                .find_map(|(rank, (slots, separator))| {
+                    Some((rank, self.template_value(slots, separator)?))
+                })?;
+        let form = profile.spec.principal;
+        if !form.needs_context() {
+            let identity = form.canonical(built.into_owned(), &PrincipalContext::default());
+            return Some((identity, rank));
         }
-        None
+        let session = profile.session_slot.and_then(|s| self.first_text(s));
+        let on_behalf_of = profile.on_behalf_of_slot.and_then(|s| self.first_text(s));
+        let context = PrincipalContext {
+            session: session.as_deref(),
+            on_behalf_of: on_behalf_of.as_deref(),
+        };
+        Some((form.canonical(built.into_owned(), &context), rank))
+    }
+
+    /// A template's fields joined by its separator, when every field holds a value that names
+    /// someone (see [`is_unset`]).
+    fn template_value(&self, slots: &[Slot], separator: &str) -> Option<Cow<'de, str>> {
+        if let [slot] = slots {
+            return self.first_text(*slot).filter(|v| !is_unset(v));
+        }
+        let mut out = String::new();
+        for (i, &slot) in slots.iter().enumerate() {
+            let part = self.first_text(slot).filter(|v| !is_unset(v))?;
+            if i > 0 {
+                out.push_str(separator);
+            }
+            out.push_str(&part);
+        }
+        Some(Cow::Owned(out))
     }
 
     /// What the event touched (secrets, resources, hosts, regions, services), by the profile's
@@ -255,22 +283,57 @@ impl<'t, 'de> EventView<'t, 'de> {
 
     /// The acting identity with the credential and session it used, for lineage.
     pub fn identity_ref(&self, schema: &Schema) -> Option<IdentityRef> {
-        let principal = self.identity(schema)?;
         let profile = self.profile(schema);
-        let text = |slot: Option<Slot>| {
-            slot.and_then(|s| self.first_text(s))
-                .filter(|t| !t.is_empty())
-        };
-        let credential = text(profile.credential_slot).map(|c| c.as_ref().into());
+        let (principal, _) = self.ranked_identity(profile)?;
+        Some(self.identity_ref_of(profile, principal))
+    }
+
+    fn identity_ref_of(&self, profile: &CompiledProfile, principal: String) -> IdentityRef {
+        let credential = self.credential(profile).map(|c| c.as_ref().into());
         // Only an assumed-role ARN names a session; a user ARN is the principal itself.
-        let session = text(profile.session_slot)
+        let session = profile
+            .session_slot
+            .and_then(|s| self.first_text(s))
             .filter(|s| s.contains(":assumed-role/"))
             .map(|s| s.as_ref().into());
-        Some(IdentityRef {
+        IdentityRef {
             principal: principal.into(),
             credential,
             session,
-        })
+        }
+    }
+
+    fn credential(&self, profile: &CompiledProfile) -> Option<Cow<'de, str>> {
+        let c = profile.credential.as_ref()?;
+        self.template_value(&c.slots, &c.separator)
+    }
+
+    /// When this event shows its own principal owning the credential it used (see
+    /// [`credential`](super::credential)), and `wanted` says the credential is worth telling
+    /// (the worker's filter of sightings it already passed on): the acting identity, its
+    /// credential set. `wanted` is asked before the identity is built, so an event whose
+    /// sighting is not wanted costs no allocation on CloudTrail.
+    pub fn key_owner(
+        &self,
+        schema: &Schema,
+        wanted: impl FnOnce(&str) -> bool,
+    ) -> Option<IdentityRef> {
+        let profile = self.profile(schema);
+        let spec = profile.credential.as_ref()?;
+        if let Some((a, b)) = spec.owner_when_equal
+            && (self.first_text(a)? != self.first_text(b)?)
+        {
+            return None;
+        }
+        let credential = self.credential(profile)?;
+        if !wanted(&credential) {
+            return None;
+        }
+        let (principal, rank) = self.ranked_identity(profile)?;
+        if rank >= spec.owner_templates || principal == *credential {
+            return None;
+        }
+        Some(self.identity_ref_of(profile, principal))
     }
 
     /// The credential this event minted, if it is a successful `AssumeRole`,
@@ -324,6 +387,7 @@ impl<'t, 'de> EventView<'t, 'de> {
             LinkKind::SessionToken | LinkKind::FederationToken => {
                 requested.unwrap_or(limits.token).min(limits.token)
             }
+            LinkKind::KeyOwner => limits.key_owner,
         };
         Some(Link {
             time: self.time,

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::time::EventTime;
-use crate::vocab::{IdentityRef, Link, Position};
+use crate::vocab::{IdentityRef, Link, LinkKind, Position};
 
 /// Bounds of the lineage map.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +46,8 @@ struct Entry {
     /// A hit (or a later link) resolved through this link: a chain in progress may depend on
     /// it, so it is evicted last.
     used: bool,
+    /// What tied the credential to its root.
+    kind: LinkKind,
 }
 
 /// An identity resolved to its root.
@@ -56,6 +58,8 @@ pub struct Resolved {
     pub hops: u8,
     /// The credential or session that carried the link, when there was one.
     pub via: Option<Box<str>>,
+    /// What tied `via` to the root.
+    pub kind: Option<LinkKind>,
 }
 
 /// Minted credentials and who minted them. Owned by one thread (the resolver); applied in
@@ -119,6 +123,7 @@ impl Lineage {
                     root: e.root.clone(),
                     hops: e.hops,
                     via: Some(candidate.into()),
+                    kind: Some(e.kind),
                 };
             }
         }
@@ -126,21 +131,61 @@ impl Lineage {
             root: id.principal.clone(),
             hops: 0,
             via: None,
+            kind: None,
         }
     }
 
     /// Records that `link.caller` minted `link.minted`. The caller is itself resolved first, so
     /// a chain of hops always points straight at the root.
+    ///
+    /// A [`LinkKind::KeyOwner`] link mints nothing: its credential is the caller's own, so it
+    /// adds no hop, it is resolved through the caller's session only (its own credential is
+    /// what it describes), and it never replaces a live minting link of the credential (which
+    /// knows the root better). It holds no position: a restart learns it again from the next
+    /// event that shows the credential acting.
     pub fn link(&mut self, link: &Link) {
         self.expire(link.time);
-        let parent = self.resolve(&link.caller, link.time);
-        let hops = parent.hops.saturating_add(1).min(self.limits.max_hops);
+        let owner = link.kind == LinkKind::KeyOwner;
+        let parent = if owner {
+            let by_session = IdentityRef {
+                credential: None,
+                ..link.caller.clone()
+            };
+            self.resolve(&by_session, link.time)
+        } else {
+            self.resolve(&link.caller, link.time)
+        };
+        let hops = if owner {
+            parent.hops
+        } else {
+            parent.hops.saturating_add(1).min(self.limits.max_hops)
+        };
         let expires = link.time.plus(link.lifetime);
+        let pos = if owner { None } else { link.pos };
         for minted in &link.minted {
-            // A credential never links to itself (a user creating a key for themselves).
-            if Some(minted) == link.caller.credential.as_ref() || **minted == *parent.root {
+            if owner {
+                if self
+                    .entries
+                    .get(minted)
+                    .is_some_and(|e| e.kind != LinkKind::KeyOwner && e.expires >= link.time)
+                {
+                    continue;
+                }
+            } else if Some(minted) == link.caller.credential.as_ref() {
+                // A credential never links to itself (a user creating a key for themselves).
                 continue;
             }
+            if **minted == *parent.root {
+                continue;
+            }
+            // A sighting again of the same owner keeps the protection a hit gave it, and the
+            // later of the two expiries.
+            let (used, expires) = match self.entries.get(minted) {
+                Some(e) if owner && e.kind == LinkKind::KeyOwner && e.root == parent.root => {
+                    (e.used, e.expires.max(expires))
+                }
+                _ => (false, expires),
+            };
             self.seq += 1;
             if let Some(old) = self.entries.insert(
                 minted.clone(),
@@ -150,14 +195,20 @@ impl Lineage {
                     expires,
                     seq: self.seq,
                     minted: link.time,
-                    pos: link.pos,
-                    used: false,
+                    pos,
+                    used,
+                    kind: link.kind,
                 },
             ) {
                 self.by_expiry.remove(&(old.expires, old.seq));
                 self.used_by_expiry.remove(&(old.expires, old.seq));
             }
-            self.by_expiry.insert((expires, self.seq), minted.clone());
+            if used {
+                self.used_by_expiry
+                    .insert((expires, self.seq), minted.clone());
+            } else {
+                self.by_expiry.insert((expires, self.seq), minted.clone());
+            }
             self.stats.links += 1;
             while self.entries.len() > self.limits.max_links {
                 let Some((_, key)) = self
@@ -204,7 +255,6 @@ impl Lineage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::LinkKind;
     use crate::time::Span;
 
     fn id(principal: &str, credential: Option<&str>) -> IdentityRef {
@@ -365,5 +415,92 @@ mod tests {
         // A used link still expires on time.
         l.expire(t(3602));
         assert!(l.is_empty());
+    }
+
+    impl Lineage {
+        fn oldest_positions_len(&self) -> usize {
+            let mut held = HashMap::new();
+            self.oldest_positions(EventTime::MIN, &mut held);
+            held.len()
+        }
+    }
+
+    fn owner(secs: i64, caller: IdentityRef) -> Link {
+        let key = caller.credential.clone().unwrap_or_default();
+        link(secs, caller, &key, LinkKind::KeyOwner)
+    }
+
+    /// Item 3b of issue 10: an event naming only its access key (a data event, a failed call)
+    /// joins the principal an earlier event showed using the key.
+    #[test]
+    fn a_key_seen_acting_resolves_events_that_name_only_the_key() {
+        let mut l = Lineage::new(LineageLimits::default());
+        let alice = id("arn:aws:iam::1:user/alice", Some("AKIAALICE"));
+        l.link(&owner(0, alice.clone()));
+        let key_only = id("AKIAALICE", Some("AKIAALICE"));
+        let r = l.resolve(&key_only, t(5));
+        assert_eq!(&*r.root, "arn:aws:iam::1:user/alice");
+        assert_eq!((r.hops, r.kind), (0, Some(LinkKind::KeyOwner)), "no hop");
+        // The owner's own events resolve to themselves.
+        assert_eq!(&*l.resolve(&alice, t(6)).root, "arn:aws:iam::1:user/alice");
+        assert_eq!(
+            l.oldest_positions_len(),
+            0,
+            "a sighting holds no restart offset"
+        );
+        // Sightings expire like links.
+        assert_eq!(&*l.resolve(&key_only, t(3601)).root, "AKIAALICE");
+    }
+
+    #[test]
+    fn a_sighting_never_replaces_the_link_that_minted_the_key() {
+        let mut l = Lineage::new(LineageLimits::default());
+        l.link(&link(
+            0,
+            id("user/alice", Some("AKIA1")),
+            "ASIA1",
+            LinkKind::AssumeRole,
+        ));
+        // The session then acts, naming its role and its key: the key still belongs to alice.
+        l.link(&owner(5, id("role/ops", Some("ASIA1"))));
+        let r = l.resolve(&id("ASIA1", Some("ASIA1")), t(6));
+        assert_eq!(&*r.root, "user/alice");
+        assert_eq!((r.hops, r.kind), (1, Some(LinkKind::AssumeRole)));
+        // A session known by its ARN: its key, seen acting, resolves to the caller too.
+        let mut l = Lineage::new(LineageLimits::default());
+        l.link(&link(
+            0,
+            id("user/alice", Some("AKIA1")),
+            "arn:aws:sts::1:assumed-role/ops/s",
+            LinkKind::AssumeRole,
+        ));
+        let session = IdentityRef {
+            principal: "role/ops".into(),
+            credential: Some("ASIA2".into()),
+            session: Some("arn:aws:sts::1:assumed-role/ops/s".into()),
+        };
+        l.link(&owner(5, session));
+        assert_eq!(
+            &*l.resolve(&id("ASIA2", Some("ASIA2")), t(6)).root,
+            "user/alice"
+        );
+    }
+
+    #[test]
+    fn a_sighting_again_keeps_the_protection_a_hit_gave() {
+        let mut l = Lineage::new(LineageLimits {
+            max_links: 2,
+            max_hops: 16,
+        });
+        l.link(&owner(0, id("user/alice", Some("AKIAALICE"))));
+        l.resolve(&id("AKIAALICE", Some("AKIAALICE")), t(1));
+        l.link(&owner(2, id("user/alice", Some("AKIAALICE"))));
+        l.link(&owner(3, id("user/b", Some("AKIAB"))));
+        l.link(&owner(4, id("user/c", Some("AKIAC"))));
+        assert_eq!(
+            &*l.resolve(&id("AKIAALICE", Some("AKIAALICE")), t(5)).root,
+            "user/alice",
+            "the used sighting outlived two unused ones"
+        );
     }
 }

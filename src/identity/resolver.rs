@@ -13,7 +13,9 @@ use crate::matcher::TargetMap;
 use crate::time::EventTime;
 // The worker writes the mark and the resolver fills it in: the shared vocabulary defines it.
 pub use crate::vocab::IDENTITY_MARK;
-use crate::vocab::{GROUP_SEPARATOR, Hit, IdentityRef, Link, Position, Target, shard_key};
+use crate::vocab::{
+    GROUP_SEPARATOR, Hit, IdentityRef, Link, LinkKind, Position, Target, shard_key,
+};
 
 #[derive(Debug)]
 enum Payload {
@@ -215,11 +217,20 @@ impl Resolver {
                         hit.shard_key = shard_key(&hit.group, route);
                     }
                     let mut actor = identity.describe();
-                    if let Some(via) = &resolved.via {
-                        actor.push_str(&format!(
+                    match (&resolved.via, resolved.kind) {
+                        (Some(via), Some(LinkKind::KeyOwner)) => {
+                            if resolved.root != identity.principal {
+                                actor.push_str(&format!(
+                                    " (lineage: {via} seen acting as {})",
+                                    resolved.root
+                                ));
+                            }
+                        }
+                        (Some(via), _) => actor.push_str(&format!(
                             " (lineage: {via} minted by {}, {} hop(s))",
                             resolved.root, resolved.hops
-                        ));
+                        )),
+                        (None, _) => {}
                     }
                     hit.event.actor = Some(actor.into());
                 }
@@ -233,7 +244,6 @@ impl Resolver {
 mod tests {
     use super::*;
     use crate::correlate::EventRef;
-    use crate::identity::LinkKind;
     use crate::time::Span;
 
     fn at(offset: u64) -> Position {

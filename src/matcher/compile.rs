@@ -12,8 +12,8 @@ use super::predicate::{GlobTest, Pred, StrKind, StrTest, Test, ascii_foldable};
 use super::prefilter::{self, LiteralTable};
 use super::{CompiledDetection, Expr, RuleSet};
 use crate::decode::{
-    DecodeLimits, FieldTable, GenericPaths, IdentityTemplate, ProfileKind, ProfileSpec, Schema,
-    Slot,
+    DecodeLimits, FieldTable, GenericPaths, IdentityTemplate, PrincipalForm, ProfileKind,
+    ProfileSpec, Schema, Slot, SsoGrouping,
 };
 use crate::sigma::condition::Cond;
 use crate::sigma::value::{Part, Pattern, SigmaString};
@@ -51,6 +51,8 @@ pub struct CompileOptions {
     pub regex_size_limit: Option<usize>,
     /// Identity templates replacing a profile's built-in priority list (`--identity`).
     pub identity: HashMap<ProfileKind, Vec<IdentityTemplate>>,
+    /// How AWS Identity Center sessions are grouped (`aws_sso` in `--identity`).
+    pub aws_sso: SsoGrouping,
     /// What correlation rules may ask of the engine (timespans, state budgets).
     pub correlation: CorrelationLimits,
     /// Largest expanded size of one pattern (default [`REGEX_PATTERN_SIZE_LIMIT`], see
@@ -138,6 +140,9 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
             let mut spec = ProfileSpec::builtin(*k, &opts.generic);
             if let Some(templates) = opts.identity.get(k) {
                 spec.identity = templates.clone();
+            }
+            if let PrincipalForm::Aws { sso } = &mut spec.principal {
+                *sso = opts.aws_sso;
             }
             spec
         })

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use crate::correlate::{EventRef, GROUP_SEPARATOR, Hit, Target, shard_key};
 use crate::decode::{DecodeError, Decoder, EventView, MintLifetimes, ProfileKind, event_key};
 use crate::identity::resolver::IDENTITY_MARK;
-use crate::identity::{IdentityRef, Link};
+use crate::identity::{IdentityRef, Link, LinkKind, Sightings};
 use crate::input::{Batch, Position};
 use crate::matcher::{FieldSource, Matcher, RuleSet};
 use crate::metrics::Metrics;
@@ -96,6 +96,8 @@ pub struct Worker {
     matcher: Matcher,
     matched: Vec<u32>,
     mint: MintLifetimes,
+    /// Credentials already shown acting as their owner (see [`Sightings`]).
+    sightings: Sightings,
     pub stats: WorkerStats,
 }
 
@@ -105,6 +107,7 @@ impl Worker {
             decoder: Decoder::new(&rules.schema),
             matcher: Matcher::new(&rules),
             matched: Vec::new(),
+            sightings: Sightings::new(mint.key_owner),
             mint,
             stats: WorkerStats::new(&rules),
             rules,
@@ -146,6 +149,7 @@ impl Worker {
                 hits: &mut out.hits,
                 links: &mut out.links,
                 mint: &self.mint,
+                sightings: &mut self.sightings,
                 pos,
                 line: i as u32,
             };
@@ -184,6 +188,7 @@ struct EventCtx<'a> {
     hits: &'a mut Vec<(u32, Hit, Option<IdentityRef>)>,
     links: &'a mut Vec<(u32, Link)>,
     mint: &'a MintLifetimes,
+    sightings: &'a mut Sightings,
     pos: Position,
     line: u32,
 }
@@ -202,16 +207,32 @@ impl EventCtx<'_> {
             self.emit_hits(&view, &event_id);
             id = Some(event_id);
         }
-        if view.kind == crate::decode::ProfileKind::CloudTrail {
-            let schema = &self.rules.schema;
-            // The event id is built only for the few events that mint a credential.
-            let key = || match &id {
-                Some(id) => event_key(id),
-                None => event_key(&view.event_id(schema)),
+        let schema = &self.rules.schema;
+        // The event id is built only for the few events that mint or show a credential.
+        let key = || match &id {
+            Some(id) => event_key(id),
+            None => event_key(&view.event_id(schema)),
+        };
+        if view.kind == crate::decode::ProfileKind::CloudTrail
+            && let Some(link) = view.minted_link(schema, key, self.mint)
+        {
+            self.links.push((self.line, link));
+        }
+        let sightings = &*self.sightings;
+        if let Some(caller) = view.key_owner(schema, |c| sightings.wants(c, view.time))
+            && let Some(credential) = caller.credential.clone()
+        {
+            self.sightings.sent(&credential, view.time);
+            let link = Link {
+                time: view.time,
+                key: key(),
+                kind: LinkKind::KeyOwner,
+                minted: vec![credential],
+                caller,
+                lifetime: self.mint.key_owner,
+                pos: None,
             };
-            if let Some(link) = view.minted_link(schema, key, self.mint) {
-                self.links.push((self.line, link));
-            }
+            self.links.push((self.line, link));
         }
         Ok(view.time)
     }

@@ -51,7 +51,8 @@ pub fn compile_rules(config: &ServiceConfig) -> Result<RuleSet, ReloadError> {
     }
     let opts = CompileOptions {
         limits: config.engine.decode_limits(),
-        identity,
+        identity: identity.templates,
+        aws_sso: identity.aws_sso,
         regex_cache_budget: Some(config.engine.split().regex_cache_per_worker),
         ..CompileOptions::default()
     };
