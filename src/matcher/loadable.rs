@@ -19,6 +19,19 @@ use crate::sigma::{self, Catalog, LoadError, LoadOptions, Rule};
 /// kind surface together, so a few suffice.
 const MAX_ROUNDS: usize = 8;
 
+/// What the caller needs of the rules that load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Only the errors and counts (`rules lint`): after the first compile that fails, the
+    /// rules it names leave the set and the rest is not compiled again. One compile reports
+    /// every compile error (it does not stop at the first), and a smaller set cannot fail
+    /// where the larger one did not, so nothing is missed, and a hostile set is refused at
+    /// the price of one budget check rather than built.
+    Errors,
+    /// The compiled rule set of what loads (`rules test`), at the price of compiling again.
+    RuleSet,
+}
+
 /// What loading a rule set found, bad rules and all.
 #[derive(Default)]
 pub struct Loadable {
@@ -30,7 +43,8 @@ pub struct Loadable {
     pub parsed: Vec<Rule>,
     /// The rules that load, resolved.
     pub catalog: Catalog,
-    /// The catalog compiled; `None` when errors that name no rule kept it from compiling.
+    /// The catalog compiled; `None` with [`Want::Errors`] after a compile error, or when errors
+    /// that name no rule kept it from compiling.
     pub rules: Option<RuleSet>,
     /// Every error, each once, in the order found: one per rule that does not load (or file
     /// that cannot be read), and none that only follows from another.
@@ -41,7 +55,12 @@ pub struct Loadable {
 
 /// Loads every rule file under `paths` as one set, keeping every rule that loads (see the
 /// module doc). Never fails: what cannot load is in [`Loadable::errors`].
-pub fn load_loadable(paths: &[PathBuf], load: &LoadOptions, opts: &CompileOptions) -> Loadable {
+pub fn load_loadable(
+    paths: &[PathBuf],
+    load: &LoadOptions,
+    opts: &CompileOptions,
+    want: Want,
+) -> Loadable {
     let mut out = Loadable::default();
     let files = match sigma::collect_files(paths) {
         Ok(f) => f,
@@ -62,6 +81,7 @@ pub fn load_loadable(paths: &[PathBuf], load: &LoadOptions, opts: &CompileOption
         let mut round = out.errors.clone();
         let catalog = sigma::resolve(rules.clone(), &mut round);
         let mut new = round.split_off(out.errors.len());
+        let mut compile_failed = false;
         if new.is_empty() {
             match compile(&catalog, opts) {
                 Ok(set) => {
@@ -70,7 +90,10 @@ pub fn load_loadable(paths: &[PathBuf], load: &LoadOptions, opts: &CompileOption
                     out.rules = Some(set);
                     return out;
                 }
-                Err(e) => new = e.0,
+                Err(e) => {
+                    new = e.0;
+                    compile_failed = true;
+                }
             }
         }
         // The rules this round's errors name leave the set, their names marked as not loaded.
@@ -97,6 +120,19 @@ pub fn load_loadable(paths: &[PathBuf], load: &LoadOptions, opts: &CompileOption
             }
         }
         if rules.len() == before {
+            out.loaded = rules.len() - catalog.held_back.len();
+            out.catalog = catalog;
+            return out;
+        }
+        if compile_failed && want == Want::Errors {
+            // Resolve once more for what the failed rules hold back; no second compile.
+            let mut round = out.errors.clone();
+            let catalog = sigma::resolve(rules.clone(), &mut round);
+            for e in round.split_off(out.errors.len()) {
+                if !out.errors.contains(&e) {
+                    out.errors.push(e);
+                }
+            }
             out.loaded = rules.len() - catalog.held_back.len();
             out.catalog = catalog;
             return out;

@@ -26,7 +26,7 @@ pub use compile::{
 };
 pub use corpus::{WithCorpus, load_with_corpus};
 pub use correlation::CorrelationLimits;
-pub use loadable::{Loadable, load_loadable};
+pub use loadable::{Loadable, Want, load_loadable};
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
 pub use remap::TargetMap;

@@ -113,7 +113,7 @@ impl Report {
 /// [`matcher::loadable`]): each bad rule is one error, and a rule held back because a rule it
 /// needs did not load is a note, not a second error.
 pub fn lint(paths: &[PathBuf], load: &LoadOptions, compile: &CompileOptions) -> Report {
-    let loaded = matcher::load_loadable(paths, load, compile);
+    let loaded = matcher::load_loadable(paths, load, compile, matcher::Want::Errors);
     let mut report = Report {
         files: loaded.files,
         rules: loaded.documents,

@@ -185,6 +185,7 @@ pub fn run(opts: &TestOptions) -> Result<Report, RuleTestError> {
         &rule_paths,
         &LoadOptions::default(),
         &CompileOptions::default(),
+        matcher::Want::RuleSet,
     );
     let mut report = Report {
         results: loaded.errors.iter().map(CaseResult::load_failure).collect(),
