@@ -197,9 +197,9 @@ fn junit(report: &Report) -> String {
             results.len()
         );
         for r in results {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\">\n",
+                "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\">",
                 xml(file),
                 xml(&title(r)),
                 xml(file),
