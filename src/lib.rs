@@ -14,7 +14,7 @@
 //! ```text
 //! engine:  time, vocab < input < decode < sigma < matcher < identity < inventory < score
 //!            < correlate < alert < deadletter < pipeline < config < metrics < service
-//! tooling: generator < eval, ruletest;  lint            (each may use any engine module)
+//! tooling: generator < eval, ruletest;  lint;  sarif < lint, ruletest  (each may use any engine module)
 //! ```
 //!
 //! ## The engine, bottom up
@@ -45,7 +45,8 @@
 //!   wildcard matchers and one small regex engine per `re` pattern; per event, the detections
 //!   it satisfies. On a rule reload, which correlations of the old set carry their open state
 //!   into the new one. Log-source guards per profile ([`matcher::logsource`]); a public corpus
-//!   loaded best-effort ([`matcher::corpus`]).
+//!   loaded best-effort ([`matcher::corpus`]); a rule set with errors loaded as far as it can
+//!   for the rule tools ([`matcher::loadable`]).
 //! - [`identity`]: who is really acting: credential lineage across `AssumeRole` and new access
 //!   keys, resolved in event-time order to a root identity that hits are grouped by; credentials
 //!   seen acting as their owner ([`identity::sighting`]).
@@ -84,8 +85,10 @@
 //!   and the generated variants (shuffled, duplicated, stretched, `until`/`absence` inserted).
 //! - [`tooling::report`]: a replay's alerts grouped by incident as one self-contained HTML page
 //!   (`credtrail report`, `replay --report`) or a terminal summary (`replay --format text`).
-//! - [`tooling::lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and
-//!   warnings for rules no source profile can match.
+//! - [`tooling::lint`]: rule-set diagnostics for `credtrail rules lint`: every load error once
+//!   (no follow-on errors), warnings for rules no source profile can match or fields no
+//!   profile schema has, with a "did you mean".
+//! - [`tooling::sarif`]: lint findings and failed rule tests as SARIF 2.1.0 for code scanning.
 //!
 //! An alert is built in [`alert::render`] from a [`correlate::Finding`].
 

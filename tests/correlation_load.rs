@@ -270,3 +270,37 @@ fn misspellings_get_a_did_you_mean() {
         "{e}"
     );
 }
+
+/// Issue 10, item 4 (no cascading errors): the service's load still refuses a set with a bad
+/// rule, but lists that rule's error alone: the correlations and filters that reference it
+/// (by id, by name, through `until` or another correlation) add no error of their own.
+#[test]
+fn a_bad_rule_is_one_error_not_one_per_reference() {
+    let text = "title: a\nname: a\nlogsource: {product: aws}\ndetection: {s: {eventName|contians: A}, condition: s}\n---\n\
+title: b\nname: b\nlogsource: {product: aws}\ndetection: {s: {eventName: B}, condition: s}\n---\n\
+title: c\nname: c\ncorrelation: {type: temporal_ordered, rules: [a, b], timespan: 5m}\n---\n\
+title: d\nname: d\ncorrelation: {type: temporal_ordered, rules: [b, c], timespan: 5m}\n---\n\
+title: e\nname: e\ncorrelation: {type: temporal_ordered, rules: [b, b], timespan: 5m}\ncredtrail: {until: [a]}\n---\n\
+title: f\nlogsource: {product: aws}\nfilter:\n  rules: [a, b]\n  known: {x: 1}\n  condition: not known\n";
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    let message = e[0].to_string();
+    assert!(
+        message.starts_with("corr.yml:4:")
+            && message.ends_with(
+                ": rule a: unknown modifier `contians` in `eventName|contians`; did you mean `contains`?"
+            ),
+        "{message}"
+    );
+    // A reference to a rule that exists nowhere is still an error, held back or not.
+    let e = errors(&format!(
+        "{text}---\ntitle: g\ncorrelation: {{type: temporal_ordered, rules: [a, nowhere], timespan: 5m}}\n"
+    ));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[1].to_string()
+            .ends_with("correlation refers to rule `nowhere`, which is not loaded (by id or name)"),
+        "{}",
+        e[1]
+    );
+}

@@ -152,7 +152,7 @@ fn a_misspelt_key_in_a_test_file_names_its_line() {
 }
 
 #[test]
-fn bad_rules_exit_2_before_any_test() {
+fn bad_rules_exit_2_and_name_their_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.yml"),
@@ -186,5 +186,172 @@ fn a_misspelt_rule_in_a_case_gets_a_did_you_mean() {
             "rule `t_chian` is not loaded (by id or name); did you mean `t_chain`?; add its directory with --rules"
         ),
         "{out}\n{err}"
+    );
+}
+
+/// Issue 10, item 4: a rule that does not load is a failed case in the report (JUnit and
+/// JSON still written, file and line given), the tests of the other rules run, and a case of a
+/// correlation that needs the bad rule says so instead of "not loaded".
+#[test]
+fn rules_that_do_not_load_are_failed_cases_and_the_others_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write_case(
+        dir.path(),
+        "[{group: u, events: [0, 1]}]",
+        "{eventSource: s, eventName: RotateSecret, userIdentity: {arn: u}}",
+    );
+    // A second file whose first rule is bad and whose correlation needs it.
+    std::fs::write(
+        dir.path().join("other.yml"),
+        "title: bad read\nname: o_read\ndetection: {selection: {eventName|contians: Get}, condition: selection}\n---\ntitle: other chain\nname: o_chain\ncorrelation: {type: temporal_ordered, rules: [o_read, t_list], group-by: [credtrail.identity], timespan: 10m}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("other.tests.yml"),
+        "tests:\n  - name: other chain\n    rule: o_chain\n    events: []\n    expect: []\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (code, out, err) = credtrail(&["rules", "test", path, "--format", "json"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("credtrail: rule error: ")
+            && err.contains("other.yml:3:")
+            && err.contains("unknown modifier `contians`"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let results = v["results"].as_array().unwrap();
+    let load = &results[0];
+    assert!(
+        load["file"].as_str().unwrap().ends_with("other.yml"),
+        "{v:#}"
+    );
+    assert_eq!(load["line"], 3);
+    assert_eq!(load["case"], "(load) rule bad read");
+    assert_eq!(load["status"], "fail");
+    assert_eq!(
+        load["message"],
+        "did not load: unknown modifier `contians` in `eventName|contians`; did you mean `contains`?"
+    );
+    let case = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["case"] == name && r["variant"].is_null())
+            .unwrap_or_else(|| panic!("{name}: {v:#}"))
+    };
+    assert_eq!(case("read then list")["status"], "pass", "{v:#}");
+    assert_eq!(case("read then list")["line"], 2);
+    assert_eq!(case("other chain")["status"], "fail");
+    assert_eq!(
+        case("other chain")["message"],
+        "line 3: rule `o_chain` did not load: it references `o_read`, which did not load (see its load error)"
+    );
+    // Exactly one load failure: the correlation that needs the bad rule adds none.
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r["case"].as_str().unwrap().starts_with("(load)"))
+            .count(),
+        1
+    );
+    let (code, out, _) = credtrail(&["rules", "test", path, "--format", "junit"]);
+    assert_eq!(code, 2);
+    assert!(out.starts_with("<?xml"), "{out}");
+    assert!(
+        out.contains("name=\"(load) rule bad read\"")
+            && out.contains("line=\"3\">")
+            && out.contains("<failure message=\"did not load: unknown modifier `contians`"),
+        "{out}"
+    );
+    assert!(out.contains("name=\"read then list\" file=\""), "{out}");
+    // SARIF: the failures only, each where it is to be fixed.
+    let (code, out, _) = credtrail(&["rules", "test", path, "--format", "sarif"]);
+    assert_eq!(code, 2);
+    let log: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let located: Vec<(String, String, u64)> = log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let p = &r["locations"][0]["physicalLocation"];
+            let uri = p["artifactLocation"]["uri"].as_str().unwrap();
+            (
+                r["ruleId"].as_str().unwrap().to_string(),
+                uri.rsplit('/').next().unwrap().to_string(),
+                p["region"]["startLine"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        located,
+        vec![
+            ("credtrail/rule-load".into(), "other.yml".into(), 3),
+            ("credtrail/rule-test".into(), "other.tests.yml".into(), 2),
+        ]
+    );
+}
+
+/// Issue 10, item 4: `--explain` says which stage each event matched and, for a case that
+/// expected an alert and got none, why.
+#[test]
+fn explain_names_each_events_stage_and_why_no_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chain.yml"), RULES).unwrap();
+    std::fs::write(
+        dir.path().join("chain.tests.yml"),
+        r#"tests:
+  - name: too slow
+    rule: t_chain
+    events:
+      - at: 0s
+        event: {eventSource: s, eventName: GetSecretValue, userIdentity: {arn: u}}
+      - at: 20m
+        event: {eventSource: s, eventName: ListUsers, userIdentity: {arn: u}}
+      - at: 21m
+        event: {eventSource: s, eventName: DescribeSecret, userIdentity: {arn: u}}
+    expect: [{group: u}]
+    skip_variants: [shuffled, duplicated, stretched, gap, until, absence]
+  - name: no list
+    rule: t_chain
+    events:
+      - at: 0s
+        event: {eventSource: s, eventName: GetSecretValue, userIdentity: {arn: u}}
+    expect: [{group: u}]
+    skip_variants: [shuffled, duplicated, stretched, gap, until, absence]
+  - name: two people
+    rule: t_chain
+    events:
+      - at: 0s
+        event: {eventSource: s, eventName: GetSecretValue, userIdentity: {arn: u}}
+      - at: 1m
+        event: {eventSource: s, eventName: ListUsers, userIdentity: {arn: v}}
+    expect: [{group: u}]
+    skip_variants: [shuffled, duplicated, stretched, gap, until, absence]
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = credtrail(&["rules", "test", dir.path().to_str().unwrap(), "--explain"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let explained: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("     "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        explained,
+        vec![
+            "event 0 at +0s: stage 1 `t_read` (group: u)",
+            "event 1 at +20m: stage 2 `t_list` (group: u)",
+            "event 2 at +21m: no stage (matched no rule)",
+            "why no alert: the shortest ordered chain (events [0, 1]) spans 20m, over the timespan of 10m",
+            "event 0 at +0s: stage 1 `t_read` (group: u)",
+            "why no alert: stage 2 `t_list` matched no event",
+            "event 0 at +0s: stage 1 `t_read` (group: u)",
+            "event 1 at +1m: stage 2 `t_list` (group: v)",
+            "why no alert: the stages' events are in different groups (group-by: credtrail.identity): [u], [v]",
+        ],
+        "{out}"
     );
 }

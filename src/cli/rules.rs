@@ -9,6 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use credtrail::matcher::CompileOptions;
 use credtrail::sigma::{LoadOptions, YamlBudget, processing};
 use credtrail::tooling::lint::{self, Finding, Report};
+use credtrail::tooling::sarif;
 
 #[derive(Args)]
 pub struct RulesArgs {
@@ -30,6 +31,8 @@ enum RulesCommand {
 enum Format {
     Text,
     Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
 }
 
 #[derive(Args)]
@@ -37,10 +40,11 @@ struct LintArgs {
     /// Rule files or directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Output format.
+    /// Output format: text (one line per finding), json, or sarif (SARIF 2.1.0, for code
+    /// scanning).
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// Do not print warnings (they are still counted in the summary).
+    /// Do not print warnings and notes (they are still counted in the summary).
     #[arg(long)]
     no_warnings: bool,
     /// Processing pipeline (pySigma YAML) applied to every rule; repeatable.
@@ -76,7 +80,7 @@ fn run_lint(args: LintArgs) -> ExitCode {
         &LoadOptions::with_pipelines(pipelines),
         &CompileOptions::default(),
     );
-    let shown = |f: &&Finding| !(args.no_warnings && f.severity == lint::Severity::Warning);
+    let shown = |f: &&Finding| !(args.no_warnings && f.severity != lint::Severity::Error);
     match args.format {
         Format::Text => {
             for f in report.findings.iter().filter(shown) {
@@ -107,9 +111,34 @@ fn run_lint(args: LintArgs) -> ExitCode {
                 "loaded": report.loaded,
                 "errors": report.errors(),
                 "warnings": report.warnings(),
+                "notes": report.count(lint::Severity::Note),
                 "findings": findings,
             });
             println!("{doc}");
+        }
+        Format::Sarif => {
+            let results: Vec<sarif::Finding<'_>> = report
+                .findings
+                .iter()
+                .filter(shown)
+                .map(|f| sarif::Finding {
+                    rule_id: format!(
+                        "credtrail/{}",
+                        f.construct.split(':').next().unwrap_or(&f.construct)
+                    ),
+                    level: match f.severity {
+                        lint::Severity::Error => sarif::Level::Error,
+                        lint::Severity::Warning => sarif::Level::Warning,
+                        lint::Severity::Note => sarif::Level::Note,
+                    },
+                    message: text_message(f),
+                    file: &f.file,
+                    line: f.line,
+                    col: f.col,
+                })
+                .collect();
+            println!("{}", sarif::log(&results));
+            eprintln!("{}", summary(&report));
         }
     }
     if report.errors() > 0 {
@@ -120,20 +149,23 @@ fn run_lint(args: LintArgs) -> ExitCode {
 }
 
 fn text_line(f: &Finding) -> String {
-    let rule = f
-        .rule
-        .as_ref()
-        .map(|r| format!("rule {r}: "))
-        .unwrap_or_default();
     format!(
-        "{}:{}:{}: {}: {rule}{} [{}]",
+        "{}:{}:{}: {}: {} [{}]",
         f.file.display(),
         f.line,
         f.col,
         f.severity.name(),
-        f.message,
+        text_message(f),
         f.construct
     )
+}
+
+/// The message with the rule it is about.
+fn text_message(f: &Finding) -> String {
+    match &f.rule {
+        Some(r) => format!("rule {r}: {}", f.message),
+        None => f.message.clone(),
+    }
 }
 
 fn summary(r: &Report) -> String {

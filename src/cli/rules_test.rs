@@ -1,5 +1,7 @@
 //! `credtrail rules test DIR|FILE...`: runs the tests rules carry (see `credtrail::tooling::ruletest`).
 //! Exit codes: 0 every case and variant passed, 1 a failure, 2 the rules or arguments are bad.
+//! A report is written whatever the exit code: rules that do not load are failed results in
+//! it (and printed to standard error), and the tests of the other rules still run.
 
 use std::path::PathBuf;
 
@@ -14,9 +16,13 @@ pub struct Args {
     /// More rule files or directories to load (rules the tested ones reference).
     #[arg(long)]
     pub rules: Vec<PathBuf>,
-    /// Output: text (one line per case and variant), json, or junit (XML).
+    /// Output: text (one line per case and variant), json, junit (XML), or sarif (failures,
+    /// for code scanning).
     #[arg(long, default_value = "text")]
     pub format: String,
+    /// Per case: which stage each event matched, and why a case that expected alerts got none.
+    #[arg(long)]
+    pub explain: bool,
     /// Shuffled deliveries generated per correlation case.
     #[arg(long, default_value_t = 3)]
     pub shuffles: u32,
@@ -30,7 +36,10 @@ pub fn run(args: Args) -> Result<(), (u8, anyhow::Error)> {
     let format = report::Format::from_name(&args.format).ok_or_else(|| {
         (
             2,
-            anyhow::anyhow!("--format {}: unknown (text, json, junit)", args.format),
+            anyhow::anyhow!(
+                "--format {}: unknown (text, json, junit, sarif)",
+                args.format
+            ),
         )
     })?;
     let opts = TestOptions {
@@ -38,6 +47,7 @@ pub fn run(args: Args) -> Result<(), (u8, anyhow::Error)> {
         rules: args.rules,
         shuffles: args.shuffles,
         seed: args.seed,
+        explain: args.explain,
     };
     let report = match ruletest::run(&opts) {
         Ok(r) => r,
@@ -53,6 +63,30 @@ pub fn run(args: Args) -> Result<(), (u8, anyhow::Error)> {
         Err(e) => return Err((2, e.into())),
     };
     print!("{}", report::render(&report, format));
+    let load_failures: Vec<&ruletest::CaseResult> = report
+        .results
+        .iter()
+        .filter(|r| r.is_load_failure())
+        .collect();
+    for r in &load_failures {
+        eprintln!(
+            "credtrail: rule error: {}:{}:{}: {}: {}",
+            r.file.display(),
+            r.line,
+            r.col,
+            r.case,
+            r.message
+        );
+    }
+    if !load_failures.is_empty() {
+        return Err((
+            2,
+            anyhow::anyhow!(
+                "{} rule(s) did not load; the tests of the others ran",
+                load_failures.len()
+            ),
+        ));
+    }
     if report.passed() {
         Ok(())
     } else {

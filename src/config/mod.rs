@@ -15,6 +15,7 @@
 
 pub mod alerts;
 mod env;
+mod keys;
 pub mod raw;
 pub mod scoring;
 
@@ -318,6 +319,22 @@ pub enum ConfigError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
+    /// A key no section knows (`deny_unknown_fields`), with the closest known key of its
+    /// section.
+    #[error(
+        "config {}{}: unknown key `{key}`{hint}",
+        .path.display(),
+        .line.map(|l| format!(":{l}")).unwrap_or_default()
+    )]
+    UnknownKey {
+        path: PathBuf,
+        /// Dotted: `engine.shard`.
+        key: String,
+        /// Where it is written in the file; `None` when it came from the environment.
+        line: Option<usize>,
+        /// `; did you mean `x`?` or empty.
+        hint: String,
+    },
     #[error("{origin}: `{key}`: {reason}")]
     Invalid {
         origin: String,
@@ -366,6 +383,14 @@ pub fn load_str(
     let mut table: toml::Table = toml::from_str(text).map_err(toml_err)?;
     let notes = raw::overlay_env(&mut table, env)?;
     raw::read_secret_files(&mut table, path)?;
+    if let Some(k) = keys::find_unknown(&table, text) {
+        return Err(ConfigError::UnknownKey {
+            path: path.to_path_buf(),
+            key: k.key,
+            line: k.line,
+            hint: k.hint,
+        });
+    }
     let raw: RawConfig = table.try_into().map_err(toml_err)?;
     let base = path.parent().unwrap_or(Path::new("."));
     Ok((raw.validate(base)?, notes))

@@ -192,16 +192,43 @@ fn the_memory_budget_is_read_checked_and_split() {
     }
 }
 
+/// Issue 10, item 4: an unknown key names its line and the key that was probably meant.
 #[test]
-fn unknown_keys_fail_with_the_toml_position() {
+fn unknown_keys_fail_with_their_line_and_a_did_you_mean() {
     let text = MINIMAL.replace("[rules]", "[rules]\nwach = true");
-    match load_text(&text, &[]) {
-        Err(ConfigError::Toml { source, .. }) => {
-            let s = source.to_string();
-            assert!(s.contains("wach"), "{s}");
-        }
-        other => panic!("expected a TOML error, got {other:?}"),
-    }
+    let e = load_text(&text, &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "config /etc/credtrail/credtrail.toml:9: unknown key `rules.wach`; did you mean `watch`?"
+    );
+    let text = format!("{MINIMAL}[engine]\nshard = 2\n");
+    let e = load_text(&text, &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "config /etc/credtrail/credtrail.toml:11: unknown key `engine.shard`; did you mean `shards`?"
+    );
+    let text = format!("{MINIMAL}[engin]\nshards = 2\n");
+    assert!(
+        load_text(&text, &[])
+            .unwrap_err()
+            .to_string()
+            .ends_with("unknown key `engin`; did you mean `engine`?")
+    );
+    let text = MINIMAL.replace("[[input]]", "[[input]]\nlatenes = \"2m\"");
+    assert!(
+        load_text(&text, &[])
+            .unwrap_err()
+            .to_string()
+            .ends_with(":5: unknown key `input.latenes`; did you mean `lateness`?")
+    );
+    let text = format!("{MINIMAL}[engine]\ncolour = 2\n");
+    assert!(
+        load_text(&text, &[])
+            .unwrap_err()
+            .to_string()
+            .ends_with("unknown key `engine.colour`"),
+        "a stranger gets no suggestion"
+    );
 }
 
 #[test]

@@ -183,6 +183,7 @@ impl Builder<'_> {
     fn err(&self, rule: usize, loc: Loc, kind: LoadErrorKind) -> LoadError {
         let meta = &self.catalog.rules[rule].meta;
         LoadError {
+            declared: crate::sigma::declared_by(&self.catalog.rules[rule]),
             file: meta.file.clone(),
             loc,
             rule: Some(meta.label()),

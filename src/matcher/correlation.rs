@@ -51,6 +51,7 @@ pub(crate) fn compile(
     errors: &mut Vec<LoadError>,
 ) -> Option<CompiledCorrelation> {
     let err = |kind: LoadErrorKind| LoadError {
+        declared: crate::sigma::declared_by(rule),
         file: rule.meta.file.clone(),
         loc: c.loc,
         rule: Some(rule.meta.label()),
@@ -340,6 +341,7 @@ pub(crate) fn link(
         };
         let meta = &catalog.rules[rule].meta;
         let err = |kind: LoadErrorKind| LoadError {
+            declared: crate::sigma::declared_by(&catalog.rules[rule]),
             file: meta.file.clone(),
             loc: c.loc,
             rule: Some(meta.label()),
@@ -453,6 +455,7 @@ fn routed(
                 let meta = &catalog.rules[correlations[c].rule as usize].meta;
                 let name = |i: usize| catalog.rules[correlations[i].rule as usize].meta.label();
                 errors.push(LoadError {
+                    declared: crate::sigma::declared_by(&catalog.rules[correlations[c].rule as usize]),
                     file: meta.file.clone(),
                     loc: meta.loc,
                     rule: Some(meta.label()),

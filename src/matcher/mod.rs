@@ -12,6 +12,7 @@ pub mod compile;
 pub mod corpus;
 pub mod correlation;
 pub mod literal;
+pub mod loadable;
 pub mod logsource;
 pub mod predicate;
 pub mod prefilter;
@@ -25,6 +26,7 @@ pub use compile::{
 };
 pub use corpus::{WithCorpus, load_with_corpus};
 pub use correlation::CorrelationLimits;
+pub use loadable::{Loadable, Want, load_loadable};
 use predicate::{EventFacts, Pred, with_text};
 use prefilter::{LiteralTable, ProfilePlan};
 pub use remap::TargetMap;

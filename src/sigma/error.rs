@@ -66,6 +66,13 @@ pub struct LoadError {
     /// The rule's id, else its title, when known.
     pub rule: Option<String>,
     pub kind: LoadErrorKind,
+    /// The ids and names of the rule document this error kept from loading: what a
+    /// correlation, filter or stage selector would reference it by. [`super::resolve`] does
+    /// not report a reference to one of these again (the rule's own error says why it is
+    /// missing); it holds the referencing rule back instead. Empty for errors that do not stop
+    /// one document (an error of a whole file or of the set) and for documents that name
+    /// themselves neither way.
+    pub declared: Vec<String>,
 }
 
 impl LoadError {

@@ -74,7 +74,13 @@ pub(crate) fn parse(
 /// Merges every filter of `rules` into the detections it names and removes the filters.
 /// A reference to no loaded rule, to a correlation, or to a rule whose log source the filter's
 /// does not cover is an error: a filter that silently tunes nothing is a missed exclusion.
-pub fn apply(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Vec<Rule> {
+///
+/// A reference in `unloaded` (a rule whose own error is already reported) is skipped.
+pub fn apply(
+    rules: Vec<Rule>,
+    unloaded: &std::collections::HashSet<String>,
+    errors: &mut Vec<LoadError>,
+) -> Vec<Rule> {
     let (filters, mut rules): (Vec<Rule>, Vec<Rule>) = rules
         .into_iter()
         .partition(|r| matches!(r.body, Body::Filter(_)));
@@ -84,6 +90,7 @@ pub fn apply(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Vec<Rule> {
         };
         for (reference, loc) in &filter.rules {
             let err = |kind| LoadError {
+                declared: Vec::new(),
                 file: f.meta.file.clone(),
                 loc: *loc,
                 rule: Some(f.meta.label()),
@@ -93,6 +100,9 @@ pub fn apply(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Vec<Rule> {
                 r.meta.id.as_deref() == Some(reference) || r.meta.name.as_deref() == Some(reference)
             });
             let Some(target) = target else {
+                if unloaded.contains(reference) {
+                    continue;
+                }
                 let names = rules
                     .iter()
                     .flat_map(|r| r.meta.id.iter().chain(r.meta.name.iter()))

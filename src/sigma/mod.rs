@@ -18,7 +18,7 @@ pub mod template;
 pub mod value;
 pub mod yaml;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use correlation::{Correlation, CorrelationType, Threshold};
@@ -83,6 +83,17 @@ pub struct Catalog {
     /// For each rule: the (stage, detection rule) pairs its stage selectors took, besides the
     /// stages' own rules (see [`selector`]).
     pub selected: Vec<Vec<(usize, usize)>>,
+    /// Rules that parsed but are not in the catalog because a rule they need did not load
+    /// (that rule's error says why); never empty unless the load had errors.
+    pub held_back: Vec<HeldBack>,
+}
+
+/// A rule kept out of a [`Catalog`] because a rule it references did not load.
+#[derive(Clone, Debug)]
+pub struct HeldBack {
+    pub rule: Rule,
+    /// The reference, as written, to the rule that did not load.
+    pub needs: String,
 }
 
 impl Catalog {
@@ -129,6 +140,7 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
             out.push(p.clone());
         } else {
             return Err(LoadError {
+                declared: Vec::new(),
                 file: p.clone(),
                 loc: Loc::default(),
                 rule: None,
@@ -149,6 +161,7 @@ const MAX_DIRECTORIES: usize = 10_000;
 
 fn walk(dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let error = |kind: LoadErrorKind| LoadError {
+        declared: Vec::new(),
         file: dir.to_path_buf(),
         loc: Loc::default(),
         rule: None,
@@ -195,6 +208,7 @@ pub fn parse_file(
         Ok(t) => t,
         Err(e) => {
             errors.push(LoadError {
+                declared: Vec::new(),
                 file: path.to_path_buf(),
                 loc: Loc::default(),
                 rule: None,
@@ -207,6 +221,10 @@ pub fn parse_file(
 }
 
 /// Parses rules from `text` as if read from `path`.
+///
+/// Each document stands alone: a document that is not valid YAML or not a valid rule is one
+/// error (carrying the ids and names it declares, see [`LoadError::declared`]) and the file's
+/// other documents still load.
 pub fn parse_text(
     path: &Path,
     text: &str,
@@ -214,21 +232,22 @@ pub fn parse_text(
     rules: &mut Vec<Rule>,
     errors: &mut Vec<LoadError>,
 ) {
-    let docs = match yaml::parse_documents(text, opts.budget) {
-        Ok(d) => d,
-        Err(e) => {
-            errors.push(LoadError {
-                file: path.to_path_buf(),
-                loc: e.loc,
-                rule: None,
-                kind: LoadErrorKind::Yaml(e.message),
-            });
-            return;
-        }
-    };
     let mut file_patterns = 0usize;
-    for doc in &docs {
-        let parsed = rule::parse_rule(path, doc, &opts.placeholders).and_then(|mut r| {
+    for doc in yaml::parse_each_document(text, opts.budget) {
+        let doc = match doc {
+            yaml::Document::Parsed(doc) => doc,
+            yaml::Document::Broken { error, declared } => {
+                errors.push(LoadError {
+                    file: path.to_path_buf(),
+                    loc: error.loc,
+                    rule: None,
+                    kind: LoadErrorKind::Yaml(error.message),
+                    declared,
+                });
+                continue;
+            }
+        };
+        let parsed = rule::parse_rule(path, &doc, &opts.placeholders).and_then(|mut r| {
             processing::apply(&opts.pipelines, &mut r)?;
             Ok(r)
         });
@@ -237,6 +256,7 @@ pub fn parse_text(
                 let n = r.pattern_count();
                 file_patterns += n;
                 let limit = |what: String| LoadError {
+                    declared: declared_by(&r),
                     file: path.to_path_buf(),
                     loc: r.meta.loc,
                     rule: Some(r.meta.label()),
@@ -257,9 +277,25 @@ pub fn parse_text(
                     rules.push(r);
                 }
             }
-            Err(e) => errors.push(e),
+            Err(mut e) => {
+                e.declared = ["id", "name"]
+                    .iter()
+                    .filter_map(|k| doc.get(k).and_then(|n| n.scalar_text()))
+                    .collect();
+                errors.push(e);
+            }
         }
     }
+}
+
+/// The id and name a rule is referenced by.
+pub fn declared_by(r: &Rule) -> Vec<String> {
+    r.meta
+        .id
+        .iter()
+        .chain(r.meta.name.iter())
+        .cloned()
+        .collect()
 }
 
 /// Loads every rule under `paths`. All errors are collected; any error fails the load.
@@ -280,11 +316,22 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Catalog, LoadErrors
 
 /// Merges filters into the detections they name, checks ids and names are unique and
 /// resolves correlation references.
+///
+/// A reference to a rule whose document failed with an error already in `errors` (see
+/// [`LoadError::declared`]) is not reported again: a filter skips it, and a correlation that
+/// needs it is held back ([`Catalog::held_back`]) rather than failing with a second error
+/// of its own. One bad rule is one error.
 pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
-    let rules = filter::apply(rules, errors);
+    let mut unloaded: HashSet<String> = errors
+        .iter()
+        .flat_map(|e| e.declared.iter().cloned())
+        .collect();
+    let (rules, held_back) = hold_back(rules, &mut unloaded, errors);
+    let rules = filter::apply(rules, &unloaded, errors);
     let mut by_ref: HashMap<String, usize> = HashMap::new();
     for (i, r) in rules.iter().enumerate() {
         let err = |kind| LoadError {
+            declared: Vec::new(),
             file: r.meta.file.clone(),
             loc: r.meta.loc,
             rule: Some(r.meta.label()),
@@ -329,6 +376,7 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
                         }
                     }
                     _ => errors.push(LoadError {
+                        declared: Vec::new(),
                         file: r.meta.file.clone(),
                         loc,
                         rule: Some(r.meta.label()),
@@ -350,6 +398,7 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
             for &next in &refs[at] {
                 if next == start {
                     errors.push(LoadError {
+                        declared: Vec::new(),
                         file: rules[start].meta.file.clone(),
                         loc: rules[start].meta.loc,
                         rule: Some(rules[start].meta.label()),
@@ -372,7 +421,89 @@ pub fn resolve(rules: Vec<Rule>, errors: &mut Vec<LoadError>) -> Catalog {
         refs,
         ext_refs,
         selected,
+        held_back,
     }
+}
+
+/// Every rule a correlation references: its stages, its extension's `until` and `absence`
+/// rules and its stage selectors' `select.rules`.
+fn references(r: &Rule) -> Vec<(&str, Loc)> {
+    let Body::Correlation(c) = &r.body else {
+        return Vec::new();
+    };
+    c.rules
+        .iter()
+        .map(|(s, l)| (s.as_str(), *l))
+        .chain(c.ext.references())
+        .chain(c.ext.selector_references())
+        .collect()
+}
+
+/// Takes out of `rules` the correlations that reference a rule in `unloaded` (adding their own
+/// ids and names to it, so correlations of correlations follow). Their references to rules
+/// that neither loaded nor failed are still reported: only the follow-on error is not.
+fn hold_back(
+    mut rules: Vec<Rule>,
+    unloaded: &mut HashSet<String>,
+    errors: &mut Vec<LoadError>,
+) -> (Vec<Rule>, Vec<HeldBack>) {
+    let mut held = Vec::new();
+    if unloaded.is_empty() {
+        return (rules, held);
+    }
+    loop {
+        let loaded: HashSet<&str> = rules
+            .iter()
+            .flat_map(|r| r.meta.id.iter().chain(r.meta.name.iter()))
+            .map(String::as_str)
+            .collect();
+        let needs: Vec<Option<String>> = rules
+            .iter()
+            .map(|r| {
+                references(r)
+                    .into_iter()
+                    .find(|(x, _)| !loaded.contains(x) && unloaded.contains(*x))
+                    .map(|(x, _)| x.to_string())
+            })
+            .collect();
+        if needs.iter().all(Option::is_none) {
+            break;
+        }
+        let mut kept = Vec::with_capacity(rules.len());
+        for (r, needs) in rules.into_iter().zip(needs) {
+            match needs {
+                None => kept.push(r),
+                Some(needs) => {
+                    unloaded.extend(declared_by(&r));
+                    held.push(HeldBack { rule: r, needs });
+                }
+            }
+        }
+        rules = kept;
+    }
+    let known: Vec<&str> = rules
+        .iter()
+        .chain(held.iter().map(|h| &h.rule))
+        .flat_map(|r| r.meta.id.iter().chain(r.meta.name.iter()))
+        .map(String::as_str)
+        .collect();
+    for h in &held {
+        for (reference, loc) in references(&h.rule) {
+            if !known.contains(&reference) && !unloaded.contains(reference) {
+                errors.push(LoadError {
+                    file: h.rule.meta.file.clone(),
+                    loc,
+                    rule: Some(h.rule.meta.label()),
+                    kind: LoadErrorKind::UnknownRuleReference {
+                        reference: reference.to_string(),
+                        hint: suggest::hint(reference, known.iter().copied()),
+                    },
+                    declared: declared_by(&h.rule),
+                });
+            }
+        }
+    }
+    (rules, held)
 }
 
 /// For each correlation, the detection rules its stage selectors take, as (stage, rule)
@@ -391,6 +522,7 @@ fn select_stages(
         for (reference, loc) in c.ext.selector_references() {
             if !by_ref.contains_key(reference) {
                 errors.push(LoadError {
+                    declared: Vec::new(),
                     file: r.meta.file.clone(),
                     loc,
                     rule: Some(r.meta.label()),

@@ -183,6 +183,7 @@ pub fn apply(pipelines: &[Pipeline], rule: &mut Rule) -> Result<(), LoadError> {
                 continue;
             }
             let err = |message: String| LoadError {
+                declared: Vec::new(),
                 file: rule.meta.file.clone(),
                 loc: rule.meta.loc,
                 rule: Some(rule.meta.label()),

@@ -148,6 +148,7 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn err(&self, loc: Loc, kind: LoadErrorKind) -> LoadError {
         LoadError {
+            declared: Vec::new(),
             file: self.file.to_path_buf(),
             loc,
             rule: self.rule.clone(),

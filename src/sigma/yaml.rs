@@ -244,6 +244,126 @@ pub fn parse_documents(text: &str, budget: YamlBudget) -> Result<Vec<Node>, Yaml
         .collect())
 }
 
+/// One document of a rule file: its tree, or why it could not be read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Document {
+    Parsed(Node),
+    Broken {
+        error: YamlError,
+        /// The `id:` and `name:` values written at the top level of the document's text,
+        /// found without a parser: what references to the rule it would have been use.
+        declared: Vec<String>,
+    },
+}
+
+/// Every document of `text`, each parsed on its own when it must be.
+///
+/// The stream is parsed whole first. When that fails and the text holds more than one
+/// document, each document (split at its `---` marker lines: YAML forbids such a line inside
+/// any content, so the split is the parser's own) is parsed alone, with what the documents
+/// before it left of the node budget, and its locations are the file's. One broken document
+/// then costs only itself: the others load, and its error is reported once, where it is. A
+/// file over the byte or document budget is one error, as before.
+pub fn parse_each_document(text: &str, budget: YamlBudget) -> Vec<Document> {
+    let whole = match parse_documents(text, budget) {
+        Ok(docs) => return docs.into_iter().map(Document::Parsed).collect(),
+        Err(e) => e,
+    };
+    let pieces = split_documents(text);
+    if pieces.len() < 2 || pieces.len() > budget.max_documents || text.len() > budget.max_bytes {
+        return vec![Document::Broken {
+            error: whole,
+            declared: Vec::new(),
+        }];
+    }
+    let mut nodes_left = budget.max_nodes;
+    let mut out = Vec::new();
+    for (offset, piece) in pieces {
+        let piece_budget = YamlBudget {
+            max_nodes: nodes_left,
+            ..budget
+        };
+        match parse_documents(piece, piece_budget) {
+            Ok(docs) => {
+                for mut d in docs {
+                    shift(&mut d, offset);
+                    nodes_left = nodes_left.saturating_sub(count_nodes(&d));
+                    out.push(Document::Parsed(d));
+                }
+            }
+            Err(mut error) => {
+                if error.loc.line > 0 {
+                    error.loc.line += offset;
+                }
+                out.push(Document::Broken {
+                    error,
+                    declared: declared_names(piece),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The documents of `text` as (lines before the document, its text), split before every
+/// `---` marker line.
+fn split_documents(text: &str) -> Vec<(u64, &str)> {
+    let mut pieces = Vec::new();
+    let (mut start, mut start_line, mut at) = (0usize, 0u64, 0usize);
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let marker = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
+        if marker && at > start {
+            pieces.push((start_line, &text[start..at]));
+            (start, start_line) = (at, n as u64);
+        }
+        at += line.len();
+    }
+    if at > start {
+        pieces.push((start_line, &text[start..at]));
+    }
+    pieces
+}
+
+/// `id:` and `name:` values at the start of top-level lines of one document's text.
+fn declared_names(piece: &str) -> Vec<String> {
+    piece
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:").or_else(|| l.strip_prefix("name:")))
+        .map(|v| {
+            let v = v.split(" #").next().unwrap_or(v).trim();
+            v.trim_matches(|c| c == '"' || c == '\'').to_string()
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Moves every location of `node` down by `lines`.
+fn shift(node: &mut Node, lines: u64) {
+    if node.loc.line > 0 {
+        node.loc.line += lines;
+    }
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|n| shift(n, lines)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            shift(k, lines);
+            shift(v, lines);
+        }),
+        _ => {}
+    }
+}
+
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(count_nodes).sum(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| count_nodes(k) + count_nodes(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).trim().to_string()
 }
@@ -269,6 +389,31 @@ mod tests {
     fn multiple_documents_and_empty_ones() {
         let docs = parse_documents("a: 1\n---\nb: 2\n---\n", YamlBudget::default()).unwrap();
         assert_eq!(docs.len(), 2);
+    }
+
+    /// Issue 10, item 4 (no cascading errors): a broken document costs only itself, and the
+    /// documents after it keep the file's line numbers.
+    #[test]
+    fn one_broken_document_leaves_the_others_parsed_where_they_are() {
+        let text = "id: a\ntitle: a\n---\nid: b\ntitle: [unclosed\n---\nid: c\ntitle: c\n";
+        let docs = parse_each_document(text, YamlBudget::default());
+        assert_eq!(docs.len(), 3, "{docs:?}");
+        let Document::Parsed(c) = &docs[2] else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(c.get("title").map(|n| n.loc.line), Some(8));
+        match &docs[1] {
+            Document::Broken { error, declared } => {
+                assert_eq!(declared, &vec!["b".to_string()]);
+                assert!((4..=6).contains(&error.loc.line), "{error:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A whole file that parses is parsed once, as before.
+        assert_eq!(
+            parse_each_document("a: 1\n---\nb: 2\n", YamlBudget::default()).len(),
+            2
+        );
     }
 
     #[test]

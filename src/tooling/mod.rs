@@ -12,12 +12,15 @@
 //!   (`credtrail report`, `replay --report`) or a terminal summary (`replay --format text`).
 //! - [`lint`]: rule-set diagnostics for `credtrail rules lint`: every load error, and warnings
 //!   for rules no source profile can match.
+//! - [`sarif`]: lint findings and failed rule tests as a SARIF 2.1.0 log, for code scanning.
 //!
 //! Among themselves they point one way: [`eval`] reads the generator's labels and [`ruletest`]
-//! draws from its random stream; the generator uses neither.
+//! draws from its random stream; the generator uses neither; [`lint`] and [`ruletest`] write
+//! [`sarif`], which uses neither.
 
 pub mod eval;
 pub mod generator;
 pub mod lint;
 pub mod report;
 pub mod ruletest;
+pub mod sarif;

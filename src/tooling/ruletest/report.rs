@@ -1,5 +1,6 @@
 //! The report of a test run: one line per case and variant with a summary (text), one JSON
-//! document, or JUnit XML for CI systems.
+//! document, JUnit XML for CI systems, or SARIF for code scanning (failures only). Every
+//! result names its file and line; `--explain` lines follow their case.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{CaseResult, Report, Status};
+use crate::tooling::sarif;
 
 /// Output formats of `rules test`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +16,7 @@ pub enum Format {
     Text,
     Json,
     Junit,
+    Sarif,
 }
 
 impl Format {
@@ -22,6 +25,7 @@ impl Format {
             "text" => Some(Format::Text),
             "json" => Some(Format::Json),
             "junit" => Some(Format::Junit),
+            "sarif" => Some(Format::Sarif),
             _ => None,
         }
     }
@@ -48,6 +52,15 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Text => text(report),
         Format::Json => json(report),
         Format::Junit => junit(report),
+        Format::Sarif => sarif(report),
+    }
+}
+
+/// `file:line`, or the file alone when the line is unknown.
+fn location(r: &CaseResult) -> String {
+    match r.line {
+        0 => r.file.display().to_string(),
+        line => format!("{}:{line}", r.file.display()),
     }
 }
 
@@ -75,11 +88,14 @@ fn text(report: &Report) -> String {
             Status::Skip => "SKIP",
         };
         let indent = if r.variant.is_some() { "  " } else { "" };
-        let _ = write!(out, "{word} {indent}{}: {}", r.file.display(), title(r));
+        let _ = write!(out, "{word} {indent}{}: {}", location(r), title(r));
         if !r.message.is_empty() {
             let _ = write!(out, ": {}", r.message);
         }
         out.push('\n');
+        for line in &r.explain {
+            let _ = writeln!(out, "     {line}");
+        }
     }
     out.push_str(&summary_line(report));
     out.push('\n');
@@ -95,10 +111,13 @@ struct JsonReport<'a> {
 #[derive(Serialize)]
 struct JsonResult<'a> {
     file: String,
+    line: u64,
     case: &'a str,
     variant: Option<&'a str>,
     status: &'static str,
     message: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    explain: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -115,10 +134,12 @@ fn json(report: &Report) -> String {
             .iter()
             .map(|r| JsonResult {
                 file: r.file.display().to_string(),
+                line: r.line,
                 case: &r.case,
                 variant: r.variant.as_deref(),
                 status: status_word(r.status),
                 message: &r.message,
+                explain: &r.explain,
             })
             .collect(),
         summary: JsonSummary {
@@ -176,34 +197,63 @@ fn junit(report: &Report) -> String {
             results.len()
         );
         for r in results {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "    <testcase classname=\"{}\" name=\"{}\"",
+                "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\">",
                 xml(file),
-                xml(&title(r))
+                xml(&title(r)),
+                xml(file),
+                r.line
             );
             match r.status {
-                Status::Pass => out.push_str("/>\n"),
+                Status::Pass => {}
                 Status::Fail => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <failure message=\"{}\"/>\n    </testcase>",
-                        xml(&r.message)
-                    );
+                    let _ = writeln!(out, "      <failure message=\"{}\"/>", xml(&r.message));
                 }
                 Status::Skip => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        xml(&r.message)
-                    );
+                    let _ = writeln!(out, "      <skipped message=\"{}\"/>", xml(&r.message));
                 }
             }
+            if !r.explain.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      <system-out>{}</system-out>",
+                    xml(&r.explain.join("\n"))
+                );
+            }
+            out.push_str("    </testcase>\n");
         }
         out.push_str("  </testsuite>\n");
     }
     out.push_str("</testsuites>\n");
     out
+}
+
+/// Failed results as a SARIF log: a rule that did not load at its construct, a failed case at
+/// its `name` in the test file.
+fn sarif(report: &Report) -> String {
+    let results: Vec<sarif::Finding<'_>> = report
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Fail)
+        .map(|r| sarif::Finding {
+            rule_id: match r.is_load_failure() {
+                true => "credtrail/rule-load".into(),
+                false => "credtrail/rule-test".into(),
+            },
+            level: sarif::Level::Error,
+            message: match r.explain.is_empty() {
+                true => format!("{}: {}", title(r), r.message),
+                false => format!("{}: {}\n{}", title(r), r.message, r.explain.join("\n")),
+            },
+            file: &r.file,
+            line: r.line,
+            col: r.col,
+        })
+        .collect();
+    let mut s = sarif::log(&results).to_string();
+    s.push('\n');
+    s
 }
 
 #[cfg(test)]
@@ -214,10 +264,13 @@ mod tests {
     fn sample() -> Report {
         let r = |variant: Option<&str>, status, message: &str| CaseResult {
             file: PathBuf::from("rules/a.tests.yml"),
+            line: 3,
+            col: 13,
             case: "chain <fast> & \"loud\"".into(),
             variant: variant.map(str::to_string),
             status,
             message: message.into(),
+            explain: Vec::new(),
         };
         Report {
             results: vec![
@@ -238,7 +291,7 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4);
         assert!(
-            lines[1].starts_with("FAIL   rules/a.tests.yml"),
+            lines[1].starts_with("FAIL   rules/a.tests.yml:3: "),
             "{}",
             lines[1]
         );

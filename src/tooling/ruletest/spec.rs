@@ -36,7 +36,8 @@ pub struct TestFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
-    pub name: String,
+    /// Spanned: a result names the case's line.
+    pub name: Spanned<String>,
     pub rule: Spanned<String>,
     #[serde(default)]
     pub lateness: Option<Spanned<String>>,

@@ -11,27 +11,37 @@
 //!   cannot guard (a Windows category without a channel and event id, a Linux service that is
 //!   not Sysmon for Linux): the rule runs unguarded on every event of the product, or its fields
 //!   never occur there;
-//! - `field`: a field the product's profile never provides (CloudTrail, Kubernetes audit,
-//!   Sysmon for Linux and agent tool calls have known vocabularies; Windows event data is open).
-//!   Not checked when processing pipelines are loaded: their field names belong to the
-//!   pipeline's target schema (ECS, OCSF), not to the product's raw events;
+//! - `field`: a field the product's profile never provides, nested names included (CloudTrail,
+//!   Kubernetes audit, Sysmon for Linux and agent tool calls have known schemas, see
+//!   [`schema`]; Windows event data is open), with the known field it was probably meant to be
+//!   (`objectRef.resorce`: did you mean `objectRef.resource`?). Not checked when processing
+//!   pipelines are loaded: their field names belong to the pipeline's target schema (ECS,
+//!   OCSF), not to the product's raw events;
 //! - `all-single-value`: `|all` on one value, which the modifiers appendix does not allow;
 //! - `regex-flavour`: a regular expression outside the specification's portable subset;
 //! - `logsource-missing`: no `logsource`, which the specification makes mandatory.
+//!
+//! Notes (`held-back`) name the rules that did not load only because a rule they reference
+//! did not: that rule's error is the one to fix. [`crate::tooling::sarif`] writes the findings
+//! for code scanning.
 
-use std::collections::BTreeSet;
+pub mod schema;
+
 use std::path::PathBuf;
 
 use crate::decode::ProfileKind;
 use crate::matcher::logsource;
-use crate::matcher::{self, CompileOptions, IDENTITY_FIELD};
+use crate::matcher::{self, CompileOptions};
 use crate::sigma::{self, Body, LoadError, LoadOptions, Pattern, Rule};
+pub use schema::provides;
 
 /// How serious a finding is: errors fail the load, warnings do not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Error,
     Warning,
+    /// Neither: what follows from an error reported elsewhere.
+    Note,
 }
 
 impl Severity {
@@ -39,6 +49,7 @@ impl Severity {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         }
     }
 }
@@ -92,54 +103,41 @@ impl Report {
         self.count(Severity::Warning)
     }
 
-    fn count(&self, s: Severity) -> usize {
+    pub fn count(&self, s: Severity) -> usize {
         self.findings.iter().filter(|f| f.severity == s).count()
     }
 }
 
 /// Lints every rule file under `paths` as one rule set (correlations and filters may refer
-/// across files, as at load time).
+/// across files, as at load time). Every rule that can load is loaded (see
+/// [`matcher::loadable`]): each bad rule is one error, and a rule held back because a rule it
+/// needs did not load is a note, not a second error.
 pub fn lint(paths: &[PathBuf], load: &LoadOptions, compile: &CompileOptions) -> Report {
-    let mut report = Report::default();
-    let files = match sigma::collect_files(paths) {
-        Ok(f) => f,
-        Err(e) => {
-            report.findings.push(Finding::from(&e));
-            return report;
-        }
+    let loaded = matcher::load_loadable(paths, load, compile, matcher::Want::Errors);
+    let mut report = Report {
+        files: loaded.files,
+        rules: loaded.documents,
+        loaded: loaded.loaded,
+        findings: loaded.errors.iter().map(Finding::from).collect(),
     };
-    report.files = files.len();
-    let mut rules = Vec::new();
-    let mut errors = Vec::new();
-    for f in &files {
-        let before = errors.len();
-        let parsed_before = rules.len();
-        sigma::parse_file(f, load, &mut rules, &mut errors);
-        // Each failed document is one error; a file that is not YAML counts as one rule.
-        report.rules += rules.len() - parsed_before + (errors.len() - before);
-    }
-    let parse_failures = errors.len();
-    let mut warnings = Vec::new();
     let check_fields = load.pipelines.is_empty();
-    for r in &rules {
-        warn_rule(r, check_fields, &mut warnings);
+    for r in &loaded.parsed {
+        warn_rule(r, check_fields, &mut report.findings);
     }
-    let catalog = sigma::resolve(rules.clone(), &mut errors);
-    if let Err(e) = matcher::compile(&catalog, compile) {
-        errors.extend(e.0);
+    for h in &loaded.catalog.held_back {
+        report.findings.push(Finding {
+            file: h.rule.meta.file.clone(),
+            line: h.rule.meta.loc.line,
+            col: h.rule.meta.loc.col,
+            severity: Severity::Note,
+            rule: Some(h.rule.meta.label()),
+            construct: "held-back".into(),
+            message: format!(
+                "not loaded: it references `{}`, which did not load (see that rule's error)",
+                h.needs
+            ),
+        });
     }
-    let failed: BTreeSet<(PathBuf, String)> = errors[parse_failures..]
-        .iter()
-        .filter_map(|e| e.rule.clone().map(|r| (e.file.clone(), r)))
-        .collect();
-    let failed_parsed = rules
-        .iter()
-        .filter(|r| failed.contains(&(r.meta.file.clone(), r.meta.label())))
-        .count();
-    report.loaded = rules.len() - failed_parsed;
-    report
-        .findings
-        .extend(errors.iter().map(Finding::from).chain(warnings));
     report.findings.sort();
     report.findings.dedup();
     report
@@ -225,12 +223,15 @@ fn warn_rule(r: &Rule, check_fields: bool, out: &mut Vec<Finding>) {
             if let Some(p) = profile.filter(|_| check_fields) {
                 for f in fields {
                     if !provides(p, f) {
+                        let hint = schema::closest(p, f)
+                            .map(|c| format!("; did you mean `{c}`?"))
+                            .unwrap_or_default();
                         out.push(warn(
                             line,
                             col,
                             "field",
                             format!(
-                                "field `{f}` never occurs in {} events; this item can never match there",
+                                "field `{f}` never occurs in {} events; this item can never match there{hint}",
                                 p.name()
                             ),
                         ));
@@ -307,142 +308,6 @@ fn logsource_mismatch(ls: &sigma::LogSource, profile: ProfileKind) -> Vec<(&'sta
         _ => {}
     }
     out
-}
-
-/// Fields of each profile with a known vocabulary: `(name, open)`, where an open name also
-/// provides every field under it (`requestParameters.secretId`).
-fn vocabulary(profile: ProfileKind) -> Option<&'static [(&'static str, bool)]> {
-    const CLOUDTRAIL: &[(&str, bool)] = &[
-        ("eventVersion", false),
-        ("userIdentity", true),
-        ("eventTime", false),
-        ("eventSource", false),
-        ("eventName", false),
-        ("awsRegion", false),
-        ("sourceIPAddress", false),
-        ("userAgent", false),
-        ("errorCode", false),
-        ("errorMessage", false),
-        ("requestParameters", true),
-        ("responseElements", true),
-        ("additionalEventData", true),
-        ("requestID", false),
-        ("eventID", false),
-        ("readOnly", false),
-        ("resources", true),
-        ("eventType", false),
-        ("apiVersion", false),
-        ("managementEvent", false),
-        ("recipientAccountId", false),
-        ("serviceEventDetails", true),
-        ("sharedEventID", false),
-        ("vpcEndpointId", false),
-        ("vpcEndpointAccountId", false),
-        ("eventCategory", false),
-        ("tlsDetails", true),
-        ("sessionCredentialFromConsole", false),
-        ("edgeDeviceDetails", true),
-        ("insightDetails", true),
-        ("@timestamp", false),
-    ];
-    const K8S: &[(&str, bool)] = &[
-        ("kind", false),
-        ("apiVersion", false),
-        ("level", false),
-        ("auditID", false),
-        ("stage", false),
-        ("requestURI", false),
-        ("verb", false),
-        ("user", true),
-        ("impersonatedUser", true),
-        ("sourceIPs", false),
-        ("userAgent", false),
-        ("objectRef", true),
-        ("responseStatus", true),
-        ("requestObject", true),
-        ("responseObject", true),
-        ("requestReceivedTimestamp", false),
-        ("stageTimestamp", false),
-        ("annotations", true),
-    ];
-    const LINUX: &[(&str, bool)] = &[
-        ("@timestamp", false),
-        ("Channel", false),
-        ("EventID", false),
-        ("Hostname", false),
-        ("Computer", false),
-        ("RecordNumber", false),
-        ("User", false),
-        ("auid", false),
-        ("uid", false),
-        ("Image", false),
-        ("CommandLine", false),
-        ("ParentImage", false),
-        ("ParentCommandLine", false),
-        ("ParentUser", false),
-        ("CurrentDirectory", false),
-        ("ProcessId", false),
-        ("ProcessGuid", false),
-        ("ParentProcessId", false),
-        ("ParentProcessGuid", false),
-        ("LogonId", false),
-        ("LogonGuid", false),
-        ("IntegrityLevel", false),
-        ("Hashes", false),
-        ("OriginalFileName", false),
-        ("Product", false),
-        ("Description", false),
-        ("Company", false),
-        ("FileVersion", false),
-        ("RuleName", false),
-        ("UtcTime", false),
-        ("CreationUtcTime", false),
-        ("TargetFilename", false),
-        ("Protocol", false),
-        ("Initiated", false),
-        ("SourceIp", false),
-        ("SourceHostname", false),
-        ("SourcePort", false),
-        ("SourceIsIpv6", false),
-        ("DestinationIp", false),
-        ("DestinationHostname", false),
-        ("DestinationPort", false),
-        ("DestinationPortName", false),
-        ("DestinationIsIpv6", false),
-    ];
-    const AGENT: &[(&str, bool)] = &[
-        ("timestamp", false),
-        ("event_type", false),
-        ("event_id", false),
-        ("agent", true),
-        ("tool", true),
-        ("target", true),
-        ("outcome", false),
-    ];
-    match profile {
-        ProfileKind::CloudTrail => Some(CLOUDTRAIL),
-        ProfileKind::K8sAudit => Some(K8S),
-        ProfileKind::Linux => Some(LINUX),
-        ProfileKind::Agent => Some(AGENT),
-        _ => None,
-    }
-}
-
-/// Whether events of `profile` can hold `field` (profiles without a vocabulary hold anything).
-pub fn provides(profile: ProfileKind, field: &str) -> bool {
-    if field == IDENTITY_FIELD {
-        return true;
-    }
-    let Some(vocab) = vocabulary(profile) else {
-        return true;
-    };
-    vocab.iter().any(|(name, open)| {
-        field == *name
-            || (*open
-                && field
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('.')))
-    })
 }
 
 /// The first construct of `re` outside the specification's portable flavour (wildcard `.`,
