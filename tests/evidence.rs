@@ -223,6 +223,10 @@ fn an_alert_of_ten_thousand_events_shows_its_bound_and_counts_the_rest() {
         );
         assert!(a["count"].as_u64().unwrap() >= 10_000);
         let line = text.lines().next().unwrap();
-        assert!(line.len() <= max_bytes, "{} bytes over {max_bytes}", line.len());
+        assert!(
+            line.len() <= max_bytes,
+            "{} bytes over {max_bytes}",
+            line.len()
+        );
     }
 }

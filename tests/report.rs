@@ -48,6 +48,17 @@ fn the_report_is_self_contained_and_lists_incidents_by_risk() {
     // Values from alerts are escaped.
     assert!(page.contains("contoso\\eve"));
     assert!(page.contains("ModifySnapshotAttribute"));
+    // Every step from one stage to the next is drawn with its duration, the longest in red;
+    // one longest step per incident timeline.
+    let gaps = page.matches("class=\"gap\"").count();
+    assert!(gaps >= 3, "{gaps} gap labels");
+    assert_eq!(page.matches("class=\"gap\" ").count(), gaps);
+    assert!(page.contains(">+"), "gap labels read +duration");
+    assert_eq!(
+        page.matches("fill=\"#b3261e\">+").count(),
+        3,
+        "one longest step per incident"
+    );
 }
 
 /// PNG pixels as RGB(A) rows, decoded with the zlib the crate already uses for `.gz` input.

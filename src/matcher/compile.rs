@@ -138,11 +138,14 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         .iter()
         .map(|k| {
             let mut spec = ProfileSpec::builtin(*k, &opts.generic);
-            if let Some(templates) = opts.identity.get(k) {
-                spec.identity = templates.clone();
-            }
             if let PrincipalForm::Aws { sso } = &mut spec.principal {
                 *sso = opts.aws_sso;
+            }
+            // Templates from an identity file say exactly what to group by (`userIdentity.arn`:
+            // one chain per session): what they build is taken as written, not respelled.
+            if let Some(templates) = opts.identity.get(k) {
+                spec.identity = templates.clone();
+                spec.principal = PrincipalForm::AsWritten;
             }
             spec
         })

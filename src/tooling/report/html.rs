@@ -53,6 +53,8 @@ struct Timeline {
     width: f64,
     lanes: Vec<Lane>,
     marks: Vec<Mark>,
+    /// Each step from one stage to the next, with the time it took.
+    gaps: Vec<Gap>,
     /// The rule's timespan from the first event, when it fits the plot.
     limit_x: Option<f64>,
     limit_label: String,
@@ -71,6 +73,19 @@ struct Mark {
     x: f64,
     y: f64,
     title: String,
+}
+
+/// A step between two shown events of different stages: a connector labelled with its
+/// duration (the longest gap of a chain is what the rule's timespan must cover).
+#[derive(Serialize)]
+struct Gap {
+    x1: f64,
+    y1: f64,
+    x2: f64,
+    y2: f64,
+    label: String,
+    /// The longest step of the chain.
+    longest: bool,
 }
 
 #[derive(Serialize)]
@@ -194,6 +209,38 @@ fn timeline(f: &Value) -> Timeline {
             }
         })
         .collect();
+    let mut steps: Vec<(i64, u64)> = ev
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["time"].as_i64().unwrap_or(start),
+                e["data"]["stage"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    steps.sort();
+    let mut gaps: Vec<Gap> = steps
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| Gap {
+            x1: x_of(w[0].0),
+            y1: y_of(w[0].1),
+            x2: x_of(w[1].0),
+            y2: y_of(w[1].1),
+            label: format!("+{}", crate::time::Span::from_millis(w[1].0 - w[0].0)),
+            longest: false,
+        })
+        .collect();
+    let longest = steps
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| w[1].0 - w[0].0)
+        .enumerate()
+        .max_by_key(|&(_, d)| d)
+        .map(|(i, _)| i);
+    if let Some(g) = longest.and_then(|i| gaps.get_mut(i)) {
+        g.longest = true;
+    }
     let timespan = text(&f["unmapped"]["credtrail"]["timespan"]);
     let limit_ms = crate::time::Span::parse(&timespan)
         .ok()
@@ -214,6 +261,7 @@ fn timeline(f: &Value) -> Timeline {
         width: LABEL_WIDTH + PLOT_WIDTH * 1.5 + 20.0,
         lanes: lanes_view,
         marks,
+        gaps,
         limit_x,
         limit_label: if timespan.is_empty() {
             String::new()
