@@ -408,11 +408,13 @@ pub(crate) fn link(
             }
         }
     }
+    let silenced = catalog.silenced();
+    let is_silenced = |rule: u32| silenced.get(rule as usize).copied().unwrap_or(false);
     for d in detections.iter_mut() {
-        d.standalone = !catalog.is_silenced(d.rule as usize);
+        d.standalone = !is_silenced(d.rule);
     }
     for c in correlations.iter_mut() {
-        c.standalone = !catalog.is_silenced(c.rule as usize);
+        c.standalone = !is_silenced(c.rule);
     }
     // Routing, outermost first: a correlation is routed by the values its referencing
     // correlation is routed by, so that one shard owns both states of a chain.

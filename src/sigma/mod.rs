@@ -99,23 +99,30 @@ pub struct HeldBack {
 impl Catalog {
     /// Whether rule `i` is referenced by a correlation that does not `generate` its matches.
     pub fn is_silenced(&self, i: usize) -> bool {
-        let mut referenced = false;
+        self.silenced().get(i).copied().unwrap_or(false)
+    }
+
+    /// [`Catalog::is_silenced`] for every rule at once, in one pass over the references (asking
+    /// rule by rule walked every correlation for every rule: 60 ms of SigmaHQ's Windows load).
+    pub fn silenced(&self) -> Vec<bool> {
+        let n = self.rules.len();
+        let (mut referenced, mut generated) = (vec![false; n], vec![false; n]);
         for (c, refs) in self.refs.iter().enumerate() {
-            let by_ext = self.ext_refs.get(c).is_some_and(|r| r.contains(&i));
-            let by_selector = self
-                .selected
-                .get(c)
-                .is_some_and(|s| s.iter().any(|&(_, r)| r == i));
-            if refs.contains(&i) || by_ext || by_selector {
-                referenced = true;
-                if let Body::Correlation(corr) = &self.rules[c].body
-                    && corr.generate
-                {
-                    return false;
+            let generate = matches!(&self.rules[c].body, Body::Correlation(corr) if corr.generate);
+            let by_ext = self.ext_refs.get(c).into_iter().flatten().copied();
+            let by_selector = self.selected.get(c).into_iter().flatten().map(|&(_, r)| r);
+            for i in refs.iter().copied().chain(by_ext).chain(by_selector) {
+                if i < n {
+                    referenced[i] = true;
+                    generated[i] |= generate;
                 }
             }
         }
         referenced
+            .into_iter()
+            .zip(generated)
+            .map(|(r, g)| r && !g)
+            .collect()
     }
 }
 
