@@ -63,7 +63,10 @@ fn health_exits_1_naming_the_status_and_reason_on_503() {
     ));
     let (code, _, err) = health(&["--url", &url]);
     assert_eq!(code, 1);
-    assert!(err.contains("503") && err.contains("stuck: shard-0"), "{err}");
+    assert!(
+        err.contains("503") && err.contains("stuck: shard-0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +87,11 @@ fn health_gives_up_on_a_silent_server_within_its_timeout() {
     let (code, _, err) = health(&["--url", &url, "--timeout", "500ms"]);
     assert_eq!(code, 1);
     assert!(err.contains("no answer within"), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -127,7 +134,11 @@ fn health_reads_the_real_livez_endpoint() {
     let start = Instant::now();
     let (code, _, err) = health(&["--url", &url]);
     assert_eq!(code, 0, "{err}");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     m.failed.store(true, Ordering::Relaxed);
     let (code, _, err) = health(&["--url", &url]);
     assert_eq!(code, 1);

@@ -124,7 +124,9 @@ fn parse_url(url: &str) -> Result<Target, ProbeError> {
         url: url.to_string(),
         why,
     };
-    let rest = url.strip_prefix("http://").ok_or_else(|| bad("not http://"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("not http://"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/livez"),
