@@ -136,7 +136,7 @@ fn parse_url(url: &str) -> Result<Target, ProbeError> {
     }
     // A port is required: the service has no default one worth guessing.
     let port = authority.rsplit_once(':').map(|(_, p)| p);
-    if !port.is_some_and(|p| p.parse::<u16>().is_ok()) {
+    if port.is_none_or(|p| p.parse::<u16>().is_err()) {
         return Err(bad("no port"));
     }
     if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
