@@ -50,6 +50,8 @@ enum Command {
     Run(cli::service::RunArgs),
     /// Check or print the service's config.
     Config(cli::service::ConfigArgs),
+    /// Ask a running service's `/livez` (for a container HEALTHCHECK): exit 0 on 200, else 1.
+    Health(cli::health::HealthArgs),
     /// Tools for alert consumers (`verify`).
     Alert(cli::alert::AlertArgs),
     /// Draw a replay's alerts as one self-contained HTML page: incidents by risk, each with
@@ -183,6 +185,7 @@ fn main() -> ExitCode {
         Command::Alert(args) => return cli::alert::run(args),
         Command::Run(args) => cli::service::run(args),
         Command::Config(args) => cli::service::config_command(args),
+        Command::Health(args) => return cli::health::run(args),
         Command::Report(args) => report(args),
     };
     match result {

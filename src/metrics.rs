@@ -362,6 +362,11 @@ impl Metrics {
                 "1 when partitions are assigned and the service is not draining.",
                 i64::from(self.is_ready()),
             ),
+            (
+                "credtrail_live",
+                "1 when /livez answers 200: no pipeline thread stuck and the service not failed.",
+                i64::from(self.is_live()),
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -408,6 +413,12 @@ impl Metrics {
         s
     }
 
+    /// Live: what `/livez` answers 200 for (the service has not failed, no pipeline thread is
+    /// stuck); exported as `credtrail_live` so an alert can see a failure the kubelet restarts.
+    pub fn is_live(&self) -> bool {
+        !self.failed.load(Ordering::Relaxed) && self.heartbeats.stuck().is_empty()
+    }
+
     /// Ready: partitions assigned and not draining.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
@@ -452,8 +463,10 @@ mod tests {
             body.contains("shard-0") && !body.contains("output"),
             "{body}"
         );
+        assert!(m.render().contains("credtrail_live 0"));
         shard.beat();
         assert_eq!(respond(&m, "/livez").0, 200);
+        assert!(m.render().contains("credtrail_live 1"));
     }
 
     #[test]

@@ -97,3 +97,137 @@ fn the_metrics_port_is_fenced_in_kubernetes_and_compose() {
         );
     }
 }
+
+/// The Dockerfile's instructions, continuation lines joined, comments dropped.
+fn dockerfile() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('#') || (t.is_empty() && cur.is_empty()) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(part) => {
+                cur.push_str(part);
+                cur.push(' ');
+            }
+            None => {
+                cur.push_str(t);
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `.dockerignore` lets `path` into the build context: the last pattern that matches
+/// decides (`*` everything at the top, `!name` re-includes `name` and what is under it).
+fn in_build_context(path: &str) -> bool {
+    let text = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    let mut included = true;
+    for p in text.lines().map(str::trim) {
+        if p.is_empty() || p.starts_with('#') {
+            continue;
+        }
+        let (keep, p) = match p.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, p),
+        };
+        let p = p.trim_end_matches('/');
+        assert!(
+            p == "*" || !p.contains(['*', '?', '[']),
+            "this check reads only `*` and plain names, not {p}"
+        );
+        if p == "*" || path == p || path.starts_with(&format!("{p}/")) {
+            included = keep;
+        }
+    }
+    included
+}
+
+#[test]
+fn the_build_context_holds_what_the_dockerfile_copies_and_nothing_heavy() {
+    for instruction in dockerfile() {
+        let Some(args) = instruction.strip_prefix("COPY ") else {
+            continue;
+        };
+        if args.starts_with("--from") {
+            continue;
+        }
+        let parts: Vec<&str> = args.split_whitespace().collect();
+        for src in &parts[..parts.len() - 1] {
+            assert!(root().join(src).exists(), "COPY {src}: no such file");
+            assert!(
+                in_build_context(src),
+                "COPY {src}, but .dockerignore leaves it out"
+            );
+        }
+    }
+    for heavy in [
+        "target",
+        "target/debug/credtrail",
+        "fuzz/target",
+        ".git",
+        "datasets/public",
+        "tests",
+        "benches",
+        "rules-sigmahq",
+    ] {
+        assert!(!in_build_context(heavy), "{heavy} is in the build context");
+    }
+}
+
+#[test]
+fn the_dockerfile_builds_dependencies_before_copying_the_sources() {
+    let steps = dockerfile();
+    let at = |pred: &dyn Fn(&str) -> bool| steps.iter().position(|s| pred(s));
+    let manifest = at(&|s| s.starts_with("COPY Cargo.toml Cargo.lock")).expect("manifest copy");
+    let deps = at(&|s| s.starts_with("RUN ") && s.contains("cargo build")).expect("deps build");
+    let sources = at(&|s| s.starts_with("COPY src")).expect("sources copy");
+    assert!(manifest < deps && deps < sources, "{steps:#?}");
+    assert!(steps[sources + 1].contains("cargo build --release --locked"));
+    // The stub step, run here: it must lay out every target Cargo.toml declares.
+    let stub = steps[deps]
+        .strip_prefix("RUN ")
+        .unwrap()
+        .split("&& cargo build")
+        .next()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(root().join("Cargo.toml"), dir.path().join("Cargo.toml")).unwrap();
+    let status = std::process::Command::new("sh")
+        .args(["-c", stub])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{stub}");
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let mut wanted = vec!["src/main.rs".to_string(), "src/lib.rs".to_string()];
+    for b in manifest["bench"].as_array().unwrap() {
+        wanted.push(format!("benches/{}.rs", b["name"].as_str().unwrap()));
+    }
+    for f in &wanted {
+        assert!(dir.path().join(f).exists(), "the stub step leaves out {f}");
+    }
+    assert!(steps[deps].contains("--locked"));
+}
+
+#[test]
+fn the_healthcheck_asks_credtrail_health_on_the_example_configs_listener() {
+    let steps = dockerfile();
+    let hc = steps
+        .iter()
+        .find(|s| s.starts_with("HEALTHCHECK "))
+        .expect("a HEALTHCHECK");
+    let cmd = &hc[hc.find("CMD ").expect("exec form") + 4..];
+    let argv: Vec<String> = serde_json::from_str(cmd).unwrap();
+    assert_eq!(argv[..2], ["/usr/local/bin/credtrail", "health"]);
+    let url = &argv[argv.iter().position(|a| a == "--url").unwrap() + 1];
+    let (c, _) = credtrail::config::load(&root().join("deploy/credtrail.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listen = c.metrics.listen.unwrap();
+    assert_eq!(url, &format!("http://127.0.0.1:{}/livez", listen.port()));
+}
