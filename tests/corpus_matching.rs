@@ -11,8 +11,8 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{BufRead, BufReader};
 use std::cell::Cell;
+use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use credtrail::decode::Decoder;
