@@ -15,19 +15,34 @@
 
 use super::profile::ProfileKind;
 
-/// Canonical Windows names and the names Security audit events use for the same thing.
+/// Canonical Windows names and the names Security audit events use for the same thing: 4688
+/// (process creation), 5156 (a connection the Windows Filtering Platform permitted) and 4657
+/// (a registry value set), the events SigmaHQ's Windows audit pipeline and Hayabusa's
+/// conversion serve `process_creation`, `network_connection` and `registry_*` rules from.
 ///
 /// Only names that mean one thing in every Windows event are mapped: `NewProcessId`
 /// (4688) is not mapped to `ProcessId`, because 4688's own `ProcessId` is the parent's, and
-/// mapping it would make Sysmon's `ProcessId` ambiguous. `MandatoryLabel` is not
-/// `IntegrityLevel` (a SID, not a word). 4688 has no joined `DOMAIN\name`: `User` finds both
-/// `SubjectUserName` and `SubjectDomainName`, so `User|contains: 'AUTHORI'` and
-/// `User|endswith: 'admin'` work, `User: 'CONTOSO\admin'` does not.
+/// mapping it would make Sysmon's `ProcessId` ambiguous; 5156's `ProcessID` is not mapped
+/// either, because the nested layout's `System.Execution.ProcessID` (the logging process)
+/// has the same name. `MandatoryLabel` is not `IntegrityLevel` (a SID, not a word). 4688 has
+/// no joined `DOMAIN\name`: `User` finds both `SubjectUserName` and `SubjectDomainName`, so
+/// `User|contains: 'AUTHORI'` and `User|endswith: 'admin'` work, `User: 'CONTOSO\admin'`
+/// does not.
+///
+/// Where the value is spelled differently too (5156's `Direction` for `Initiated`, its
+/// protocol numbers, its device paths; 4657's `ObjectName` for `TargetObject`), the value is
+/// rewritten by [`derive`](super::derive) instead.
 pub const WINDOWS_SECURITY: &[(&str, &[&str])] = &[
-    ("Image", &["NewProcessName"]),
+    // 4688 names the new process; 4657 the process that set the value; 5156 the program by
+    // its device path (a `C:` spelling is derived).
+    ("Image", &["NewProcessName", "ProcessName", "Application"]),
     ("ParentImage", &["ParentProcessName"]),
     ("User", &["SubjectUserName", "SubjectDomainName"]),
     ("LogonId", &["SubjectLogonId"]),
+    ("SourceIp", &["SourceAddress"]),
+    ("DestinationIp", &["DestAddress"]),
+    ("DestinationPort", &["DestPort"]),
+    ("Details", &["NewValue"]),
 ];
 
 /// The Windows event header fields, as Winlogbeat writes them in ECS.
@@ -185,14 +200,16 @@ mod tests {
     fn each_layout_maps_canonical_names_to_its_own() {
         assert_eq!(
             aliases(ProfileKind::Windows, "Image"),
-            vec!["NewProcessName"]
+            vec!["NewProcessName", "ProcessName", "Application"]
         );
         assert_eq!(
             aliases(ProfileKind::Ecs, "Image"),
             vec![
                 "process.executable",
                 "winlog.event_data.Image",
-                "winlog.event_data.NewProcessName"
+                "winlog.event_data.NewProcessName",
+                "winlog.event_data.ProcessName",
+                "winlog.event_data.Application"
             ]
         );
         assert_eq!(

@@ -268,6 +268,11 @@ pub struct SlotValues {
     tail: Vec<u32>,
     /// (tape node, next entry)
     entries: Vec<(u32, u32)>,
+    /// Values the profile derived from the event rather than read from it (see
+    /// [`derive`](super::derive)): (slot, text). Only the first `derived_len` are this event's;
+    /// the strings behind them keep their allocation for the next event.
+    derived: Vec<(Slot, String)>,
+    derived_len: usize,
 }
 
 impl SlotValues {
@@ -278,12 +283,15 @@ impl SlotValues {
             head: vec![NO_NODE; n],
             tail: vec![NO_NODE; n],
             entries: Vec::new(),
+            derived: Vec::new(),
+            derived_len: 0,
         }
     }
 
     /// Forgets every slot's values.
     pub fn reset(&mut self) {
         self.entries.clear();
+        self.derived_len = 0;
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             self.slot_generation.iter_mut().for_each(|g| *g = 0);
@@ -324,7 +332,28 @@ impl SlotValues {
 
     pub fn has(&self, slot: Slot) -> bool {
         let s = slot as usize;
-        s < self.slot_generation.len() && self.slot_generation[s] == self.generation
+        (s < self.slot_generation.len() && self.slot_generation[s] == self.generation)
+            || self.derived(slot).next().is_some()
+    }
+
+    /// Adds `text` as a derived value of `slot` for this event, after the values read.
+    pub fn push_derived(&mut self, slot: Slot, text: impl FnOnce(&mut String)) {
+        if self.derived_len == self.derived.len() {
+            self.derived.push((slot, String::new()));
+        }
+        let entry = &mut self.derived[self.derived_len];
+        entry.0 = slot;
+        entry.1.clear();
+        text(&mut entry.1);
+        self.derived_len += 1;
+    }
+
+    /// The derived values of `slot` for this event, in the order they were added.
+    pub fn derived(&self, slot: Slot) -> impl Iterator<Item = &str> {
+        self.derived[..self.derived_len]
+            .iter()
+            .filter(move |(s, _)| *s == slot)
+            .map(|(_, text)| text.as_str())
     }
 }
 

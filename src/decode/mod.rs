@@ -9,6 +9,7 @@
 //! read. The result is an [`EventView`], valid for the duration of a callback.
 
 pub mod credential;
+pub mod derive;
 pub mod detail;
 pub mod fieldmap;
 pub mod fields;
@@ -324,6 +325,7 @@ fn view<'t, 'de>(
     let (profile_index, profile) = schema.profile(kind).ok_or(DecodeError::UnknownProfile)?;
     slots.reset();
     profile.trie.extract(tape, 0, slots);
+    derive::apply(&profile.derived, tape, slots);
     let time = event_time(schema, profile, tape, slots)?;
     Ok(EventView::new(tape, slots, profile_index, kind, time, raw))
 }

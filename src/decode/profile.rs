@@ -427,6 +427,8 @@ pub struct CompiledProfile {
     pub touch_slots: Vec<TouchSlot>,
     /// The evidence fields resolved, in the spec's order.
     pub detail_slots: Vec<DetailSlot>,
+    /// Values made from other fields (see [`derive`](super::derive)).
+    pub derived: Vec<super::derive::CompiledDerivation>,
 }
 
 /// A [`CredentialSpec`] resolved to slots.
@@ -514,8 +516,10 @@ impl CompiledProfile {
                 )
             })
             .collect();
+        let derived = super::derive::compile(kind, fields.fields);
         CompiledProfile {
             spec,
+            derived,
             detail_slots,
             trie: PathTrie::default(),
             time_slots,

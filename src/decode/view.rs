@@ -125,11 +125,17 @@ impl<'t, 'de> EventView<'t, 'de> {
 
     /// The scalar values of a field: each occurrence, with arrays flattened one level (Sigma
     /// matches a list field when any element matches). Objects yield nothing.
-    pub fn values(&self, slot: Slot) -> impl Iterator<Item = Scalar<'de>> + '_ {
+    ///
+    /// After the values read come the values the profile derived from other fields (a
+    /// Security 5156 `Direction` of `%%14593` gives `Initiated` the value `true`; see
+    /// [`derive`](super::derive)).
+    pub fn values(&self, slot: Slot) -> impl Iterator<Item = Scalar<'t>> + '_ {
         let tape = self.tape;
-        self.slots
+        let slots = self.slots;
+        slots
             .nodes(slot)
             .flat_map(move |n| ScalarIter::new(tape, n))
+            .chain(slots.derived(slot).map(Scalar::Str))
     }
 
     /// Every scalar value of the event (object keys excluded), for keyword searches and the
@@ -178,7 +184,7 @@ impl<'t, 'de> EventView<'t, 'de> {
     }
 
     /// The first scalar of a field as text.
-    pub fn first_text(&self, slot: Slot) -> Option<Cow<'de, str>> {
+    pub fn first_text(&self, slot: Slot) -> Option<Cow<'t, str>> {
         self.values(slot).find_map(|v| v.text())
     }
 
@@ -219,7 +225,7 @@ impl<'t, 'de> EventView<'t, 'de> {
 
     /// A template's fields joined by its separator, when every field holds a value that names
     /// someone (see [`is_unset`]).
-    fn template_value(&self, slots: &[Slot], separator: &str) -> Option<Cow<'de, str>> {
+    fn template_value(&self, slots: &[Slot], separator: &str) -> Option<Cow<'t, str>> {
         if let [slot] = slots {
             return self.first_text(*slot).filter(|v| !is_unset(v));
         }
@@ -262,7 +268,7 @@ impl<'t, 'de> EventView<'t, 'de> {
     /// bytes; `None` when the event has none of them.
     pub fn details(&self, schema: &Schema) -> Option<EventDetails> {
         let profile = self.profile(schema);
-        let mut facts: Vec<(DetailKind, Cow<'de, str>)> = Vec::new();
+        let mut facts: Vec<(DetailKind, Cow<'t, str>)> = Vec::new();
         for (kind, slot, when) in &profile.detail_slots {
             if let Some((other, value)) = when
                 && self.first_text(*other).as_deref() != Some(value.as_str())
@@ -303,7 +309,7 @@ impl<'t, 'de> EventView<'t, 'de> {
         }
     }
 
-    fn credential(&self, profile: &CompiledProfile) -> Option<Cow<'de, str>> {
+    fn credential(&self, profile: &CompiledProfile) -> Option<Cow<'t, str>> {
         let c = profile.credential.as_ref()?;
         self.template_value(&c.slots, &c.separator)
     }

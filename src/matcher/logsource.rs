@@ -4,7 +4,8 @@
 //! the events' channel and id. Backends translate that; so does credtrail: a Windows rule for
 //! `process_creation` runs only on Sysmon event 1 and Security event 4688, a `service:
 //! security` rule only on the Security channel. The guards below are the conditions pySigma's
-//! Windows and Sysmon pipelines add for the same log sources. Unknown categories add no guard
+//! Windows, Windows audit and Sysmon pipelines add for the same log sources, and for
+//! `network_connection` the Security 5156 events Hayabusa's conversion of SigmaHQ rules uses. Unknown categories add no guard
 //! (the rule's own fields decide). The same log sources in ECS are recognised by Winlogbeat's
 //! `winlog.channel` / `winlog.event_id` or by `event.category` / `event.type`, in OCSF by
 //! `class_uid` / `activity_id`.
@@ -20,6 +21,17 @@ use crate::sigma::LogSource;
 const SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 const POWERSHELL: &str = "Microsoft-Windows-PowerShell/Operational";
 const SECURITY: &str = "Security";
+
+/// 4657's `OperationType` for a new value: the message id and its English rendering.
+const VALUE_CREATED: &[&str] = &["%%1904", "New registry value created"];
+/// 4657's `OperationType` for a changed value.
+const VALUE_MODIFIED: &[&str] = &["%%1905", "Existing registry value modified"];
+const VALUE_CREATED_OR_MODIFIED: &[&str] = &[
+    "%%1904",
+    "New registry value created",
+    "%%1905",
+    "Existing registry value modified",
+];
 
 /// One condition of a guard: the event's `field` equals one of `values` (case-insensitive;
 /// numbers compare by their JSON spelling).
@@ -155,6 +167,17 @@ fn windows_guard(
         vec![is(channel, ch), is(event_id, ids)]
     };
     let sysmon = |ids: &'static [&'static str]| Some(Guard::one(on(&[SYSMON], ids)));
+    // Sysmon, or a Security event (with more conditions) carrying the same thing.
+    let or_security = |ids: &'static [&'static str], security: Vec<FieldIs>| {
+        Some(Guard {
+            alternatives: vec![on(&[SYSMON], ids), security],
+        })
+    };
+    let registry_4657 = |operations: &'static [&'static str]| {
+        let mut security = on(&[SECURITY], &["4657"]);
+        security.push(is("OperationType", operations));
+        security
+    };
     if let Some(category) = logsource.category.as_deref() {
         return match category {
             // SigmaHQ's Windows pipelines: process creation is Sysmon 1 or Security 4688
@@ -163,7 +186,10 @@ fn windows_guard(
                 alternatives: vec![on(&[SYSMON], &["1"]), on(&[SECURITY], &["4688"])],
             }),
             "file_change" => sysmon(&["2"]),
-            "network_connection" => sysmon(&["3"]),
+            // A connection the Windows Filtering Platform permitted, as Hayabusa's conversion
+            // of SigmaHQ rules has it (5156's names and values: `decode::fieldmap`,
+            // `decode::derive`).
+            "network_connection" => or_security(&["3"], on(&[SECURITY], &["5156"])),
             "sysmon_status" => sysmon(&["4", "16"]),
             "process_termination" => sysmon(&["5"]),
             "driver_load" => sysmon(&["6"]),
@@ -172,10 +198,17 @@ fn windows_guard(
             "raw_access_thread" => sysmon(&["9"]),
             "process_access" => sysmon(&["10"]),
             "file_event" => sysmon(&["11"]),
-            "registry_add" | "registry_delete" => sysmon(&["12"]),
-            "registry_set" => sysmon(&["13"]),
+            // Registry values set, as SigmaHQ's Windows audit pipeline has them: 4657 by its
+            // operation (rendered, or the message id EVTX keeps). A key deleted or renamed
+            // has no 4657.
+            "registry_add" => or_security(&["12"], registry_4657(VALUE_CREATED)),
+            "registry_delete" => sysmon(&["12"]),
+            "registry_set" => or_security(&["13"], registry_4657(VALUE_MODIFIED)),
             "registry_rename" => sysmon(&["14"]),
-            "registry_event" => sysmon(&["12", "13", "14"]),
+            "registry_event" => or_security(
+                &["12", "13", "14"],
+                registry_4657(VALUE_CREATED_OR_MODIFIED),
+            ),
             "create_stream_hash" => sysmon(&["15"]),
             "pipe_created" => sysmon(&["17", "18"]),
             "wmi_event" => sysmon(&["19", "20", "21"]),
@@ -249,6 +282,42 @@ mod tests {
         );
         let sec = guard(&ls("windows", Some("security"), None), ProfileKind::Windows).unwrap();
         assert_eq!(pairs(&sec), vec![vec![("Channel", vec!["Security"])]]);
+    }
+
+    #[test]
+    fn network_and_registry_categories_also_take_their_security_events() {
+        let net = guard(
+            &ls("windows", None, Some("network_connection")),
+            ProfileKind::Windows,
+        )
+        .unwrap();
+        assert_eq!(
+            pairs(&net),
+            vec![
+                vec![("Channel", vec![SYSMON]), ("EventID", vec!["3"])],
+                vec![("Channel", vec!["Security"]), ("EventID", vec!["5156"])],
+            ]
+        );
+        let set = guard(
+            &ls("windows", None, Some("registry_set")),
+            ProfileKind::Windows,
+        )
+        .unwrap();
+        assert_eq!(
+            pairs(&set)[1],
+            vec![
+                ("Channel", vec!["Security"]),
+                ("EventID", vec!["4657"]),
+                ("OperationType", VALUE_MODIFIED.to_vec()),
+            ]
+        );
+        // A deleted key has no 4657.
+        let delete = guard(
+            &ls("windows", None, Some("registry_delete")),
+            ProfileKind::Windows,
+        )
+        .unwrap();
+        assert_eq!(delete.alternatives.len(), 1);
     }
 
     #[test]
