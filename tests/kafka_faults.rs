@@ -411,8 +411,6 @@ listen = ""
 /// locally for good and stopped delivery. Now the dead letter is cut to fit and flagged.
 #[test]
 fn a_two_mib_event_is_dead_lettered_cut_to_fit_and_delivery_goes_on() {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
     let addr = cluster.bootstrap_servers();
     for (t, p) in [
@@ -424,32 +422,9 @@ fn a_two_mib_event_is_dead_lettered_cut_to_fit_and_delivery_goes_on() {
         cluster.create_topic(t, p, 1).expect("topic");
     }
     let mut messages = events();
-    let huge = format!(
-        // Not JSON (the closing brace is missing): an event over the size limit that parses is
-        // salvaged now, this one can only be dead-lettered.
-        r#"{{"eventTime":"2026-11-02T09:05:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","pad":"{}""#,
-        "x".repeat(2 << 20)
-    );
-    messages.insert(100, (0, huge.clone().into_bytes()));
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &addr)
-        .set("message.max.bytes", "10000000")
-        .create()
-        .expect("producer");
-    for (partition, payload) in &messages {
-        while p
-            .send(
-                BaseRecord::<(), [u8]>::to("in")
-                    .partition(*partition)
-                    .payload(&payload[..]),
-            )
-            .is_err()
-        {
-            p.poll(Duration::from_millis(20));
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(30)).expect("flush");
+    let huge = broker::huge_event(2);
+    messages.insert(100, (0, huge.clone()));
+    broker::produce_large(&addr, "in", &messages);
     let text = format!(
         r#"
 [kafka]
@@ -511,7 +486,7 @@ listen = ""
     assert_eq!(big.len(), 1, "{:?}", dead.seen.len());
     assert_eq!(big[0].header("credtrail.truncated"), Some("true"));
     assert!(big[0].payload.len() < 1_000_000);
-    assert!(huge.as_bytes().starts_with(&big[0].payload));
+    assert!(huge.starts_with(&big[0].payload));
 }
 
 /// Bug: an alert larger than the producer's `message.max.bytes` was refused by librdkafka for

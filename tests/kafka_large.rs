@@ -10,8 +10,6 @@ mod common;
 use std::time::Duration;
 
 use broker::service::*;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 #[test]
 fn a_five_mib_event_is_dead_lettered_cut_to_fit_and_the_alerts_around_it_arrive() {
@@ -19,33 +17,9 @@ fn a_five_mib_event_is_dead_lettered_cut_to_fit_and_the_alerts_around_it_arrive(
     let t = topics("five-mib", &b.addr);
     let mut messages = spread(&dataset(), 0);
     messages.extend(ticks());
-    // Not JSON (its closing brace is missing): an event over every size limit that cannot be
-    // salvaged, only dead-lettered.
-    let huge = format!(
-        r#"{{"eventTime":"2026-11-02T09:05:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","pad":"{}""#,
-        "x".repeat(5 << 20)
-    );
-    messages.insert(100, (0, huge.clone().into_bytes()));
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &b.addr)
-        .set("message.max.bytes", "10000000")
-        .set("linger.ms", "0")
-        .create()
-        .expect("producer");
-    for (partition, payload) in &messages {
-        while p
-            .send(
-                BaseRecord::<(), [u8]>::to(&t.input)
-                    .partition(*partition)
-                    .payload(&payload[..]),
-            )
-            .is_err()
-        {
-            p.poll(Duration::from_millis(20));
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(30)).expect("flush");
+    let huge = broker::huge_event(5);
+    messages.insert(100, (0, huge.clone()));
+    broker::produce_large(&b.addr, &t.input, &messages);
 
     let mut config = service_config(&b.addr, &t);
     config.kafka.consumer.insert(
@@ -68,5 +42,5 @@ fn a_five_mib_event_is_dead_lettered_cut_to_fit_and_the_alerts_around_it_arrive(
         .collect();
     assert_eq!(cut.len(), 1, "{} dead letters", dead.seen.len());
     assert!(cut[0].payload.len() < 1_000_000, "{}", cut[0].payload.len());
-    assert!(huge.as_bytes().starts_with(&cut[0].payload));
+    assert!(huge.starts_with(&cut[0].payload));
 }

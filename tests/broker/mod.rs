@@ -155,6 +155,41 @@ pub fn produce(addr: &str, topic: &str, messages: &[(i32, Vec<u8>)]) {
     p.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// An event larger than every size limit that cannot be salvaged (not JSON: its closing brace
+/// is missing), `mib` MiB of padding: it can only be dead-lettered, cut to fit.
+pub fn huge_event(mib: usize) -> Vec<u8> {
+    format!(
+        r#"{{"eventTime":"2026-11-02T09:05:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","pad":"{}""#,
+        "x".repeat(mib << 20)
+    )
+    .into_bytes()
+}
+
+/// Produces `messages` as [`produce`] does, with a producer that accepts messages of up to
+/// 10 MB (for [`huge_event`]s).
+pub fn produce_large(addr: &str, topic: &str, messages: &[(i32, Vec<u8>)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("message.max.bytes", "10000000")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    for (partition, payload) in messages {
+        while p
+            .send(
+                BaseRecord::<(), [u8]>::to(topic)
+                    .partition(*partition)
+                    .payload(&payload[..]),
+            )
+            .is_err()
+        {
+            p.poll(Duration::from_millis(20));
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
 /// Produces keyed records to partition 0 (`None`: a tombstone), one per batch as [`produce`].
 pub fn produce_keyed(addr: &str, topic: &str, records: &[(Vec<u8>, Option<Vec<u8>>)]) {
     let p: BaseProducer = ClientConfig::new()
