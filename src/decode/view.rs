@@ -140,7 +140,7 @@ impl<'t, 'de> EventView<'t, 'de> {
 
     /// Every scalar value of the event (object keys excluded), for keyword searches and the
     /// keyword prefilter, once per event. The walk keeps its own stack of open containers,
-    /// never recursing: inline for the first [`INLINE_DEPTH`] levels (no allocation on the
+    /// never recursing: inline for the first `INLINE_DEPTH` (16) levels (no allocation on the
     /// match path for any ordinary event), on the heap beyond (bounded by the depth limit).
     pub fn all_scalars(&self) -> impl Iterator<Item = Scalar<'de>> + '_ {
         let tape = self.tape;

@@ -3,7 +3,7 @@
 //! Each source (a file, standard input, a Kafka partition) has a [`SourceClock`]: the largest
 //! event time seen, minus the source's allowed lateness, is its watermark. An event older than
 //! its source's watermark is late, one too far ahead of its reference is `future` (see
-//! [`clock`](super::clock)): both are counted and dead-lettered, never silently merged, and
+//! [`clock`]): both are counted and dead-lettered, never silently merged, and
 //! neither moves the clock. The engine's watermark ([`Sequencer::watermark`]) is the minimum
 //! over the sources that hold time back (a finished source is at the end of time; a quiet one,
 //! idle or revoked, does not count), and never below the floor the wall clock set while every

@@ -1,6 +1,6 @@
 //! The terminal summary of a replay's incidents (`replay --format text`): one block per
 //! incident, highest risk first. Every value from an alert goes through
-//! [`printable`](crate::alert::escape::printable), so a rule title holding a newline or a NUL
+//! [`crate::alert::escape::printable`], so a rule title holding a newline or a NUL
 //! never prints raw.
 
 use std::fmt::Write;
