@@ -22,12 +22,10 @@
 //! in state, and the ratios pair by pair (run i against run i), so drift of a shared machine
 //! cancels out.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
 
 use credtrail::input::{self, Batch, LineBatcher, ReadLimits};
 
