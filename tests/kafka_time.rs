@@ -10,13 +10,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use credtrail::config;
-use credtrail::metrics::Metrics;
-use credtrail::service::{self, Control};
+use broker::service::{PARTITIONS, service_config, spread, start, topics};
 
 fn uid(a: &serde_json::Value) -> String {
     a["finding_info"]["uid"].as_str().unwrap_or("").to_string()
@@ -189,105 +186,7 @@ fn the_shipped_config_alerts_with_an_empty_windows_topic_and_after_producers_sto
     assert_eq!(code, 0, "{logged}");
 }
 
-const PARTITIONS: i32 = 2;
-
-/// A CloudTrail record dated 2099 that matches no rule of the pack.
 const FORGED: &str = r#"{"eventVersion":"1.08","eventTime":"2099-01-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"forged-2099","awsRegion":"eu-west-1","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/forger","accountId":"111122223333"}}"#;
-
-fn service_config(addr: &str, name: &str) -> (config::ServiceConfig, [String; 3]) {
-    let input = broker::unique(&format!("{name}-in"));
-    let alerts = broker::unique(&format!("{name}-alerts"));
-    let dead = broker::unique(&format!("{name}-dead"));
-    let checkpoints = broker::unique(&format!("{name}-checkpoints"));
-    let group = broker::unique(&format!("{name}-group"));
-    broker::create_topics(
-        addr,
-        &[
-            (&input, PARTITIONS),
-            (&alerts, 1),
-            (&dead, 1),
-            (&checkpoints, 1),
-        ],
-    );
-    let text = format!(
-        r#"
-[kafka]
-brokers = "{addr}"
-group = "{group}"
-alert_topic = "{alerts}"
-dead_letter_topic = "{dead}"
-checkpoint_topic = "{checkpoints}"
-commit_interval = "200ms"
-idle_timeout = "30s"
-[kafka.consumer]
-"session.timeout.ms" = 6000
-"heartbeat.interval.ms" = 500
-[kafka.producer]
-"linger.ms" = 1
-[[input]]
-topic = "{input}"
-profile = "auto"
-lateness = "5m"
-[rules]
-paths = ["rules"]
-watch = false
-[engine]
-shards = 2
-workers = 2
-batch_events = 64
-[shutdown]
-deadline = "20s"
-[metrics]
-listen = ""
-"#
-    );
-    let c = config::load_str(&text, &common::root().join("test.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0;
-    (c, [input, alerts, dead])
-}
-
-struct Running {
-    control: Control,
-    metrics: Arc<Metrics>,
-    handle: std::thread::JoinHandle<Result<service::RunReport, service::ServiceError>>,
-}
-
-fn start(config: config::ServiceConfig) -> Running {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("credtrail=info")
-        .with_test_writer()
-        .try_init();
-    let (control, metrics) = (Control::new(), Metrics::new());
-    let (c, m) = (control.clone(), metrics.clone());
-    let handle = std::thread::spawn(move || {
-        service::run(&config, common::pack(), Default::default(), m, &c)
-    });
-    Running {
-        control,
-        metrics,
-        handle,
-    }
-}
-
-impl Running {
-    fn wait_events(&self, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.metrics.events_in.load(Ordering::Relaxed) < n {
-            assert!(Instant::now() < deadline, "the service did not read {n}");
-            assert!(!self.handle.is_finished(), "the service stopped early");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(self) -> service::RunReport {
-        self.control.stop();
-        self.handle
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-}
 
 /// Bug: one event dated 2099 moved its partition's clock to 2099, every later event of the
 /// partition was late, no alert came out, and the checkpoint carried the poisoned clock into the
@@ -296,23 +195,18 @@ impl Running {
 #[test]
 fn a_forged_2099_event_is_one_future_dead_letter_and_a_restart_keeps_a_clean_clock() {
     let b = broker::broker();
-    let (config, [input, alerts_topic, dead_topic]) = service_config(&b.addr, "future");
+    let t = topics("future", &b.addr);
+    let config = service_config(&b.addr, &t);
     let demo = common::root().join("datasets/demo/events.jsonl");
     let expected = replay_ids(&demo, "5m");
     assert_eq!(expected.values().sum::<usize>(), 7);
     let text = std::fs::read_to_string(&demo).unwrap();
     let mut lines: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
     lines.insert(100, FORGED.as_bytes().to_vec());
-    let spread = |from: usize, part: &[Vec<u8>]| -> Vec<(i32, Vec<u8>)> {
-        part.iter()
-            .enumerate()
-            .map(|(i, l)| (((i + from) % PARTITIONS as usize) as i32, l.clone()))
-            .collect()
-    };
     let split = 640;
-    broker::produce(&b.addr, &input, &spread(0, &lines[..split]));
+    broker::produce(&b.addr, &t.input, &spread(&lines[..split], 0));
     let running = start(config.clone());
-    running.wait_events(split as u64);
+    running.wait_events(split as u64, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(600));
     let first_future = running.metrics.future_events.load(Ordering::Relaxed);
     let first = running.stop();
@@ -320,13 +214,13 @@ fn a_forged_2099_event_is_one_future_dead_letter_and_a_restart_keeps_a_clean_clo
     assert_eq!(first_future, 1, "the metric counts the future event");
 
     // The rest, then an event per partition after the data (and before the wall clock).
-    let mut rest = spread(split, &lines[split..]);
+    let mut rest = spread(&lines[split..], split);
     for p in 0..PARTITIONS {
         rest.push((p, format!(r#"{{"eventVersion":"1.08","eventSource":"credtrail.test","eventName":"Tick","eventTime":"2026-11-03T00:00:00Z","eventID":"tick-{p}","userIdentity":{{"arn":"arn:aws:iam::1:user/tick"}}}}"#).into_bytes()));
     }
-    broker::produce(&b.addr, &input, &rest);
+    broker::produce(&b.addr, &t.input, &rest);
     let running = start(config);
-    let mut alerts = broker::Reader::new(&b.addr, &alerts_topic, 1);
+    let mut alerts = broker::Reader::new(&b.addr, &t.alerts, 1);
     alerts.read(7, Duration::from_secs(90), Duration::from_secs(3));
     let future_metric = running.metrics.future_events.load(Ordering::Relaxed);
     running.stop();
@@ -335,7 +229,7 @@ fn a_forged_2099_event_is_one_future_dead_letter_and_a_restart_keeps_a_clean_clo
         expected,
         "the demo's 7 alerts, once each"
     );
-    let mut dead = broker::Reader::new(&b.addr, &dead_topic, 1);
+    let mut dead = broker::Reader::new(&b.addr, &t.dead, 1);
     dead.read(2, Duration::from_secs(10), Duration::from_secs(2));
     let future: Vec<&broker::Read> = dead
         .seen

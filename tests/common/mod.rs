@@ -15,6 +15,7 @@ use credtrail::time::Span;
 mod public_data;
 mod stitch;
 pub use public_data::shared_path;
+#[allow(unused_imports)] // used by some test crates only
 pub use stitch::stitch_pgustavo;
 
 /// The project root (tests run from there too).
