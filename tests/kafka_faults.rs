@@ -8,16 +8,18 @@ mod broker;
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-use credtrail::config;
+use credtrail::config::{self, ServiceConfig};
 use credtrail::metrics::Metrics;
-use credtrail::service::{self, Control};
+use credtrail::service::{self, Control, RunReport, ServiceError};
 
 const PARTITIONS: i32 = 2;
 
@@ -37,9 +39,10 @@ fn events() -> Vec<(i32, Vec<u8>)> {
     out
 }
 
-#[test]
-fn under_broker_faults_no_alert_is_lost_and_duplicates_share_their_id() {
-    let cluster = MockCluster::<DefaultProducerContext>::new(3).expect("mock cluster");
+/// A mock cluster of `brokers` brokers holding the topics of these tests (`in` with
+/// [`PARTITIONS`] partitions; `alerts`, `dead`, `checkpoints`), and its bootstrap address.
+fn mock_cluster(brokers: i32) -> (MockCluster<'static, DefaultProducerContext>, String) {
+    let cluster = MockCluster::<DefaultProducerContext>::new(brokers).expect("mock cluster");
     let addr = cluster.bootstrap_servers();
     for (t, p) in [
         ("in", PARTITIONS),
@@ -47,8 +50,64 @@ fn under_broker_faults_no_alert_is_lost_and_duplicates_share_their_id() {
         ("dead", 1),
         ("checkpoints", 1),
     ] {
-        cluster.create_topic(t, p, 3).expect("topic");
+        cluster.create_topic(t, p, brokers).expect("topic");
     }
+    (cluster, addr)
+}
+
+/// The service config of these tests on `addr`: consumer group `group`, `kafka_extra` (TOML
+/// tables of librdkafka properties, after `[kafka]`) and the shutdown deadline.
+fn mock_config(addr: &str, group: &str, kafka_extra: &str, deadline: &str) -> ServiceConfig {
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "{group}"
+alert_topic = "alerts"
+dead_letter_topic = "dead"
+checkpoint_topic = "checkpoints"
+commit_interval = "200ms"
+{kafka_extra}
+[[input]]
+topic = "in"
+lateness = "5m"
+[rules]
+paths = ["rules"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 50
+[shutdown]
+deadline = "{deadline}"
+[metrics]
+listen = ""
+"#
+    );
+    config::load_str(&text, &common::root().join("t.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+}
+
+/// The service with the shipped pack on a thread of its own.
+fn spawn(
+    config: ServiceConfig,
+) -> (
+    Control,
+    Arc<Metrics>,
+    JoinHandle<Result<RunReport, ServiceError>>,
+) {
+    let (control, metrics) = (Control::new(), Metrics::new());
+    let (c, m) = (control.clone(), metrics.clone());
+    let handle = std::thread::spawn(move || {
+        service::run(&config, common::pack(), Default::default(), m, &c)
+    });
+    (control, metrics, handle)
+}
+
+#[test]
+fn under_broker_faults_no_alert_is_lost_and_duplicates_share_their_id() {
+    let (cluster, addr) = mock_cluster(3);
     let messages = events();
     broker::produce(&addr, "in", &messages);
     let expected: BTreeSet<String> = {
@@ -74,43 +133,18 @@ fn under_broker_faults_no_alert_is_lost_and_duplicates_share_their_id() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 2],
     );
 
-    let text = format!(
+    let config = mock_config(
+        &addr,
+        "faults",
         r#"
-[kafka]
-brokers = "{addr}"
-group = "faults"
-alert_topic = "alerts"
-dead_letter_topic = "dead"
-checkpoint_topic = "checkpoints"
-commit_interval = "200ms"
 [kafka.consumer]
 "session.timeout.ms" = 6000
 [kafka.producer]
 "message.timeout.ms" = 3000
-[[input]]
-topic = "in"
-lateness = "5m"
-[rules]
-paths = ["rules"]
-watch = false
-[engine]
-shards = 2
-workers = 1
-batch_events = 50
-[shutdown]
-deadline = "30s"
-[metrics]
-listen = ""
-"#
+"#,
+        "30s",
     );
-    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0;
-    let control = Control::new();
-    let metrics = Metrics::new();
-    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
-    let handle =
-        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let (control, metrics, handle) = spawn(config);
 
     // Faults while it runs: a broker goes down and comes back, a slow broker, leaders move.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -185,51 +219,11 @@ listen = ""
 /// Now the service stops on its own with an error, `/livez` failing, within the deadline.
 #[test]
 fn a_shard_thread_that_ends_stops_the_service_with_an_error_and_livez_fails() {
-    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
-    let addr = cluster.bootstrap_servers();
-    for (t, p) in [
-        ("in", PARTITIONS),
-        ("alerts", 1),
-        ("dead", 1),
-        ("checkpoints", 1),
-    ] {
-        cluster.create_topic(t, p, 1).expect("topic");
-    }
+    let (_cluster, addr) = mock_cluster(1);
     let messages = events();
     broker::produce(&addr, "in", &messages[..400]);
-    let text = format!(
-        r#"
-[kafka]
-brokers = "{addr}"
-group = "dead-engine"
-alert_topic = "alerts"
-dead_letter_topic = "dead"
-checkpoint_topic = "checkpoints"
-commit_interval = "200ms"
-[[input]]
-topic = "in"
-lateness = "5m"
-[rules]
-paths = ["rules"]
-watch = false
-[engine]
-shards = 2
-workers = 1
-batch_events = 50
-[shutdown]
-deadline = "10s"
-[metrics]
-listen = ""
-"#
-    );
-    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0;
-    let control = Control::new();
-    let metrics = Metrics::new();
-    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
-    let handle =
-        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let config = mock_config(&addr, "dead-engine", "", "10s");
+    let (control, metrics, handle) = spawn(config);
     let deadline = Instant::now() + Duration::from_secs(60);
     while metrics.events_in.load(Ordering::Relaxed) < 300 {
         assert!(Instant::now() < deadline, "no progress");
@@ -261,55 +255,15 @@ listen = ""
 /// reason, `/livez` failing.
 #[test]
 fn a_permanent_produce_error_stops_the_service_with_the_reason() {
-    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
-    let addr = cluster.bootstrap_servers();
-    for (t, p) in [
-        ("in", PARTITIONS),
-        ("alerts", 1),
-        ("dead", 1),
-        ("checkpoints", 1),
-    ] {
-        cluster.create_topic(t, p, 1).expect("topic");
-    }
+    let (cluster, addr) = mock_cluster(1);
     broker::produce(&addr, "in", &events());
     cluster.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
     );
-    let text = format!(
-        r#"
-[kafka]
-brokers = "{addr}"
-group = "refused"
-alert_topic = "alerts"
-dead_letter_topic = "dead"
-checkpoint_topic = "checkpoints"
-commit_interval = "200ms"
-[[input]]
-topic = "in"
-lateness = "5m"
-[rules]
-paths = ["rules"]
-watch = false
-[engine]
-shards = 2
-workers = 1
-batch_events = 50
-[shutdown]
-deadline = "10s"
-[metrics]
-listen = ""
-"#
-    );
-    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0;
-    let control = Control::new();
-    let metrics = Metrics::new();
-    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
+    let config = mock_config(&addr, "refused", "", "10s");
     let started = Instant::now();
-    let handle =
-        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let (_control, metrics, handle) = spawn(config);
     while !handle.is_finished() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -336,55 +290,15 @@ listen = ""
 /// broker confirmed it. With every commit refused, nothing may count as committed.
 #[test]
 fn a_refused_offset_commit_is_not_counted_as_committed() {
-    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
-    let addr = cluster.bootstrap_servers();
-    for (t, p) in [
-        ("in", PARTITIONS),
-        ("alerts", 1),
-        ("dead", 1),
-        ("checkpoints", 1),
-    ] {
-        cluster.create_topic(t, p, 1).expect("topic");
-    }
+    let (cluster, addr) = mock_cluster(1);
     let messages = events();
     broker::produce(&addr, "in", &messages);
     cluster.request_errors(
         RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 10_000],
     );
-    let text = format!(
-        r#"
-[kafka]
-brokers = "{addr}"
-group = "refused-commits"
-alert_topic = "alerts"
-dead_letter_topic = "dead"
-checkpoint_topic = "checkpoints"
-commit_interval = "200ms"
-[[input]]
-topic = "in"
-lateness = "5m"
-[rules]
-paths = ["rules"]
-watch = false
-[engine]
-shards = 2
-workers = 1
-batch_events = 50
-[shutdown]
-deadline = "10s"
-[metrics]
-listen = ""
-"#
-    );
-    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0;
-    let control = Control::new();
-    let metrics = Metrics::new();
-    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
-    let handle =
-        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let config = mock_config(&addr, "refused-commits", "", "10s");
+    let (control, metrics, handle) = spawn(config);
     let deadline = Instant::now() + Duration::from_secs(60);
     while metrics.events_in.load(Ordering::Relaxed) < messages.len() as u64 {
         assert!(Instant::now() < deadline, "no progress");
@@ -411,55 +325,21 @@ listen = ""
 /// locally for good and stopped delivery. Now the dead letter is cut to fit and flagged.
 #[test]
 fn a_two_mib_event_is_dead_lettered_cut_to_fit_and_delivery_goes_on() {
-    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
-    let addr = cluster.bootstrap_servers();
-    for (t, p) in [
-        ("in", PARTITIONS),
-        ("alerts", 1),
-        ("dead", 1),
-        ("checkpoints", 1),
-    ] {
-        cluster.create_topic(t, p, 1).expect("topic");
-    }
+    let (_cluster, addr) = mock_cluster(1);
     let mut messages = events();
     let huge = broker::huge_event(2);
     messages.insert(100, (0, huge.clone()));
     broker::produce_large(&addr, "in", &messages);
-    let text = format!(
+    let config = mock_config(
+        &addr,
+        "huge",
         r#"
-[kafka]
-brokers = "{addr}"
-group = "huge"
-alert_topic = "alerts"
-dead_letter_topic = "dead"
-checkpoint_topic = "checkpoints"
-commit_interval = "200ms"
 [kafka.consumer]
 "fetch.message.max.bytes" = 10000000
-[[input]]
-topic = "in"
-lateness = "5m"
-[rules]
-paths = ["rules"]
-watch = false
-[engine]
-shards = 2
-workers = 1
-batch_events = 50
-[shutdown]
-deadline = "10s"
-[metrics]
-listen = ""
-"#
+"#,
+        "10s",
     );
-    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0;
-    let control = Control::new();
-    let metrics = Metrics::new();
-    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
-    let handle =
-        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let (control, metrics, handle) = spawn(config);
     let mut alerts = broker::Reader::new(&addr, "alerts", 1);
     alerts.read(7, Duration::from_secs(90), Duration::from_secs(1));
     assert!(!handle.is_finished(), "delivery stopped");
@@ -494,54 +374,20 @@ listen = ""
 /// dead-letter topic, cut to fit, with its id and reason, and the other alerts flow.
 #[test]
 fn an_alert_too_large_for_the_producer_is_dead_lettered_and_delivery_goes_on() {
-    let cluster = MockCluster::<DefaultProducerContext>::new(1).expect("mock cluster");
-    let addr = cluster.bootstrap_servers();
-    for (t, p) in [
-        ("in", PARTITIONS),
-        ("alerts", 1),
-        ("dead", 1),
-        ("checkpoints", 1),
-    ] {
-        cluster.create_topic(t, p, 1).expect("topic");
-    }
+    let (_cluster, addr) = mock_cluster(1);
     broker::produce(&addr, "in", &events());
     // 20,500 bytes less 16 KiB of header room: the demo's alerts (about 4 KB and more) do not
     // fit.
-    let text = format!(
+    let config = mock_config(
+        &addr,
+        "large-alerts",
         r#"
-[kafka]
-brokers = "{addr}"
-group = "large-alerts"
-alert_topic = "alerts"
-dead_letter_topic = "dead"
-checkpoint_topic = "checkpoints"
-commit_interval = "200ms"
 [kafka.producer]
 "message.max.bytes" = 20500
-[[input]]
-topic = "in"
-lateness = "5m"
-[rules]
-paths = ["rules"]
-watch = false
-[engine]
-shards = 2
-workers = 1
-batch_events = 50
-[shutdown]
-deadline = "10s"
-[metrics]
-listen = ""
-"#
+"#,
+        "10s",
     );
-    let config = config::load_str(&text, &common::root().join("t.toml"), Vec::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0;
-    let control = Control::new();
-    let metrics = Metrics::new();
-    let (c, m, rules) = (control.clone(), metrics.clone(), common::pack());
-    let handle =
-        std::thread::spawn(move || service::run(&config, rules, Default::default(), m, &c));
+    let (control, _metrics, handle) = spawn(config);
     let mut alerts = broker::Reader::new(&addr, "alerts", 1);
     let mut dead = broker::Reader::new(&addr, "dead", 1);
     let deadline = Instant::now() + Duration::from_secs(90);
