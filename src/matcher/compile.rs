@@ -337,10 +337,8 @@ impl Builder<'_> {
         let mut tests = Vec::with_capacity(patterns.len());
         let mut needles = Vec::with_capacity(patterns.len());
         for p in patterns {
-            // Keyword searches scan every value: literal answers and regexes are per field.
-            let keyword = slot.is_none();
             let (test, needle) = match p {
-                Pattern::Str { s, cased } => self.str_test(rule, item, slot, s, *cased, keyword)?,
+                Pattern::Str { s, cased } => self.str_test(rule, item, slot, s, *cased)?,
                 Pattern::Regex {
                     re,
                     insensitive,
@@ -425,8 +423,10 @@ impl Builder<'_> {
         slot: Option<Slot>,
         s: &SigmaString,
         cased: bool,
-        keyword: bool,
     ) -> Option<(Test, Option<u32>)> {
+        // A keyword search (no field) looks at every scalar: its literals live in the keyword
+        // slot's automaton, which scans them all once per event, and its regex searches them all.
+        let slot = slot.unwrap_or(KEYWORD_SLOT);
         let bytes: usize = s.literals().map(str::len).sum();
         if bytes > VALUE_MAX_LEN {
             self.errors.push(self.err(
@@ -476,19 +476,8 @@ impl Builder<'_> {
             } else {
                 text.to_ascii_lowercase()
             };
-            // A keyword's text is looked for in every scalar: its literal lives in the
-            // keyword slot's automaton, which scans them all once per event.
-            let (literal, needle) = if text.is_empty() {
-                (None, None)
-            } else {
-                let lit_slot = if keyword {
-                    KEYWORD_SLOT
-                } else {
-                    slot.unwrap_or(KEYWORD_SLOT)
-                };
-                let id = self.literals.intern(lit_slot, &text.to_ascii_lowercase());
-                (Some(id), Some(id))
-            };
+            let literal =
+                (!text.is_empty()).then(|| self.literals.intern(slot, &text.to_ascii_lowercase()));
             return Some((
                 Test::Str(StrTest {
                     kind,
@@ -496,30 +485,27 @@ impl Builder<'_> {
                     cased,
                     literal,
                 }),
-                needle,
+                literal,
             ));
         }
-        let field = slot.filter(|_| !keyword);
-        let lit_slot = field.unwrap_or(KEYWORD_SLOT);
         // The longest literal piece is the prefilter needle (any match must contain it).
         let needle = s
             .literals()
             .filter(|l| l.is_ascii())
             .max_by_key(|l| l.len())
             .filter(|l| !l.is_empty())
-            .map(|l| self.literals.intern(lit_slot, &l.to_ascii_lowercase()));
+            .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()));
         if let Some(mut glob) = star_glob(s, cased) {
             glob.literals = glob
                 .pieces
                 .iter()
-                .map(|p| self.literals.intern(lit_slot, &p.to_ascii_lowercase()))
+                .map(|p| self.literals.intern(slot, &p.to_ascii_lowercase()))
                 .collect();
             return Some((Test::Glob(glob), needle));
         }
         // `?` (one character, not one byte) or non-ASCII text folded by Unicode: a regex, run
         // only for the rules the prefilter left as candidates.
         let regex = glob_to_regex(s, cased);
-        let slot = field.unwrap_or(KEYWORD_SLOT);
         Some((self.regex_test(rule, item, slot, regex)?, needle))
     }
 }

@@ -129,11 +129,8 @@ impl Pred {
             Test::Exists(want) => view.exists(slot) == *want,
             Test::Null => view.values(slot).all(|v| v == Scalar::Null),
             Test::Str(s) => {
-                if let Some(lit) = s.literal {
-                    let present = facts.literal_hit(view, lit);
-                    if !present || (s.kind == StrKind::Contains && !s.cased) {
-                        return present;
-                    }
+                if let Some(answer) = s.by_literal(view, facts) {
+                    return answer;
                 }
                 view.values(slot)
                     .any(|v| with_text(v, scratch, |text| s.matches(text)))
@@ -186,13 +183,8 @@ fn keyword_test(
 ) -> bool {
     match t {
         Test::Str(s) => {
-            // The keyword automaton saw every scalar: its answer decides a case-insensitive
-            // `contains` and rules out every other kind when the text occurs nowhere.
-            if let Some(lit) = s.literal {
-                let present = facts.literal_hit(view, lit);
-                if !present || (s.kind == StrKind::Contains && !s.cased) {
-                    return present;
-                }
+            if let Some(answer) = s.by_literal(view, facts) {
+                return answer;
             }
             view.all_scalars()
                 .any(|v| with_text(v, scratch, |text| s.matches(text)))
@@ -253,6 +245,14 @@ fn spell(mut n: u64, buf: &mut [u8; 20]) -> &str {
 impl StrTest {
     pub fn matches(&self, value: &str) -> bool {
         matches_kind(self.kind, self.cased, value, &self.text)
+    }
+
+    /// What the per-event literal bitmap alone decides: `Some(false)` when the text occurs
+    /// nowhere in the field (no kind can match then), `Some(true)` for a case-insensitive
+    /// `contains` that occurs, `None` when the values must be compared.
+    fn by_literal(&self, view: &EventView<'_, '_>, facts: &mut dyn EventFacts) -> Option<bool> {
+        let present = facts.literal_hit(view, self.literal?);
+        (!present || (self.kind == StrKind::Contains && !self.cased)).then_some(present)
     }
 }
 
