@@ -339,6 +339,16 @@ pub enum LinkKind {
 }
 
 impl LinkKind {
+    /// Whether a link of this kind holds its minting event's offset back while it lives (see
+    /// `kafka.lineage_hold`): a minted credential does, so a restart replays the `AssumeRole`
+    /// its session's chain resolves through. A key seen acting as its owner
+    /// ([`LinkKind::KeyOwner`]) does not: any later event naming key and owner together tells it
+    /// again, and holding every such event (most CloudTrail records) would keep commits an hour
+    /// behind.
+    pub fn holds_offset(self) -> bool {
+        self != LinkKind::KeyOwner
+    }
+
     /// Recognises the CloudTrail calls that mint credentials.
     pub fn from_event_name(name: &str) -> Option<LinkKind> {
         Some(match name {

@@ -297,7 +297,7 @@ impl Sequencer {
                     clock.accept(t);
                     while links.peek().is_some_and(|(li, _)| *li == i32_) {
                         if let Some((_, mut link)) = links.next() {
-                            link.pos = holds_offset(&link).then_some(crate::input::Position {
+                            link.pos = link.kind.holds_offset().then_some(crate::input::Position {
                                 source,
                                 offset: line.offset,
                             });
@@ -349,7 +349,7 @@ impl Sequencer {
                 Decided::Accepted(h) => {
                     clock.accept(h.time);
                     for mut link in h.links {
-                        link.pos = holds_offset(&link).then_some(h.letter.pos);
+                        link.pos = link.kind.holds_offset().then_some(h.letter.pos);
                         self.resolver.push_link(link, route);
                     }
                     for (hit, identity) in h.hits {
@@ -370,13 +370,4 @@ impl Sequencer {
             }
         }
     }
-}
-
-/// Whether a credential link holds its minting event's offset back while it lives (see
-/// `kafka.lineage_hold`): a minted credential does, so a restart replays the `AssumeRole` its
-/// session's chain resolves through. A key seen acting as its owner ([`LinkKind::KeyOwner`])
-/// does not: any later event naming key and owner together sends it again, and holding every
-/// such event (most CloudTrail records) would keep commits an hour behind.
-fn holds_offset(link: &crate::vocab::Link) -> bool {
-    link.kind != crate::vocab::LinkKind::KeyOwner
 }
