@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use credtrail::matcher::{self, CompileOptions};
 use credtrail::sigma::{self, LoadOptions};
@@ -225,16 +225,7 @@ fn main() {
     let credtrail = env!("CARGO_BIN_EXE_credtrail");
     let shared = public_data::shared_root();
     std::fs::create_dir_all(&a.data).expect("data dir");
-    let rsigma = a.rsigma
-        && Command::new("rsigma")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if a.rsigma && !rsigma {
-        eprintln!("rsigma is not installed (cargo install rsigma@0.23.0): skipping the peer");
-    }
+    let rsigma = harness::rsigma_available(a.rsigma);
     let mut report = BTreeMap::new();
     for slice in &a.slices {
         let (rule_dir, capture_dirs) = match slice.as_str() {

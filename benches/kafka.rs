@@ -21,6 +21,9 @@
 
 #[path = "../tests/broker/mod.rs"]
 mod broker;
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -23,7 +23,7 @@
 //! cancels out.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -165,16 +165,7 @@ fn main() {
     // Counted in a stream: reading the file whole would inflate every child's peak RSS, which
     // `wait4` reports including the image forked from this process before `exec`.
     let lines = count_lines(&events) as f64;
-    let rsigma = a.rsigma
-        && Command::new("rsigma")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if a.rsigma && !rsigma {
-        eprintln!("rsigma is not installed (cargo install rsigma): skipping the peer comparison");
-    }
+    let rsigma = harness::rsigma_available(a.rsigma);
     let this = std::env::current_exe().expect("current exe");
     let mut parse = Series::new("parse-only (reader + simd-json, 1 thread)".into());
     let mut replays: Vec<Series> = a

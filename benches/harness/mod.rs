@@ -128,3 +128,21 @@ pub fn ratio(a: &Series, b: &Series) -> f64 {
             .collect(),
     )
 }
+
+/// Whether the peer is wanted (`wanted`: not `--no-rsigma`) and installed; says so when it is
+/// wanted but missing.
+pub fn rsigma_available(wanted: bool) -> bool {
+    let found = wanted
+        && Command::new("rsigma")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if wanted && !found {
+        eprintln!(
+            "rsigma is not installed (cargo install rsigma@0.23.0 --locked): skipping the peer"
+        );
+    }
+    found
+}
