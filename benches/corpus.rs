@@ -24,20 +24,20 @@
 //! and the ratios pair by pair.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use credtrail::matcher::{self, CompileOptions};
 use credtrail::sigma::{self, LoadOptions};
-use credtrail::time::EventTime;
-use serde_json::Value;
 
+#[path = "../tests/common/copies.rs"]
+mod copies;
 mod harness;
 #[allow(dead_code)] // the benches use the root, not every helper
 #[path = "../tests/common/public_data.rs"]
 mod public_data;
 
+use copies::{TIME_FIELDS, captures, write_copies};
 use harness::{Series, after, count_lines, median, ratio, run};
 
 struct Args {
@@ -114,97 +114,6 @@ fn loadable_rules(dir: &Path, to: &Path) -> (usize, usize) {
         }
     }
     (loaded, files.len())
-}
-
-/// The JSON events of every capture under `dirs` (plain or gzipped JSON lines).
-fn captures(dirs: &[PathBuf]) -> Vec<Value> {
-    let mut files = Vec::new();
-    for d in dirs {
-        for e in std::fs::read_dir(d).expect("captures").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                files.extend(
-                    std::fs::read_dir(&p)
-                        .expect("captures")
-                        .flatten()
-                        .map(|e| e.path()),
-                );
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.retain(|p| {
-        let n = p.to_string_lossy();
-        n.ends_with(".jsonl") || n.ends_with(".jsonl.gz")
-    });
-    files.sort();
-    let mut out = Vec::new();
-    for p in files {
-        let f = std::fs::File::open(&p).expect("capture");
-        let r: Box<dyn BufRead> = if p.to_string_lossy().ends_with(".gz") {
-            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
-        } else {
-            Box::new(BufReader::new(f))
-        };
-        out.extend(
-            r.lines()
-                .map_while(Result::ok)
-                .filter_map(|l| serde_json::from_str::<Value>(&l).ok()),
-        );
-    }
-    out
-}
-
-/// The time fields the profiles read, in the order they prefer them.
-const TIME_FIELDS: [&str; 4] = ["eventTime", "UtcTime", "TimeCreated", "@timestamp"];
-/// Record ids made unique per copy.
-const ID_FIELDS: [&str; 3] = ["eventID", "EventRecordID", "RecordNumber"];
-
-fn own_time(e: &Value) -> Option<EventTime> {
-    TIME_FIELDS
-        .iter()
-        .find_map(|f| e[*f].as_str().and_then(EventTime::parse))
-}
-
-/// Writes copies of `events` (ordered by their own time) until `at_least` lines, each copy
-/// shifted past the previous one; returns the number written.
-fn write_copies(mut events: Vec<Value>, at_least: usize, path: &Path) -> usize {
-    events.retain(|e| own_time(e).is_some());
-    events.sort_by_key(|e| own_time(e).map(|t| t.as_millis()));
-    let (Some(first), Some(last)) = (
-        events.first().and_then(own_time),
-        events.last().and_then(own_time),
-    ) else {
-        panic!("no timed events");
-    };
-    let span = last.since(first).as_millis() + 60_000;
-    let copies = at_least.div_ceil(events.len()).max(1);
-    let mut out = BufWriter::new(std::fs::File::create(path).expect("events file"));
-    for k in 0..copies {
-        for e in &events {
-            let mut e = e.clone();
-            for f in TIME_FIELDS {
-                if let Some(t) = e[f].as_str().and_then(EventTime::parse) {
-                    let shifted = EventTime::from_millis(t.as_millis() + span * k as i64);
-                    e[f] = Value::String(shifted.to_string());
-                }
-            }
-            for f in ID_FIELDS {
-                if !e[f].is_null() {
-                    e[f] = Value::String(format!(
-                        "{k}-{}",
-                        e[f].as_str()
-                            .map_or_else(|| e[f].to_string(), str::to_string)
-                    ));
-                }
-            }
-            serde_json::to_writer(&mut out, &e).expect("write");
-            out.write_all(b"\n").expect("write");
-        }
-    }
-    out.flush().expect("flush");
-    copies * events.len()
 }
 
 fn rsigma_cmd(rules: &Path, events: &Path) -> Command {
@@ -322,6 +231,10 @@ fn main() {
                 lat
             );
         }
+        text += &format!(
+            "(peak RSS is floored by the harness's own {:.1} MB at each spawn)\n",
+            harness::own_rss_kb() as f64 / 1024.0
+        );
         let wall = |s: &Series| median(s.usage.iter().map(|u| u.wall).collect());
         text += &format!("load, whole process: credtrail {:.2} s", wall(&load));
         if rsigma {

@@ -12,6 +12,7 @@ use credtrail::score::Assessor;
 use credtrail::sigma::{self, LoadOptions};
 use credtrail::time::Span;
 
+pub mod copies;
 mod public_data;
 mod stitch;
 pub use public_data::shared_path;
