@@ -226,6 +226,9 @@ pub struct Matcher {
     generation: u32,
     literal_seen: Vec<u32>,
     candidate_seen: Vec<u32>,
+    /// Per detection: the bits of its clauses hit by this event (valid where `candidate_seen`
+    /// holds this generation).
+    clause_hits: Vec<u32>,
     candidates: Vec<u32>,
     /// Per scan of the current plan: the generation it was last run in.
     scan_done: Vec<u32>,
@@ -337,6 +340,7 @@ impl Matcher {
             generation: 0,
             literal_seen: vec![0; rules.literals.len()],
             candidate_seen: vec![0; rules.detections.len()],
+            clause_hits: vec![0; rules.detections.len()],
             candidates: Vec::new(),
             scan_done: vec![0; rules.plans.iter().map(|p| p.scans.len()).max().unwrap_or(0)],
             regex_caches: rules
@@ -373,23 +377,32 @@ impl Matcher {
                 continue;
             }
             self.scan_done[k] = generation;
-            let (seen, candidate_seen, candidates) = (
+            let (seen, candidate_seen, clause_hits, candidates) = (
                 &mut self.literal_seen,
                 &mut self.candidate_seen,
+                &mut self.clause_hits,
                 &mut self.candidates,
             );
             each_text(view, scan.slot, &mut scratch, &mut |text| {
                 for m in scan.automaton.find_overlapping_iter(text) {
-                    let lit = scan.literal_of_pattern[m.pattern().as_usize()];
+                    let pattern = m.pattern().as_usize();
+                    let lit = scan.literal_of_pattern[pattern];
                     if seen[lit as usize] == generation {
                         continue;
                     }
                     seen[lit as usize] = generation;
-                    if let Some(ds) = plan.rules_of_literal.get(&lit) {
-                        for &d in ds {
-                            if candidate_seen[d as usize] != generation {
-                                candidate_seen[d as usize] = generation;
-                                candidates.push(d);
+                    for t in scan.targets_of(pattern) {
+                        let d = t.detection as usize;
+                        if candidate_seen[d] != generation {
+                            candidate_seen[d] = generation;
+                            clause_hits[d] = 0;
+                        }
+                        let bit = 1u32 << t.clause;
+                        if clause_hits[d] & bit == 0 {
+                            clause_hits[d] |= bit;
+                            // Each clause's bit is set once: this holds once per event.
+                            if clause_hits[d] == plan.full_mask[d] {
+                                candidates.push(t.detection);
                             }
                         }
                     }

@@ -1,18 +1,23 @@
 //! The prefilter: which rules are worth evaluating for this event.
 //!
-//! For every detection we derive a *necessary literal set*: literals (field, text) such that if
-//! the detection matches, at least one of them occurs in its field, ignoring ASCII case. An
-//! `and` may pick any child's set (we pick the most selective), an `or` needs the union of all
-//! children, a `not` gives nothing. Per source profile and field, one Aho-Corasick automaton
-//! holds every literal of the rules that can run on that profile; scanning an event's fields
-//! with them marks the literals present, which (a) answers every case-insensitive `contains`
-//! test outright and (b) makes candidates of the rules whose necessary set was hit. Rules with
-//! no necessary set (only `not`, numeric or `exists` tests) are always candidates. Keyword
+//! For every detection we derive *necessary clauses*: sets of literals (field, text) such that if
+//! the detection matches, at least one literal of every clause occurs in its field, ignoring
+//! ASCII case. An `and` keeps the clauses of all its children, an `or` needs one clause of each
+//! child joined into one (we take each child's most selective), a `not` gives nothing. Per
+//! source profile and field, one Aho-Corasick automaton holds every literal of the rules that
+//! can run on that profile; scanning an event's fields with them marks the literals present,
+//! which (a) answers every case-insensitive `contains` test outright and (b) makes candidates of
+//! the rules whose clauses were all hit. The most selective clause of a rule decides which
+//! fields are scanned for every event (the *eager* fields); its other clauses are kept where
+//! their fields are eager anyway, so that `Image|endswith: \powershell.exe` and
+//! `CommandLine|contains: -enc` make a candidate only of events that hold both, not of every
+//! PowerShell start. Rules with no clause (only `not`, numeric or `exists` tests) are always
+//! candidates. Keyword
 //! searches (values with no field) have their own automaton, fed every scalar of the event
 //! once ([`crate::matcher::KEYWORD_SLOT`]): a keyword rule used to compare each of its words
 //! with every scalar of every event, half of the matching time on SigmaHQ's Windows rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
@@ -59,15 +64,44 @@ pub struct SlotScan {
     pub automaton: AhoCorasick,
     /// Automaton pattern index → literal id.
     pub literal_of_pattern: Vec<u32>,
+    /// Automaton pattern index → its clauses in `targets`: `targets[target_start[p] as
+    /// usize..target_start[p + 1] as usize]` (empty for fields that are not eager).
+    pub target_start: Vec<u32>,
+    pub targets: Vec<Target>,
 }
+
+/// A clause of a detection that a literal belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub detection: u32,
+    /// Bit of the clause in the detection's mask.
+    pub clause: u8,
+}
+
+impl SlotScan {
+    /// The clauses automaton pattern `pattern` satisfies.
+    pub fn targets_of(&self, pattern: usize) -> &[Target] {
+        match (
+            self.target_start.get(pattern),
+            self.target_start.get(pattern + 1),
+        ) {
+            (Some(&a), Some(&b)) => self.targets.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+}
+
+/// Most clauses a detection keeps (the bits of its mask).
+pub const MAX_CLAUSES: usize = 32;
 
 /// The prefilter for one source profile.
 pub struct ProfilePlan {
     pub scans: Vec<SlotScan>,
     /// Slot → index in `scans`.
     pub scan_of_slot: HashMap<Slot, usize>,
-    /// Literal id → detections made candidates by it (only detections that run on this profile).
-    pub rules_of_literal: HashMap<u32, Vec<u32>>,
+    /// Detection → the mask of its clauses kept on this profile (0: not applicable or always a
+    /// candidate): a detection is a candidate once every bit of it was hit.
+    pub full_mask: Vec<u32>,
     /// Detections that run on this profile with no necessary literal.
     pub always: Vec<u32>,
     /// Number of detections that can run on this profile.
@@ -82,9 +116,9 @@ pub fn build_plans(
     preds: &[Pred],
     literals: &LiteralTable,
 ) -> Vec<ProfilePlan> {
-    let necessary: Vec<Option<Vec<u32>>> = detections
+    let clauses: Vec<Vec<Vec<u32>>> = detections
         .iter()
-        .map(|d| necessary_set(&d.cond, preds, literals))
+        .map(|d| necessary_clauses(&d.cond, preds, literals))
         .collect();
     let detection_literals: Vec<Vec<u32>> = detections
         .iter()
@@ -105,6 +139,7 @@ pub fn build_plans(
             out
         })
         .collect();
+    let slot_of = |l: u32| literals.entries[l as usize].0;
     // Profiles that serve the same products ask for the same literal sets: each automaton is
     // built once (building them was most of the load time of SigmaHQ's Windows rules).
     let mut built: HashMap<Vec<u32>, AhoCorasick> = HashMap::new();
@@ -114,9 +149,9 @@ pub fn build_plans(
         .map(|profile| {
             let kind = profile.spec.kind;
             let mut by_slot: HashMap<Slot, Vec<u32>> = HashMap::new();
-            let mut rules_of_literal: HashMap<u32, Vec<u32>> = HashMap::new();
+            let mut eager_slots: HashSet<Slot> = HashSet::new();
             let mut always = Vec::new();
-            let mut applicable = 0;
+            let mut applicable_detections = Vec::new();
             for (i, d) in detections.iter().enumerate() {
                 let product = catalog.rules[d.rule as usize]
                     .meta
@@ -126,28 +161,35 @@ pub fn build_plans(
                 if !kind.serves_product(product) {
                     continue;
                 }
-                applicable += 1;
+                applicable_detections.push(i);
                 for &lit in &detection_literals[i] {
-                    by_slot
-                        .entry(literals.entries[lit as usize].0)
-                        .or_default()
-                        .push(lit);
+                    by_slot.entry(slot_of(lit)).or_default().push(lit);
                 }
-                match &necessary[i] {
-                    Some(set) => {
-                        for &lit in set {
-                            rules_of_literal.entry(lit).or_default().push(i as u32);
-                        }
-                    }
+                match clauses[i].first() {
+                    Some(primary) => eager_slots.extend(primary.iter().map(|&l| slot_of(l))),
                     None => always.push(i as u32),
+                }
+            }
+            // Every clause whose fields are scanned anyway narrows its rule's candidacy for free.
+            let mut targets_of_literal: HashMap<u32, Vec<Target>> = HashMap::new();
+            let mut full_mask = vec![0u32; detections.len()];
+            for &i in &applicable_detections {
+                let kept = clauses[i]
+                    .iter()
+                    .filter(|c| c.iter().all(|&l| eager_slots.contains(&slot_of(l))))
+                    .take(MAX_CLAUSES);
+                for (c, clause) in kept.enumerate() {
+                    full_mask[i] |= 1 << c;
+                    for &lit in clause {
+                        targets_of_literal.entry(lit).or_default().push(Target {
+                            detection: i as u32,
+                            clause: c as u8,
+                        });
+                    }
                 }
             }
             let mut slots: Vec<Slot> = by_slot.keys().copied().collect();
             slots.sort_unstable();
-            let necessary_slots: std::collections::HashSet<Slot> = rules_of_literal
-                .keys()
-                .map(|&l| literals.entries[l as usize].0)
-                .collect();
             let scans: Vec<SlotScan> = slots
                 .into_iter()
                 .filter_map(|slot| {
@@ -172,18 +214,25 @@ pub fn build_plans(
                             a
                         }
                     };
+                    let mut target_start = Vec::with_capacity(lits.len() + 1);
+                    let mut targets = Vec::new();
+                    for lit in &lits {
+                        target_start.push(targets.len() as u32);
+                        if let Some(t) = targets_of_literal.get(lit) {
+                            targets.extend_from_slice(t);
+                        }
+                    }
+                    target_start.push(targets.len() as u32);
                     Some(SlotScan {
                         slot,
-                        eager: necessary_slots.contains(&slot),
+                        eager: eager_slots.contains(&slot),
                         automaton,
                         literal_of_pattern: lits,
+                        target_start,
+                        targets,
                     })
                 })
                 .collect();
-            for v in rules_of_literal.values_mut() {
-                v.sort_unstable();
-                v.dedup();
-            }
             let scan_of_slot = scans
                 .iter()
                 .enumerate()
@@ -192,9 +241,9 @@ pub fn build_plans(
             ProfilePlan {
                 scans,
                 scan_of_slot,
-                rules_of_literal,
+                full_mask,
                 always,
-                applicable,
+                applicable: applicable_detections.len(),
             }
         })
         .collect()
@@ -215,46 +264,68 @@ fn automaton_kind(texts: &[&str]) -> AhoCorasickKind {
     }
 }
 
-/// The necessary literal set of `expr`, or `None` when there is none.
+/// The most selective necessary literal set of `expr`, or `None` when there is none.
 pub fn necessary_set(expr: &Expr, preds: &[Pred], literals: &LiteralTable) -> Option<Vec<u32>> {
+    necessary_clauses(expr, preds, literals).into_iter().next()
+}
+
+/// The necessary clauses of `expr`, most selective first: if `expr` holds, every clause has a
+/// literal that occurs. Empty when nothing is necessary.
+pub fn necessary_clauses(expr: &Expr, preds: &[Pred], literals: &LiteralTable) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    collect_clauses(expr, preds, literals, &mut out);
+    for c in &mut out {
+        c.sort_unstable();
+        c.dedup();
+    }
+    out.sort();
+    out.dedup();
+    // Stable: equally selective clauses stay in literal order, so plans are deterministic.
+    out.sort_by_key(|c| std::cmp::Reverse(selectivity(c, literals)));
+    out
+}
+
+fn collect_clauses(expr: &Expr, preds: &[Pred], literals: &LiteralTable, out: &mut Vec<Vec<u32>>) {
     match expr {
-        Expr::Pred(p) => pred_set(&preds[*p as usize], literals),
-        Expr::Not(_) => None,
+        Expr::Pred(p) => pred_clauses(&preds[*p as usize], out),
+        Expr::Not(_) => {}
+        Expr::And(children) => {
+            for c in children {
+                collect_clauses(c, preds, literals, out);
+            }
+        }
         Expr::Or(children) => {
+            // One clause of each alternative, joined: whichever holds, its clause has a hit.
             let mut union = Vec::new();
             for c in children {
-                union.extend(necessary_set(c, preds, literals)?);
+                match necessary_set(c, preds, literals) {
+                    Some(set) => union.extend(set),
+                    None => return,
+                }
             }
-            union.sort_unstable();
-            union.dedup();
-            Some(union)
+            if !union.is_empty() {
+                out.push(union);
+            }
         }
-        Expr::And(children) => children
-            .iter()
-            .filter_map(|c| necessary_set(c, preds, literals))
-            .max_by_key(|set| selectivity(set, literals)),
     }
 }
 
-fn pred_set(p: &Pred, literals: &LiteralTable) -> Option<Vec<u32>> {
+fn pred_clauses(p: &Pred, out: &mut Vec<Vec<u32>>) {
     // A keyword search (no field) has needles in the keyword slot, whose automaton scans every
     // scalar of the event: keyword rules are candidates only when one of their words occurs.
     if p.negate {
-        return None;
+        return;
     }
     if p.all {
-        // Every test must hold, so any one test's needle is necessary: take the longest.
-        return p
-            .needles
-            .iter()
-            .flatten()
-            .max_by_key(|&&l| literals.entries[l as usize].1.len())
-            .map(|&l| vec![l]);
+        // Every test must hold, so each test's needle is necessary on its own.
+        out.extend(p.needles.iter().flatten().map(|&l| vec![l]));
+        return;
     }
-    let mut set: Vec<u32> = p.needles.iter().copied().collect::<Option<Vec<u32>>>()?;
-    set.sort_unstable();
-    set.dedup();
-    if set.is_empty() { None } else { Some(set) }
+    if let Some(set) = p.needles.iter().copied().collect::<Option<Vec<u32>>>()
+        && !set.is_empty()
+    {
+        out.push(set);
+    }
 }
 
 /// Higher is more selective: longer shortest literal first, then fewer literals.

@@ -255,6 +255,38 @@ fn prefilter_skips_rules_whose_literals_are_absent() {
     );
 }
 
+/// A rule whose selections must all hold is a candidate only when each selection's literal
+/// occurs (on fields scanned anyway: here another rule's makes `CommandLine` one), not whenever
+/// its most selective one does: SigmaHQ's
+/// `Image|endswith: \powershell.exe` plus `CommandLine|contains: ...` rules used to be
+/// evaluated on every PowerShell start.
+#[test]
+fn every_clause_of_a_conjunction_must_be_hit_to_make_a_candidate() {
+    let yaml = "title: enc\nlogsource:\n  product: windows\ndetection:\n  img:\n    Image|endswith: '\\powershell.exe'\n  cli:\n    CommandLine|contains: ' -enc '\n  condition: img and cli\n---\ntitle: other\nlogsource:\n  product: windows\ndetection:\n  sel:\n    CommandLine|contains: mimikatz\n  condition: sel\n";
+    let rules = ruleset(yaml);
+    let ev = |cmd: &str| {
+        format!(
+            r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","Image":"C:\\Windows\\powershell.exe","CommandLine":"{cmd}"}}"#
+        )
+    };
+    let candidates = |event: &str| {
+        let mut decoder = Decoder::new(&rules.schema);
+        let mut matcher = Matcher::new(&rules);
+        decoder.decode(&rules.schema, event.as_bytes(), event.len(), |view| {
+            let mut out = Vec::new();
+            matcher.matches(&rules, &view.unwrap(), &mut out);
+            (out.len(), matcher.last_candidates())
+        })
+    };
+    assert_eq!(candidates(&ev("powershell -nop -w hidden")), (0, 0));
+    assert_eq!(candidates(&ev("powershell -enc AAAA")), (1, 1));
+    // Both clauses are necessary, and so either one alone decides nothing.
+    let d = (0..rules.detections.len())
+        .find(|&d| rules.detection_meta(d as u32).title == "enc")
+        .unwrap();
+    assert!(rules.plans.iter().any(|p| p.full_mask[d] == 0b11));
+}
+
 /// Fields whose literals no necessary set holds are scanned only when a candidate asks: the
 /// answer must be the same as an eager scan's, in both directions, and for a second test on the
 /// same field in the same event.
