@@ -459,3 +459,43 @@ mod globs {
         assert!(star_glob(&accented, true).is_some(), "cased: bytes compare");
     }
 }
+
+/// Keyword rules (values of no field) under log-source guards: a keyword of a guarded rule in
+/// an event its guard refuses matches nothing; the same keyword where the guard holds does; an
+/// unguarded rule's keywords match in any Windows event, in any case. (Kept as the contract any
+/// narrowing of the keyword scan by guard must hold to.)
+#[test]
+fn keyword_rules_match_by_their_guard_and_their_words_only() {
+    let yaml = "title: kw-system\nlogsource:\n  product: windows\n  service: system\ndetection:\n  keywords:\n    - kali\n  condition: keywords\n---\ntitle: kw-any\nlogsource:\n  product: windows\ndetection:\n  keywords:\n    - 'sekurlsa::'\n    - mimikatz\n  condition: keywords\n---\ntitle: kw-app\nlogsource:\n  product: windows\n  service: application\ndetection:\n  keywords:\n    - 'HKTL'\n    - 'mimikatz.exe'\n  condition: keywords\n";
+    let rules = ruleset(yaml);
+    let sysmon = |cmd: &str| {
+        format!(
+            r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","CommandLine":"{cmd}"}}"#
+        )
+    };
+    let channel = |ch: &str, text: &str| {
+        format!(
+            r#"{{"EventID":7045,"Channel":"{ch}","@timestamp":"2024-01-01T00:00:00Z","ServiceName":"{text}"}}"#
+        )
+    };
+    let titles = |event: &str| {
+        let mut t = matched(&rules, event);
+        t.sort();
+        t
+    };
+    assert_eq!(titles(&sysmon("kali MimiKatz")), ["kw-any"]);
+    assert_eq!(titles(&sysmon("nothing here at all")), Vec::<String>::new());
+    assert_eq!(titles(&channel("System", "kali")), ["kw-system"]);
+    assert_eq!(
+        titles(&channel("System", "x SEKURLSA::logonpasswords")),
+        ["kw-any"]
+    );
+    assert_eq!(
+        titles(&channel("Application", "hktl mimikatz.exe")),
+        ["kw-any", "kw-app"]
+    );
+    assert_eq!(
+        titles(&channel("Application", "kali")),
+        Vec::<String>::new()
+    );
+}
