@@ -190,16 +190,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// even if a thread is stuck (the engine's scoped threads would otherwise hold the exit
 /// forever). A shutdown that finishes in time returns from `main` first.
 fn watchdog(control: &Control, metrics: &Metrics, deadline: Duration) {
-    while !control.stopping() && !metrics.failed.load(std::sync::atomic::Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(deadline + SHUTDOWN_GRACE);
+    overrun(control, metrics, deadline + SHUTDOWN_GRACE);
     tracing::error!(
         ?deadline,
         "shutdown did not finish within its deadline: exiting without waiting for stuck threads"
     );
     eprintln!("credtrail: error: shutdown did not finish within {deadline:?}; exiting");
     std::process::exit(1);
+}
+
+/// Returns once a stop was asked for (or the service found itself failed) and `allowed` has
+/// passed since: the moment the watchdog gives up on the shutdown.
+fn overrun(control: &Control, metrics: &Metrics, allowed: Duration) {
+    while !control.stopping() && !metrics.failed.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(allowed);
 }
 
 /// The control thread: signals and the metrics endpoint, on one current-thread runtime.
@@ -263,4 +269,57 @@ fn supervise(
         // Let in-flight scrapes finish.
         tokio::time::sleep(Duration::from_millis(10)).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Starts `overrun` on its own thread; the receiver hears when it gave up.
+    fn watch(
+        control: &Control,
+        metrics: &Arc<Metrics>,
+        allowed: Duration,
+    ) -> std::sync::mpsc::Receiver<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (control, metrics) = (control.clone(), metrics.clone());
+        std::thread::spawn(move || {
+            overrun(&control, &metrics, allowed);
+            let _ = tx.send(());
+        });
+        rx
+    }
+
+    #[test]
+    fn the_watchdog_waits_for_a_stop_then_gives_the_shutdown_its_deadline_and_no_more() {
+        let (control, metrics) = (Control::new(), Metrics::new());
+        let gave_up = watch(&control, &metrics, Duration::from_millis(300));
+        assert!(
+            gave_up.recv_timeout(Duration::from_millis(500)).is_err(),
+            "gave up with no stop asked for"
+        );
+        let asked = Instant::now();
+        control.stop();
+        gave_up
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the watchdog never gave up on a stuck shutdown");
+        let waited = asked.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300),
+            "gave up after {waited:?}, before the deadline"
+        );
+    }
+
+    #[test]
+    fn a_failed_service_starts_the_watchdog_without_a_stop() {
+        let (control, metrics) = (Control::new(), Metrics::new());
+        let gave_up = watch(&control, &metrics, Duration::from_millis(100));
+        metrics.failed.store(true, Ordering::Relaxed);
+        gave_up
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a failure did not arm the watchdog");
+    }
 }
