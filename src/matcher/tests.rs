@@ -499,3 +499,36 @@ fn keyword_rules_match_by_their_guard_and_their_words_only() {
         Vec::<String>::new()
     );
 }
+
+/// Regression: values with characters that have no case (SigmaHQ's emoji rules) went to the
+/// regex engine as if they needed Unicode case folding, so with no ASCII needle their rules were
+/// evaluated on every event, thousands of regexes on each command line (6 ms for a 4 KB one).
+/// They are literals now: a rule with only emoji is no candidate without one, and matches with.
+#[test]
+fn emoji_values_are_literals_and_their_rule_is_no_candidate_without_them() {
+    let yaml = "title: emoji\nlogsource:\n  product: windows\ndetection:\n  sel:\n    CommandLine|contains:\n      - \"\u{1F600}\"\n      - \"\u{1F648}\"\n  condition: sel\n";
+    let rules = ruleset(yaml);
+    assert!(rules.regexes.is_empty(), "an emoji needs no regex");
+    let ev = |cmd: &str| {
+        format!(
+            r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","CommandLine":"{cmd}"}}"#
+        )
+    };
+    let run = |event: &str| {
+        let mut decoder = Decoder::new(&rules.schema);
+        let mut matcher = Matcher::new(&rules);
+        decoder.decode(&rules.schema, event.as_bytes(), event.len(), |view| {
+            let mut out = Vec::new();
+            matcher.matches(&rules, &view.unwrap(), &mut out);
+            (out.len(), matcher.last_candidates())
+        })
+    };
+    assert_eq!(
+        run(&ev(
+            "\\\"C:\\\\Program Files\\\\Edge\\\\msedge.exe\\\" --type=renderer"
+        )),
+        (0, 0)
+    );
+    assert_eq!(run(&ev("POWERSHELL \u{1F648} -ENC")), (1, 1));
+    assert_eq!(run(&ev("powershell \u{1F649} -enc")), (0, 0));
+}
