@@ -34,6 +34,17 @@ pub(crate) fn matched(rules: &RuleSet, event: &str) -> Vec<String> {
     })
 }
 
+/// How many detections `event` matches, and how many were evaluated in full.
+fn matches_and_candidates(rules: &RuleSet, event: &str) -> (usize, usize) {
+    let mut decoder = Decoder::new(&rules.schema);
+    let mut matcher = Matcher::new(rules);
+    decoder.decode(&rules.schema, event.as_bytes(), event.len(), |view| {
+        let mut out = Vec::new();
+        matcher.matches(rules, &view.unwrap(), &mut out);
+        (out.len(), matcher.last_candidates())
+    })
+}
+
 fn one(detection: &str, event: &str) -> bool {
     let yaml = format!("title: t\nlogsource:\n  product: aws\ndetection:\n{detection}");
     let rules = ruleset(&yaml);
@@ -269,15 +280,7 @@ fn every_clause_of_a_conjunction_must_be_hit_to_make_a_candidate() {
             r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","Image":"C:\\Windows\\powershell.exe","CommandLine":"{cmd}"}}"#
         )
     };
-    let candidates = |event: &str| {
-        let mut decoder = Decoder::new(&rules.schema);
-        let mut matcher = Matcher::new(&rules);
-        decoder.decode(&rules.schema, event.as_bytes(), event.len(), |view| {
-            let mut out = Vec::new();
-            matcher.matches(&rules, &view.unwrap(), &mut out);
-            (out.len(), matcher.last_candidates())
-        })
-    };
+    let candidates = |event: &str| matches_and_candidates(&rules, event);
     assert_eq!(candidates(&ev("powershell -nop -w hidden")), (0, 0));
     assert_eq!(candidates(&ev("powershell -enc AAAA")), (1, 1));
     // Both clauses are necessary, and so either one alone decides nothing.
@@ -514,15 +517,7 @@ fn emoji_values_are_literals_and_their_rule_is_no_candidate_without_them() {
             r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","CommandLine":"{cmd}"}}"#
         )
     };
-    let run = |event: &str| {
-        let mut decoder = Decoder::new(&rules.schema);
-        let mut matcher = Matcher::new(&rules);
-        decoder.decode(&rules.schema, event.as_bytes(), event.len(), |view| {
-            let mut out = Vec::new();
-            matcher.matches(&rules, &view.unwrap(), &mut out);
-            (out.len(), matcher.last_candidates())
-        })
-    };
+    let run = |event: &str| matches_and_candidates(&rules, event);
     assert_eq!(
         run(&ev(
             "\\\"C:\\\\Program Files\\\\Edge\\\\msedge.exe\\\" --type=renderer"
