@@ -12,7 +12,7 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::{BufRead, BufReader};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use credtrail::decode::Decoder;
@@ -59,34 +59,12 @@ static GLOBAL: Counting = Counting;
 
 /// Every event line of the OTRF Windows captures (gzipped or not), in file order.
 fn windows_events() -> Vec<Vec<u8>> {
-    let root = common::shared("windows");
-    let mut files: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            name.ends_with(".jsonl") || name.ends_with(".jsonl.gz")
-        })
-        .collect();
-    files.sort();
-    let mut events = Vec::new();
-    for path in files {
-        let file = std::fs::File::open(&path).unwrap();
-        let reader: Box<dyn BufRead> = if path.to_string_lossy().ends_with(".gz") {
-            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-        } else {
-            Box::new(BufReader::new(file))
-        };
-        events.extend(
-            reader
-                .split(b'\n')
-                .map(|l| l.unwrap())
-                .filter(|l| !l.is_empty()),
-        );
-    }
     // One event in three keeps every capture and event kind and the debug build's run short.
-    events.into_iter().step_by(3).collect()
+    common::copies::capture_lines(&[common::shared("windows")])
+        .into_iter()
+        .map(String::into_bytes)
+        .step_by(3)
+        .collect()
 }
 
 #[test]

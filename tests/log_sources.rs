@@ -341,31 +341,7 @@ fn powershell_4104_is_ps_script_flat_and_nested() {
 
 /// Every line of every OTRF Windows capture in the public data (plain or gzipped JSON lines).
 fn otrf_lines() -> Vec<String> {
-    use std::io::BufRead;
-    let root = shared_path("datasets/windows");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|f| f.unwrap().path())
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            name.ends_with(".jsonl") || name.ends_with(".jsonl.gz")
-        })
-        .collect();
-    files.sort();
-    let mut lines = Vec::new();
-    for path in files {
-        let file = std::fs::File::open(&path).unwrap();
-        let reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
-                file,
-            )))
-        } else {
-            Box::new(std::io::BufReader::new(file))
-        };
-        lines.extend(reader.lines().map(|l| l.unwrap()));
-    }
-    lines
+    common::copies::capture_lines(&[shared_path("datasets/windows")])
 }
 
 /// A `network_connection` rule in Sysmon's words: outbound TCP from a program on drive C:.

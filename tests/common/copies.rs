@@ -1,6 +1,7 @@
-//! Copies of the public captures, for runs longer than the captures themselves (the corpus
-//! harness and the tests of its shape): every event ordered by its own time, copies shifted
-//! past each other with their record ids made unique, so a copy is new events, not late ones.
+//! The public captures' events, read once for every test and bench that needs them whole, and
+//! copies of them for runs longer than the captures themselves (the corpus harness and the
+//! tests of its shape): every event ordered by its own time, copies shifted past each other
+//! with their record ids made unique, so a copy is new events, not late ones.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -8,8 +9,9 @@ use std::path::{Path, PathBuf};
 use credtrail::time::EventTime;
 use serde_json::Value;
 
-/// The JSON events of every capture under `dirs` (plain or gzipped JSON lines).
-pub fn captures(dirs: &[PathBuf]) -> Vec<Value> {
+/// Every non-empty line of every capture under `dirs` (plain or gzipped JSON lines, in the
+/// folders or one level below), files in path order.
+pub fn capture_lines(dirs: &[PathBuf]) -> Vec<String> {
     let mut files = Vec::new();
     for d in dirs {
         for e in std::fs::read_dir(d).expect("captures").flatten() {
@@ -41,11 +43,19 @@ pub fn captures(dirs: &[PathBuf]) -> Vec<Value> {
         };
         out.extend(
             r.lines()
-                .map_while(Result::ok)
-                .filter_map(|l| serde_json::from_str::<Value>(&l).ok()),
+                .map(|l| l.unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+                .filter(|l| !l.is_empty()),
         );
     }
     out
+}
+
+/// The JSON events of every capture under `dirs` (lines that are no JSON are left out).
+pub fn captures(dirs: &[PathBuf]) -> Vec<Value> {
+    capture_lines(dirs)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
 }
 
 /// The time fields the profiles read, in the order they prefer them.
