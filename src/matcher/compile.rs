@@ -488,10 +488,12 @@ impl Builder<'_> {
                 literal,
             ));
         }
-        // The longest literal piece is the prefilter needle (any match must contain it).
+        // The longest literal piece is the prefilter needle (any match must contain it), if
+        // the automaton's ASCII folding finds it however the event spells it (no cased letter
+        // beyond ASCII: an emoji piece of a `?` pattern can be a needle, `é` cannot).
         let needle = s
             .literals()
-            .filter(|l| l.is_ascii())
+            .filter(|l| ascii_foldable(l, false))
             .max_by_key(|l| l.len())
             .filter(|l| !l.is_empty())
             .map(|l| self.literals.intern(slot, &l.to_ascii_lowercase()));

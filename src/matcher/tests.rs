@@ -527,3 +527,28 @@ fn emoji_values_are_literals_and_their_rule_is_no_candidate_without_them() {
     assert_eq!(run(&ev("POWERSHELL \u{1F648} -ENC")), (1, 1));
     assert_eq!(run(&ev("powershell \u{1F649} -enc")), (0, 0));
 }
+
+/// A `?` pattern goes to the regex engine, but a piece of it without cased letters is still its
+/// prefilter needle: an emoji piece too, so the rule is no candidate where the emoji is absent.
+#[test]
+fn a_caseless_piece_of_a_one_character_wildcard_is_its_needle() {
+    let yaml = "title: q\nlogsource:\n  product: windows\ndetection:\n  sel:\n    CommandLine|contains: \"\u{1F648}?x\"\n  condition: sel\n";
+    let rules = ruleset(yaml);
+    let ev = |cmd: &str| {
+        format!(
+            r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","@timestamp":"2024-01-01T00:00:00Z","CommandLine":"{cmd}"}}"#
+        )
+    };
+    assert_eq!(
+        matches_and_candidates(&rules, &ev("an x but no emoji")),
+        (0, 0)
+    );
+    assert_eq!(
+        matches_and_candidates(&rules, &ev("a \u{1F648}-X b")),
+        (1, 1)
+    );
+    assert_eq!(
+        matches_and_candidates(&rules, &ev("a \u{1F648}--x b")),
+        (0, 1)
+    );
+}
