@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! engine:  time, vocab < input < decode < sigma < matcher < identity < inventory < score
-//!            < correlate < alert < deadletter < pipeline < config < metrics < service
+//!            < correlate < alert < deadletter < cluster < pipeline < config < metrics < service
 //! tooling: generator < eval, ruletest;  lint;  sarif < lint, ruletest  (each may use any engine module)
 //! ```
 //!
@@ -63,6 +63,9 @@
 //!   identity grouped under one id, Create, Update, Close), strings escaped ([`alert::escape`]);
 //!   ATT&CK from tags.
 //! - [`deadletter`]: events that could not be processed, with their reason.
+//! - [`cluster`]: what instances of one consumer group exchange through Kafka to give one
+//!   answer: hit, credential-link and stamp records ([`cluster::record`]), where a group key's
+//!   hits go ([`cluster::placement`]), and event time from stamps ([`cluster::frontier`]).
 //! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
 //!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
 //!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end;
@@ -93,6 +96,7 @@
 //! An alert is built in [`alert::render`] from a [`correlate::Finding`].
 
 pub mod alert;
+pub mod cluster;
 pub mod config;
 pub mod correlate;
 pub mod deadletter;

@@ -71,7 +71,10 @@ pub fn events_bytes(capacity: usize, events: &[(EventRef, u32)]) -> usize {
 }
 
 /// What one fact of an event's evidence means, whatever field of its source held it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum DetailKind {
     /// The acting user or principal as the event names it (an ARN, `DOMAIN\\user`).
     User,
@@ -203,7 +206,9 @@ pub fn cap(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 }
 
 /// What kind of thing an event touched.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TouchKind {
     Secret,
@@ -325,7 +330,10 @@ impl IdentityRef {
 }
 
 /// What minted the credential of a link, or what else tied it to its caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     AssumeRole,
     SessionToken,
