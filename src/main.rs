@@ -127,6 +127,16 @@ struct ReplayArgs {
     /// The signing key file (`<key id> <base64 secret>` per line; the first key signs).
     #[arg(long, requires = "signed_out")]
     sign_keys: Option<PathBuf>,
+    /// Play stage 1 of a cluster: write the resolved hits and stamps as records to
+    /// `DIR/hits-<p>.jsonl` (one file per hits partition) instead of correlating them.
+    #[arg(long, value_name = "DIR", conflicts_with = "records")]
+    route_to: Option<PathBuf>,
+    /// Hits partitions `--route-to` writes.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000), requires = "route_to")]
+    hit_partitions: u32,
+    /// Play stage 2 of a cluster: the inputs are record files `--route-to` wrote.
+    #[arg(long)]
+    records: bool,
     /// Group the findings of one identity whose events overlap, or follow within this window,
     /// into one incident (one `finding_info.uid`: Create, Updates, Close).
     #[arg(long, default_value = "1h")]
@@ -293,6 +303,14 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
                 keys: SigningKeys::load(keys).map_err(|e| bad_input(e.into()))?,
             }),
             _ => None,
+        },
+        cluster: match (&args.route_to, args.records) {
+            (Some(dir), _) => pipeline::ClusterReplay::RouteTo {
+                dir: dir.clone(),
+                partitions: args.hit_partitions,
+            },
+            (None, true) => pipeline::ClusterReplay::Records,
+            (None, false) => pipeline::ClusterReplay::Whole,
         },
     };
     // The text summary and the report read the alert lines back: without `--out` they go to

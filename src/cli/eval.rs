@@ -80,6 +80,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             lineage: credtrail::identity::LineageLimits::default(),
             assessor: Arc::new(Assessor::default()),
             signed_out: None,
+            cluster: Default::default(),
             alert: Default::default(),
         },
     };

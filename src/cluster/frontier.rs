@@ -25,6 +25,9 @@ pub type InputPartition = (Arc<str>, i32);
 pub struct Inputs {
     /// Topic to its partition count.
     topics: BTreeMap<Arc<str>, i32>,
+    /// Not known in advance (a replay of record files, which end): any partition that stamps
+    /// counts, up to this many.
+    open: Option<usize>,
 }
 
 impl Inputs {
@@ -35,11 +38,24 @@ impl Inputs {
                 .into_iter()
                 .map(|(t, n)| (Arc::from(t), n.max(0)))
                 .collect(),
+            open: None,
+        }
+    }
+
+    /// Inputs learnt from the stamps read, at most `bound` of them: for record files, whose
+    /// end releases everything anyway.
+    pub fn open(bound: usize) -> Inputs {
+        Inputs {
+            topics: BTreeMap::new(),
+            open: Some(bound),
         }
     }
 
     /// The topic's name as kept, if `topic` is an input topic with partition `partition`.
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<str>> {
+        if self.open.is_some() {
+            return (partition >= 0).then(|| Arc::from(topic));
+        }
         let (name, &n) = self.topics.get_key_value(topic)?;
         (0..n).contains(&partition).then(|| name.clone())
     }
@@ -54,6 +70,8 @@ impl Inputs {
 pub enum StampError {
     #[error("stamp for {topic}/{partition}, which is not an input partition of this cluster")]
     NotAnInput { topic: String, partition: i32 },
+    #[error("stamps of more than {0} input partitions")]
+    TooMany(usize),
 }
 
 /// The stamps read in one partition.
@@ -81,6 +99,12 @@ impl Frontier {
             });
         };
         let at = EventTime(s.frontier);
+        if let Some(bound) = self.inputs.open
+            && self.stamps.len() >= bound
+            && !self.stamps.contains_key(&(topic.clone(), s.partition))
+        {
+            return Err(StampError::TooMany(bound));
+        }
         let old = self
             .stamps
             .entry((topic, s.partition))
@@ -93,6 +117,14 @@ impl Frontier {
     /// The minimum over every input partition's latest stamp; [`EventTime::MIN`] while one has
     /// not stamped.
     pub fn time(&self) -> EventTime {
+        if self.inputs.open.is_some() {
+            return self
+                .stamps
+                .values()
+                .copied()
+                .min()
+                .unwrap_or(EventTime::MIN);
+        }
         if self.stamps.len() < self.inputs.count() {
             return EventTime::MIN;
         }
@@ -106,11 +138,17 @@ impl Frontier {
     /// The input partitions at the frontier (holding time back), for the log line and gauge.
     pub fn holders(&self) -> Vec<(Arc<str>, i32)> {
         let t = self.time();
-        let mut out: Vec<_> = self
-            .inputs
-            .topics
-            .iter()
-            .flat_map(|(name, &n)| (0..n).map(move |p| (name.clone(), p)))
+        let known: Vec<InputPartition> = match self.inputs.open {
+            Some(_) => self.stamps.keys().cloned().collect(),
+            None => self
+                .inputs
+                .topics
+                .iter()
+                .flat_map(|(name, &n)| (0..n).map(move |p| (name.clone(), p)))
+                .collect(),
+        };
+        let mut out: Vec<_> = known
+            .into_iter()
             .filter(|k| self.stamps.get(k).copied().unwrap_or(EventTime::MIN) <= t)
             .collect();
         out.sort();
@@ -140,7 +178,6 @@ mod tests {
             topic: topic.into(),
             partition,
             frontier: at,
-            end: 0,
         }
     }
 
@@ -179,6 +216,20 @@ mod tests {
         assert!(!f.admits("cloudtrail", 0, EventTime(99)), "produced again");
         assert!(f.admits("cloudtrail", 0, EventTime(100)));
         assert!(!f.admits("nope", 0, EventTime(500)));
+    }
+
+    #[test]
+    fn open_inputs_learn_partitions_from_their_stamps_up_to_a_bound() {
+        let mut f = Frontier::new(Arc::new(Inputs::open(2)));
+        assert_eq!(f.time(), EventTime::MIN);
+        f.stamp(&stamp("a.jsonl", 0, 30)).unwrap();
+        f.stamp(&stamp("b.jsonl", 0, 20)).unwrap();
+        assert_eq!(f.time(), EventTime(20));
+        assert_eq!(
+            f.stamp(&stamp("c.jsonl", 0, 9)),
+            Err(StampError::TooMany(2))
+        );
+        assert_eq!(f.stamp(&stamp("a.jsonl", 0, 40)), Ok(true));
     }
 
     #[test]

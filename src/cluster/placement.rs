@@ -8,12 +8,40 @@
 //! never correctness, and a partition's state stays bounded by the memory budget.
 
 use crate::matcher::RuleSet;
-use crate::vocab::Target;
+use crate::vocab::{GROUP_SEPARATOR, Target};
 
-/// The hits-topic partition that owns `group` among `partitions` (at least 1).
-pub fn partition_of(group: &str, partitions: u32) -> i32 {
-    let h = xxhash_rust::xxh3::xxh3_64(group.as_bytes());
+/// The hits-topic partition that owns `group` among `partitions` (at least 1): by the whole
+/// key, or by the values at `route` (a correlation routed by the group-by of the correlation
+/// that references it, as [`crate::vocab::shard_key`] routes shards), so a finding and the
+/// correlation it feeds meet in one partition.
+pub fn partition_of(group: &str, route: Option<&[usize]>, partitions: u32) -> i32 {
+    let h = match route {
+        None => xxhash_rust::xxh3::xxh3_64(group.as_bytes()),
+        Some(route) => {
+            let values: Vec<&str> = group.split(GROUP_SEPARATOR).collect();
+            let mut picked = String::new();
+            for (n, &i) in route.iter().enumerate() {
+                if n > 0 {
+                    picked.push(GROUP_SEPARATOR);
+                }
+                picked.push_str(values.get(i).copied().unwrap_or(""));
+            }
+            xxhash_rust::xxh3::xxh3_64(picked.as_bytes())
+        }
+    };
     (h % u64::from(partitions.max(1))) as i32
+}
+
+/// The partition of `hit` in a rule set: correlations by their route.
+pub fn partition_of_hit(rules: &RuleSet, hit: &crate::vocab::Hit, partitions: u32) -> i32 {
+    let route = match hit.target {
+        Target::Correlation(c) => rules
+            .correlations
+            .get(c as usize)
+            .and_then(|c| c.route.as_deref()),
+        Target::Detection(_) => None,
+    };
+    partition_of(&hit.group, route, partitions)
 }
 
 /// A hash of what a hit record's indices mean: each rule's id (or title) and kind, in load
@@ -67,16 +95,35 @@ mod tests {
     #[test]
     fn placement_is_fixed_across_processes_and_spreads_keys() {
         // Pinned: a change of hash would split running clusters' chains across owners.
-        assert_eq!(partition_of("arn:aws:iam::111122223333:user/alice", 6), 1);
-        assert_eq!(partition_of("", 1), 0);
-        assert_eq!(partition_of("anything", 0), 0);
+        assert_eq!(
+            partition_of("arn:aws:iam::111122223333:user/alice", None, 6),
+            1
+        );
+        assert_eq!(partition_of("", None, 1), 0);
+        assert_eq!(partition_of("anything", None, 0), 0);
         let mut counts = [0u32; 6];
         for i in 0..6000 {
-            counts[partition_of(&format!("user-{i}"), 6) as usize] += 1;
+            counts[partition_of(&format!("user-{i}"), None, 6) as usize] += 1;
         }
         assert!(
             counts.iter().all(|&c| (800..1200).contains(&c)),
             "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn a_routed_key_is_placed_by_its_routed_values_only() {
+        let sep = GROUP_SEPARATOR;
+        let alice = |host: &str| format!("alice{sep}{host}");
+        for host in ["web-1", "db-7", ""] {
+            assert_eq!(
+                partition_of(&alice(host), Some(&[0]), 64),
+                partition_of("alice", None, 64)
+            );
+        }
+        assert_eq!(
+            partition_of(&alice("web-1"), Some(&[1, 0]), 64),
+            partition_of(&format!("web-1{sep}alice"), None, 64)
         );
     }
 

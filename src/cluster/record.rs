@@ -90,8 +90,7 @@ pub struct LinkRecord {
 }
 
 /// How far one input partition's output is complete: none of its hits or links with an event
-/// time before `frontier` follows this record in the partition it was written to, and its
-/// offsets below `end` were all read.
+/// time before `frontier` follows this record in the partition it was written to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stamp {
@@ -100,7 +99,6 @@ pub struct Stamp {
     pub partition: i32,
     /// Nanoseconds since the epoch; `i64::MAX` when the partition holds time back no more.
     pub frontier: i64,
-    pub end: u64,
 }
 
 /// One message of the hits or lineage topic.

@@ -169,7 +169,6 @@ fn hostile_records_are_refused_not_guessed_at() {
         topic: "t".into(),
         partition: 0,
         frontier: 5,
-        end: 6,
     }))
     .unwrap();
     extra["surprise"] = 1.into();

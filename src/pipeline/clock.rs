@@ -54,6 +54,10 @@ pub struct SourceTime {
     pub lateness: Span,
     /// Largest skew ahead of the [`Reference`].
     pub max_future: Span,
+    /// The source carries cluster records: its time is the frontier of the stamps it carries
+    /// (see [`crate::cluster::frontier`]), never its hits' times, and it never goes quiet
+    /// (a silent hits partition still holds what its stamps say).
+    pub stamped: bool,
 }
 
 impl SourceTime {
@@ -62,6 +66,16 @@ impl SourceTime {
         SourceTime {
             lateness,
             max_future: DEFAULT_MAX_FUTURE,
+            stamped: false,
+        }
+    }
+
+    /// A source of cluster records: no lateness, no skew; time from stamps.
+    pub fn stamped() -> SourceTime {
+        SourceTime {
+            lateness: Span::ZERO,
+            max_future: Span(i64::MAX),
+            stamped: true,
         }
     }
 }

@@ -22,7 +22,9 @@
 //! owns its group key (a hash), so no lock is taken on the hot path.
 
 pub mod budget;
+pub mod carried;
 pub mod clock;
+pub mod forward;
 pub mod replay;
 pub mod sequence;
 pub mod sequencer;
@@ -37,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-pub use replay::{PipelineError, ReplayOptions, SignedOutput, Summary, replay};
+pub use replay::{ClusterReplay, PipelineError, ReplayOptions, SignedOutput, Summary, replay};
 pub use writer::Sink;
 
 use crate::correlate::{Finding, Hit, ShardLimits};
@@ -135,13 +137,30 @@ impl std::fmt::Debug for NewRules {
     }
 }
 
+/// What the lines of a source are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Security events of this profile (`None`: recognised per event).
+    Events(Option<ProfileKind>),
+    /// Cluster records from stage 1 (hits and stamps, see [`crate::cluster`]).
+    Records,
+}
+
+/// Which part of the work this engine does (see [`crate::cluster`]).
+pub enum Stage {
+    /// Everything: events in, alerts out.
+    Whole,
+    /// Stage 1 of a cluster: events in, resolved hits and stamps out to the sink, in place of
+    /// the shards (see [`forward`]).
+    Route(Box<dyn forward::HitSink>),
+}
+
 /// What a front end hands to the workers.
 pub enum Item {
     Batch {
         seq: u64,
         batch: Batch,
-        /// The profile of the batch's source; `None` recognises it per event.
-        profile: Option<ProfileKind>,
+        format: Format,
         /// The rule set in force when the batch was cut.
         rules: Arc<RuleSet>,
         arrived: Instant,
@@ -176,6 +195,8 @@ impl Decoded {
 /// What shards receive.
 pub enum ShardMsg {
     Hits(Vec<Hit>),
+    /// The input sources this instance owns now (a forwarder stamps them; shards ignore it).
+    Owned(Vec<u32>),
     Watermark(EventTime),
     /// Report held positions for a barrier.
     Report(u64),
@@ -309,6 +330,7 @@ pub fn start<'scope, K>(
     assessor: Arc<LiveAssessor>,
     sources: Arc<RwLock<Sources>>,
     metrics: Arc<Metrics>,
+    stage: Stage,
     sink: K,
 ) -> Result<(Inputs, Engine<'scope, Result<K::Report, K::Error>>), EngineError>
 where
@@ -316,7 +338,11 @@ where
     K::Report: Send + 'scope,
     K::Error: Send + 'scope,
 {
-    let shards = setup.shards.max(1);
+    // Stage 1 forwards through one thread: its stamps must follow every hit it wrote.
+    let shards = match stage {
+        Stage::Whole => setup.shards.max(1),
+        Stage::Route(_) => 1,
+    };
     let workers = setup.workers.max(1);
     for (what, n) in [("shards", shards), ("workers", workers)] {
         if n > MAX_THREADS {
@@ -351,10 +377,25 @@ where
     drop(decoded_tx);
     drop(item_rx);
 
+    let mut forward_sink = match stage {
+        Stage::Whole => None,
+        Stage::Route(sink) => Some(sink),
+    };
     let shard_handles = shard_channels
         .iter()
         .enumerate()
         .map(|(i, (_, rx))| {
+            if let Some(hits) = forward_sink.take() {
+                let (rules, rx, tx) = (rules.clone(), rx.clone(), output_tx.clone());
+                let (sources, heartbeat) =
+                    (sources.clone(), metrics.heartbeats.register("forward"));
+                return thread::Builder::new()
+                    .name("credtrail-forward".into())
+                    .spawn_scoped(s, move || {
+                        forward::run(rules, hits, sources, rx, tx, heartbeat)
+                    })
+                    .map_err(spawn_err("forward"));
+            }
             let (rules, rx, tx) = (rules.clone(), rx.clone(), output_tx.clone());
             let (assessor, limits) = (assessor.clone(), setup.shard_limits);
             let heartbeat = metrics.heartbeats.register(format!("shard-{i}"));

@@ -11,10 +11,11 @@ use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::forward::FileHits;
 use super::sequencer::SequencerStats;
 use super::worker::WorkerStats;
 use super::writer::{Rendered, Sink};
-use super::{EngineError, Inputs, Item, Reference, Setup, Signal, SourceTime};
+use super::{EngineError, Format, Inputs, Item, Reference, Setup, Signal, SourceTime, Stage};
 use crate::alert::signature::{Envelope, SigningKeys};
 use crate::correlate::{ShardLimits, ShardStats, Target};
 use crate::deadletter::{DeadLetter, DeadLetterFile};
@@ -56,6 +57,21 @@ pub struct ReplayOptions {
     pub alert: crate::alert::AlertOptions,
     /// Also write every alert, signed, to a file (see [`crate::alert::signature`]).
     pub signed_out: Option<SignedOutput>,
+    /// Which stage of a cluster this replay plays, if any (see [`crate::cluster`]).
+    pub cluster: ClusterReplay,
+}
+
+/// A replay as one stage of a cluster, through record files instead of topics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClusterReplay {
+    /// Events in, alerts out.
+    #[default]
+    Whole,
+    /// Stage 1: events in; resolved hits and stamps out to `dir/hits-<p>.jsonl`, one file per
+    /// hits partition.
+    RouteTo { dir: PathBuf, partitions: u32 },
+    /// Stage 2: the inputs are record files stage 1 wrote; alerts out.
+    Records,
 }
 
 /// Where a replay writes its signed alerts, and the keys that sign them.
@@ -74,6 +90,8 @@ pub enum PipelineError {
     Input(#[from] InputError),
     #[error("cannot write alerts to {path}: {source}")]
     Output { path: String, source: io::Error },
+    #[error(transparent)]
+    Route(super::forward::SinkError),
     #[error("cannot write signed alerts to {path}: {source}")]
     Signed { path: String, source: io::Error },
     #[error("cannot write dead letters to {path}: {source}")]
@@ -315,6 +333,13 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         alert: opts.alert,
     };
     let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));
+    let stage = match &opts.cluster {
+        ClusterReplay::RouteTo { dir, partitions } => {
+            let files = FileHits::create(dir, *partitions).map_err(PipelineError::Route)?;
+            Stage::Route(Box::new(files))
+        }
+        ClusterReplay::Whole | ClusterReplay::Records => Stage::Whole,
+    };
 
     thread::scope(|s| -> Result<Summary, PipelineError> {
         let (inputs, engine) = super::start(
@@ -325,6 +350,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             assessor,
             sources.clone(),
             metrics.clone(),
+            stage,
             sink,
         )?;
         let progress = opts.progress.then(|| {
@@ -405,9 +431,13 @@ fn read_inputs(
     for &source in ids {
         let assign = Signal::Assign {
             source,
-            time: SourceTime {
-                lateness: opts.lateness,
-                max_future: opts.max_future,
+            time: match opts.cluster {
+                ClusterReplay::Records => SourceTime::stamped(),
+                _ => SourceTime {
+                    lateness: opts.lateness,
+                    max_future: opts.max_future,
+                    stamped: false,
+                },
             },
             start: None,
             resume: None,
@@ -438,7 +468,10 @@ fn read_inputs(
                     let item = Item::Batch {
                         seq,
                         batch,
-                        profile: None,
+                        format: match opts.cluster {
+                            ClusterReplay::Records => Format::Records,
+                            _ => Format::Events(None),
+                        },
                         rules: rules.clone(),
                         arrived: Instant::now(),
                     };

@@ -281,6 +281,18 @@ impl State<'_> {
             .all(|tx| tx.send(ShardMsg::Watermark(w)).is_ok())
     }
 
+    /// Tells the shards (a forwarder, which stamps them) which sources are assigned now.
+    fn tell_owned(&self) -> bool {
+        let mut owned: Vec<u32> = (self.parts.iter())
+            .filter(|(_, p)| p.assigned)
+            .map(|(s, _)| *s)
+            .collect();
+        owned.sort_unstable();
+        self.shards
+            .iter()
+            .all(|tx| tx.send(ShardMsg::Owned(owned.clone())).is_ok())
+    }
+
     /// Every [`HELD_BACK_EVERY`]: publishes which sources hold engine time back and, when
     /// engine time did not move since the last time, says so in the log.
     fn report_held_back(&mut self, w: EventTime) {
@@ -373,6 +385,7 @@ impl State<'_> {
                         resume,
                     }))
                     .is_ok()
+                    && self.tell_owned()
             }
             Signal::Revoke { sources } => {
                 for s in &sources {
@@ -386,6 +399,7 @@ impl State<'_> {
                 self.delivery
                     .send(OutputMsg::Bookkeeping(Bookkeeping::Revoke(sources)))
                     .is_ok()
+                    && self.tell_owned()
                     && self.advance()
             }
             Signal::Idle { source, idle } => {
@@ -393,6 +407,7 @@ impl State<'_> {
                 if let Some(p) = self.parts.get(&source)
                     && p.assigned
                     && let Some(c) = self.seq.clock_mut(source)
+                    && !c.time.stamped
                 {
                     c.quiet = idle;
                     if !idle && engine != EventTime::MIN {

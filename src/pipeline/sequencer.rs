@@ -11,11 +11,14 @@
 //! batches are handled in input order, these decisions depend only on the input, not on which
 //! worker finished first.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
+use super::carried::Carried;
 pub use super::clock::SourceClock;
 use super::clock::{self, Decided, Held, Reference, Verdict};
 use super::worker::DecodedBatch;
+use crate::cluster::frontier::{Frontier, Inputs};
 use crate::correlate::Hit;
 use crate::deadletter::DeadLetter;
 use crate::identity::Resolver;
@@ -30,9 +33,15 @@ pub struct SequencerStats {
     pub future: u64,
     pub dead_letters: u64,
     pub hits: u64,
+    /// Hits of cluster records dropped as copies a restarted stage 1 wrote again.
+    pub copies: u64,
     /// Dead letters by reason code.
     pub by_reason: BTreeMap<&'static str, u64>,
 }
+
+/// Most input partitions a stamped source learns from its stamps when the cluster's inputs
+/// are not given (record files).
+pub const MAX_OPEN_INPUTS: usize = 65_536;
 
 /// Orders batches and routes what they produced.
 pub struct Sequencer {
@@ -47,6 +56,10 @@ pub struct Sequencer {
     waiting: BTreeMap<u64, DecodedBatch>,
     shards: usize,
     resolver: Resolver,
+    /// Per stamped source (a hits partition): the frontier of the stamps it carried.
+    frontiers: HashMap<u32, Frontier>,
+    /// The input partitions of the cluster, whose stamps stamped sources wait for.
+    inputs: Arc<Inputs>,
     pub stats: SequencerStats,
 }
 
@@ -68,6 +81,8 @@ impl Sequencer {
             waiting: BTreeMap::new(),
             shards: shards.max(1),
             resolver,
+            frontiers: HashMap::new(),
+            inputs: Arc::new(Inputs::open(MAX_OPEN_INPUTS)),
             stats: SequencerStats::default(),
         }
     }
@@ -120,6 +135,11 @@ impl Sequencer {
         self.clocks.push(clock);
         self.held.push(VecDeque::new());
         (self.clocks.len() - 1) as u32
+    }
+
+    /// The input partitions stamped sources wait for (a service knows them from the broker).
+    pub fn set_cluster_inputs(&mut self, inputs: Arc<Inputs>) {
+        self.inputs = inputs;
     }
 
     pub fn reference(&self) -> Reference {
@@ -184,6 +204,13 @@ impl Sequencer {
         dead: &mut dyn FnMut(DeadLetter),
     ) {
         let source = d.batch.source;
+        if self
+            .clocks
+            .get(source as usize)
+            .is_some_and(|c| c.time.stamped)
+        {
+            return self.handle_carried(d, route, dead);
+        }
         let mut failures = d.failures.iter().peekable();
         let mut hits = std::mem::take(&mut d.hits).into_iter().peekable();
         let mut links = std::mem::take(&mut d.links).into_iter().peekable();
@@ -368,6 +395,77 @@ impl Sequencer {
                     dead(h.letter);
                 }
             }
+        }
+    }
+}
+
+impl Sequencer {
+    /// A batch of a stamped source (cluster records): stamps move the source's frontier, which
+    /// is its clock; a hit older than the frontier of its input partition is a copy a restarted
+    /// stage 1 wrote again and is dropped (counted); any other goes to the resolver, which
+    /// holds it until engine time passes it, as every hit. No lateness is judged here: stage 1
+    /// judged it.
+    fn handle_carried(
+        &mut self,
+        d: &mut DecodedBatch,
+        route: &mut dyn FnMut(usize, Hit),
+        dead: &mut dyn FnMut(DeadLetter),
+    ) {
+        let source = d.batch.source;
+        let shards = self.shards as u64;
+        let mut route_hit = |h: Hit| route((h.shard_key % shards) as usize, h);
+        let mut hits = std::mem::take(&mut d.hits).into_iter().peekable();
+        let inputs = self.inputs.clone();
+        let frontier = self
+            .frontiers
+            .entry(source)
+            .or_insert_with(|| Frontier::new(inputs));
+        for (line, carried) in std::mem::take(&mut d.carried) {
+            self.stats.events += 1;
+            let i = line as usize;
+            let letter = |reason: String| DeadLetter {
+                pos: crate::input::Position {
+                    source,
+                    offset: d.batch.lines[i].offset,
+                },
+                kind: "cluster_record",
+                reason,
+                raw: d.batch.line(i).to_vec(),
+                bytes: d.batch.lines[i].full_len,
+            };
+            let refused = match carried {
+                Carried::Refused(why) => Some(why),
+                Carried::Stamp(s) => match frontier.stamp(&s) {
+                    Ok(_) => {
+                        if let Some(c) = self.clocks.get_mut(source as usize) {
+                            c.max_seen = c.max_seen.max(frontier.time());
+                        }
+                        None
+                    }
+                    Err(e) => Some(e.to_string()),
+                },
+                Carried::Hit { topic, partition } => {
+                    if let Some((_, hit, _)) = hits.next_if(|(l, ..)| *l == line) {
+                        if frontier.admits(&topic, partition, hit.event.time) {
+                            self.stats.hits += 1;
+                            self.resolver.push_hit(hit, None, &mut route_hit);
+                        } else {
+                            self.stats.copies += 1;
+                        }
+                    }
+                    None
+                }
+            };
+            if let Some(why) = refused {
+                self.stats.dead_letters += 1;
+                *self.stats.by_reason.entry("cluster_record").or_insert(0) += 1;
+                dead(letter(why));
+            }
+        }
+        if d.batch.source_done
+            && let Some(clock) = self.clocks.get_mut(source as usize)
+        {
+            clock.done = true;
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::matcher::{FieldSource, Matcher, RuleSet};
 use crate::metrics::Metrics;
 use crate::time::EventTime;
 
-use super::{Decoded, Item};
+use super::{Decoded, Format, Item};
 
 /// A batch after decoding and matching.
 #[derive(Debug)]
@@ -31,6 +31,9 @@ pub struct DecodedBatch {
     pub hits: Vec<(u32, Hit, Option<IdentityRef>)>,
     /// (line index, credential the event minted), in line order.
     pub links: Vec<(u32, Link)>,
+    /// For a batch of cluster records: what each line carried, in line order (its hit, if
+    /// any, is in `hits` at the same line).
+    pub carried: Vec<(u32, super::carried::Carried)>,
 }
 
 /// What a worker counted.
@@ -128,6 +131,7 @@ impl Worker {
             failures: Vec::new(),
             hits: Vec::new(),
             links: Vec::new(),
+            carried: Vec::new(),
             batch,
         };
         let rules = &*self.rules;
@@ -358,6 +362,7 @@ pub fn run(
 ) -> WorkerStats {
     let mut rules = rules;
     let mut w = Worker::new(rules.clone(), mint);
+    let mut records = super::carried::RecordDecoder::default();
     let mut reported = vec![0u64; rules.detections.len()];
     for item in rx.iter() {
         heartbeat.beat();
@@ -365,7 +370,7 @@ pub fn run(
             Item::Batch {
                 seq,
                 batch,
-                profile,
+                format,
                 rules: batch_rules,
                 arrived,
             } => {
@@ -375,7 +380,10 @@ pub fn run(
                     w = Worker::new(rules.clone(), mint);
                     reported = vec![0u64; rules.detections.len()];
                 }
-                let decoded = w.process_as(batch, profile);
+                let decoded = match format {
+                    Format::Events(profile) => w.process_as(batch, profile),
+                    Format::Records => records.decode(&rules, batch),
+                };
                 for (d, n) in w.stats.matches.iter().enumerate() {
                     if *n > reported[d] {
                         metrics

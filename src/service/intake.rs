@@ -175,7 +175,7 @@ impl Intake {
         self.push(Item::Batch {
             seq,
             batch,
-            profile,
+            format: crate::pipeline::Format::Events(profile),
             rules,
             arrived: Instant::now(),
         });

@@ -285,6 +285,7 @@ pub fn run(
             live.clone(),
             sources.clone(),
             metrics.clone(),
+            pipeline::Stage::Whole,
             sink,
         )?;
 

@@ -58,6 +58,7 @@ pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) ->
         lineage: credtrail::identity::LineageLimits::default(),
         assessor: Default::default(),
         signed_out: None,
+        cluster: Default::default(),
         alert: Default::default(),
     }
 }

@@ -98,6 +98,7 @@ impl Intake {
                 time: crate::pipeline::SourceTime {
                     lateness: input.lateness,
                     max_future: input.max_future_skew,
+                    stamped: false,
                 },
                 start,
                 resume,

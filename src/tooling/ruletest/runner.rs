@@ -360,6 +360,7 @@ impl Runner {
             lineage: Default::default(),
             assessor: Default::default(),
             signed_out: None,
+            cluster: Default::default(),
             // Cases count findings (one alert line each, no incident lines) and compare every
             // evidence (cases are small: no bound needed).
             alert: crate::alert::AlertOptions {

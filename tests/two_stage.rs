@@ -1,0 +1,172 @@
+//! A cluster's two stages through record files give the alerts one engine gives: stage 1
+//! (`replay --route-to`) resolves and places every hit by its group key, stage 2 (`replay
+//! --records`, one run per hits partition, as separate instances would own them) correlates.
+//! A stage 1 that restarts and writes its records again after a crash changes nothing.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use credtrail::matcher::RuleSet;
+use credtrail::pipeline::forward::FileHits;
+use credtrail::pipeline::{ClusterReplay, replay};
+
+const PARTITIONS: u32 = 4;
+
+/// What identifies an alert line: its id, activity, time and title.
+type AlertKey = (String, i64, i64, String);
+
+fn keys(text: &str) -> Vec<AlertKey> {
+    let mut out: Vec<AlertKey> = common::alerts(text)
+        .iter()
+        .map(|a| {
+            (
+                a["finding_info"]["uid"].as_str().unwrap().to_string(),
+                a["activity_id"].as_i64().unwrap(),
+                a["time"].as_i64().unwrap(),
+                a["finding_info"]["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn whole(rules: &Arc<RuleSet>, inputs: &[PathBuf], dir: &Path) -> Vec<AlertKey> {
+    let opts = common::options(inputs, dir, 2, "5m");
+    replay(rules.clone(), &opts).unwrap();
+    keys(&fs::read_to_string(dir.join("alerts.jsonl")).unwrap())
+}
+
+/// Stage 1 into `dir/hits`.
+fn route(rules: &Arc<RuleSet>, inputs: &[PathBuf], dir: &Path) -> PathBuf {
+    let hits = dir.join("hits");
+    fs::create_dir_all(&hits).unwrap();
+    let mut opts = common::options(inputs, dir, 2, "5m");
+    opts.cluster = ClusterReplay::RouteTo {
+        dir: hits.clone(),
+        partitions: PARTITIONS,
+    };
+    let summary = replay(rules.clone(), &opts).unwrap();
+    assert_eq!(summary.alerts, 0, "stage 1 correlates nothing");
+    hits
+}
+
+/// Stage 2 on each partition's records apart, as the instances owning them would; the alerts
+/// of all of them, and the copies they dropped.
+fn correlate(rules: &Arc<RuleSet>, parts: &[PathBuf], dir: &Path) -> (Vec<AlertKey>, u64) {
+    let mut all = Vec::new();
+    let mut copies = 0;
+    for (p, records) in parts.iter().enumerate() {
+        let out = dir.join(format!("stage2-{p}"));
+        fs::create_dir_all(&out).unwrap();
+        let mut opts = common::options(std::slice::from_ref(records), &out, 2, "5m");
+        opts.cluster = ClusterReplay::Records;
+        let summary = replay(rules.clone(), &opts).unwrap();
+        assert_eq!(summary.sequencer.dead_letters, 0, "{:?}", summary.sequencer);
+        copies += summary.sequencer.copies;
+        all.extend(keys(&fs::read_to_string(out.join("alerts.jsonl")).unwrap()));
+    }
+    all.sort();
+    (all, copies)
+}
+
+fn demo() -> Vec<PathBuf> {
+    vec![common::root().join("datasets/demo/events.jsonl")]
+}
+
+#[test]
+fn routed_hits_correlated_per_partition_give_the_alerts_of_one_engine() {
+    let rules = common::pack();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = whole(&rules, &demo(), dir.path());
+    assert_eq!(expected.len(), 10, "the demo's alerts");
+    let hits = route(&rules, &demo(), dir.path());
+    let parts: Vec<PathBuf> = (0..PARTITIONS as i32)
+        .map(|p| FileHits::path(&hits, p))
+        .collect();
+    let used = parts
+        .iter()
+        .filter(|p| fs::metadata(p).unwrap().len() > 0)
+        .count();
+    assert!(used >= 2, "the demo's identities spread over partitions");
+    let (got, copies) = correlate(&rules, &parts, dir.path());
+    assert_eq!(got, expected);
+    assert_eq!(copies, 0);
+}
+
+#[test]
+fn a_stage_one_that_crashed_and_wrote_its_records_again_changes_no_alert() {
+    let rules = common::pack();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = whole(&rules, &demo(), dir.path());
+    let hits = route(&rules, &demo(), dir.path());
+    let full: Vec<Vec<String>> = (0..PARTITIONS as i32)
+        .map(|p| {
+            fs::read_to_string(FileHits::path(&hits, p))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    // The first run wrote a prefix of each partition before it died (cut anywhere, each
+    // partition apart); the restarted run wrote everything again behind it.
+    let mut total_copies = 0;
+    for cut in [0.0, 0.1, 0.35, 0.5, 0.8, 0.97] {
+        let case = dir.path().join(format!("cut-{cut}"));
+        fs::create_dir_all(&case).unwrap();
+        let mut dropped = 0usize;
+        let parts: Vec<PathBuf> = full
+            .iter()
+            .enumerate()
+            .map(|(p, lines)| {
+                let n = (lines.len() as f64 * cut) as usize;
+                dropped += n;
+                let path = case.join(format!("p{p}.jsonl"));
+                let text: Vec<&str> = lines[..n]
+                    .iter()
+                    .chain(lines.iter())
+                    .map(String::as_str)
+                    .collect();
+                fs::write(&path, text.join("\n") + "\n").unwrap();
+                path
+            })
+            .collect();
+        let (got, copies) = correlate(&rules, &parts, &case);
+        eprintln!("cut at {cut}: {copies} copies dropped of {dropped} lines written twice");
+        assert_eq!(got, expected, "cut at {cut}");
+        total_copies += copies;
+        assert!(
+            copies as usize <= dropped,
+            "cut at {cut}: {copies} copies dropped of {dropped} written twice"
+        );
+    }
+    assert!(
+        total_copies > 0,
+        "copies behind a stamp were dropped, not correlated"
+    );
+}
+
+#[test]
+fn records_of_another_rule_set_are_dead_lettered_with_the_reason() {
+    let rules = common::pack();
+    let dir = tempfile::tempdir().unwrap();
+    let hits = route(&rules, &demo(), dir.path());
+    let other = common::rules(&[common::root().join("rules/cloudtrail")]);
+    let records = FileHits::path(&hits, 1);
+    let mut opts = common::options(std::slice::from_ref(&records), dir.path(), 1, "5m");
+    opts.cluster = ClusterReplay::Records;
+    let summary = replay(other, &opts).unwrap();
+    assert_eq!(summary.alerts, 0);
+    let hits_refused = summary.sequencer.by_reason.get("cluster_record").copied();
+    assert!(hits_refused.unwrap_or(0) > 0, "{:?}", summary.sequencer);
+    let letters = fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    assert!(
+        letters.contains("every instance must load the same rules"),
+        "{}",
+        &letters[..letters.len().min(400)]
+    );
+}
