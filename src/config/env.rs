@@ -42,6 +42,9 @@ const ENV_SETTINGS: &[&str] = &[
     "signing.keys_file",
     "log.format",
     "log.level",
+    "cluster.enabled",
+    "cluster.hits_topic",
+    "cluster.lineage_topic",
 ];
 
 fn env_name(path: &str) -> String {

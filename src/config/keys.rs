@@ -9,7 +9,7 @@
 use serde::de::{self, Deserialize, Visitor};
 
 use super::raw::{
-    RawConfig, RawEngine, RawInput, RawKafka, RawLog, RawMetrics, RawRules, RawShutdown, RawSigning,
+    RawCluster, RawConfig, RawEngine, RawInput, RawKafka, RawLog, RawMetrics, RawRules, RawShutdown, RawSigning,
 };
 use super::scoring::RawScoring;
 use crate::sigma::suggest;
@@ -59,7 +59,7 @@ pub fn find_unknown(table: &toml::Table, text: &str) -> Option<UnknownKey> {
 }
 
 /// Every section and the keys its struct accepts.
-fn sections() -> [(&'static str, &'static [&'static str]); 9] {
+fn sections() -> [(&'static str, &'static [&'static str]); 10] {
     [
         ("kafka", fields::<RawKafka>()),
         ("input", fields::<RawInput>()),
@@ -70,6 +70,7 @@ fn sections() -> [(&'static str, &'static [&'static str]); 9] {
         ("metrics", fields::<RawMetrics>()),
         ("signing", fields::<RawSigning>()),
         ("log", fields::<RawLog>()),
+        ("cluster", fields::<RawCluster>()),
     ]
 }
 

@@ -142,6 +142,10 @@ pub struct InputTopic {
     /// as `future` and does not move the partition's clock.
     #[serde(serialize_with = "ser_span")]
     pub max_future_skew: Span,
+    /// The topic carries cluster records (stage 2 reading the hits topic), not events; never
+    /// set from a config file.
+    #[serde(skip)]
+    pub records: bool,
 }
 
 /// Kafka settings.
@@ -294,6 +298,19 @@ pub struct ServiceConfig {
     pub metrics: MetricsConfig,
     pub signing: SigningConfig,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: instances of one group repartition hits by identity (see [`crate::cluster`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClusterConfig {
+    /// Off: one engine per instance, chains correlated only within the partitions it owns.
+    pub enabled: bool,
+    /// Hits keyed by group key, and stamps (delete policy; as many partitions as stage 2 may
+    /// have instances).
+    pub hits_topic: String,
+    /// Credential links and stamps, read whole by every instance (compacted).
+    pub lineage_topic: String,
 }
 
 /// How alerts on the topic are signed (see [`crate::alert::signature`]).

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::alerts::RawAlerts;
 use super::scoring::RawScoring;
 use super::{
-    ConfigError, EngineConfig, InputTopic, KafkaConfig, LogConfig, LogFormat, MetricsConfig,
+    ClusterConfig, ConfigError, EngineConfig, InputTopic, KafkaConfig, LogConfig, LogFormat, MetricsConfig,
     PropertyValue, RESERVED_PROPERTIES, RulesConfig, Secret, ServiceConfig, ShutdownConfig,
     SigningConfig, is_secret_property,
 };
@@ -42,6 +42,38 @@ pub struct RawConfig {
     pub signing: RawSigning,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub cluster: RawCluster,
+}
+
+/// `[cluster]`: several instances repartition hits by identity through two topics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_hits_topic")]
+    pub hits_topic: String,
+    #[serde(default = "default_lineage_topic")]
+    pub lineage_topic: String,
+}
+
+impl Default for RawCluster {
+    fn default() -> Self {
+        RawCluster {
+            enabled: false,
+            hits_topic: default_hits_topic(),
+            lineage_topic: default_lineage_topic(),
+        }
+    }
+}
+
+fn default_hits_topic() -> String {
+    "credtrail-hits".into()
+}
+
+fn default_lineage_topic() -> String {
+    "credtrail-lineage".into()
 }
 
 /// `[signing]`: the key file that signs alerts on the topic; unset, alerts go unsigned.
@@ -365,6 +397,7 @@ impl RawConfig {
                 profile,
                 lateness,
                 max_future_skew,
+                records: false,
             });
         }
         let consumer = properties("kafka.consumer", k.consumer)?;
@@ -449,6 +482,30 @@ impl RawConfig {
             kafka.dead_letter_topic.as_str(),
             kafka.checkpoint_topic.as_str(),
         ]);
+        let cluster = ClusterConfig {
+            enabled: self.cluster.enabled,
+            hits_topic: self.cluster.hits_topic.clone(),
+            lineage_topic: self.cluster.lineage_topic.clone(),
+        };
+        if cluster.enabled {
+            for (key, topic) in [
+                ("cluster.hits_topic", &cluster.hits_topic),
+                ("cluster.lineage_topic", &cluster.lineage_topic),
+            ] {
+                if topic.is_empty() || taken.contains(&topic.as_str()) {
+                    return Err(invalid(
+                        key,
+                        format!("`{topic}` must be a topic of its own (not empty, not an input or output topic)"),
+                    ));
+                }
+            }
+            if cluster.hits_topic == cluster.lineage_topic {
+                return Err(invalid(
+                    "cluster.lineage_topic",
+                    "is cluster.hits_topic; the lineage needs a topic of its own".into(),
+                ));
+            }
+        }
         let scoring = self.scoring.validate(base, &taken)?;
         let alerts = self.alerts.validate()?;
         let shutdown = ShutdownConfig {
@@ -490,6 +547,7 @@ impl RawConfig {
                 format,
                 level: self.log.level,
             },
+            cluster,
         })
     }
 }

@@ -22,12 +22,12 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::shard::ShardReport;
 use super::{Bookkeeping, OutputMsg, ShardMsg};
-use crate::cluster::placement::{RulesFingerprint, partition_of_hit};
-use crate::cluster::record::{HitRecord, Origin, Record, Stamp, VERSION};
+use crate::cluster::placement::{RulesFingerprint, partition_of, partition_of_hit};
+use crate::cluster::record::{HitRecord, LinkRecord, Origin, Record, Stamp, VERSION};
 use crate::input::{SourceInfo, Sources};
 use crate::matcher::RuleSet;
 use crate::time::EventTime;
-use crate::vocab::Hit;
+use crate::vocab::{Hit, Link};
 
 /// Why records could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +128,7 @@ pub fn origin_of(sources: &Sources, source: u32) -> (String, i32) {
 pub fn run(
     rules: Arc<RuleSet>,
     mut sink: Box<dyn HitSink>,
+    mut lineage: Option<Box<dyn HitSink>>,
     sources: Arc<RwLock<Sources>>,
     rx: Receiver<ShardMsg>,
     output: Sender<OutputMsg>,
@@ -150,10 +151,14 @@ pub fn run(
                 f.owned = owned;
                 Ok(true)
             }
+            ShardMsg::Lineage { links, stamps } => match &mut lineage {
+                Some(out) => f.lineage(&mut **out, links, stamps).map(|()| true),
+                None => Ok(true),
+            },
             ShardMsg::Watermark(w) => f
                 .stamp(&mut *sink, w)
                 .map(|()| output.send(OutputMsg::Progress(0, w)).is_ok()),
-            ShardMsg::Report(epoch) => sink.flush().map(|()| {
+            ShardMsg::Report(epoch) => flush_all(&mut *sink, &mut lineage).map(|()| {
                 f.unflushed.clear();
                 output
                     .send(OutputMsg::Bookkeeping(Bookkeeping::Holds {
@@ -173,7 +178,7 @@ pub fn run(
             ShardMsg::Finish => {
                 let done = f
                     .stamp(&mut *sink, EventTime::MAX)
-                    .and_then(|()| sink.flush());
+                    .and_then(|()| flush_all(&mut *sink, &mut lineage));
                 if let Err(e) = done {
                     tracing::error!(error = %e, "stage 1 cannot write its records");
                 }
@@ -193,6 +198,17 @@ pub fn run(
         }
     }
     f.report
+}
+
+fn flush_all(
+    hits: &mut dyn HitSink,
+    lineage: &mut Option<Box<dyn HitSink>>,
+) -> Result<(), SinkError> {
+    hits.flush()?;
+    match lineage {
+        Some(l) => l.flush(),
+        None => Ok(()),
+    }
 }
 
 struct Forwarder {
@@ -234,6 +250,54 @@ impl Forwarder {
             *o = (*o).min(hit.event.pos.offset);
         }
         Ok(true)
+    }
+
+    /// Writes links to the lineage, each to the partition of its first minted credential,
+    /// then the stamps of the sources whose lineage frontier moved, to every partition.
+    fn lineage(
+        &mut self,
+        out: &mut dyn HitSink,
+        links: Vec<Link>,
+        stamps: Vec<(u32, EventTime)>,
+    ) -> Result<(), SinkError> {
+        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+        let partitions = out.partitions().max(1);
+        for link in links {
+            // A key-owner link holds no position; where it was read matters only for the
+            // record's provenance.
+            let (topic, partition, offset) = match link.pos {
+                Some(pos) => {
+                    let (t, p) = origin_of(&sources, pos.source);
+                    (t, p, pos.offset)
+                }
+                None => (String::new(), -1, 0),
+            };
+            let key = link.minted.first().map_or("", |m| &**m).to_string();
+            let record = Record::Link(LinkRecord::of(
+                &link,
+                Origin {
+                    topic,
+                    partition,
+                    offset,
+                },
+            ));
+            out.send(partition_of(&key, None, partitions), &key, &record.to_bytes())?;
+        }
+        for (s, w) in stamps {
+            let (topic, partition) = origin_of(&sources, s);
+            let key = format!("stamp:{topic}:{partition}");
+            let record = Record::Stamp(Stamp {
+                v: VERSION,
+                topic,
+                partition,
+                frontier: w.0,
+            })
+            .to_bytes();
+            for p in 0..partitions as i32 {
+                out.send(p, &key, &record)?;
+            }
+        }
+        Ok(())
     }
 
     /// Stamps every owned source with frontier `w` in every partition.

@@ -45,7 +45,7 @@ pub use writer::Sink;
 use crate::correlate::{Finding, Hit, ShardLimits};
 use crate::deadletter::DeadLetter;
 use crate::decode::{MintLifetimes, ProfileKind};
-use crate::identity::{LineageLimits, LineageStats, Resolver};
+use crate::identity::{LineageLimits, LineageStats, Link, Resolver};
 use crate::input::{Batch, Sources};
 use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
@@ -113,6 +113,13 @@ pub enum Signal {
     /// compressed stream): `letter` (kind `input_error`) says why, and the source holds event
     /// time back no more. What was read of it before stands.
     SourceFailed { source: u32, letter: DeadLetter },
+    /// Stage 1 with a shared lineage: links other instances (and this one) wrote to the
+    /// lineage topic, and the frontier of every input partition's links there. Engine time
+    /// waits for that frontier, so a hit resolves through every link older than it.
+    Lineage {
+        links: Vec<Link>,
+        frontier: EventTime,
+    },
     /// Test hook: shard 0 ends at once, as a crashed shard thread would, so that tests can show
     /// a front end noticing a dead engine.
     #[doc(hidden)]
@@ -150,9 +157,13 @@ pub enum Format {
 pub enum Stage {
     /// Everything: events in, alerts out.
     Whole,
-    /// Stage 1 of a cluster: events in, resolved hits and stamps out to the sink, in place of
-    /// the shards (see [`forward`]).
-    Route(Box<dyn forward::HitSink>),
+    /// Stage 1 of a cluster: events in, resolved hits and stamps out to `hits`, in place of
+    /// the shards (see [`forward`]); the credential links this instance reads, and how far
+    /// they are complete, out to `lineage` when instances share it.
+    Route {
+        hits: Box<dyn forward::HitSink>,
+        lineage: Option<Box<dyn forward::HitSink>>,
+    },
 }
 
 /// What a front end hands to the workers.
@@ -197,6 +208,12 @@ pub enum ShardMsg {
     Hits(Vec<Hit>),
     /// The input sources this instance owns now (a forwarder stamps them; shards ignore it).
     Owned(Vec<u32>),
+    /// Stage 1 with a shared lineage: the links its sources minted since the last message,
+    /// then each owned source's lineage frontier (the forwarder writes them out).
+    Lineage {
+        links: Vec<Link>,
+        stamps: Vec<(u32, EventTime)>,
+    },
     Watermark(EventTime),
     /// Report held positions for a barrier.
     Report(u64),
@@ -271,6 +288,11 @@ pub struct Setup {
     pub reference: Reference,
     /// How much of a chain an alert shows, and its size bound.
     pub alert: crate::alert::AlertOptions,
+    /// Stage 2 of a cluster: the input partitions whose stamps stamped sources wait for
+    /// (`None`: learnt from the stamps, for record files).
+    pub cluster_inputs: Option<Arc<crate::cluster::frontier::Inputs>>,
+    /// Stage 1 with a shared lineage: engine time also waits for the lineage frontier.
+    pub shared_lineage: bool,
 }
 
 /// The most shard threads, and the most worker threads, an engine starts: far more than cores
@@ -341,7 +363,7 @@ where
     // Stage 1 forwards through one thread: its stamps must follow every hit it wrote.
     let shards = match stage {
         Stage::Whole => setup.shards.max(1),
-        Stage::Route(_) => 1,
+        Stage::Route { .. } => 1,
     };
     let workers = setup.workers.max(1);
     for (what, n) in [("shards", shards), ("workers", workers)] {
@@ -377,9 +399,10 @@ where
     drop(decoded_tx);
     drop(item_rx);
 
+    let routing = matches!(stage, Stage::Route { .. });
     let mut forward_sink = match stage {
         Stage::Whole => None,
-        Stage::Route(sink) => Some(sink),
+        Stage::Route { hits, lineage } => Some((hits, lineage)),
     };
     let shard_handles = shard_channels
         .iter()
@@ -392,7 +415,7 @@ where
                 return thread::Builder::new()
                     .name("credtrail-forward".into())
                     .spawn_scoped(s, move || {
-                        forward::run(rules, hits, sources, rx, tx, heartbeat)
+                        forward::run(rules, hits.0, hits.1, sources, rx, tx, heartbeat)
                     })
                     .map_err(spawn_err("forward"));
             }
@@ -415,6 +438,11 @@ where
         // shards once their identity is resolved.
         let routes = rules.correlations.iter().map(|c| c.route.clone()).collect();
         let resolver = Resolver::new(setup.lineage, setup.shard_limits.max_pending, routes);
+        let cluster = sequence::Cluster {
+            inputs: setup.cluster_inputs.clone(),
+            shared_lineage: setup.shared_lineage,
+            routing,
+        };
         let (rules, hold, reference) = (rules.clone(), setup.lineage_hold, setup.reference);
         let names = sources.clone();
         thread::Builder::new()
@@ -430,6 +458,7 @@ where
                     lineage_hold: hold,
                     reference,
                     sources: names,
+                    cluster,
                     heartbeat: metrics.heartbeats.register("sequence"),
                     metrics: &metrics,
                 })

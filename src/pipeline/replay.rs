@@ -331,12 +331,17 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         lineage_hold: Span::ZERO,
         reference: Reference::RecentMedian,
         alert: opts.alert,
+        cluster_inputs: None,
+        shared_lineage: false,
     };
     let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));
     let stage = match &opts.cluster {
         ClusterReplay::RouteTo { dir, partitions } => {
             let files = FileHits::create(dir, *partitions).map_err(PipelineError::Route)?;
-            Stage::Route(Box::new(files))
+            Stage::Route {
+                hits: Box::new(files),
+                lineage: None,
+            }
         }
         ClusterReplay::Whole | ClusterReplay::Records => Stage::Whole,
     };

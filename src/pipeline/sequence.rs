@@ -52,6 +52,9 @@ struct Partition {
 
 struct State<'a> {
     seq: Sequencer,
+    /// Stage 1 sharing its lineage: the lineage frontier last sent per owned source.
+    lineage_stamps: HashMap<u32, EventTime>,
+    share_lineage: bool,
     /// The rule set in force (the hits in the resolver belong to it).
     rules: Arc<RuleSet>,
     parts: HashMap<u32, Partition>,
@@ -79,6 +82,17 @@ struct HeldBack {
     watermark: EventTime,
 }
 
+/// The sequence thread's part in a cluster (see [`crate::cluster`]).
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    /// Stage 2: the input partitions stamped sources wait for (`None`: learnt from stamps).
+    pub inputs: Option<Arc<crate::cluster::frontier::Inputs>>,
+    /// Stage 1 sharing its lineage: wait for the lineage frontier, send links out.
+    pub shared_lineage: bool,
+    /// Stage 1: the shards are a forwarder.
+    pub routing: bool,
+}
+
 /// What the sequence thread is given.
 pub struct Context<'a> {
     pub rx: Receiver<Decoded>,
@@ -92,6 +106,7 @@ pub struct Context<'a> {
     pub reference: Reference,
     /// Names of the sources, for the log line and gauge saying which hold event time back.
     pub sources: Arc<RwLock<Sources>>,
+    pub cluster: Cluster,
     pub metrics: &'a Metrics,
     pub heartbeat: crate::metrics::Heartbeat,
 }
@@ -107,8 +122,17 @@ pub struct SequenceReport {
 /// gone.
 pub fn run(ctx: Context<'_>) -> SequenceReport {
     let shards = ctx.shards.len();
+    let mut seq = Sequencer::new(Vec::new(), ctx.reference, shards, ctx.resolver);
+    if let Some(inputs) = ctx.cluster.inputs.clone() {
+        seq.set_cluster_inputs(inputs);
+    }
+    if ctx.cluster.shared_lineage {
+        seq.share_lineage();
+    }
     let mut st = State {
-        seq: Sequencer::new(Vec::new(), ctx.reference, shards, ctx.resolver),
+        seq,
+        lineage_stamps: HashMap::new(),
+        share_lineage: ctx.cluster.shared_lineage,
         rules: ctx.rules,
         parts: HashMap::new(),
         fed: 0,
@@ -238,7 +262,33 @@ impl State<'_> {
                 arrived,
             }))
             .is_ok();
-        alive && self.flush_hits() && self.advance()
+        alive && self.flush_hits() && self.send_lineage() && self.advance()
+    }
+
+    /// Stage 1 sharing its lineage: hands the forwarder the links this batch accepted and
+    /// each owned source's lineage frontier that moved.
+    fn send_lineage(&mut self) -> bool {
+        if !self.share_lineage {
+            return true;
+        }
+        let links = self.seq.take_outbound();
+        let mut stamps = Vec::new();
+        for (s, p) in &self.parts {
+            let Some(f) = self.seq.lineage_frontier(*s).filter(|_| p.assigned) else {
+                continue;
+            };
+            if self.lineage_stamps.get(s) != Some(&f) {
+                self.lineage_stamps.insert(*s, f);
+                stamps.push((*s, f));
+            }
+        }
+        if links.is_empty() && stamps.is_empty() {
+            return true;
+        }
+        stamps.sort_unstable();
+        self.shards
+            .iter()
+            .all(|tx| tx.send(ShardMsg::Lineage { links: links.clone(), stamps: stamps.clone() }).is_ok())
     }
 
     fn flush_hits(&mut self) -> bool {
@@ -414,7 +464,7 @@ impl State<'_> {
                         c.max_seen = c.max_seen.max(engine.plus(p.lateness));
                     }
                 }
-                self.advance()
+                self.send_lineage() && self.advance()
             }
             Signal::SourceFailed { source, letter } => {
                 let stats = &mut self.seq.stats;
@@ -437,6 +487,12 @@ impl State<'_> {
                 self.shards
                     .first()
                     .is_some_and(|tx| tx.send(ShardMsg::Stop).is_ok())
+            }
+            Signal::Lineage { links, frontier } => {
+                let per_shard = &mut self.per_shard;
+                self.seq
+                    .remote_lineage(links, frontier, &mut |shard, hit| per_shard[shard].push(hit));
+                self.flush_hits() && self.advance()
             }
             Signal::Tick { wall } => {
                 if self.seq.follow_wall_clock(wall) {

@@ -60,6 +60,11 @@ pub struct Sequencer {
     frontiers: HashMap<u32, Frontier>,
     /// The input partitions of the cluster, whose stamps stamped sources wait for.
     inputs: Arc<Inputs>,
+    /// Stage 1 with a shared lineage: how far every input partition's links are in
+    /// (engine time waits for it); `None`: links are this engine's own.
+    remote: Option<EventTime>,
+    /// Stage 1 with a shared lineage: links accepted from this engine's sources, to write out.
+    outbound: Option<Vec<crate::identity::Link>>,
     pub stats: SequencerStats,
 }
 
@@ -83,6 +88,8 @@ impl Sequencer {
             resolver,
             frontiers: HashMap::new(),
             inputs: Arc::new(Inputs::open(MAX_OPEN_INPUTS)),
+            remote: None,
+            outbound: None,
             stats: SequencerStats::default(),
         }
     }
@@ -91,10 +98,53 @@ impl Sequencer {
     /// wall clock's floor; `None` while no source holds time back and the wall clock set none.
     pub fn watermark(&self) -> Option<EventTime> {
         let min = self.clocks.iter().filter_map(SourceClock::holding).min();
-        match min {
+        let local = match min {
             Some(w) => Some(w.max(self.floor)),
             None => (self.floor != EventTime::MIN).then_some(self.floor),
+        };
+        match (local, self.remote) {
+            (_, None) => local,
+            (Some(l), Some(r)) => Some(l.min(r)),
+            (None, Some(r)) => (r != EventTime::MIN).then_some(r),
         }
+    }
+
+    /// Stage 1 with a shared lineage: engine time waits for the lineage frontier from now on
+    /// (nothing is released before the first one arrives), and links accepted from this
+    /// engine's sources are kept for [`Sequencer::take_outbound`].
+    pub fn share_lineage(&mut self) {
+        self.remote = Some(EventTime::MIN);
+        self.outbound = Some(Vec::new());
+    }
+
+    /// Links other instances wrote (and this one's, read back): applied in event-time order
+    /// with the rest; `frontier` says how far every input partition's links are in.
+    pub fn remote_lineage(
+        &mut self,
+        links: Vec<crate::identity::Link>,
+        frontier: EventTime,
+        route: &mut dyn FnMut(usize, Hit),
+    ) {
+        let shards = self.shards as u64;
+        let mut route_hit = |h: Hit| route((h.shard_key % shards) as usize, h);
+        for link in links {
+            self.resolver.push_link(link, &mut route_hit);
+        }
+        if let Some(r) = &mut self.remote {
+            *r = (*r).max(frontier);
+        }
+    }
+
+    /// The links accepted from this engine's sources since the last call.
+    pub fn take_outbound(&mut self) -> Vec<crate::identity::Link> {
+        self.outbound.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// How far the links of `source` are complete: its watermark, or the end of time once
+    /// it holds time back no more (quiet, finished).
+    pub fn lineage_frontier(&self, source: u32) -> Option<EventTime> {
+        let c = self.clocks.get(source as usize)?;
+        Some(c.holding().unwrap_or(EventTime::MAX))
     }
 
     /// The sources whose watermark is the engine's (what holds time back), with it.
@@ -328,6 +378,9 @@ impl Sequencer {
                                 source,
                                 offset: line.offset,
                             });
+                            if let Some(out) = &mut self.outbound {
+                                out.push(link.clone());
+                            }
                             self.resolver.push_link(link, &mut route_hit);
                         }
                     }
@@ -377,6 +430,9 @@ impl Sequencer {
                     clock.accept(h.time);
                     for mut link in h.links {
                         link.pos = link.kind.holds_offset().then_some(h.letter.pos);
+                        if let Some(out) = &mut self.outbound {
+                            out.push(link.clone());
+                        }
                         self.resolver.push_link(link, route);
                     }
                     for (hit, identity) in h.hits {

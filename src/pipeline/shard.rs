@@ -81,7 +81,7 @@ pub fn run(
                 tracing::info!(shard = index, kept, dropped, "rules swapped in");
                 sent
             }
-            ShardMsg::Owned(_) => true,
+            ShardMsg::Owned(_) | ShardMsg::Lineage { .. } => true,
             ShardMsg::Stop => break,
             ShardMsg::Finish => {
                 engine.process_pending(&mut out);

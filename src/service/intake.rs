@@ -49,12 +49,14 @@ pub struct Context<'a> {
     pub checkpoints: Checkpoints,
     /// The rule set batches are matched with until a reload.
     pub rules: Arc<RuleSet>,
+    /// Stage 1 sharing its lineage: what the lineage topic says, to pass on in order.
+    pub lineage: Option<crossbeam_channel::Receiver<super::cluster::LineageUpdate>>,
 }
 
 struct PartitionIntake {
     topic: String,
     partition: i32,
-    profile: Option<crate::decode::ProfileKind>,
+    format: crate::pipeline::Format,
     batch: Batch,
     /// Cut the batch before this offset (the restored sequenced end).
     cut_at: Option<u64>,
@@ -169,13 +171,13 @@ impl Intake {
         fresh.source_done = false;
         let mut batch = std::mem::replace(&mut p.batch, fresh);
         batch.seal();
-        let profile = p.profile;
+        let format = p.format;
         let seq = self.next_seq();
         let rules = self.rules.clone();
         self.push(Item::Batch {
             seq,
             batch,
-            format: crate::pipeline::Format::Events(profile),
+            format,
             rules,
             arrived: Instant::now(),
         });
@@ -391,6 +393,20 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         with(&mut |i| {
             if fault {
                 i.signal(Signal::StopShardForTest);
+            }
+            // Lineage updates only while the engine keeps up: the held queue stays bounded by
+            // the pause, and the lineage reader waits on its bounded channel meanwhile.
+            if let Some(rx) = &ctx.lineage {
+                for _ in 0..8 {
+                    if !i.held.is_empty() {
+                        break;
+                    }
+                    let Ok(u) = rx.try_recv() else { break };
+                    i.signal(Signal::Lineage {
+                        links: u.links,
+                        frontier: u.frontier,
+                    });
+                }
             }
             if let Some(rules) = &reloaded {
                 i.reload(rules.clone());

@@ -26,6 +26,7 @@
 //! swaps the shards' scorer between two messages.
 
 pub mod checkpoint;
+pub mod cluster;
 pub mod commit;
 pub mod consumer;
 pub mod delivery;
@@ -96,6 +97,8 @@ pub enum ServiceError {
     Timeout { step: &'static str, limit: Duration },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// A handle to ask a running service to stop or reload its rules; cheap to clone.
@@ -211,6 +214,22 @@ impl Mailbox {
     }
 }
 
+/// What one engine of the service does.
+enum Role {
+    /// Events in, alerts out.
+    Whole,
+    /// Stage 1 of a cluster.
+    Route {
+        hits: cluster::KafkaHits,
+        lineage: cluster::KafkaHits,
+        feed: crossbeam_channel::Receiver<cluster::LineageUpdate>,
+    },
+    /// Stage 2 of a cluster, waiting for the stamps of these input partitions.
+    Correlate {
+        inputs: Arc<crate::cluster::frontier::Inputs>,
+    },
+}
+
 /// Runs the service until `control` asks it to stop (or a fatal error). Blocks.
 pub fn run(
     config: &ServiceConfig,
@@ -218,6 +237,119 @@ pub fn run(
     assessor: Arc<Assessor>,
     metrics: Arc<Metrics>,
     control: &Control,
+) -> Result<RunReport, ServiceError> {
+    if config.cluster.enabled {
+        run_cluster(config, rules, assessor, metrics, control)
+    } else {
+        run_engine(config, rules, assessor, metrics, control, Role::Whole)
+    }
+}
+
+/// Both stages of a cluster member (see [`cluster`]), each with its own control: the caller's
+/// stop reaches both, either stage ending stops the other, and a rule reload is refused (the
+/// instances of a cluster must run one rule set: restart them with the new one).
+fn run_cluster(
+    config: &ServiceConfig,
+    rules: Arc<RuleSet>,
+    assessor: Arc<Assessor>,
+    metrics: Arc<Metrics>,
+    control: &Control,
+) -> Result<RunReport, ServiceError> {
+    let inputs = cluster::cluster_inputs(config)?;
+    let hits = cluster::KafkaHits::new(config, &config.cluster.hits_topic)?;
+    let lineage = cluster::KafkaHits::new(config, &config.cluster.lineage_topic)?;
+    let reader = cluster::LineageFeed::new(config, inputs.clone())?;
+    let correlate = cluster::correlate_config(config);
+    let (tx, feed) = cluster::lineage_channel();
+    let (route_control, correlate_control) = (Control::new(), Control::new());
+    let reader_stop = AtomicBool::new(false);
+    tracing::info!(
+        hits = %config.cluster.hits_topic,
+        lineage = %config.cluster.lineage_topic,
+        inputs = inputs.count(),
+        "cluster member: stage 1 routes hits by identity, stage 2 correlates"
+    );
+    thread::scope(|s| -> Result<RunReport, ServiceError> {
+        let spawn_err = |_| ServiceError::Panicked("cluster");
+        let reader = thread::Builder::new()
+            .name("credtrail-lineage".into())
+            .spawn_scoped(s, || reader.run(tx, &reader_stop))
+            .map_err(spawn_err)?;
+        let stage2 = thread::Builder::new()
+            .name("credtrail-stage2".into())
+            .spawn_scoped(s, || {
+                let r = run_engine(
+                    &correlate,
+                    rules.clone(),
+                    assessor.clone(),
+                    metrics.clone(),
+                    &correlate_control,
+                    Role::Correlate { inputs },
+                );
+                route_control.stop();
+                r
+            })
+            .map_err(spawn_err)?;
+        let relay = thread::Builder::new()
+            .name("credtrail-relay".into())
+            .spawn_scoped(s, || {
+                while !route_control.stopping() || !correlate_control.stopping() {
+                    if control.stopping() {
+                        route_control.stop();
+                        correlate_control.stop();
+                    }
+                    if control.take_rules().is_some() {
+                        tracing::error!(
+                            "rule reload refused: the instances of a cluster must run one rule set; restart them with the new rules"
+                        );
+                    }
+                    if control.take_fault() {
+                        route_control.stop_shard_for_test();
+                    }
+                    thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .map_err(spawn_err)?;
+        let routed = run_engine(
+            config,
+            rules.clone(),
+            assessor.clone(),
+            metrics.clone(),
+            &route_control,
+            Role::Route {
+                hits,
+                lineage,
+                feed,
+            },
+        );
+        correlate_control.stop();
+        route_control.stop();
+        reader_stop.store(true, Ordering::Release);
+        let correlated = stage2
+            .join()
+            .map_err(|_| ServiceError::Panicked("stage 2"))?;
+        let _ = reader.join();
+        let _ = relay.join();
+        let (routed, correlated) = (routed?, correlated?);
+        let mut committed = routed.committed;
+        committed.extend(correlated.committed);
+        Ok(RunReport {
+            events: routed.events,
+            alerts_delivered: correlated.alerts_delivered,
+            alerts_suppressed: correlated.alerts_suppressed,
+            dead_letters: routed.dead_letters + correlated.dead_letters,
+            committed,
+        })
+    })
+}
+
+fn run_engine(
+    config: &ServiceConfig,
+    rules: Arc<RuleSet>,
+    assessor: Arc<Assessor>,
+    metrics: Arc<Metrics>,
+    control: &Control,
+    role: Role,
 ) -> Result<RunReport, ServiceError> {
     let sources = Arc::new(RwLock::new(Sources::new()));
     let mailbox = Arc::new(Mailbox::default());
@@ -241,6 +373,33 @@ pub fn run(
             options.max_bytes = options.max_bytes.min(delivery::dead_letter_limit(config));
             options
         },
+        cluster_inputs: match &role {
+            Role::Correlate { inputs } => Some(inputs.clone()),
+            _ => None,
+        },
+        shared_lineage: matches!(role, Role::Route { .. }),
+    };
+    // In a cluster the lineage topic keeps every link: stage 1 holds no input back for them.
+    let setup = match role {
+        Role::Route { .. } => Setup {
+            lineage_hold: Span::ZERO,
+            ..setup
+        },
+        _ => setup,
+    };
+    let (stage, lineage_feed) = match role {
+        Role::Whole | Role::Correlate { .. } => (pipeline::Stage::Whole, None),
+        Role::Route {
+            hits,
+            lineage,
+            feed,
+        } => (
+            pipeline::Stage::Route {
+                hits: Box::new(hits),
+                lineage: Some(Box::new(lineage)),
+            },
+            Some(feed),
+        ),
     };
 
     // Every pipeline thread handles a commit barrier each commit interval; ten of them missed
@@ -285,7 +444,7 @@ pub fn run(
             live.clone(),
             sources.clone(),
             metrics.clone(),
-            pipeline::Stage::Whole,
+            stage,
             sink,
         )?;
 
@@ -312,6 +471,7 @@ pub fn run(
             control,
             checkpoints,
             rules: rules.clone(),
+            lineage: lineage_feed,
         });
 
         let deadline = Instant::now() + config.shutdown.step(crate::config::ShutdownStep::Close);

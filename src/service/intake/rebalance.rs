@@ -86,7 +86,11 @@ impl Intake {
                 PartitionIntake {
                     topic,
                     partition,
-                    profile: input.profile,
+                    format: if input.records {
+                        crate::pipeline::Format::Records
+                    } else {
+                        crate::pipeline::Format::Events(input.profile)
+                    },
                     batch,
                     cut_at,
                     last_message: Instant::now(),
@@ -95,10 +99,14 @@ impl Intake {
             );
             self.signal(Signal::Assign {
                 source,
-                time: crate::pipeline::SourceTime {
-                    lateness: input.lateness,
-                    max_future: input.max_future_skew,
-                    stamped: false,
+                time: if input.records {
+                    crate::pipeline::SourceTime::stamped()
+                } else {
+                    crate::pipeline::SourceTime {
+                        lateness: input.lateness,
+                        max_future: input.max_future_skew,
+                        stamped: false,
+                    }
                 },
                 start,
                 resume,
