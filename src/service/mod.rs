@@ -385,7 +385,13 @@ fn run_engine(
             lineage_hold: Span::ZERO,
             ..setup
         },
-        _ => setup,
+        Role::Whole | Role::Correlate { .. } => setup,
+    };
+    // Stage 1 forwards through one thread in place of the shards (see `pipeline::forward`):
+    // the ledger waits for as many reports as there are.
+    let setup = match role {
+        Role::Route { .. } => Setup { shards: 1, ..setup },
+        Role::Whole | Role::Correlate { .. } => setup,
     };
     let (stage, lineage_feed) = match role {
         Role::Whole | Role::Correlate { .. } => (pipeline::Stage::Whole, None),
