@@ -126,7 +126,10 @@ fn one_member_alone_gives_the_alerts_of_replay_through_the_hits_topic() {
     hits.read(1, Duration::from_secs(10), Duration::from_secs(1));
     let partitions: std::collections::BTreeSet<i32> =
         hits.seen.iter().map(|r| r.partition).collect();
-    assert!(partitions.len() >= 2, "hits spread by identity: {partitions:?}");
+    assert!(
+        partitions.len() >= 2,
+        "hits spread by identity: {partitions:?}"
+    );
 }
 
 #[test]
@@ -144,4 +147,175 @@ fn three_members_give_the_alerts_of_replay() {
         m.stop();
     }
     assert_eq!(alert_ids(&alerts.seen), expected, "alert ids = replay's");
+}
+
+/// A `credtrail run` process of the cluster, its output in a log file.
+struct Member {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Member {
+    fn spawn(config: &std::path::Path, dir: &std::path::Path, name: &str) -> Member {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_credtrail"))
+            .args(["run", "--config"])
+            .arg(config)
+            .current_dir(common::root())
+            .env("RUST_LOG", "credtrail=info")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Member { child, log }
+    }
+
+    /// SIGTERM, then wait for the graceful stop; the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("{} did not stop", self.log.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: no drain, no commit.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn config_file(addr: &str, t: &ClusterTopics, dir: &std::path::Path) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{addr}"
+group = "{group}"
+alert_topic = "{alerts}"
+dead_letter_topic = "{dead}"
+checkpoint_topic = "{checkpoints}"
+commit_interval = "200ms"
+idle_timeout = "45s"
+[kafka.consumer]
+"session.timeout.ms" = 6000
+"heartbeat.interval.ms" = 500
+[kafka.producer]
+"linger.ms" = 1
+"batch.num.messages" = 1
+[[input]]
+topic = "{input}"
+profile = "auto"
+lateness = "5m"
+[rules]
+paths = ["{rules}"]
+watch = false
+[engine]
+shards = 2
+workers = 1
+batch_events = 64
+[shutdown]
+deadline = "20s"
+[metrics]
+listen = ""
+[log]
+format = "text"
+[cluster]
+enabled = true
+hits_topic = "{hits}"
+lineage_topic = "{lineage}"
+"#,
+        group = t.base.group,
+        alerts = t.base.alerts,
+        dead = t.base.dead,
+        checkpoints = t.base.checkpoints,
+        input = t.base.input,
+        hits = t.hits,
+        lineage = t.lineage,
+        rules = common::root().join("rules").display(),
+    );
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The ids seen, each once, and whether any id was outside `expected`.
+fn id_set(reads: &[broker::Read]) -> std::collections::BTreeSet<String> {
+    alert_ids(reads).into_keys().collect()
+}
+
+#[test]
+fn three_processes_one_killed_and_restarted_and_a_fourth_joining_give_the_alert_ids_of_replay() {
+    let b = broker::broker();
+    let t = cluster_topics("cluster-procs", &b.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&b.addr, &t, dir.path());
+    let lines = dataset();
+    let expected: std::collections::BTreeSet<String> = replay_ids(&lines).into_keys().collect();
+    let messages = round_robin(&lines);
+    let (events, ticks) = messages.split_at(messages.len() - INPUT_PARTITIONS as usize);
+    let (first, second) = events.split_at(events.len() / 2);
+    broker::produce(&b.addr, &t.base.input, first);
+
+    let mut members: Vec<Member> = (0..3)
+        .map(|i| Member::spawn(&config, dir.path(), &format!("m{i}")))
+        .collect();
+    std::thread::sleep(Duration::from_secs(8));
+    // Mid-stream: one member dies without a word and comes back; a fourth joins.
+    members.remove(0).kill();
+    broker::produce(&b.addr, &t.base.input, &second[..second.len() / 2]);
+    std::thread::sleep(Duration::from_secs(2));
+    members.push(Member::spawn(&config, dir.path(), "m0-again"));
+    members.push(Member::spawn(&config, dir.path(), "m3"));
+    broker::produce(&b.addr, &t.base.input, &second[second.len() / 2..]);
+    broker::produce(&b.addr, &t.base.input, ticks);
+
+    let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while id_set(&alerts.seen).len() < expected.len() && std::time::Instant::now() < deadline {
+        alerts.read(
+            alerts.seen.len() + 1,
+            Duration::from_secs(5),
+            Duration::ZERO,
+        );
+    }
+    alerts.read(0, Duration::from_secs(5), Duration::from_secs(5));
+    let statuses: Vec<_> = members.into_iter().map(Member::stop).collect();
+    let seen = id_set(&alerts.seen);
+    if seen != expected {
+        let mut dead = broker::Reader::new(&b.addr, &t.base.dead, 1);
+        dead.read(100_000, Duration::from_secs(5), Duration::ZERO);
+        let mut reasons = BTreeMap::new();
+        for r in &dead.seen {
+            let why = r.header("credtrail.reason_detail").unwrap_or("?");
+            *reasons
+                .entry(why.chars().take(160).collect::<String>())
+                .or_insert(0) += 1;
+        }
+        eprintln!("dead letters by reason: {reasons:#?}");
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!(
+                    "--- {}\n{}",
+                    p.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+    }
+    assert_eq!(seen, expected, "the alert ids on the topic = replay's");
+    assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
 }

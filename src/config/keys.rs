@@ -9,7 +9,8 @@
 use serde::de::{self, Deserialize, Visitor};
 
 use super::raw::{
-    RawCluster, RawConfig, RawEngine, RawInput, RawKafka, RawLog, RawMetrics, RawRules, RawShutdown, RawSigning,
+    RawCluster, RawConfig, RawEngine, RawInput, RawKafka, RawLog, RawMetrics, RawRules,
+    RawShutdown, RawSigning,
 };
 use super::scoring::RawScoring;
 use crate::sigma::suggest;

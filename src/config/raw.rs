@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::alerts::RawAlerts;
 use super::scoring::RawScoring;
 use super::{
-    ClusterConfig, ConfigError, EngineConfig, InputTopic, KafkaConfig, LogConfig, LogFormat, MetricsConfig,
-    PropertyValue, RESERVED_PROPERTIES, RulesConfig, Secret, ServiceConfig, ShutdownConfig,
-    SigningConfig, is_secret_property,
+    ClusterConfig, ConfigError, EngineConfig, InputTopic, KafkaConfig, LogConfig, LogFormat,
+    MetricsConfig, PropertyValue, RESERVED_PROPERTIES, RulesConfig, Secret, ServiceConfig,
+    ShutdownConfig, SigningConfig, is_secret_property,
 };
 use crate::alert::signature::SigningKeys;
 use crate::decode::ProfileKind;
@@ -495,7 +495,9 @@ impl RawConfig {
                 if topic.is_empty() || taken.contains(&topic.as_str()) {
                     return Err(invalid(
                         key,
-                        format!("`{topic}` must be a topic of its own (not empty, not an input or output topic)"),
+                        format!(
+                            "`{topic}` must be a topic of its own (not empty, not an input or output topic)"
+                        ),
                     ));
                 }
             }

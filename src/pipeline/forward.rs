@@ -281,7 +281,11 @@ impl Forwarder {
                     offset,
                 },
             ));
-            out.send(partition_of(&key, None, partitions), &key, &record.to_bytes())?;
+            out.send(
+                partition_of(&key, None, partitions),
+                &key,
+                &record.to_bytes(),
+            )?;
         }
         for (s, w) in stamps {
             let (topic, partition) = origin_of(&sources, s);

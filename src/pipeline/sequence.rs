@@ -286,9 +286,13 @@ impl State<'_> {
             return true;
         }
         stamps.sort_unstable();
-        self.shards
-            .iter()
-            .all(|tx| tx.send(ShardMsg::Lineage { links: links.clone(), stamps: stamps.clone() }).is_ok())
+        self.shards.iter().all(|tx| {
+            tx.send(ShardMsg::Lineage {
+                links: links.clone(),
+                stamps: stamps.clone(),
+            })
+            .is_ok()
+        })
     }
 
     fn flush_hits(&mut self) -> bool {
@@ -490,8 +494,9 @@ impl State<'_> {
             }
             Signal::Lineage { links, frontier } => {
                 let per_shard = &mut self.per_shard;
-                self.seq
-                    .remote_lineage(links, frontier, &mut |shard, hit| per_shard[shard].push(hit));
+                self.seq.remote_lineage(links, frontier, &mut |shard, hit| {
+                    per_shard[shard].push(hit)
+                });
                 self.flush_hits() && self.advance()
             }
             Signal::Tick { wall } => {

@@ -137,7 +137,10 @@ impl Sequencer {
 
     /// The links accepted from this engine's sources since the last call.
     pub fn take_outbound(&mut self) -> Vec<crate::identity::Link> {
-        self.outbound.as_mut().map(std::mem::take).unwrap_or_default()
+        self.outbound
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// How far the links of `source` are complete: its watermark, or the end of time once

@@ -182,10 +182,7 @@ pub struct LineageFeed {
 }
 
 impl LineageFeed {
-    pub fn new(
-        config: &ServiceConfig,
-        inputs: Arc<Inputs>,
-    ) -> Result<LineageFeed, ServiceError> {
+    pub fn new(config: &ServiceConfig, inputs: Arc<Inputs>) -> Result<LineageFeed, ServiceError> {
         let topic = config.cluster.lineage_topic.clone();
         let n = partition_count(config, &topic)?;
         let consumer: BaseConsumer = side_reader_config(config, "lineage", false)
@@ -287,7 +284,10 @@ impl LineageFeed {
 pub fn cluster_inputs(config: &ServiceConfig) -> Result<Arc<Inputs>, ServiceError> {
     let mut topics = Vec::new();
     for input in &config.inputs {
-        topics.push((input.topic.clone(), partition_count(config, &input.topic)? as i32));
+        topics.push((
+            input.topic.clone(),
+            partition_count(config, &input.topic)? as i32,
+        ));
     }
     Ok(Arc::new(Inputs::new(topics)))
 }
