@@ -277,6 +277,14 @@ fn the_config_validates_and_sets_only_documented_keys() {
         .filter(|t| !t.is_empty())
         .collect();
     assert_eq!(inputs, job_inputs, "[[input]] topics vs INPUT_TOPICS");
+    // The replicas form one cluster over the topics the Job creates for it.
+    let env = env_file("base/topics.env");
+    assert!(
+        c.cluster.enabled,
+        "the Deployment's replicas repartition by identity"
+    );
+    assert_eq!(c.cluster.hits_topic, env["HITS_TOPIC"]);
+    assert_eq!(c.cluster.lineage_topic, env["LINEAGE_TOPIC"]);
 }
 
 #[test]

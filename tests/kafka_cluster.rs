@@ -116,12 +116,22 @@ fn one_member_alone_gives_the_alerts_of_replay_through_the_hits_topic() {
     assert_eq!(expected.values().sum::<usize>(), 7, "the demo's alerts");
     broker::produce(&b.addr, &t.base.input, &round_robin(&lines));
 
+    let messages = round_robin(&lines);
     let running = start(cluster_config(&b.addr, &t));
     let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
     alerts.read(7, Duration::from_secs(120), Duration::from_secs(3));
     let report = running.stop();
     assert_eq!(alert_ids(&alerts.seen), expected, "alert ids = replay's");
     assert_eq!(report.alerts_delivered, 7);
+    // Stage 1 committed its input to the end once the records were stored (a regression: its
+    // commit barriers waited for reports from as many shards as configured, not its one
+    // forwarder, and never completed).
+    let committed = broker::committed(&b.addr, &t.base.group, &t.base.input, INPUT_PARTITIONS);
+    let produced: Vec<i64> = (0..INPUT_PARTITIONS)
+        .map(|p| messages.iter().filter(|(q, _)| *q == p).count() as i64)
+        .collect();
+    let offsets: Vec<i64> = committed.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, produced, "stage 1 commits its input to the end");
     let mut hits = broker::Reader::new(&b.addr, &t.hits, HIT_PARTITIONS);
     hits.read(1, Duration::from_secs(10), Duration::from_secs(1));
     let partitions: std::collections::BTreeSet<i32> =

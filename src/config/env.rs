@@ -143,7 +143,7 @@ fn env_value(path: &str, value: &str) -> toml::Value {
     if numeric && let Ok(n) = value.parse::<i64>() {
         return toml::Value::Integer(n);
     }
-    if (path == "rules.watch" || path == "alerts.incidents")
+    if (path == "rules.watch" || path == "alerts.incidents" || path == "cluster.enabled")
         && let Ok(b) = value.parse::<bool>()
     {
         return toml::Value::Boolean(b);

@@ -415,3 +415,31 @@ fn alert_incidents_are_off_by_default_and_configurable_in_the_file_and_the_envir
         assert!(k.starts_with("alerts."), "{k}: {reason}");
     }
 }
+
+#[test]
+fn a_cluster_needs_two_topics_of_its_own_and_the_environment_turns_it_on() {
+    let c = load_text(MINIMAL, &[]).unwrap();
+    assert!(!c.cluster.enabled, "off unless asked");
+    assert_eq!(c.cluster.hits_topic, "credtrail-hits");
+    let on = load_text(MINIMAL, &[("CREDTRAIL_CLUSTER_ENABLED", "true")]).unwrap();
+    assert!(on.cluster.enabled);
+    for (extra, key) in [
+        (
+            "[cluster]\nenabled = true\nhits_topic = \"ct\"\n",
+            "cluster.hits_topic",
+        ),
+        (
+            "[cluster]\nenabled = true\nlineage_topic = \"\"\n",
+            "cluster.lineage_topic",
+        ),
+        (
+            "[cluster]\nenabled = true\nhits_topic = \"x\"\nlineage_topic = \"x\"\n",
+            "cluster.lineage_topic",
+        ),
+    ] {
+        let (k, reason) = invalid_key(load_text(&format!("{MINIMAL}{extra}"), &[]));
+        assert_eq!(k, key, "{reason}");
+    }
+    let err = load_text(&format!("{MINIMAL}[cluster]\nenable = true\n"), &[]).unwrap_err();
+    assert!(err.to_string().contains("enabled"), "{err}");
+}
