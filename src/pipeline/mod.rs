@@ -17,6 +17,10 @@
 //! [`Engine::join`] waits for them, each within a deadline, once the front end has dropped its
 //! sender. The loops exist once: [`replay()`] drives them from files, `service` from Kafka.
 //!
+//! Stage 1 of a cluster ([`Stage::Route`]) puts a [`forward`]er in place of the shards: resolved
+//! hits and stamps go out to the hits topic (or record files). Stage 2 reads those records as
+//! sources of [`Format::Records`] ([`carried`]), whose clock is their stamps' frontier.
+//!
 //! Every channel is bounded: a slow stage blocks the one before it, back to the front end, and
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
 //! owns its group key (a hash), so no lock is taken on the hot path.

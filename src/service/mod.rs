@@ -20,6 +20,10 @@
 //! barrier makes every shard report the oldest input it still needs and the delivery thread turn
 //! that into commit points (see [`ledger`] for the rule and what a restart replays).
 //!
+//! A cluster member (`[cluster] enabled`, [`cluster`]) runs two such engines side by side:
+//! stage 1 on the input topics with a forwarder in place of the shards, stage 2 on the hits
+//! topic in its own group.
+//!
 //! A rule reload ([`reload`]) is such a control too: batches cut before it are matched with the
 //! old rule set, batches after it with the new one, and the sequencer and shards carry over the
 //! buffered hits and state of the rules that did not change. The live inventory ([`inventory`])
