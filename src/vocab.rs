@@ -111,6 +111,9 @@ pub enum DetailKind {
     File,
     /// Any other resource the event names (an instance, a role, a function).
     Resource,
+    /// Where another instance read the event (a cluster's stage 1), as
+    /// [`EventDetails::origin`] writes it; not counted against [`DETAILS_PER_EVENT`].
+    Origin,
 }
 
 /// Longest value kept per fact (bytes, cut at a character boundary); longer ones end in `…`.
@@ -135,9 +138,13 @@ impl EventDetails {
         let mut text = String::new();
         let mut index: Vec<(DetailKind, u16)> = Vec::new();
         let mut starts: Vec<usize> = Vec::new();
+        let mut counted = 0;
         for (kind, value) in facts {
-            if index.len() >= DETAILS_PER_EVENT {
-                break;
+            if kind != DetailKind::Origin {
+                if counted >= DETAILS_PER_EVENT {
+                    break;
+                }
+                counted += 1;
             }
             if value.is_empty() {
                 continue;
@@ -172,6 +179,26 @@ impl EventDetails {
             start = end as usize;
             (kind, v)
         })
+    }
+
+    /// The text of a [`DetailKind::Origin`] fact: `kafka` or `file`, the offset (the line of a
+    /// file) and the partition, then the topic or path, colon-separated.
+    pub fn origin_text(file: bool, name: &str, partition: i32, offset: u64) -> String {
+        let kind = if file { "file" } else { "kafka" };
+        format!("{kind}:{offset}:{partition}:{name}")
+    }
+
+    /// Where another instance read this event: (is a file, name, partition, offset), if known.
+    pub fn origin(&self) -> Option<(bool, &str, i32, u64)> {
+        let mut parts = self.get(DetailKind::Origin)?.splitn(4, ':');
+        let file = match parts.next()? {
+            "file" => true,
+            "kafka" => false,
+            _ => return None,
+        };
+        let offset = parts.next()?.parse().ok()?;
+        let partition = parts.next()?.parse().ok()?;
+        Some((file, parts.next()?, partition, offset))
     }
 
     /// The first value of `kind`.

@@ -34,8 +34,11 @@ fn keys(text: &str) -> Vec<AlertKey> {
     out
 }
 
+/// One engine's alerts, written to `dir/whole/alerts.jsonl`.
 fn whole(rules: &Arc<RuleSet>, inputs: &[PathBuf], dir: &Path) -> Vec<AlertKey> {
-    let opts = common::options(inputs, dir, 2, "5m");
+    let dir = dir.join("whole");
+    fs::create_dir_all(&dir).unwrap();
+    let opts = common::options(inputs, &dir, 2, "5m");
     replay(rules.clone(), &opts).unwrap();
     keys(&fs::read_to_string(dir.join("alerts.jsonl")).unwrap())
 }
@@ -95,6 +98,26 @@ fn routed_hits_correlated_per_partition_give_the_alerts_of_one_engine() {
     let (got, copies) = correlate(&rules, &parts, dir.path());
     assert_eq!(got, expected);
     assert_eq!(copies, 0);
+    // Not only the ids: every alert is the one engine's, its evidence naming the input file
+    // and line stage 1 read.
+    let whole: Vec<serde_json::Value> =
+        common::alerts(&fs::read_to_string(dir.path().join("whole/alerts.jsonl")).unwrap());
+    let mut staged = Vec::new();
+    for p in 0..PARTITIONS {
+        let text = fs::read_to_string(dir.path().join(format!("stage2-{p}/alerts.jsonl"))).unwrap();
+        staged.extend(common::alerts(&text));
+    }
+    let by_key = |v: &serde_json::Value| {
+        (
+            v["finding_info"]["uid"].to_string(),
+            v["activity_id"].to_string(),
+            v["time"].to_string(),
+        )
+    };
+    let mut whole = whole;
+    whole.sort_by_key(by_key);
+    staged.sort_by_key(by_key);
+    assert_eq!(staged, whole);
 }
 
 #[test]

@@ -363,21 +363,34 @@ fn render_bounded(
                     .get(*stage as usize)
                     .map(String::as_str)
                     .unwrap_or(""),
-                source: match sources.get(e.pos.source) {
-                    Some(SourceInfo::File(p)) => SourceRef::File {
+                source: match (
+                    e.details.as_deref().and_then(|d| d.origin()),
+                    sources.get(e.pos.source),
+                ) {
+                    // Read by another instance (a cluster's stage 1): where it read the event.
+                    (Some((true, file, _, line)), _) => SourceRef::File {
+                        file: file.to_string(),
+                        line,
+                    },
+                    (Some((false, topic, partition, offset)), _) => SourceRef::Kafka {
+                        topic,
+                        partition,
+                        offset,
+                    },
+                    (None, Some(SourceInfo::File(p))) => SourceRef::File {
                         file: p.display().to_string(),
                         line: e.pos.offset,
                     },
-                    Some(SourceInfo::Stdin) => SourceRef::File {
+                    (None, Some(SourceInfo::Stdin)) => SourceRef::File {
                         file: "-".into(),
                         line: e.pos.offset,
                     },
-                    Some(SourceInfo::Kafka { topic, partition }) => SourceRef::Kafka {
+                    (None, Some(SourceInfo::Kafka { topic, partition })) => SourceRef::Kafka {
                         topic,
                         partition: *partition,
                         offset: e.pos.offset,
                     },
-                    None => SourceRef::Unknown {
+                    (None, None) => SourceRef::Unknown {
                         source: e.pos.source,
                         offset: e.pos.offset,
                     },

@@ -31,9 +31,13 @@ pub const MAX_ITEMS: usize = 64;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Origin {
+    /// The topic, or the path of a file (`file`).
     pub topic: String,
     pub partition: i32,
+    /// The offset, or the line of a file.
     pub offset: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub file: bool,
 }
 
 /// A resolved hit: its group key holds the root identity, not a placeholder.
@@ -275,7 +279,20 @@ impl HitRecord {
         for (_, v) in &self.touched {
             bounded("touched", v)?;
         }
-        let details = EventDetails::new(self.details.iter().map(|(k, v)| (*k, v.as_str())));
+        // Where stage 1 read the event goes first, so the alert's evidence names the input.
+        let origin = EventDetails::origin_text(
+            self.origin.file,
+            &self.origin.topic,
+            self.origin.partition,
+            self.origin.offset,
+        );
+        let facts = self
+            .details
+            .iter()
+            .filter(|(k, _)| *k != DetailKind::Origin)
+            .map(|(k, v)| (*k, v.as_str()));
+        let details =
+            EventDetails::new(std::iter::once((DetailKind::Origin, origin.as_str())).chain(facts));
         let shard_key = shard_key(&self.group, target);
         Ok(Hit {
             target,

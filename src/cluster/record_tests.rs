@@ -25,6 +25,7 @@ fn origin() -> Origin {
         topic: "cloudtrail".into(),
         partition: 3,
         offset: 41,
+        file: false,
     }
 }
 
@@ -79,15 +80,26 @@ fn a_hit_travels_whole_and_lands_at_the_hits_topic_position() {
     );
     let record = HitRecord::of(&sent, origin(), RulesFingerprint::of(&rules)).unwrap();
     let got = read_back(&Record::Hit(record).to_bytes(), &rules).unwrap();
+    let with_origin = EventDetails::new(
+        [
+            (DetailKind::Origin, "kafka:41:3:cloudtrail"),
+            (DetailKind::Operation, "ListUsers"),
+            (DetailKind::SrcIp, "203.0.113.9"),
+        ]
+        .into_iter(),
+    );
     let expected = Hit {
         shard_key: sent.group.len() as u64,
         event: EventRef {
             pos: carrier(),
+            details: with_origin.map(Arc::new),
             ..sent.event.clone()
         },
         ..sent
     };
     assert_eq!(got, expected);
+    let details = got.event.details.unwrap();
+    assert_eq!(details.origin(), Some((false, "cloudtrail", 3, 41)));
 }
 
 #[test]
@@ -239,6 +251,15 @@ proptest! {
         prop_assert_eq!(&got.event.id, &sent.event.id);
         prop_assert_eq!(got.event.time, sent.event.time);
         prop_assert_eq!(got.event.key, sent.event.key);
-        prop_assert_eq!(&got.event.details, &sent.event.details);
+        let facts = |d: &Option<Arc<EventDetails>>| -> Vec<(DetailKind, String)> {
+            d.iter()
+                .flat_map(|d| d.iter())
+                .filter(|(k, _)| *k != DetailKind::Origin)
+                .map(|(k, v)| (k, v.to_string()))
+                .collect()
+        };
+        prop_assert_eq!(facts(&got.event.details), facts(&sent.event.details));
+        let details = got.event.details.clone().unwrap();
+        prop_assert_eq!(details.origin(), Some((false, "cloudtrail", 3, 41)));
     }
 }

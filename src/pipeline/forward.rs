@@ -124,6 +124,17 @@ pub fn origin_of(sources: &Sources, source: u32) -> (String, i32) {
     }
 }
 
+/// Where a hit's event was read, for its record.
+fn origin(sources: &Sources, pos: crate::vocab::Position) -> Origin {
+    let (topic, partition) = origin_of(sources, pos.source);
+    Origin {
+        topic,
+        partition,
+        offset: pos.offset,
+        file: !matches!(sources.get(pos.source), Some(SourceInfo::Kafka { .. })),
+    }
+}
+
 /// Runs the forwarder until its channel closes, its input finishes, or its sink fails.
 pub fn run(
     rules: Arc<RuleSet>,
@@ -228,19 +239,14 @@ impl Forwarder {
         let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
         for hit in hits {
             self.report.stats.hits += 1;
-            let (topic, partition) = origin_of(&sources, hit.event.pos.source);
-            let origin = Origin {
-                topic,
-                partition,
-                offset: hit.event.pos.offset,
-            };
-            let record = match HitRecord::of(&hit, origin, self.fingerprint) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "hit not forwarded");
-                    continue;
-                }
-            };
+            let record =
+                match HitRecord::of(&hit, origin(&sources, hit.event.pos), self.fingerprint) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hit not forwarded");
+                        continue;
+                    }
+                };
             let p = partition_of_hit(&self.rules, &hit, self.partitions);
             sink.send(p, &hit.group, &Record::Hit(record).to_bytes())?;
             let o = self
@@ -265,22 +271,17 @@ impl Forwarder {
         for link in links {
             // A key-owner link holds no position; where it was read matters only for the
             // record's provenance.
-            let (topic, partition, offset) = match link.pos {
-                Some(pos) => {
-                    let (t, p) = origin_of(&sources, pos.source);
-                    (t, p, pos.offset)
-                }
-                None => (String::new(), -1, 0),
+            let at = match link.pos {
+                Some(pos) => origin(&sources, pos),
+                None => Origin {
+                    topic: String::new(),
+                    partition: -1,
+                    offset: 0,
+                    file: false,
+                },
             };
             let key = link.minted.first().map_or("", |m| &**m).to_string();
-            let record = Record::Link(LinkRecord::of(
-                &link,
-                Origin {
-                    topic,
-                    partition,
-                    offset,
-                },
-            ));
+            let record = Record::Link(LinkRecord::of(&link, at));
             out.send(
                 partition_of(&key, None, partitions),
                 &key,
