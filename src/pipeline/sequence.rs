@@ -418,6 +418,18 @@ impl State<'_> {
                     );
                     restored_clock = None;
                 }
+                // Nothing to replay (the commit is the processed end): the partition stands
+                // where the last run left it now, not only at its next message, so a partition
+                // that stays quiet after a restart or a rebalance does not hold engine time at
+                // the beginning until the idle timeout.
+                let mut restored_now = false;
+                if start.is_some_and(|s| s >= replay_end)
+                    && let Some(c) = restored_clock.take()
+                    && let Some(clock) = self.seq.clock_mut(source)
+                {
+                    clock.max_seen = clock.max_seen.max(c);
+                    restored_now = true;
+                }
                 self.parts.insert(
                     source,
                     Partition {
@@ -440,6 +452,7 @@ impl State<'_> {
                     }))
                     .is_ok()
                     && self.tell_owned()
+                    && (!restored_now || self.advance())
             }
             Signal::Revoke { sources } => {
                 for s in &sources {
@@ -587,3 +600,7 @@ impl State<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sequence_tests.rs"]
+mod tests;

@@ -1,0 +1,130 @@
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::super::writer::{Rendered, Sink};
+use super::super::{Bookkeeping, Item, Reference, Resume, Setup, Signal, SourceTime, Stage};
+use crate::deadletter::DeadLetter;
+use crate::input::{SourceInfo, Sources};
+use crate::metrics::Metrics;
+use crate::time::{EventTime, Span};
+
+struct Nothing;
+
+impl Sink for Nothing {
+    type Report = ();
+    type Error = serde_json::Error;
+    fn alert(&mut self, _: Rendered<'_>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn dead_letter(&mut self, _: DeadLetter, _: bool) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn control(&mut self, _: Bookkeeping) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn finish(self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Engine time after two partitions are assigned, one restored with `resume` and one that
+/// spoke up to `other`: the service's engine on nothing but those signals.
+fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
+    let rules = std::sync::Arc::new(crate::matcher::tests::ruleset(
+        "title: t\ndetection: {sel: {eventName: X}, condition: sel}\n",
+    ));
+    let mut sources = Sources::new();
+    for p in 0..2 {
+        sources.register(SourceInfo::Kafka {
+            topic: "t".into(),
+            partition: p,
+        });
+    }
+    let sources = std::sync::Arc::new(std::sync::RwLock::new(sources));
+    let metrics = Metrics::new();
+    let setup = Setup {
+        shards: 1,
+        workers: 1,
+        shard_limits: Default::default(),
+        mint: Default::default(),
+        lineage: Default::default(),
+        lineage_hold: Span::ZERO,
+        reference: Reference::RecentMedian,
+        alert: Default::default(),
+        cluster_inputs: None,
+        shared_lineage: false,
+    };
+    let assessor = std::sync::Arc::new(crate::score::LiveAssessor::new(Default::default()));
+    thread::scope(|s| {
+        let (inputs, engine) = super::super::start(
+            s,
+            &setup,
+            8,
+            rules,
+            assessor,
+            sources,
+            metrics.clone(),
+            Stage::Whole,
+            Nothing,
+        )
+        .unwrap();
+        let time = SourceTime::with_lateness(Span::ZERO);
+        let signals = [
+            Signal::Assign {
+                source: 0,
+                time,
+                start: Some(10),
+                resume,
+            },
+            Signal::Assign {
+                source: 1,
+                time,
+                start: Some(0),
+                resume: Some(Resume {
+                    end: 0,
+                    clock: Some(other),
+                    ..Resume::default()
+                }),
+            },
+        ];
+        for (seq, signal) in signals.into_iter().enumerate() {
+            inputs
+                .items
+                .send(Item::Signal {
+                    seq: seq as u64,
+                    signal,
+                })
+                .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = metrics.watermark_ms.load(Ordering::Relaxed);
+        while seen == 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+            seen = metrics.watermark_ms.load(Ordering::Relaxed);
+        }
+        drop(inputs);
+        engine
+            .join(Some(Instant::now() + Duration::from_secs(5)))
+            .unwrap();
+        seen
+    })
+}
+
+#[test]
+fn a_partition_restored_with_nothing_to_replay_stands_at_its_clock_at_once() {
+    let restored = EventTime::from_millis(1_700_000_000_000);
+    let other = EventTime::from_millis(1_700_000_500_000);
+    let resume = Resume {
+        end: 10,
+        clock: Some(restored),
+        ..Resume::default()
+    };
+    assert_eq!(
+        engine_time_after_assign(Some(resume), other),
+        restored.as_millis(),
+        "engine time is the restored partition's clock, not the beginning of time"
+    );
+    // Without a checkpoint the partition holds time until it speaks (or goes idle).
+    assert_eq!(engine_time_after_assign(None, other), 0);
+}
