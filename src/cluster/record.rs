@@ -252,12 +252,6 @@ impl HitRecord {
         if !target_exists(rules, target) {
             return Err(RecordError::NoSuchTarget(format!("{target:?}")));
         }
-        if self.stages == 0 {
-            return Err(RecordError::Bounds {
-                field: "stages",
-                why: "no stage".into(),
-            });
-        }
         for (field, s) in [("group", &self.group), ("id", &self.id)] {
             bounded(field, s)?;
         }
