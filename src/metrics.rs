@@ -121,6 +121,12 @@ pub struct Metrics {
     pub commit_failures: AtomicU64,
     pub rule_reloads: AtomicU64,
     pub rule_reload_failures: AtomicU64,
+    /// A cluster's stage 1: hits written to the hits topic.
+    pub cluster_hits_out: AtomicU64,
+    /// A cluster's stage 2: records read from the hits topic (not counted as events).
+    pub cluster_records_in: AtomicU64,
+    /// A cluster's stage 2: hits dropped as copies a restarted stage 1 wrote again.
+    pub cluster_copies: AtomicU64,
     /// Endpoint connections closed to make room under the connection cap.
     pub http_connections_evicted: AtomicU64,
     /// Correlation states evicted under the memory budget (cumulative, from the shards).
@@ -251,6 +257,21 @@ impl Metrics {
                 "credtrail_events_total",
                 "Events read from input topics.",
                 g(&self.events_in),
+            ),
+            (
+                "credtrail_cluster_hits_out_total",
+                "Cluster stage 1: resolved hits written to the hits topic.",
+                g(&self.cluster_hits_out),
+            ),
+            (
+                "credtrail_cluster_records_in_total",
+                "Cluster stage 2: hit and stamp records read from the hits topic.",
+                g(&self.cluster_records_in),
+            ),
+            (
+                "credtrail_cluster_copies_dropped_total",
+                "Cluster stage 2: hits older than their input partition's stamp, copies a restarted stage 1 wrote again.",
+                g(&self.cluster_copies),
             ),
             (
                 "credtrail_late_events_total",

@@ -120,9 +120,20 @@ fn one_member_alone_gives_the_alerts_of_replay_through_the_hits_topic() {
     let running = start(cluster_config(&b.addr, &t));
     let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
     alerts.read(7, Duration::from_secs(120), Duration::from_secs(3));
+    let metrics = running.metrics.clone();
     let report = running.stop();
     assert_eq!(alert_ids(&alerts.seen), expected, "alert ids = replay's");
     assert_eq!(report.alerts_delivered, 7);
+    // Input events are counted once; the records stage 2 reads are counted apart.
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(count(&metrics.events_in), messages.len() as u64);
+    let hits_out = count(&metrics.cluster_hits_out);
+    assert!(hits_out > 0);
+    assert!(
+        count(&metrics.cluster_records_in) > hits_out,
+        "hits and stamps"
+    );
+    assert_eq!(count(&metrics.cluster_copies), 0);
     // Stage 1 committed its input to the end once the records were stored (a regression: its
     // commit barriers waited for reports from as many shards as configured, not its one
     // forwarder, and never completed).

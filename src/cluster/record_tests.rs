@@ -80,14 +80,11 @@ fn a_hit_travels_whole_and_lands_at_the_hits_topic_position() {
     );
     let record = HitRecord::of(&sent, origin(), RulesFingerprint::of(&rules)).unwrap();
     let got = read_back(&Record::Hit(record).to_bytes(), &rules).unwrap();
-    let with_origin = EventDetails::new(
-        [
-            (DetailKind::Origin, "kafka:41:3:cloudtrail"),
-            (DetailKind::Operation, "ListUsers"),
-            (DetailKind::SrcIp, "203.0.113.9"),
-        ]
-        .into_iter(),
-    );
+    let with_origin = EventDetails::new([
+        (DetailKind::Origin, "kafka:41:3:cloudtrail"),
+        (DetailKind::Operation, "ListUsers"),
+        (DetailKind::SrcIp, "203.0.113.9"),
+    ]);
     let expected = Hit {
         shard_key: sent.group.len() as u64,
         event: EventRef {

@@ -136,6 +136,7 @@ fn origin(sources: &Sources, pos: crate::vocab::Position) -> Origin {
 }
 
 /// Runs the forwarder until its channel closes, its input finishes, or its sink fails.
+#[allow(clippy::too_many_arguments)] // a shard's place in the engine, plus its two sinks
 pub fn run(
     rules: Arc<RuleSet>,
     mut sink: Box<dyn HitSink>,
@@ -143,6 +144,7 @@ pub fn run(
     sources: Arc<RwLock<Sources>>,
     rx: Receiver<ShardMsg>,
     output: Sender<OutputMsg>,
+    metrics: Arc<crate::metrics::Metrics>,
     heartbeat: crate::metrics::Heartbeat,
 ) -> ShardReport {
     let mut f = Forwarder {
@@ -157,7 +159,12 @@ pub fn run(
     for msg in rx.iter() {
         heartbeat.beat();
         let result = match msg {
-            ShardMsg::Hits(hits) => f.hits(&mut *sink, hits),
+            ShardMsg::Hits(hits) => {
+                let n = hits.len() as u64;
+                let sent = f.hits(&mut *sink, hits);
+                crate::metrics::Metrics::add(&metrics.cluster_hits_out, n);
+                sent
+            }
             ShardMsg::Owned(owned) => {
                 f.owned = owned;
                 Ok(true)

@@ -416,10 +416,11 @@ where
                 let (rules, rx, tx) = (rules.clone(), rx.clone(), output_tx.clone());
                 let (sources, heartbeat) =
                     (sources.clone(), metrics.heartbeats.register("forward"));
+                let metrics = metrics.clone();
                 return thread::Builder::new()
                     .name("credtrail-forward".into())
                     .spawn_scoped(s, move || {
-                        forward::run(rules, hits.0, hits.1, sources, rx, tx, heartbeat)
+                        forward::run(rules, hits.0, hits.1, sources, rx, tx, metrics, heartbeat)
                     })
                     .map_err(spawn_err("forward"));
             }

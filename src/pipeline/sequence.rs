@@ -55,6 +55,8 @@ struct State<'a> {
     /// Stage 1 sharing its lineage: the lineage frontier last sent per owned source.
     lineage_stamps: HashMap<u32, EventTime>,
     share_lineage: bool,
+    /// Copies already added to the metrics.
+    copies_reported: u64,
     /// The rule set in force (the hits in the resolver belong to it).
     rules: Arc<RuleSet>,
     parts: HashMap<u32, Partition>,
@@ -132,6 +134,7 @@ pub fn run(ctx: Context<'_>) -> SequenceReport {
     let mut st = State {
         seq,
         lineage_stamps: HashMap::new(),
+        copies_reported: 0,
         share_lineage: ctx.cluster.shared_lineage,
         rules: ctx.rules,
         parts: HashMap::new(),
@@ -253,7 +256,17 @@ impl State<'_> {
                 let _ = recycle.try_send(done.batch);
             },
         );
-        Metrics::add(&self.metrics.events_in, events);
+        let records = self.seq.clock_mut(source).is_some_and(|c| c.time.stamped);
+        if records {
+            Metrics::add(&self.metrics.cluster_records_in, events);
+            let copies = self.seq.stats.copies;
+            Metrics::add(
+                &self.metrics.cluster_copies,
+                copies - std::mem::replace(&mut self.copies_reported, copies),
+            );
+        } else {
+            Metrics::add(&self.metrics.events_in, events);
+        }
         alive &= self
             .delivery
             .send(OutputMsg::Bookkeeping(Bookkeeping::Arrival {
