@@ -242,6 +242,45 @@ fn windows_guard(
         "firewall-as" => &["Microsoft-Windows-Windows Firewall With Advanced Security/Firewall"],
         "ntlm" => &["Microsoft-Windows-NTLM/Operational"],
         "codeintegrity-operational" => &["Microsoft-Windows-CodeIntegrity/Operational"],
+        // The other services SigmaHQ's Windows rules name, by the channels Windows writes them
+        // to (the names pySigma's Windows pipelines use). Unguarded, such a rule ran on every
+        // Windows event: an Exchange keyword rule on every Sysmon event.
+        "dns-server-audit" => &["Microsoft-Windows-DNS-Server/Audit"],
+        "dns-client" => &["Microsoft-Windows-DNS Client Events/Operational"],
+        "dhcp" => &["Microsoft-Windows-DHCP-Server/Operational"],
+        "driver-framework" => &["Microsoft-Windows-DriverFrameworks-UserMode/Operational"],
+        "msexchange-management" => &["MSExchange Management"],
+        "microsoft-servicebus-client" => &["Microsoft-ServiceBus-Client"],
+        "applocker" => &[
+            "Microsoft-Windows-AppLocker/MSI and Script",
+            "Microsoft-Windows-AppLocker/EXE and DLL",
+            "Microsoft-Windows-AppLocker/Packaged app-Deployment",
+            "Microsoft-Windows-AppLocker/Packaged app-Execution",
+        ],
+        "appxdeployment-server" => &["Microsoft-Windows-AppXDeploymentServer/Operational"],
+        "appxpackaging-om" => &["Microsoft-Windows-AppxPackaging/Operational"],
+        "appmodel-runtime" => &["Microsoft-Windows-AppModel-Runtime/Admin"],
+        "printservice-admin" => &["Microsoft-Windows-PrintService/Admin"],
+        "printservice-operational" => &["Microsoft-Windows-PrintService/Operational"],
+        "smbclient-security" => &["Microsoft-Windows-SmbClient/Security"],
+        "smbserver-connectivity" => &["Microsoft-Windows-SmbServer/Connectivity"],
+        "terminalservices-localsessionmanager" => {
+            &["Microsoft-Windows-TerminalServices-LocalSessionManager/Operational"]
+        }
+        "security-mitigations" => &[
+            "Microsoft-Windows-Security-Mitigations/Kernel Mode",
+            "Microsoft-Windows-Security-Mitigations/User Mode",
+        ],
+        "openssh" => &["OpenSSH/Operational"],
+        "shell-core" => &["Microsoft-Windows-Shell-Core/Operational"],
+        "lsa-server" => &["Microsoft-Windows-LSA/Operational"],
+        "iis-configuration" => &["Microsoft-IIS-Configuration/Operational"],
+        "capi2" => &["Microsoft-Windows-CAPI2/Operational"],
+        "certificateservicesclient-lifecycle-system" => {
+            &["Microsoft-Windows-CertificateServicesClient-Lifecycle-System/Operational"]
+        }
+        "diagnosis-scripted" => &["Microsoft-Windows-Diagnosis-Scripted/Operational"],
+        "ldap" | "ldap_debug" => &["Microsoft-Windows-LDAP-Client/Debug"],
         _ => return None,
     };
     Some(Guard::one(vec![is(channel, channels)]))
@@ -346,6 +385,59 @@ mod tests {
                 ("class_uid", vec!["1007"]),
                 ("activity_id", vec!["1"])
             ]]
+        );
+    }
+
+    /// Every `service:` SigmaHQ's `rules/windows` names (pinned commit 8eaafff), as a channel.
+    #[test]
+    fn every_windows_service_sigmahq_names_has_a_channel_guard() {
+        let services = [
+            "security",
+            "system",
+            "application",
+            "windefend",
+            "codeintegrity-operational",
+            "appxdeployment-server",
+            "firewall-as",
+            "msexchange-management",
+            "bits-client",
+            "dns-client",
+            "sysmon",
+            "iis-configuration",
+            "taskscheduler",
+            "powershell-classic",
+            "ntlm",
+            "wmi",
+            "security-mitigations",
+            "dns-server",
+            "applocker",
+            "terminalservices-localsessionmanager",
+            "smbserver-connectivity",
+            "smbclient-security",
+            "shell-core",
+            "openssh",
+            "microsoft-servicebus-client",
+            "lsa-server",
+            "ldap",
+            "driver-framework",
+            "diagnosis-scripted",
+            "certificateservicesclient-lifecycle-system",
+            "capi2",
+            "appxpackaging-om",
+            "appmodel-runtime",
+        ];
+        for service in services {
+            let g = guard(&ls("windows", Some(service), None), ProfileKind::Windows);
+            let g = g.unwrap_or_else(|| panic!("{service} runs unguarded"));
+            assert_eq!(g.alternatives[0][0].field, "Channel", "{service}");
+        }
+        let exchange = guard(
+            &ls("windows", Some("msexchange-management"), None),
+            ProfileKind::Windows,
+        );
+        assert_eq!(
+            pairs(&exchange.unwrap()),
+            vec![vec![("Channel", vec!["MSExchange Management"])]]
         );
     }
 
