@@ -248,3 +248,25 @@ fn records_of_another_rule_set_are_dead_lettered_with_the_reason() {
         &letters[..letters.len().min(400)]
     );
 }
+
+#[test]
+fn a_hit_from_no_input_partition_is_dead_lettered_not_dropped_as_a_copy() {
+    let rules = common::pack();
+    let dir = tempfile::tempdir().unwrap();
+    let hits = route(&rules, &demo(), dir.path());
+    let text = fs::read_to_string(FileHits::path(&hits, 1)).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"kind\":\"hit\""))
+        .expect("a hit record");
+    let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+    record["origin"]["partition"] = (-1).into();
+    let records = dir.path().join("stray.jsonl");
+    fs::write(&records, format!("{record}\n")).unwrap();
+    let mut opts = common::options(std::slice::from_ref(&records), dir.path(), 1, "5m");
+    opts.cluster = ClusterReplay::Records;
+    let summary = replay(rules, &opts).unwrap();
+    assert_eq!(summary.sequencer.copies, 0);
+    let letters = fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    assert!(letters.contains("not an input partition"), "{letters}");
+}

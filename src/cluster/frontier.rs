@@ -17,6 +17,9 @@ use std::sync::Arc;
 use super::record::Stamp;
 use crate::time::EventTime;
 
+/// The most partitions of one input topic a frontier keeps stamps for.
+pub const MAX_PARTITIONS: i32 = 4096;
+
 /// An input partition: topic and partition number.
 pub type InputPartition = (Arc<str>, i32);
 
@@ -51,13 +54,17 @@ impl Inputs {
         }
     }
 
-    /// The topic's name as kept, if `topic` is an input topic with partition `partition`.
+    /// The topic's name as kept, if `topic` is an input topic and `partition` one of its
+    /// partitions: those it had at start, or one added since (up to [`MAX_PARTITIONS`]), which
+    /// counts from its first stamp on.
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<str>> {
         if self.open.is_some() {
             return (partition >= 0).then(|| Arc::from(topic));
         }
         let (name, &n) = self.topics.get_key_value(topic)?;
-        (0..n).contains(&partition).then(|| name.clone())
+        (0..n.max(MAX_PARTITIONS))
+            .contains(&partition)
+            .then(|| name.clone())
     }
 
     pub fn count(&self) -> usize {
@@ -218,6 +225,24 @@ mod tests {
         assert!(!f.admits("nope", 0, EventTime(500)));
     }
 
+    /// Regression: the hits of a partition added to an input topic after start were dropped as
+    /// copies (its stamps were refused, and a hit of an unknown partition was never admitted).
+    #[test]
+    fn a_partition_added_after_start_is_admitted_and_counts_from_its_first_stamp() {
+        let mut f = two_by_two();
+        for (t, p, at) in [
+            ("cloudtrail", 0, 100),
+            ("cloudtrail", 1, 100),
+            ("windows", 0, 100),
+        ] {
+            f.stamp(&stamp(t, p, at)).unwrap();
+        }
+        assert!(f.admits("cloudtrail", 2, EventTime(5)), "not stamped yet");
+        assert_eq!(f.stamp(&stamp("cloudtrail", 2, 50)), Ok(true));
+        assert_eq!(f.time(), EventTime(50));
+        assert!(!f.admits("cloudtrail", 2, EventTime(49)));
+    }
+
     #[test]
     fn open_inputs_learn_partitions_from_their_stamps_up_to_a_bound() {
         let mut f = Frontier::new(Arc::new(Inputs::open(2)));
@@ -235,7 +260,11 @@ mod tests {
     #[test]
     fn stamps_of_partitions_outside_the_inputs_are_refused() {
         let mut f = two_by_two();
-        for (t, p) in [("cloudtrail", 2), ("cloudtrail", -1), ("linux", 0)] {
+        for (t, p) in [
+            ("cloudtrail", MAX_PARTITIONS),
+            ("cloudtrail", -1),
+            ("linux", 0),
+        ] {
             assert_eq!(
                 f.stamp(&stamp(t, p, 1)),
                 Err(StampError::NotAnInput {

@@ -478,7 +478,7 @@ impl Sequencer {
         let frontier = self
             .frontiers
             .entry(source)
-            .or_insert_with(|| Frontier::new(inputs));
+            .or_insert_with(|| Frontier::new(inputs.clone()));
         for (line, carried) in std::mem::take(&mut d.carried) {
             self.stats.events += 1;
             let i = line as usize;
@@ -503,6 +503,12 @@ impl Sequencer {
                     }
                     Err(e) => Some(e.to_string()),
                 },
+                Carried::Hit { topic, partition } if inputs.get(&topic, partition).is_none() => {
+                    let _ = hits.next_if(|(l, ..)| *l == line);
+                    Some(format!(
+                        "a hit read from {topic}/{partition}, which is not an input partition of this cluster"
+                    ))
+                }
                 Carried::Hit { topic, partition } => {
                     if let Some((_, hit, _)) = hits.next_if(|(l, ..)| *l == line) {
                         if frontier.admits(&topic, partition, hit.event.time) {
