@@ -278,36 +278,6 @@ impl State<'_> {
         alive && self.flush_hits() && self.send_lineage() && self.advance()
     }
 
-    /// Stage 1 sharing its lineage: hands the forwarder the links this batch accepted and
-    /// each owned source's lineage frontier that moved.
-    fn send_lineage(&mut self) -> bool {
-        if !self.share_lineage {
-            return true;
-        }
-        let links = self.seq.take_outbound();
-        let mut stamps = Vec::new();
-        for (s, p) in &self.parts {
-            let Some(f) = self.seq.lineage_frontier(*s).filter(|_| p.assigned) else {
-                continue;
-            };
-            if self.lineage_stamps.get(s) != Some(&f) {
-                self.lineage_stamps.insert(*s, f);
-                stamps.push((*s, f));
-            }
-        }
-        if links.is_empty() && stamps.is_empty() {
-            return true;
-        }
-        stamps.sort_unstable();
-        self.shards.iter().all(|tx| {
-            tx.send(ShardMsg::Lineage {
-                links: links.clone(),
-                stamps: stamps.clone(),
-            })
-            .is_ok()
-        })
-    }
-
     fn flush_hits(&mut self) -> bool {
         for (i, hits) in self.per_shard.iter_mut().enumerate() {
             if !hits.is_empty()
@@ -346,18 +316,6 @@ impl State<'_> {
         self.shards
             .iter()
             .all(|tx| tx.send(ShardMsg::Watermark(w)).is_ok())
-    }
-
-    /// Tells the shards (a forwarder, which stamps them) which sources are assigned now.
-    fn tell_owned(&self) -> bool {
-        let mut owned: Vec<u32> = (self.parts.iter())
-            .filter(|(_, p)| p.assigned)
-            .map(|(s, _)| *s)
-            .collect();
-        owned.sort_unstable();
-        self.shards
-            .iter()
-            .all(|tx| tx.send(ShardMsg::Owned(owned.clone())).is_ok())
     }
 
     /// Every [`HELD_BACK_EVERY`]: publishes which sources hold engine time back and, when
@@ -613,6 +571,9 @@ impl State<'_> {
         }
     }
 }
+
+#[path = "sequence_cluster.rs"]
+mod cluster_part;
 
 #[cfg(test)]
 #[path = "sequence_tests.rs"]
