@@ -78,35 +78,6 @@ fn round_robin(lines: &[Vec<u8>]) -> Vec<(i32, Vec<u8>)> {
     out
 }
 
-fn replay_ids(lines: &[Vec<u8>]) -> BTreeMap<String, usize> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("events.jsonl");
-    let mut text = lines.join(&b'\n');
-    text.push(b'\n');
-    std::fs::write(&file, text).unwrap();
-    let (alerts, _, _d) = common::replay_per_finding(&common::pack(), &[file], 2, "5m");
-    multiset(common::alerts(&alerts).iter().map(uid))
-}
-
-fn uid(a: &serde_json::Value) -> String {
-    a["finding_info"]["uid"].as_str().unwrap_or("").to_string()
-}
-
-fn multiset(ids: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for id in ids {
-        *m.entry(id).or_insert(0) += 1;
-    }
-    m
-}
-
-fn alert_ids(reads: &[broker::Read]) -> BTreeMap<String, usize> {
-    multiset(reads.iter().map(|r| {
-        let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("alert is JSON");
-        uid(&v)
-    }))
-}
-
 #[test]
 fn one_member_alone_gives_the_alerts_of_replay_through_the_hits_topic() {
     let b = broker::broker();

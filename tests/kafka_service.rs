@@ -7,41 +7,10 @@
 mod broker;
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use broker::service::*;
-
-/// The alert ids `replay` gives for the dataset, as a multiset.
-fn replay_ids(lines: &[Vec<u8>]) -> BTreeMap<String, usize> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("events.jsonl");
-    let mut text = lines.join(&b'\n');
-    text.push(b'\n');
-    std::fs::write(&file, text).unwrap();
-    let (alerts, _, _d) = common::replay_per_finding(&common::pack(), &[file], 2, "5m");
-    multiset(common::alerts(&alerts).iter().map(uid))
-}
-
-fn uid(a: &serde_json::Value) -> String {
-    a["finding_info"]["uid"].as_str().unwrap_or("").to_string()
-}
-
-fn multiset(ids: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for id in ids {
-        *m.entry(id).or_insert(0) += 1;
-    }
-    m
-}
-
-fn alert_ids(reads: &[broker::Read]) -> BTreeMap<String, usize> {
-    multiset(reads.iter().map(|r| {
-        let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("alert is JSON");
-        uid(&v)
-    }))
-}
 
 #[test]
 fn alerts_match_replay_offsets_reach_the_end_and_bad_events_are_dead_lettered() {

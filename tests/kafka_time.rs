@@ -13,25 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use broker::service::{PARTITIONS, service_config, spread, start, topics};
-
-fn uid(a: &serde_json::Value) -> String {
-    a["finding_info"]["uid"].as_str().unwrap_or("").to_string()
-}
-
-fn multiset(ids: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for id in ids {
-        *m.entry(id).or_insert(0) += 1;
-    }
-    m
-}
-
-fn alert_ids(reads: &[broker::Read]) -> BTreeMap<String, usize> {
-    multiset(reads.iter().map(|r| {
-        uid(&serde_json::from_slice::<serde_json::Value>(&r.payload).expect("alert is JSON"))
-    }))
-}
+use broker::service::{
+    PARTITIONS, alert_ids, multiset, service_config, spread, start, topics, uid,
+};
 
 fn replay_ids(file: &std::path::Path, lateness: &str) -> BTreeMap<String, usize> {
     let (alerts, _, _d) =

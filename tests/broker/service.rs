@@ -2,6 +2,7 @@
 //! config (with extra TOML appended), starting and stopping the service, and the demo data
 //! spread over the input partitions. Shared by the Kafka service tests.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -176,4 +177,35 @@ pub fn produced_per_partition(messages: &[(i32, Vec<u8>)]) -> Vec<i64> {
     (0..PARTITIONS)
         .map(|p| messages.iter().filter(|(q, _)| *q == p).count() as i64)
         .collect()
+}
+
+/// The alert ids `replay` gives for the dataset, as a multiset.
+pub fn replay_ids(lines: &[Vec<u8>]) -> BTreeMap<String, usize> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let mut text = lines.join(&b'\n');
+    text.push(b'\n');
+    std::fs::write(&file, text).unwrap();
+    let (alerts, _, _d) =
+        crate::common::replay_per_finding(&crate::common::pack(), &[file], 2, "5m");
+    multiset(crate::common::alerts(&alerts).iter().map(uid))
+}
+
+pub fn uid(a: &serde_json::Value) -> String {
+    a["finding_info"]["uid"].as_str().unwrap_or("").to_string()
+}
+
+pub fn multiset(ids: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for id in ids {
+        *m.entry(id).or_insert(0) += 1;
+    }
+    m
+}
+
+pub fn alert_ids(reads: &[super::Read]) -> BTreeMap<String, usize> {
+    multiset(reads.iter().map(|r| {
+        let v: serde_json::Value = serde_json::from_slice(&r.payload).expect("alert is JSON");
+        uid(&v)
+    }))
 }
