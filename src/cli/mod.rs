@@ -7,6 +7,7 @@ pub mod health;
 pub mod rules;
 pub mod rules_test;
 pub mod service;
+pub mod summary;
 
 /// Where rules come from, as `replay` and `eval` take them.
 #[derive(clap::Args)]
