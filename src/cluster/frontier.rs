@@ -72,10 +72,10 @@ impl Inputs {
     }
 }
 
-/// Why a stamp was refused.
+/// Why a stamp or a hit was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StampError {
-    #[error("stamp for {topic}/{partition}, which is not an input partition of this cluster")]
+    #[error("{topic}/{partition} is not an input partition of this cluster")]
     NotAnInput { topic: String, partition: i32 },
     #[error("stamps of more than {0} input partitions")]
     TooMany(usize),
@@ -163,14 +163,19 @@ impl Frontier {
     }
 
     /// Whether a record of event time `t` from `(topic, partition)` is new: false for a copy
-    /// produced again after a restart (older than that partition's stamp).
-    pub fn admits(&self, topic: &str, partition: i32, t: EventTime) -> bool {
+    /// produced again after a restart (older than that partition's stamp); an error for a
+    /// partition that is not an input.
+    pub fn admits(&self, topic: &str, partition: i32, t: EventTime) -> Result<bool, StampError> {
         let Some(name) = self.inputs.get(topic, partition) else {
-            return false;
+            return Err(StampError::NotAnInput {
+                topic: topic.to_string(),
+                partition,
+            });
         };
-        self.stamps
+        Ok(self
+            .stamps
             .get(&(name, partition))
-            .is_none_or(|&stamped| t >= stamped)
+            .is_none_or(|&stamped| t >= stamped))
     }
 }
 
@@ -220,9 +225,13 @@ mod tests {
         }
         assert_eq!(f.stamp(&stamp("cloudtrail", 0, 40)), Ok(false));
         assert_eq!(f.time(), EventTime(100));
-        assert!(!f.admits("cloudtrail", 0, EventTime(99)), "produced again");
-        assert!(f.admits("cloudtrail", 0, EventTime(100)));
-        assert!(!f.admits("nope", 0, EventTime(500)));
+        assert_eq!(
+            f.admits("cloudtrail", 0, EventTime(99)),
+            Ok(false),
+            "produced again"
+        );
+        assert_eq!(f.admits("cloudtrail", 0, EventTime(100)), Ok(true));
+        assert!(f.admits("nope", 0, EventTime(500)).is_err());
     }
 
     /// Regression: the hits of a partition added to an input topic after start were dropped as
@@ -237,10 +246,14 @@ mod tests {
         ] {
             f.stamp(&stamp(t, p, at)).unwrap();
         }
-        assert!(f.admits("cloudtrail", 2, EventTime(5)), "not stamped yet");
+        assert_eq!(
+            f.admits("cloudtrail", 2, EventTime(5)),
+            Ok(true),
+            "not stamped yet"
+        );
         assert_eq!(f.stamp(&stamp("cloudtrail", 2, 50)), Ok(true));
         assert_eq!(f.time(), EventTime(50));
-        assert!(!f.admits("cloudtrail", 2, EventTime(49)));
+        assert_eq!(f.admits("cloudtrail", 2, EventTime(49)), Ok(false));
     }
 
     #[test]

@@ -161,9 +161,8 @@ pub fn run(
         let result = match msg {
             ShardMsg::Hits(hits) => {
                 let n = hits.len() as u64;
-                let sent = f.hits(&mut *sink, hits);
                 crate::metrics::Metrics::add(&metrics.cluster_hits_out, n);
-                sent
+                f.hits(&mut *sink, hits).map(|()| true)
             }
             ShardMsg::Owned(owned) => {
                 f.owned = owned;
@@ -242,7 +241,7 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    fn hits(&mut self, sink: &mut dyn HitSink, hits: Vec<Hit>) -> Result<bool, SinkError> {
+    fn hits(&mut self, sink: &mut dyn HitSink, hits: Vec<Hit>) -> Result<(), SinkError> {
         let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
         for hit in hits {
             self.report.stats.hits += 1;
@@ -262,7 +261,7 @@ impl Forwarder {
                 .or_insert(hit.event.pos.offset);
             *o = (*o).min(hit.event.pos.offset);
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Writes links to the lineage, each to the partition of its first minted credential,
@@ -296,18 +295,7 @@ impl Forwarder {
             )?;
         }
         for (s, w) in stamps {
-            let (topic, partition) = origin_of(&sources, s);
-            let key = format!("stamp:{topic}:{partition}");
-            let record = Record::Stamp(Stamp {
-                v: VERSION,
-                topic,
-                partition,
-                frontier: w.0,
-            })
-            .to_bytes();
-            for p in 0..partitions as i32 {
-                out.send(p, &key, &record)?;
-            }
+            stamp(out, &sources, s, w)?;
         }
         Ok(())
     }
@@ -316,19 +304,30 @@ impl Forwarder {
     fn stamp(&mut self, sink: &mut dyn HitSink, w: EventTime) -> Result<(), SinkError> {
         let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
         for &s in &self.owned {
-            let (topic, partition) = origin_of(&sources, s);
-            let key = format!("stamp:{topic}:{partition}");
-            let record = Record::Stamp(Stamp {
-                v: VERSION,
-                topic,
-                partition,
-                frontier: w.0,
-            })
-            .to_bytes();
-            for p in 0..self.partitions as i32 {
-                sink.send(p, &key, &record)?;
-            }
+            stamp(sink, &sources, s, w)?;
         }
         Ok(())
     }
+}
+
+/// Writes to every partition of `out` that `source` is complete up to `w`.
+fn stamp(
+    out: &mut dyn HitSink,
+    sources: &Sources,
+    source: u32,
+    w: EventTime,
+) -> Result<(), SinkError> {
+    let (topic, partition) = origin_of(sources, source);
+    let key = format!("stamp:{topic}:{partition}");
+    let record = Record::Stamp(Stamp {
+        v: VERSION,
+        topic,
+        partition,
+        frontier: w.0,
+    })
+    .to_bytes();
+    for p in 0..out.partitions().max(1) as i32 {
+        out.send(p, &key, &record)?;
+    }
+    Ok(())
 }

@@ -478,7 +478,7 @@ impl Sequencer {
         let frontier = self
             .frontiers
             .entry(source)
-            .or_insert_with(|| Frontier::new(inputs.clone()));
+            .or_insert_with(|| Frontier::new(inputs));
         for (line, carried) in std::mem::take(&mut d.carried) {
             self.stats.events += 1;
             let i = line as usize;
@@ -494,31 +494,22 @@ impl Sequencer {
             };
             let refused = match carried {
                 Carried::Refused(why) => Some(why),
-                Carried::Stamp(s) => match frontier.stamp(&s) {
-                    Ok(_) => {
-                        if let Some(c) = self.clocks.get_mut(source as usize) {
-                            c.max_seen = c.max_seen.max(frontier.time());
-                        }
-                        None
-                    }
-                    Err(e) => Some(e.to_string()),
-                },
-                Carried::Hit { topic, partition } if inputs.get(&topic, partition).is_none() => {
-                    let _ = hits.next_if(|(l, ..)| *l == line);
-                    Some(format!(
-                        "a hit read from {topic}/{partition}, which is not an input partition of this cluster"
-                    ))
-                }
+                Carried::Stamp(s) => frontier.stamp(&s).err().map(|e| format!("stamp: {e}")),
                 Carried::Hit { topic, partition } => {
-                    if let Some((_, hit, _)) = hits.next_if(|(l, ..)| *l == line) {
-                        if frontier.admits(&topic, partition, hit.event.time) {
+                    let hit = hits.next_if(|(l, ..)| *l == line).map(|(_, h, _)| h);
+                    match hit.map(|h| (frontier.admits(&topic, partition, h.event.time), h)) {
+                        Some((Ok(true), hit)) => {
                             self.stats.hits += 1;
                             self.resolver.push_hit(hit, None, &mut route_hit);
-                        } else {
-                            self.stats.copies += 1;
+                            None
                         }
+                        Some((Ok(false), _)) => {
+                            self.stats.copies += 1;
+                            None
+                        }
+                        Some((Err(e), _)) => Some(format!("hit: {e}")),
+                        None => None,
                     }
-                    None
                 }
             };
             if let Some(why) = refused {
@@ -527,10 +518,10 @@ impl Sequencer {
                 dead(letter(why));
             }
         }
-        if d.batch.source_done
-            && let Some(clock) = self.clocks.get_mut(source as usize)
-        {
-            clock.done = true;
+        // The frontier is the source's clock; taken once per batch, after its stamps.
+        if let Some(clock) = self.clocks.get_mut(source as usize) {
+            clock.max_seen = clock.max_seen.max(frontier.time());
+            clock.done |= d.batch.source_done;
         }
     }
 }

@@ -45,7 +45,11 @@ fn main() {
                 let mut f = Frontier::new(inputs.clone());
                 let _ = f.stamp(&s);
                 let _ = f.time();
-                let _ = f.admits(&s.topic, s.partition, credtrail::time::EventTime(s.frontier));
+                let _ = f.admits(
+                    &s.topic,
+                    s.partition,
+                    credtrail::time::EventTime(s.frontier),
+                );
             }
         }
     });
