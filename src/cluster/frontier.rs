@@ -200,6 +200,15 @@ mod tests {
         ])))
     }
 
+    /// [`two_by_two`] with every input partition stamped at `at`.
+    fn all_stamped_at(at: i64) -> Frontier {
+        let mut f = two_by_two();
+        for (t, p) in [("cloudtrail", 0), ("cloudtrail", 1), ("windows", 0)] {
+            f.stamp(&stamp(t, p, at)).unwrap();
+        }
+        f
+    }
+
     #[test]
     fn the_frontier_waits_for_every_input_partition_then_is_their_minimum() {
         let mut f = two_by_two();
@@ -215,14 +224,7 @@ mod tests {
 
     #[test]
     fn a_restarted_owners_lower_stamp_moves_nothing_and_its_old_hits_are_copies() {
-        let mut f = two_by_two();
-        for (t, p, at) in [
-            ("cloudtrail", 0, 100),
-            ("cloudtrail", 1, 100),
-            ("windows", 0, 100),
-        ] {
-            f.stamp(&stamp(t, p, at)).unwrap();
-        }
+        let mut f = all_stamped_at(100);
         assert_eq!(f.stamp(&stamp("cloudtrail", 0, 40)), Ok(false));
         assert_eq!(f.time(), EventTime(100));
         assert_eq!(
@@ -238,14 +240,7 @@ mod tests {
     /// copies (its stamps were refused, and a hit of an unknown partition was never admitted).
     #[test]
     fn a_partition_added_after_start_is_admitted_and_counts_from_its_first_stamp() {
-        let mut f = two_by_two();
-        for (t, p, at) in [
-            ("cloudtrail", 0, 100),
-            ("cloudtrail", 1, 100),
-            ("windows", 0, 100),
-        ] {
-            f.stamp(&stamp(t, p, at)).unwrap();
-        }
+        let mut f = all_stamped_at(100);
         assert_eq!(
             f.admits("cloudtrail", 2, EventTime(5)),
             Ok(true),

@@ -170,6 +170,17 @@ pub enum Stage {
     },
 }
 
+impl Stage {
+    /// The shard threads an engine of this stage runs for `configured`: stage 1 forwards
+    /// through one thread, so its stamps follow every hit it wrote.
+    pub fn shards(&self, configured: usize) -> usize {
+        match self {
+            Stage::Whole => configured.max(1),
+            Stage::Route { .. } => 1,
+        }
+    }
+}
+
 /// What a front end hands to the workers.
 pub enum Item {
     Batch {
@@ -364,11 +375,7 @@ where
     K::Report: Send + 'scope,
     K::Error: Send + 'scope,
 {
-    // Stage 1 forwards through one thread: its stamps must follow every hit it wrote.
-    let shards = match stage {
-        Stage::Whole => setup.shards.max(1),
-        Stage::Route { .. } => 1,
-    };
+    let shards = stage.shards(setup.shards);
     let workers = setup.workers.max(1);
     for (what, n) in [("shards", shards), ("workers", workers)] {
         if n > MAX_THREADS {

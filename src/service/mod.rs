@@ -359,43 +359,9 @@ fn run_engine(
     let mailbox = Arc::new(Mailbox::default());
     let split = config.engine.split();
     tracing::info!("{}", config.engine.memory.describe(&split));
-    let setup = Setup {
-        shards: config.engine.shards,
-        workers: config.engine.workers,
-        shard_limits: split.shard,
-        mint: MintLifetimes::default(),
-        lineage: split.lineage,
-        lineage_hold: Span::from_millis(config.kafka.lineage_hold.as_millis() as i64),
-        reference: pipeline::Reference::WallClock,
-        // Incident state lives only in the output thread; the ledger holds every open incident's
-        // input until its Close is acknowledged, so a restart rebuilds it (see `ledger`). An
-        // alert is trimmed (fewer evidences, down to the first and last) to what the producer's
-        // message.max.bytes takes with its headers; only one still larger is dead-lettered as
-        // `alert_too_large`.
-        alert: {
-            let mut options = config.alerts.options();
-            options.max_bytes = options.max_bytes.min(delivery::dead_letter_limit(config));
-            options
-        },
-        cluster_inputs: match &role {
-            Role::Correlate { inputs } => Some(inputs.clone()),
-            _ => None,
-        },
-        shared_lineage: matches!(role, Role::Route { .. }),
-    };
-    // In a cluster the lineage topic keeps every link: stage 1 holds no input back for them.
-    let setup = match role {
-        Role::Route { .. } => Setup {
-            lineage_hold: Span::ZERO,
-            ..setup
-        },
-        Role::Whole | Role::Correlate { .. } => setup,
-    };
-    // Stage 1 forwards through one thread in place of the shards (see `pipeline::forward`):
-    // the ledger waits for as many reports as there are.
-    let setup = match role {
-        Role::Route { .. } => Setup { shards: 1, ..setup },
-        Role::Whole | Role::Correlate { .. } => setup,
+    let cluster_inputs = match &role {
+        Role::Correlate { inputs } => Some(inputs.clone()),
+        Role::Whole | Role::Route { .. } => None,
     };
     let (stage, lineage_feed) = match role {
         Role::Whole | Role::Correlate { .. } => (pipeline::Stage::Whole, None),
@@ -410,6 +376,35 @@ fn run_engine(
             },
             Some(feed),
         ),
+    };
+    let routing = matches!(stage, pipeline::Stage::Route { .. });
+    let setup = Setup {
+        // Stage 1 forwards through one thread in place of the shards; the ledger waits for as
+        // many reports as there are.
+        shards: stage.shards(config.engine.shards),
+        workers: config.engine.workers,
+        shard_limits: split.shard,
+        mint: MintLifetimes::default(),
+        lineage: split.lineage,
+        // In a cluster the lineage topic keeps every link: stage 1 holds no input back for them.
+        lineage_hold: if routing {
+            Span::ZERO
+        } else {
+            Span::from_millis(config.kafka.lineage_hold.as_millis() as i64)
+        },
+        reference: pipeline::Reference::WallClock,
+        // Incident state lives only in the output thread; the ledger holds every open incident's
+        // input until its Close is acknowledged, so a restart rebuilds it (see `ledger`). An
+        // alert is trimmed (fewer evidences, down to the first and last) to what the producer's
+        // message.max.bytes takes with its headers; only one still larger is dead-lettered as
+        // `alert_too_large`.
+        alert: {
+            let mut options = config.alerts.options();
+            options.max_bytes = options.max_bytes.min(delivery::dead_letter_limit(config));
+            options
+        },
+        cluster_inputs,
+        shared_lineage: routing,
     };
 
     // Every pipeline thread handles a commit barrier each commit interval; ten of them missed
