@@ -22,14 +22,16 @@ use crate::time::{EventTime, Span};
 
 /// Where an event was read: `offset` is the 1-based line number for files and standard input,
 /// the message offset for Kafka.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub struct Position {
     pub source: u32,
     pub offset: u64,
 }
 
 /// One contributing event, as much as an alert needs to point back at it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct EventRef {
     pub time: EventTime,
     /// Hash of the event id: orders ties and spots duplicates.
@@ -129,6 +131,22 @@ pub struct EventDetails {
     text: Box<str>,
     /// (kind, end offset in `text`), in the order the facts were added.
     index: Box<[(DetailKind, u16)]>,
+}
+
+/// Written as its list of (kind, value) facts, and read back through [`EventDetails::new`], so
+/// a snapshot cannot smuggle in offsets that do not fit its text, or more than the bounds.
+impl serde::Serialize for EventDetails {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventDetails {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let facts: Vec<(DetailKind, String)> = serde::Deserialize::deserialize(d)?;
+        EventDetails::new(facts.iter().map(|(k, v)| (*k, v.as_str())))
+            .ok_or_else(|| serde::de::Error::custom("event details with no fact"))
+    }
 }
 
 impl EventDetails {
@@ -249,7 +267,9 @@ pub enum TouchKind {
 // Hits and group keys
 
 /// What consumes a hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub enum Target {
     /// A correlation rule (index into [`RuleSet::correlations`](crate::matcher::RuleSet)).
     Correlation(u32),
@@ -258,7 +278,7 @@ pub enum Target {
 }
 
 /// An event matched a detection; `stages` says which stage bits of the target it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Hit {
     pub target: Target,
     pub stages: u64,
@@ -266,7 +286,9 @@ pub struct Hit {
     pub group: Box<str>,
     /// The aggregated field's value (`value_count` and the value aggregations).
     pub value: Option<Box<str>>,
-    /// Picks the shard: a hash of the group-key values the target is routed by.
+    /// Picks the shard: a hash of the group-key values the target is routed by. Keyed per
+    /// process ([`routing_keys`]), so never written out: whoever reads a hit back keys it again.
+    #[serde(skip)]
     pub shard_key: u64,
     pub event: EventRef,
     /// What the event touched (secrets, resources, hosts, ...), for the blast radius.

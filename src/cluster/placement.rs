@@ -82,10 +82,7 @@ fn push_rule(text: &mut String, kind: char, meta: &crate::sigma::RuleMeta) {
 
 /// Whether `target` names a rule of `rules`.
 pub fn target_exists(rules: &RuleSet, target: Target) -> bool {
-    match target {
-        Target::Correlation(c) => (c as usize) < rules.correlations.len(),
-        Target::Detection(d) => (d as usize) < rules.detections.len(),
-    }
+    rules.has_target(target)
 }
 
 #[cfg(test)]

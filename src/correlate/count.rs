@@ -14,7 +14,7 @@ use crate::sigma::CorrelationType;
 
 /// Events of one group in the current window: `event_count` counts them, `value_sum` adds
 /// their values.
-#[derive(Clone, Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
 pub struct Sliding {
     window: VecDeque<(EventRef, f64)>,
 }
@@ -95,7 +95,7 @@ impl Sliding {
 }
 
 /// Distinct values of one group in the current window, with their latest event.
-#[derive(Clone, Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
 pub struct ValueCount {
     values: Vec<(Box<str>, EventRef)>,
 }

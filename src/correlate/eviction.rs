@@ -23,7 +23,19 @@ pub const MAX_STAGE_RANK: u8 = 15;
 pub const BLAST_TIERS: u8 = 5;
 
 /// The rank of a state: lower is evicted first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    serde::Serialize,
+    serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+)]
 pub struct Rank {
     pub stage: u8,
     pub blast: u8,

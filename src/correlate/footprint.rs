@@ -36,10 +36,10 @@ fn index(kind: TouchKind) -> usize {
 }
 
 /// The bounded footprint of one group: nothing allocated until something is touched.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Footprint(Option<Box<Sketch>>);
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 struct Sketch {
     /// Exact distinct values of every kind: hashes tagged with their kind.
     hashes: Vec<u64>,

@@ -86,7 +86,7 @@ impl Finding {
 }
 
 /// A condition that held: the evidence and the aggregate compared.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct Decision {
     pub events: Vec<(EventRef, u32)>,
     pub measure: Option<f64>,
@@ -139,7 +139,7 @@ impl<'a> Params<'a> {
 }
 
 /// A per-group state machine of one correlation type.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub enum Machine {
     Ordered(ordered::Ordered),
     Temporal(temporal::Temporal),
@@ -160,6 +160,20 @@ impl Machine {
             (_, CorrelationType::Temporal) => Machine::Temporal(temporal::Temporal::new(stages)),
             (_, CorrelationType::ValueCount) => Machine::ValueCount(count::ValueCount::default()),
             _ => Machine::Sliding(count::Sliding::default()),
+        }
+    }
+
+    /// Whether this machine, read back from a snapshot, is the one `corr` makes and has its
+    /// shape: a state that does not fit its rule is refused, never stepped.
+    pub fn fits(&self, corr: &CompiledCorrelation) -> bool {
+        let stages = corr.stages.len();
+        match (self, Machine::new(corr)) {
+            (Machine::Ordered(m), Machine::Ordered(_)) => m.fits(stages),
+            (Machine::Temporal(m), Machine::Temporal(_)) => m.fits(stages),
+            (Machine::Sliding(_), Machine::Sliding(_)) => true,
+            (Machine::ValueCount(_), Machine::ValueCount(_)) => true,
+            (Machine::Window(m), Machine::Window(_)) => m.fits(stages),
+            _ => false,
         }
     }
 

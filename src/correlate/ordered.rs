@@ -19,7 +19,7 @@
 use super::{Decision, EventRef, Params, Step, events_bytes};
 use crate::time::{EventTime, Span};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 struct Chain {
     start: EventTime,
     last: EventTime,
@@ -33,13 +33,22 @@ struct Chain {
 type Announcement = (Vec<(EventRef, u32)>, u32, bool);
 
 /// The partial chains of one group.
-#[derive(Clone, Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
 pub struct Ordered {
     /// `slots[k]`: chains through stage k, start ascending (and last step descending).
     slots: Vec<Vec<Chain>>,
 }
 
 impl Ordered {
+    /// Whether this state (read back from a snapshot) has the shape of a rule of `stages`
+    /// stages: one slot per stage but the last, chains whose stages exist.
+    pub fn fits(&self, stages: usize) -> bool {
+        self.slots.len() == stages.saturating_sub(1)
+            && self.slots.iter().flatten().all(|c| {
+                !c.events.is_empty() && c.events.iter().all(|(_, k)| (*k as usize) < stages)
+            })
+    }
+
     pub fn new(stages: usize) -> Ordered {
         Ordered {
             slots: vec![Vec::new(); stages.saturating_sub(1)],

@@ -9,12 +9,17 @@
 use super::{Decision, EventRef, Params, Step};
 
 /// The latest hit of each stage of one group.
-#[derive(Clone, Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
 pub struct Temporal {
     latest: Vec<Option<EventRef>>,
 }
 
 impl Temporal {
+    /// Whether this state (read back from a snapshot) keeps one slot per stage of `stages`.
+    pub fn fits(&self, stages: usize) -> bool {
+        self.latest.len() == stages
+    }
+
     pub fn new(stages: usize) -> Temporal {
         Temporal {
             latest: vec![None; stages],

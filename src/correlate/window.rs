@@ -30,7 +30,7 @@ use crate::sigma::CorrelationType;
 use crate::time::EventTime;
 
 /// One group's open window.
-#[derive(Clone, Debug, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
 pub struct Window {
     start: Option<EventTime>,
     events: Vec<(EventRef, u32)>,
@@ -42,6 +42,14 @@ pub struct Window {
 }
 
 impl Window {
+    /// Whether this state (read back from a snapshot) names only stages a rule of `stages`
+    /// stages has.
+    pub fn fits(&self, stages: usize) -> bool {
+        self.events
+            .iter()
+            .all(|(_, k)| (*k as usize) < stages.max(1))
+    }
+
     pub fn step(
         &mut self,
         p: &Params<'_>,

@@ -216,6 +216,14 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// Whether `target` names a rule of this set (a hit or state read back from outside).
+    pub fn has_target(&self, target: crate::vocab::Target) -> bool {
+        match target {
+            crate::vocab::Target::Correlation(c) => (c as usize) < self.correlations.len(),
+            crate::vocab::Target::Detection(d) => (d as usize) < self.detections.len(),
+        }
+    }
+
     pub fn detection_meta(&self, d: u32) -> &RuleMeta {
         &self.meta[self.detections[d as usize].rule as usize]
     }

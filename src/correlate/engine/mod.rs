@@ -3,7 +3,10 @@
 //! correlations that reference them.
 
 mod findings;
+mod snapshot;
 mod store;
+
+pub use snapshot::{Changes, ImportError, Snapshot, StateImage};
 
 use store::{Slot, StateIds, Usage};
 
@@ -121,7 +124,7 @@ impl Entry {
 }
 
 /// What identifies a hit for duplicate detection: time, event key, target, group, event id.
-type Dedupe = (EventTime, u64, Target, Box<str>, Box<str>);
+pub type Dedupe = (EventTime, u64, Target, Box<str>, Box<str>);
 
 /// Width of an expiry bucket: states are swept at most this late (memory only, never results).
 const BUCKET: i64 = 1_000_000_000;
@@ -152,6 +155,8 @@ pub struct ShardEngine {
     /// event key (a hash an input could aim at another event's).
     last: Option<Dedupe>,
     stats: ShardStats,
+    /// What changed since the last snapshot, when a changelog is kept.
+    tracker: Option<snapshot::Tracker>,
 }
 
 impl ShardEngine {
@@ -173,6 +178,7 @@ impl ShardEngine {
             watermark: EventTime::MIN,
             last: None,
             stats: ShardStats::default(),
+            tracker: None,
         }
     }
 

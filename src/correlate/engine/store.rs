@@ -17,6 +17,7 @@ impl ShardEngine {
     /// After a state changed: drop it if empty, else schedule its timer, file its expiry and
     /// refresh its bytes and eviction rank.
     pub(super) fn settle(&mut self, id: u128) {
+        self.note_changed(id);
         let rules = Arc::clone(&self.rules);
         let Some(entry) = self.states.get_mut(&id) else {
             return;
@@ -109,6 +110,7 @@ impl ShardEngine {
 
     pub(super) fn drop_state(&mut self, id: u128) -> Option<Entry> {
         let e = self.states.remove(&id)?;
+        self.note_ended(id, e.target, &e.group);
         let usage = &mut self.per_target[e.target as usize];
         usage.states -= 1;
         usage.bytes = usage.bytes.saturating_sub(e.bytes);
@@ -199,26 +201,12 @@ impl ShardEngine {
                 dropped += 1;
                 continue;
             };
-            if displaced {
-                self.displaced += 1;
-            }
             entry.target = c;
             entry.bucket = bucket_of(entry.expires);
-            self.buckets[c as usize]
-                .entry(entry.bucket)
-                .or_default()
-                .push(id);
-            if let Some(at) = entry.timer {
-                self.timers.push(Reverse((at, id)));
-            }
-            let usage = &mut self.per_target[c as usize];
-            usage.ranks.file(id, entry.rank);
-            usage.states += 1;
-            usage.bytes += entry.bytes;
-            self.state_bytes += entry.bytes;
-            self.states.insert(id, entry);
+            self.adopt(id, displaced, entry);
             kept += 1;
         }
+        self.note_all_changed();
         let pending = std::mem::take(&mut self.pending);
         for Reverse(mut p) in pending {
             match map.map(p.target) {
@@ -233,6 +221,26 @@ impl ShardEngine {
         self.rules = rules;
         self.stats.reload_dropped_states += dropped as u64;
         (kept, dropped)
+    }
+
+    /// Files `entry` (its `bucket` set from its expiry) as the live state under `id`: its
+    /// expiry bucket, timer, rank and bytes.
+    pub(super) fn adopt(&mut self, id: u128, displaced: bool, entry: Entry) {
+        if displaced {
+            self.displaced += 1;
+        }
+        let c = entry.target as usize;
+        self.buckets[c].entry(entry.bucket).or_default().push(id);
+        if let Some(at) = entry.timer {
+            self.timers.push(Reverse((at, id)));
+        }
+        let usage = &mut self.per_target[c];
+        usage.ranks.file(id, entry.rank);
+        usage.states += 1;
+        usage.bytes += entry.bytes;
+        self.state_bytes += entry.bytes;
+        self.states.insert(id, entry);
+        self.stats.peak_states = self.stats.peak_states.max(self.states.len() as u64);
     }
 
     /// The number of states per correlation target, for the summary.
