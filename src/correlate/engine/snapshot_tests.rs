@@ -297,6 +297,31 @@ fn a_snapshot_that_does_not_fit_the_rules_is_refused_whole() {
     assert!(serde_json::from_value::<Snapshot>(text).is_err());
 }
 
+/// State records round-trip through their compact form; a record of another version, an
+/// empty one or a cut one is refused with the reason.
+#[test]
+fn state_records_read_back_and_refuse_what_they_cannot_read() {
+    let rules = Arc::new(ruleset(RULES));
+    let events: Vec<Ev> = (0..12).map(|i| (i % 2, i % 3, 10, 0)).collect();
+    let ts = times(&events);
+    let mut e = engine(&rules);
+    let mut out = Vec::new();
+    feed(&mut e, &rules, &events, &ts, 0..events.len(), &mut out);
+    let snap = e.export(|_, _| true);
+    for s in &snap.states {
+        let bytes = s.to_bytes();
+        let back = StateImage::from_bytes(&bytes).expect("reads back");
+        assert_eq!(back.to_bytes(), bytes);
+        let cut = StateImage::from_bytes(&bytes[..bytes.len() / 2]).expect_err("cut");
+        assert!(cut.to_string().starts_with("not a state record"), "{cut}");
+    }
+    let mut other = snap.states[0].to_bytes();
+    other[0] = 9;
+    let err = StateImage::from_bytes(&other).expect_err("version");
+    assert!(err.to_string().contains("version 9"), "{err}");
+    assert!(StateImage::from_bytes(&[]).is_err());
+}
+
 /// Tracking counts ends up to a state budget's worth; past it, the next changes are whole.
 #[test]
 fn changes_past_the_tracking_bound_come_whole() {
