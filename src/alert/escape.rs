@@ -22,15 +22,23 @@ impl Formatter for SafeFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
+        // Every character to escape starts with one of these bytes (U+007F itself, the lead
+        // byte of U+0080..U+009F, that of U+2028 and U+2029); none of them is a continuation
+        // byte, so the first one found starts a character. Most strings have none at all.
+        let bytes = fragment.as_bytes();
+        let Some(first) = memchr::memchr3(0x7f, 0xc2, 0xe2, bytes) else {
+            return writer.write_all(bytes);
+        };
         let mut start = 0;
-        for (i, c) in fragment.char_indices() {
+        for (i, c) in fragment[first..].char_indices() {
             if needs_escape(c) {
-                writer.write_all(&fragment.as_bytes()[start..i])?;
+                let i = first + i;
+                writer.write_all(&bytes[start..i])?;
                 write!(writer, "\\u{:04x}", c as u32)?;
                 start = i + c.len_utf8();
             }
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        writer.write_all(&bytes[start..])
     }
 }
 
@@ -76,6 +84,31 @@ mod tests {
         assert!(text.contains("\\u2028") && text.contains("\\u0085"));
         let back: String = serde_json::from_str(text).unwrap();
         assert_eq!(back, s);
+    }
+
+    proptest::proptest! {
+        /// Any text, the characters to escape mixed in anywhere (also next to other multi-byte
+        /// characters that share their lead bytes, like U+00E9 or U+2014): none is written raw,
+        /// and the JSON reads back to the text.
+        #[test]
+        fn any_text_is_escaped_and_reads_back(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<String>(),
+                    proptest::strategy::Just("\u{2028}".to_string()),
+                    proptest::strategy::Just("\u{9f}\u{e9}\u{2014}\u{7f}".to_string()),
+                ],
+                0..6,
+            )
+        ) {
+            let s = parts.concat();
+            let mut out = Vec::new();
+            SafeFormatter::write(&mut out, &s).unwrap();
+            let text = std::str::from_utf8(&out).unwrap();
+            proptest::prop_assert!(!text.chars().any(needs_escape));
+            let back: String = serde_json::from_str(text).unwrap();
+            proptest::prop_assert_eq!(back, s);
+        }
     }
 
     #[test]
