@@ -166,11 +166,7 @@ fn main() {
     for round in 0..runs {
         let t = Instant::now();
         let snap = live.export(|_, _| true);
-        let records: Vec<Vec<u8>> = snap
-            .states
-            .iter()
-            .map(StateImage::to_bytes)
-            .collect();
+        let records: Vec<Vec<u8>> = snap.states.iter().map(StateImage::to_bytes).collect();
         write.push(t.elapsed());
         snapshot_bytes = records.iter().map(Vec::len).sum::<usize>();
         drop(snap);

@@ -284,9 +284,9 @@ impl EventFacts for Facts<'_> {
         let scan = &self.plan.scans[k];
         let (seen, generation) = (&mut *self.literal_seen, self.generation);
         each_text(view, scan.slot, &mut self.scratch, &mut |text| {
-            for m in scan.automaton.find_overlapping_iter(text) {
-                seen[scan.literal_of_pattern[m.pattern().as_usize()] as usize] = generation;
-            }
+            scan.automaton.each_match(text, |pattern| {
+                seen[scan.literal_of_pattern[pattern] as usize] = generation;
+            });
         });
         self.literal_seen.get(literal as usize) == Some(&self.generation)
     }
@@ -392,11 +392,10 @@ impl Matcher {
                 &mut self.candidates,
             );
             each_text(view, scan.slot, &mut scratch, &mut |text| {
-                for m in scan.automaton.find_overlapping_iter(text) {
-                    let pattern = m.pattern().as_usize();
+                scan.automaton.each_match(text, |pattern| {
                     let lit = scan.literal_of_pattern[pattern];
                     if seen[lit as usize] == generation {
-                        continue;
+                        return;
                     }
                     seen[lit as usize] = generation;
                     for t in scan.targets_of(pattern) {
@@ -414,7 +413,7 @@ impl Matcher {
                             }
                         }
                     }
-                }
+                });
             });
         }
         self.candidates.sort_unstable();

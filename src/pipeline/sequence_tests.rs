@@ -254,5 +254,9 @@ correlation:
             .join(Some(Instant::now() + Duration::from_secs(5)))
             .unwrap();
     });
-    assert_eq!(alerts.load(Ordering::Relaxed), 0, "two events counted twice");
+    assert_eq!(
+        alerts.load(Ordering::Relaxed),
+        0,
+        "two events counted twice"
+    );
 }

@@ -95,7 +95,7 @@ impl StateImage {
     /// The state record: [`STATE_FORMAT`], then the image in postcard (serde's compact binary
     /// form: a million chains in flight write about 500 bytes each, a third of JSON).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![STATE_FORMAT];
+        let out = vec![STATE_FORMAT];
         // Only strings, numbers, vectors and enums: writing to a vector cannot fail.
         match postcard::to_extend(self, out) {
             Ok(v) => v,
