@@ -140,18 +140,17 @@ pub struct Metrics {
     pub inventory_rejected: AtomicU64,
     /// Inventory versions published to the shards (1 at start).
     pub inventory_versions: AtomicU64,
-    pub state_groups: AtomicU64,
-    pub state_bytes: AtomicU64,
-    pub partitions_assigned: AtomicI64,
-    pub partitions_paused: AtomicI64,
-    /// Engine watermark, milliseconds since the epoch (0 before the first event).
-    pub watermark_ms: AtomicI64,
-    pub ready: AtomicBool,
+    /// The gauges of the engine reading the input topics (the one engine, or a cluster's
+    /// stage 1).
+    pub input: Gauges,
+    /// The gauges of a cluster's stage 2, the engine correlating the hits topic.
+    pub correlate: Gauges,
+    /// Set when this instance runs a cluster's two engines: gauges are exported per stage.
+    pub cluster: AtomicBool,
     /// Set when the service found its engine or a client dead: `/livez` fails from then on.
     pub failed: AtomicBool,
     /// The pipeline threads' heartbeats, for `/livez`.
     pub heartbeats: Heartbeats,
-    pub draining: AtomicBool,
     latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
     labelled: Mutex<Labelled>,
@@ -163,8 +162,42 @@ struct Labelled {
     rule_matches: BTreeMap<String, u64>,
     alerts_by_rule: BTreeMap<String, u64>,
     consumer_lag: BTreeMap<(String, i32), i64>,
+}
+
+/// Which engine of an instance a gauge describes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Part {
+    /// The engine reading the input topics: the one engine, or a cluster's stage 1.
+    #[default]
+    Input,
+    /// A cluster's stage 2, correlating the hits topic.
+    Correlate,
+}
+
+impl Part {
+    fn label(self) -> &'static str {
+        match self {
+            Part::Input => "input",
+            Part::Correlate => "correlate",
+        }
+    }
+}
+
+/// What one engine of the instance stands at. A cluster member runs two engines, each
+/// writing its own set: with one set for both, whichever wrote last won (stage 1's forwarder
+/// reported no state and hid stage 2's, their watermarks alternated).
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub state_groups: AtomicU64,
+    pub state_bytes: AtomicU64,
+    pub partitions_assigned: AtomicI64,
+    pub partitions_paused: AtomicI64,
+    /// Engine watermark, milliseconds since the epoch (0 before the first event).
+    pub watermark_ms: AtomicI64,
+    pub ready: AtomicBool,
+    pub draining: AtomicBool,
     /// Partitions whose watermark is engine time (what holds event time back).
-    time_holders: Vec<(String, i32)>,
+    time_holders: Mutex<Vec<(String, i32)>>,
 }
 
 impl Metrics {
@@ -237,9 +270,22 @@ impl Metrics {
         });
     }
 
-    /// The partitions that now hold event time back (their watermark is the engine's).
-    pub fn set_time_holders(&self, holders: Vec<(String, i32)>) {
-        self.with_labels(|l| l.time_holders = holders);
+    /// The gauges of one engine of the instance.
+    pub fn gauges(&self, part: Part) -> &Gauges {
+        match part {
+            Part::Input => &self.input,
+            Part::Correlate => &self.correlate,
+        }
+    }
+
+    /// The partitions that now hold `part`'s event time back (their watermark is its own).
+    pub fn set_time_holders(&self, part: Part, holders: Vec<(String, i32)>) {
+        let mut h = self
+            .gauges(part)
+            .time_holders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *h = holders;
     }
 
     pub fn forget_partition(&self, topic: &str, partition: i32) {
@@ -352,32 +398,55 @@ impl Metrics {
         for (name, help, v) in counters {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
-        let gauges = [
+        // Per engine: unlabelled on one engine, `stage="input"` and `stage="correlate"` on a
+        // cluster member.
+        let parts: &[Part] = if self.cluster.load(Ordering::Relaxed) {
+            &[Part::Input, Part::Correlate]
+        } else {
+            &[Part::Input]
+        };
+        let label = |p: Part| {
+            if parts.len() > 1 {
+                format!("{{stage=\"{}\"}}", p.label())
+            } else {
+                String::new()
+            }
+        };
+        type Read = fn(&Gauges) -> i64;
+        let per_part: [(&str, &str, Read); 5] = [
             (
                 "credtrail_state_groups",
                 "Correlation states alive (group keys with a partial chain or window).",
-                g(&self.state_groups) as i64,
+                |g| g.state_groups.load(Ordering::Relaxed) as i64,
             ),
             (
                 "credtrail_state_bytes",
                 "Approximate bytes held by correlation state.",
-                g(&self.state_bytes) as i64,
+                |g| g.state_bytes.load(Ordering::Relaxed) as i64,
             ),
             (
                 "credtrail_partitions_assigned",
-                "Input partitions assigned to this instance.",
-                self.partitions_assigned.load(Ordering::Relaxed),
+                "Partitions assigned to this instance (input topics; the hits topic for stage=\"correlate\").",
+                |g| g.partitions_assigned.load(Ordering::Relaxed),
             ),
             (
                 "credtrail_partitions_paused",
-                "Input partitions paused by backpressure.",
-                self.partitions_paused.load(Ordering::Relaxed),
+                "Partitions paused by backpressure.",
+                |g| g.partitions_paused.load(Ordering::Relaxed),
             ),
             (
                 "credtrail_watermark_milliseconds",
                 "Engine event-time watermark, milliseconds since the epoch.",
-                self.watermark_ms.load(Ordering::Relaxed),
+                |g| g.watermark_ms.load(Ordering::Relaxed),
             ),
+        ];
+        for (name, help, read) in per_part {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for &p in parts {
+                let _ = writeln!(s, "{name}{} {}", label(p), read(self.gauges(p)));
+            }
+        }
+        let gauges = [
             (
                 "credtrail_ready",
                 "1 when partitions are assigned and the service is not draining.",
@@ -391,6 +460,30 @@ impl Metrics {
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP credtrail_partition_holds_event_time 1 for each partition whose watermark is engine time: what holds event time back.\n# TYPE credtrail_partition_holds_event_time gauge"
+        );
+        for &p in parts {
+            let holders = self
+                .gauges(p)
+                .time_holders
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_default();
+            let stage = if parts.len() > 1 {
+                format!(",stage=\"{}\"", p.label())
+            } else {
+                String::new()
+            };
+            for (topic, partition) in holders {
+                let _ = writeln!(
+                    s,
+                    "credtrail_partition_holds_event_time{{topic=\"{}\",partition=\"{partition}\"{stage}}} 1",
+                    escape(&topic)
+                );
+            }
         }
         self.with_labels(|l| {
             let _ = writeln!(s, "# HELP credtrail_dead_letters_total Events dead-lettered, by reason.\n# TYPE credtrail_dead_letters_total counter");
@@ -408,10 +501,6 @@ impl Metrics {
             let _ = writeln!(s, "# HELP credtrail_consumer_lag Messages behind the partition's end, from librdkafka statistics.\n# TYPE credtrail_consumer_lag gauge");
             for ((topic, partition), lag) in &l.consumer_lag {
                 let _ = writeln!(s, "credtrail_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}} {lag}", escape(topic));
-            }
-            let _ = writeln!(s, "# HELP credtrail_partition_holds_event_time 1 for each partition whose watermark is engine time: what holds event time back.\n# TYPE credtrail_partition_holds_event_time gauge");
-            for (topic, partition) in &l.time_holders {
-                let _ = writeln!(s, "credtrail_partition_holds_event_time{{topic=\"{}\",partition=\"{partition}\"}} 1", escape(topic));
             }
         });
         let name = "credtrail_event_to_alert_seconds";
@@ -440,10 +529,11 @@ impl Metrics {
         !self.failed.load(Ordering::Relaxed) && self.heartbeats.stuck().is_empty()
     }
 
-    /// Ready: partitions assigned and not draining.
+    /// Ready: input partitions assigned, neither engine draining, not failed.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-            && !self.draining.load(Ordering::Relaxed)
+        self.input.ready.load(Ordering::Relaxed)
+            && !self.input.draining.load(Ordering::Relaxed)
+            && !self.correlate.draining.load(Ordering::Relaxed)
             && !self.failed.load(Ordering::Relaxed)
     }
 }
@@ -510,13 +600,42 @@ mod tests {
         assert!(text.contains("credtrail_consumer_lag{topic=\"ct\",partition=\"0\"} 12"));
     }
 
+    /// Regression: a cluster member's two engines wrote one set of gauges, so the forwarder's
+    /// empty state report hid stage 2's states and the watermarks alternated.
+    #[test]
+    fn a_cluster_members_gauges_are_exported_per_stage() {
+        let m = Metrics::default();
+        m.cluster.store(true, Ordering::Relaxed);
+        m.input.partitions_assigned.store(6, Ordering::Relaxed);
+        m.correlate.partitions_assigned.store(4, Ordering::Relaxed);
+        m.correlate.state_groups.store(5, Ordering::Relaxed);
+        m.set_time_holders(Part::Correlate, vec![("hits".into(), 2)]);
+        let text = m.render();
+        assert!(
+            text.contains("credtrail_partitions_assigned{stage=\"input\"} 6\n"),
+            "{text}"
+        );
+        assert!(text.contains("credtrail_partitions_assigned{stage=\"correlate\"} 4\n"));
+        assert!(text.contains("credtrail_state_groups{stage=\"input\"} 0\n"));
+        assert!(text.contains("credtrail_state_groups{stage=\"correlate\"} 5\n"));
+        assert!(text.contains(
+            "credtrail_partition_holds_event_time{topic=\"hits\",partition=\"2\",stage=\"correlate\"} 1"
+        ));
+        // Each family once: one HELP line per metric name.
+        assert_eq!(text.matches("# HELP credtrail_state_groups ").count(), 1);
+        // One engine: no label.
+        let one = Metrics::default();
+        one.input.partitions_assigned.store(3, Ordering::Relaxed);
+        assert!(one.render().contains("\ncredtrail_partitions_assigned 3\n"));
+    }
+
     #[test]
     fn readyz_follows_assignment_and_draining() {
         let m = Metrics::default();
         assert_eq!(respond(&m, "/readyz").0, 503);
-        m.ready.store(true, Ordering::Relaxed);
+        m.input.ready.store(true, Ordering::Relaxed);
         assert_eq!(respond(&m, "/readyz").0, 200);
-        m.draining.store(true, Ordering::Relaxed);
+        m.input.draining.store(true, Ordering::Relaxed);
         assert_eq!(respond(&m, "/readyz").0, 503);
         assert_eq!(respond(&m, "/livez").0, 200);
         assert_eq!(respond(&m, "/nope").0, 404);

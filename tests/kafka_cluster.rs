@@ -92,6 +92,36 @@ fn one_member_alone_gives_the_alerts_of_replay_through_the_hits_topic() {
     let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
     alerts.read(7, Duration::from_secs(120), Duration::from_secs(3));
     let metrics = running.metrics.clone();
+    // Each engine of the member has its gauges (a regression: both wrote one set, and the
+    // partitions, watermark and state shown were whichever engine wrote last).
+    let text = metrics.render();
+    let gauge = |series: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in\n{text}"))
+    };
+    assert_eq!(
+        gauge("credtrail_partitions_assigned{stage=\"input\"}"),
+        INPUT_PARTITIONS as i64
+    );
+    assert_eq!(
+        gauge("credtrail_partitions_assigned{stage=\"correlate\"}"),
+        HIT_PARTITIONS as i64
+    );
+    let (w1, w2) = (
+        gauge("credtrail_watermark_milliseconds{stage=\"input\"}"),
+        gauge("credtrail_watermark_milliseconds{stage=\"correlate\"}"),
+    );
+    assert!(
+        w1 > 0 && w2 > 0 && w2 <= w1,
+        "stage 2 follows stage 1: {w1} {w2}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("credtrail_partitions_assigned ")),
+        "no unlabelled sample beside the per-stage ones"
+    );
     let report = running.stop();
     assert_eq!(alert_ids(&alerts.seen), expected, "alert ids = replay's");
     assert_eq!(report.alerts_delivered, 7);

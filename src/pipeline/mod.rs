@@ -308,6 +308,8 @@ pub struct Setup {
     pub cluster_inputs: Option<Arc<crate::cluster::frontier::Inputs>>,
     /// Stage 1 with a shared lineage: engine time also waits for the lineage frontier.
     pub shared_lineage: bool,
+    /// Which of the instance's gauges this engine writes (a cluster member runs two engines).
+    pub part: crate::metrics::Part,
 }
 
 /// The most shard threads, and the most worker threads, an engine starts: far more than cores
@@ -454,6 +456,7 @@ where
             inputs: setup.cluster_inputs.clone(),
             shared_lineage: setup.shared_lineage,
             routing,
+            part: setup.part,
         };
         let (rules, hold, reference) = (rules.clone(), setup.lineage_hold, setup.reference);
         let names = sources.clone();

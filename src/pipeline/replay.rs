@@ -332,6 +332,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         reference: Reference::RecentMedian,
         alert: opts.alert,
         cluster_inputs: None,
+        part: Default::default(),
         shared_lineage: false,
     };
     let assessor = Arc::new(LiveAssessor::new(opts.assessor.clone()));

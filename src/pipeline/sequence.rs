@@ -69,6 +69,8 @@ struct State<'a> {
     /// Credential links minted within this much of engine time hold offsets back.
     lineage_hold: Span,
     metrics: &'a Metrics,
+    /// Which of the instance's gauges this engine writes.
+    part: crate::metrics::Part,
     sources: Arc<RwLock<Sources>>,
     held_back: HeldBack,
 }
@@ -93,6 +95,8 @@ pub struct Cluster {
     pub shared_lineage: bool,
     /// Stage 1: the shards are a forwarder.
     pub routing: bool,
+    /// Which of the instance's gauges this engine writes.
+    pub part: crate::metrics::Part,
 }
 
 /// What the sequence thread is given.
@@ -146,6 +150,7 @@ pub fn run(ctx: Context<'_>) -> SequenceReport {
         sent_watermark: EventTime::MIN,
         lineage_hold: ctx.lineage_hold,
         metrics: ctx.metrics,
+        part: ctx.cluster.part,
         sources: ctx.sources,
         held_back: HeldBack {
             next: Instant::now() + HELD_BACK_EVERY,
@@ -311,6 +316,7 @@ impl State<'_> {
         }
         self.sent_watermark = w;
         self.metrics
+            .gauges(self.part)
             .watermark_ms
             .store(w.as_millis(), std::sync::atomic::Ordering::Relaxed);
         self.shards
@@ -348,7 +354,7 @@ impl State<'_> {
             });
         }
         drop(sources);
-        self.metrics.set_time_holders(gauge);
+        self.metrics.set_time_holders(self.part, gauge);
         let stalled = w <= self.held_back.watermark;
         self.held_back.watermark = w;
         if stalled && !names.is_empty() {

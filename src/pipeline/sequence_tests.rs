@@ -54,6 +54,7 @@ fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
         alert: Default::default(),
         cluster_inputs: None,
         shared_lineage: false,
+        part: Default::default(),
     };
     let assessor = std::sync::Arc::new(crate::score::LiveAssessor::new(Default::default()));
     thread::scope(|s| {
@@ -98,10 +99,10 @@ fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
                 .unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut seen = metrics.watermark_ms.load(Ordering::Relaxed);
+        let mut seen = metrics.input.watermark_ms.load(Ordering::Relaxed);
         while seen == 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
-            seen = metrics.watermark_ms.load(Ordering::Relaxed);
+            seen = metrics.input.watermark_ms.load(Ordering::Relaxed);
         }
         drop(inputs);
         engine
@@ -191,6 +192,7 @@ correlation:
         alert: Default::default(),
         cluster_inputs: None,
         shared_lineage: false,
+        part: Default::default(),
     };
     let assessor = std::sync::Arc::new(crate::score::LiveAssessor::new(Default::default()));
     let alerts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

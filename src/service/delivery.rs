@@ -43,6 +43,8 @@ pub struct Context<'a> {
     pub metrics: Arc<Metrics>,
     pub mailbox: Arc<Mailbox>,
     pub shards: usize,
+    /// Which of the instance's gauges this engine writes.
+    pub part: crate::metrics::Part,
 }
 
 /// What the delivery thread did.
@@ -241,9 +243,10 @@ impl Delivery<'_> {
                 return;
             };
             let m = &self.ctx.metrics;
-            m.state_groups
+            let g = m.gauges(self.ctx.part);
+            g.state_groups
                 .store(b.states, std::sync::atomic::Ordering::Relaxed);
-            m.state_bytes
+            g.state_bytes
                 .store(b.state_bytes, std::sync::atomic::Ordering::Relaxed);
             m.note_evictions(b.evicted, b.links_evicted);
             let points = self.ledger.commit_points(&b.ends, &b.holds);

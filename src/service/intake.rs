@@ -51,6 +51,8 @@ pub struct Context<'a> {
     pub rules: Arc<RuleSet>,
     /// Stage 1 sharing its lineage: what the lineage topic says, to pass on in order.
     pub lineage: Option<crossbeam_channel::Receiver<super::cluster::LineageUpdate>>,
+    /// Which of the instance's gauges this engine writes.
+    pub part: crate::metrics::Part,
 }
 
 struct PartitionIntake {
@@ -89,6 +91,8 @@ pub struct Intake {
     last_tick: Instant,
     /// The engine's queue closed under us.
     gone: bool,
+    /// Which of the instance's gauges this engine writes.
+    part: crate::metrics::Part,
 }
 
 impl Intake {
@@ -246,7 +250,10 @@ impl Intake {
             Ok(()) => {
                 self.paused = paused;
                 let n = if paused { self.parts.len() as i64 } else { 0 };
-                self.metrics.partitions_paused.store(n, Ordering::Relaxed);
+                self.metrics
+                    .gauges(self.part)
+                    .partitions_paused
+                    .store(n, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, paused, "cannot pause or resume partitions"),
         }
@@ -360,6 +367,7 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         rules: ctx.rules,
         last_tick: Instant::now(),
         gone: false,
+        part: ctx.part,
     });
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer
@@ -481,7 +489,10 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
     }
     // Graceful stop: drain everything, commit synchronously, leave the group.
     tracing::info!("stopping: draining");
-    ctx.metrics.draining.store(true, Ordering::Relaxed);
+    ctx.metrics
+        .gauges(ctx.part)
+        .draining
+        .store(true, Ordering::Relaxed);
     let mut committed = Vec::new();
     with(&mut |i| {
         let points = i.drain();

@@ -50,7 +50,7 @@ use crate::config::ServiceConfig;
 use crate::decode::MintLifetimes;
 use crate::input::Sources;
 use crate::matcher::RuleSet;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Part};
 use crate::pipeline::{self, EngineError, Setup};
 pub use crate::pipeline::{Item, NewRules, Signal};
 use crate::score::{Assessor, LiveAssessor};
@@ -260,6 +260,7 @@ fn run_cluster(
     control: &Control,
 ) -> Result<RunReport, ServiceError> {
     let inputs = cluster::cluster_inputs(config)?;
+    metrics.cluster.store(true, Ordering::Relaxed);
     let hits = cluster::KafkaHits::new(config, &config.cluster.hits_topic)?;
     let lineage = cluster::KafkaHits::new(config, &config.cluster.lineage_topic)?;
     let reader = cluster::LineageFeed::new(config, inputs.clone())?;
@@ -363,6 +364,10 @@ fn run_engine(
         Role::Correlate { inputs } => Some(inputs.clone()),
         Role::Whole | Role::Route { .. } => None,
     };
+    let part = match role {
+        Role::Correlate { .. } => Part::Correlate,
+        Role::Whole | Role::Route { .. } => Part::Input,
+    };
     let (stage, lineage_feed) = match role {
         Role::Whole | Role::Correlate { .. } => (pipeline::Stage::Whole, None),
         Role::Route {
@@ -405,6 +410,7 @@ fn run_engine(
         },
         cluster_inputs,
         shared_lineage: routing,
+        part,
     };
 
     // Every pipeline thread handles a commit barrier each commit interval; ten of them missed
@@ -436,6 +442,7 @@ fn run_engine(
             metrics: metrics.clone(),
             mailbox: mailbox.clone(),
             shards: setup.shards.max(1),
+            part,
         },
         &producer,
     );
@@ -477,6 +484,7 @@ fn run_engine(
             checkpoints,
             rules: rules.clone(),
             lineage: lineage_feed,
+            part,
         });
 
         let deadline = Instant::now() + config.shutdown.step(crate::config::ShutdownStep::Close);

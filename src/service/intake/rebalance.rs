@@ -120,9 +120,13 @@ impl Intake {
     fn publish_assignment(&self) {
         let n = self.parts.len();
         self.metrics
+            .gauges(self.part)
             .partitions_assigned
             .store(n as i64, Ordering::Relaxed);
-        self.metrics.ready.store(n > 0, Ordering::Relaxed);
+        self.metrics
+            .gauges(self.part)
+            .ready
+            .store(n > 0, Ordering::Relaxed);
     }
 
     pub(in crate::service) fn revoke(
@@ -139,7 +143,10 @@ impl Intake {
             return;
         }
         tracing::info!(partitions = sources.len(), "draining revoked partitions");
-        self.metrics.draining.store(true, Ordering::Relaxed);
+        self.metrics
+            .gauges(self.part)
+            .draining
+            .store(true, Ordering::Relaxed);
         let points = self.drain();
         self.commit(consumer, points, CommitMode::Sync);
         self.signal(Signal::Revoke {
@@ -151,6 +158,9 @@ impl Intake {
             }
         }
         self.publish_assignment();
-        self.metrics.draining.store(false, Ordering::Relaxed);
+        self.metrics
+            .gauges(self.part)
+            .draining
+            .store(false, Ordering::Relaxed);
     }
 }
