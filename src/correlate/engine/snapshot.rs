@@ -97,10 +97,7 @@ impl StateImage {
     pub fn to_bytes(&self) -> Vec<u8> {
         let out = vec![STATE_FORMAT];
         // Only strings, numbers, vectors and enums: writing to a vector cannot fail.
-        match postcard::to_extend(self, out) {
-            Ok(v) => v,
-            Err(_) => Vec::new(),
-        }
+        postcard::to_extend::<_, Vec<u8>>(self, out).unwrap_or_default()
     }
 
     /// Reads a state record back; nothing is checked against the rules yet (see
