@@ -388,3 +388,30 @@ fn selectivity(set: &[u32], literals: &LiteralTable) -> (usize, std::cmp::Revers
         .unwrap_or(0);
     (shortest.min(16), std::cmp::Reverse(set.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the literals (a small alphabet, so they overlap often) and the text, every
+        /// literal that occurs, ignoring ASCII case, is reported, and no other.
+        #[test]
+        fn a_scanner_reports_exactly_the_literals_that_occur(
+            lits in prop::collection::btree_set("[abC]{1,4}", 1..6),
+            text in "[aAbBcC]{0,24}",
+        ) {
+            let lits: Vec<String> = lits.into_iter().map(|l| l.to_ascii_lowercase()).collect();
+            let mut lits = lits;
+            lits.dedup();
+            let texts: Vec<&str> = lits.iter().map(String::as_str).collect();
+            let scanner = Scanner::build(&texts).expect("builds");
+            let mut found = vec![false; texts.len()];
+            scanner.each_match(&text, |p| found[p] = true);
+            let lower = text.to_ascii_lowercase();
+            let expected: Vec<bool> = texts.iter().map(|t| lower.contains(t)).collect();
+            prop_assert_eq!(found, expected);
+        }
+    }
+}
