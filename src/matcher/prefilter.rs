@@ -402,9 +402,8 @@ mod tests {
             lits in prop::collection::btree_set("[abC]{1,4}", 1..6),
             text in "[aAbBcC]{0,24}",
         ) {
-            let lits: Vec<String> = lits.into_iter().map(|l| l.to_ascii_lowercase()).collect();
-            let mut lits = lits;
-            lits.dedup();
+            let lits: std::collections::BTreeSet<String> =
+                lits.into_iter().map(|l| l.to_ascii_lowercase()).collect();
             let texts: Vec<&str> = lits.iter().map(String::as_str).collect();
             let scanner = Scanner::build(&texts).expect("builds");
             let mut found = vec![false; texts.len()];
