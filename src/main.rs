@@ -137,6 +137,13 @@ struct ReplayArgs {
     /// Play stage 2 of a cluster: the inputs are record files `--route-to` wrote.
     #[arg(long)]
     records: bool,
+    /// With `--records`: go on from the states a `--suspend-to` run wrote to FILE.
+    #[arg(long, value_name = "FILE", requires = "records")]
+    restore: Option<PathBuf>,
+    /// With `--records`: at the end of the input, write the states to FILE instead of
+    /// deciding them to the end of time (a later `--restore FILE` run goes on from them).
+    #[arg(long, value_name = "FILE", requires = "records")]
+    suspend_to: Option<PathBuf>,
     /// Group the findings of one identity whose events overlap, or follow within this window,
     /// into one incident (one `finding_info.uid`: Create, Updates, Close).
     #[arg(long, default_value = "1h")]
@@ -309,7 +316,10 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
                 dir: dir.clone(),
                 partitions: args.hit_partitions,
             },
-            (None, true) => pipeline::ClusterReplay::Records,
+            (None, true) => pipeline::ClusterReplay::Records(pipeline::Suspension {
+                restore: args.restore.clone(),
+                suspend_to: args.suspend_to.clone(),
+            }),
             (None, false) => pipeline::ClusterReplay::Whole,
         },
     };

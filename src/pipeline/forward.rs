@@ -202,7 +202,10 @@ pub fn run(
                 let _ = output.send(OutputMsg::Progress(0, EventTime::MAX));
                 break;
             }
-            ShardMsg::Stop => break,
+            // Snapshots are stage 2's (the front end refuses them for stage 1): a forwarder
+            // holds no state.
+            ShardMsg::Restore(_) => Ok(true),
+            ShardMsg::Suspend | ShardMsg::Stop => break,
         };
         match result {
             Ok(true) => {}

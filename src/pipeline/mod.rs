@@ -19,7 +19,8 @@
 //!
 //! Stage 1 of a cluster ([`Stage::Route`]) puts a [`forward`]er in place of the shards: resolved
 //! hits and stamps go out to the hits topic (or record files). Stage 2 reads those records as
-//! sources of [`Format::Records`] ([`carried`]), whose clock is their stamps' frontier.
+//! sources of [`Format::Records`] ([`carried`]), whose clock is their stamps' frontier; it can
+//! be suspended into a snapshot of its shards' states and restored from one ([`suspend`]).
 //!
 //! Every channel is bounded: a slow stage blocks the one before it, back to the front end, and
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
@@ -33,6 +34,7 @@ pub mod replay;
 pub mod sequence;
 pub mod sequencer;
 pub mod shard;
+pub mod suspend;
 pub mod worker;
 pub mod writer;
 
@@ -43,7 +45,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-pub use replay::{ClusterReplay, PipelineError, ReplayOptions, SignedOutput, Summary, replay};
+pub use replay::{
+    ClusterReplay, PipelineError, ReplayOptions, SignedOutput, Summary, Suspension, replay,
+};
 pub use writer::Sink;
 
 use crate::correlate::{Finding, Hit, ShardLimits};
@@ -124,6 +128,12 @@ pub enum Signal {
         links: Vec<Link>,
         frontier: EventTime,
     },
+    /// Stage 2 (records): states and waiting hits a suspended run wrote out, to go on from;
+    /// sent before any batch. Checked against the rules by the front end.
+    Restore(Box<crate::correlate::engine::Snapshot>),
+    /// Stage 2 (records): the input stops here but nothing is decided to its end: the shards
+    /// write their states out ([`shard::ShardReport::snapshot`]) for a later run to restore.
+    Suspend,
     /// Test hook: shard 0 ends at once, as a crashed shard thread would, so that tests can show
     /// a front end noticing a dead engine.
     #[doc(hidden)]
@@ -236,6 +246,10 @@ pub enum ShardMsg {
     Reload(Arc<RuleSet>, Arc<TargetMap>),
     /// The input ended: note the live state, then decide everything to the end of time.
     Finish,
+    /// Adopt these states and waiting hits (this shard's part of a snapshot).
+    Restore(crate::correlate::engine::Snapshot),
+    /// Write every state and waiting hit out into the report, decide nothing more, end.
+    Suspend,
     /// Test hook ([`Signal::StopShardForTest`]): end the thread now.
     #[doc(hidden)]
     Stop,

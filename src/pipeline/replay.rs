@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::forward::FileHits;
 use super::sequencer::SequencerStats;
+use super::suspend;
+pub use super::suspend::Suspension;
 use super::worker::WorkerStats;
 use super::writer::{Rendered, Sink};
 use super::{EngineError, Format, Inputs, Item, Reference, Setup, Signal, SourceTime, Stage};
@@ -71,7 +73,7 @@ pub enum ClusterReplay {
     /// hits partition.
     RouteTo { dir: PathBuf, partitions: u32 },
     /// Stage 2: the inputs are record files stage 1 wrote; alerts out.
-    Records,
+    Records(Suspension),
 }
 
 /// Where a replay writes its signed alerts, and the keys that sign them.
@@ -100,6 +102,19 @@ pub enum PipelineError {
     Render(#[from] serde_json::Error),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("cannot read the snapshot {path}: {source}")]
+    SnapshotRead { path: String, source: io::Error },
+    #[error("snapshot {path}: {source}")]
+    Snapshot {
+        path: String,
+        source: crate::correlate::engine::ImportError,
+    },
+    #[error("cannot write the snapshot {path}: {source}")]
+    SnapshotWrite { path: String, source: io::Error },
+    #[error(
+        "a snapshot carries correlation state, not the open incidents of the output: suspend and restore with --no-incidents"
+    )]
+    SnapshotWithIncidents,
 }
 
 /// What a replay did, for the summary.
@@ -344,7 +359,18 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
                 lineage: None,
             }
         }
-        ClusterReplay::Whole | ClusterReplay::Records => Stage::Whole,
+        ClusterReplay::Whole | ClusterReplay::Records(_) => Stage::Whole,
+    };
+    let (restore, suspend_to) = match &opts.cluster {
+        ClusterReplay::Records(s) => (s.restore.clone(), s.suspend_to.clone()),
+        _ => (None, None),
+    };
+    if (restore.is_some() || suspend_to.is_some()) && opts.alert.incidents.is_some() {
+        return Err(PipelineError::SnapshotWithIncidents);
+    }
+    let restore = match restore {
+        None => None,
+        Some(path) => Some(suspend::read(&path, &rules)?),
     };
 
     thread::scope(|s| -> Result<Summary, PipelineError> {
@@ -375,15 +401,22 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
                 })
                 .ok()
         });
-        let input_errors = read_inputs(opts, &ids, &rules, &inputs, &bytes_read);
+        let ends = Ends {
+            restore,
+            suspend: suspend_to.is_some(),
+        };
+        let input_errors = read_inputs(opts, &ids, &rules, &inputs, &bytes_read, ends);
         drop(inputs);
         let joined = engine.join(None);
         stop.store(true, Ordering::Relaxed);
         if let Some(Some(p)) = progress {
             let _ = p.join();
         }
-        let joined = joined?;
+        let mut joined = joined?;
         let written = joined.output?;
+        if let Some(path) = &suspend_to {
+            suspend::write(path, &mut joined.shards)?;
+        }
         let matches_by_rule = joined
             .workers
             .matches
@@ -415,12 +448,21 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
 /// compressed file) is reported to the engine as a failed source (an `input_error` dead
 /// letter) and returned, and the next input is read. Stops early when the engine is gone (an
 /// output error, reported by the engine).
+/// How a replay's input begins and ends beyond its files.
+struct Ends {
+    /// States to go on from, before the first batch.
+    restore: Option<crate::correlate::engine::Snapshot>,
+    /// Suspend at the end instead of deciding everything to the end of time.
+    suspend: bool,
+}
+
 fn read_inputs(
     opts: &ReplayOptions,
     ids: &[u32],
     rules: &Arc<RuleSet>,
     inputs: &Inputs,
     bytes_read: &Arc<AtomicU64>,
+    ends: Ends,
 ) -> Vec<InputError> {
     let mut seq = 0u64;
     let mut errors = Vec::new();
@@ -438,7 +480,7 @@ fn read_inputs(
         let assign = Signal::Assign {
             source,
             time: match opts.cluster {
-                ClusterReplay::Records => SourceTime::stamped(),
+                ClusterReplay::Records(_) => SourceTime::stamped(),
                 _ => SourceTime {
                     lateness: opts.lateness,
                     max_future: opts.max_future,
@@ -451,6 +493,11 @@ fn read_inputs(
         if !signal(&mut seq, assign) {
             return errors;
         }
+    }
+    if let Some(snapshot) = ends.restore
+        && !signal(&mut seq, Signal::Restore(Box::new(snapshot)))
+    {
+        return errors;
     }
     for (path, &id) in opts.inputs.iter().zip(ids) {
         let (failure, line) = match input::open(path, bytes_read.clone()) {
@@ -471,11 +518,13 @@ fn read_inputs(
                     last_line = batch.lines.last().map_or(last_line, |l| l.offset);
                     batch.seq = seq;
                     let done = batch.source_done;
+                    // A suspended input has not ended: its clock stays where its records put it.
+                    batch.source_done &= !ends.suspend;
                     let item = Item::Batch {
                         seq,
                         batch,
                         format: match opts.cluster {
-                            ClusterReplay::Records => Format::Records,
+                            ClusterReplay::Records(_) => Format::Records,
                             _ => Format::Events(None),
                         },
                         rules: rules.clone(),
@@ -509,10 +558,14 @@ fn read_inputs(
             errors.push(e);
         }
     }
-    // What was read is decided even when an input failed.
+    // What was read is decided even when an input failed (or written out, suspended).
     let _ = inputs.items.send(Item::Signal {
         seq,
-        signal: Signal::EndOfInput,
+        signal: if ends.suspend {
+            Signal::Suspend
+        } else {
+            Signal::EndOfInput
+        },
     });
     errors
 }

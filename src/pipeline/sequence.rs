@@ -476,6 +476,8 @@ impl State<'_> {
                     .is_ok()
                     && self.advance()
             }
+            Signal::Restore(snapshot) => self.restore(*snapshot),
+            Signal::Suspend => self.suspend(),
             Signal::StopShardForTest => {
                 tracing::warn!("test hook: stopping shard 0");
                 self.shards

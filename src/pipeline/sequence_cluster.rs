@@ -1,8 +1,13 @@
-//! The sequence thread's part in a cluster's stage 1: telling the forwarder which input
-//! partitions it owns, and handing it the links and lineage frontiers to write out.
+//! The sequence thread's part in a cluster: in stage 1, telling the forwarder which input
+//! partitions it owns and handing it the links and lineage frontiers to write out; in stage 2,
+//! splitting a restored snapshot over the shards and suspending them into one.
 
 use super::State;
+use crate::correlate::Target;
+use crate::correlate::engine::Snapshot;
 use crate::pipeline::ShardMsg;
+use crate::time::EventTime;
+use crate::vocab::shard_key;
 
 impl State<'_> {
     /// Stage 1 sharing its lineage: hands the forwarder the links this batch accepted and
@@ -45,5 +50,54 @@ impl State<'_> {
         self.shards
             .iter()
             .all(|tx| tx.send(ShardMsg::Owned(owned.clone())).is_ok())
+    }
+
+    /// Gives each shard the states and waiting hits whose group key it owns (the shard keys
+    /// are this process's own: a snapshot never carries them).
+    pub(super) fn restore(&mut self, snapshot: Snapshot) -> bool {
+        let n = self.shards.len().max(1) as u64;
+        let rules = self.rules.clone();
+        let route = |target: Target| match target {
+            Target::Correlation(c) => rules
+                .correlations
+                .get(c as usize)
+                .and_then(|c| c.route.as_deref()),
+            Target::Detection(_) => None,
+        };
+        let mut parts: Vec<Snapshot> = (0..n)
+            .map(|_| Snapshot {
+                watermark: snapshot.watermark,
+                ..Snapshot::default()
+            })
+            .collect();
+        for s in snapshot.states {
+            let k = shard_key(&s.group, route(Target::Correlation(s.target))) % n;
+            parts[k as usize].states.push(s);
+        }
+        for mut h in snapshot.pending {
+            h.shard_key = shard_key(&h.group, route(h.target));
+            parts[(h.shard_key % n) as usize].pending.push(h);
+        }
+        if let Some(last) = snapshot.last {
+            let k = shard_key(&last.3, route(last.2)) % n;
+            parts[k as usize].last = Some(last);
+        }
+        self.shards
+            .iter()
+            .zip(parts)
+            .all(|(tx, part)| tx.send(ShardMsg::Restore(part)).is_ok())
+    }
+
+    /// Hands every hit still waiting in the sequencer to its shard, undecided, and has the
+    /// shards write their state out instead of deciding it to the end of time.
+    pub(super) fn suspend(&mut self) -> bool {
+        let per_shard = &mut self.per_shard;
+        self.seq
+            .release(EventTime::MAX, &mut |shard, hit| per_shard[shard].push(hit));
+        self.flush_hits()
+            && self
+                .shards
+                .iter()
+                .all(|tx| tx.send(ShardMsg::Suspend).is_ok())
     }
 }

@@ -25,6 +25,8 @@ pub struct ShardReport {
     /// Group states alive when the input ended (before deciding them), and their bytes.
     pub states_at_end: u64,
     pub bytes_at_end: u64,
+    /// What the shard held when the input was suspended ([`ShardMsg::Suspend`]).
+    pub snapshot: Option<crate::correlate::engine::Snapshot>,
 }
 
 /// Runs shard `index` until its channel closes, its input finishes, or the output is gone.
@@ -82,6 +84,24 @@ pub fn run(
                 sent
             }
             ShardMsg::Owned(_) | ShardMsg::Lineage { .. } => true,
+            ShardMsg::Restore(snapshot) => match engine.import(snapshot) {
+                Ok((adopted, held)) => {
+                    tracing::info!(shard = index, adopted, held, "states restored");
+                    true
+                }
+                // The front end checked the snapshot against these rules.
+                Err(e) => {
+                    tracing::error!(shard = index, error = %e, "snapshot refused");
+                    true
+                }
+            },
+            ShardMsg::Suspend => {
+                flush(index, &rules, &mut out, &output);
+                report.states_at_end = engine.live_states() as u64;
+                report.bytes_at_end = engine.state_bytes() as u64;
+                report.snapshot = Some(engine.export(|_, _| true));
+                break;
+            }
             ShardMsg::Stop => break,
             ShardMsg::Finish => {
                 engine.process_pending(&mut out);

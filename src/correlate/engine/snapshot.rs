@@ -29,6 +29,7 @@ use super::{Entry, ShardEngine};
 use crate::correlate::eviction::Rank;
 use crate::correlate::footprint::Footprint;
 use crate::correlate::{Decision, Hit, Machine, Target};
+use crate::matcher::RuleSet;
 use crate::time::EventTime;
 
 /// One group's state, as it is written out.
@@ -112,6 +113,57 @@ impl StateImage {
             ))),
             None => Err(ImportError::Malformed("an empty state record".into())),
         }
+    }
+}
+
+impl Snapshot {
+    /// The whole snapshot in one record: [`STATE_FORMAT`], then postcard.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_extend::<_, Vec<u8>>(self, vec![STATE_FORMAT]).unwrap_or_default()
+    }
+
+    /// Reads [`Snapshot::to_bytes`] back; nothing is checked against the rules yet.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, ImportError> {
+        match bytes.split_first() {
+            Some((&STATE_FORMAT, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| ImportError::Malformed(e.to_string()))
+            }
+            Some((v, _)) => Err(ImportError::Malformed(format!(
+                "snapshot version {v}, this build reads version {STATE_FORMAT}"
+            ))),
+            None => Err(ImportError::Malformed("an empty snapshot".into())),
+        }
+    }
+
+    /// Checks every state and waiting hit against `rules`, as [`ShardEngine::import`] does
+    /// before it adopts anything.
+    pub fn check(&self, rules: &RuleSet) -> Result<(), ImportError> {
+        for s in &self.states {
+            let Some(corr) = rules.correlations.get(s.target as usize) else {
+                return Err(ImportError::NoSuchTarget {
+                    target: s.target,
+                    group: s.group.clone(),
+                });
+            };
+            if !s.machine.fits(corr) {
+                return Err(ImportError::Shape {
+                    target: s.target,
+                    group: s.group.clone(),
+                });
+            }
+        }
+        match self.pending.iter().find(|h| !rules.has_target(h.target)) {
+            Some(h) => Err(ImportError::NoSuchHitTarget(h.target)),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds `other`'s states and waiting hits to these (the parts of several shards).
+    pub fn merge(&mut self, other: Snapshot) {
+        self.watermark = self.watermark.max(other.watermark);
+        self.states.extend(other.states);
+        self.pending.extend(other.pending);
+        self.last = self.last.take().or(other.last);
     }
 }
 
@@ -237,25 +289,7 @@ impl ShardEngine {
     /// kept and the image's copy dropped (counted in the return). The shard's watermark does
     /// not move: the caller's clock does. Returns (states adopted, states already held).
     pub fn import(&mut self, snap: Snapshot) -> Result<(usize, usize), ImportError> {
-        for s in &snap.states {
-            let Some(corr) = self.rules.correlations.get(s.target as usize) else {
-                return Err(ImportError::NoSuchTarget {
-                    target: s.target,
-                    group: s.group.clone(),
-                });
-            };
-            if !s.machine.fits(corr) {
-                return Err(ImportError::Shape {
-                    target: s.target,
-                    group: s.group.clone(),
-                });
-            }
-        }
-        for h in &snap.pending {
-            if !self.rules.has_target(h.target) {
-                return Err(ImportError::NoSuchHitTarget(h.target));
-            }
-        }
+        snap.check(&self.rules)?;
         let (mut adopted, mut held) = (0, 0);
         for s in snap.states {
             if self.adopt_image(s) {
