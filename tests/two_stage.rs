@@ -159,12 +159,9 @@ fn both_ways(
     (one, staged)
 }
 
-/// Regression: hits of no regular stage (`until`, absence: stage bits 0) were refused as
-/// records, and W500's 3,146 alerts became 185 through the two stages.
-#[test]
-fn the_w500_workload_through_the_two_stages_gives_one_engines_alerts() {
-    let dir = tempfile::tempdir().unwrap();
-    let (events, rules_dir) = (dir.path().join("e.jsonl"), dir.path().join("rules"));
+/// The generated W500 workload (40,000 events) and its rules, in `dir`.
+fn w500(dir: &Path) -> (PathBuf, Arc<RuleSet>) {
+    let (events, rules_dir) = (dir.join("e.jsonl"), dir.join("rules"));
     let generated = std::process::Command::new(env!("CARGO_BIN_EXE_credtrail"))
         .args(["gen", "--preset", "w500", "--events", "40000", "--out"])
         .arg(&events)
@@ -173,7 +170,15 @@ fn the_w500_workload_through_the_two_stages_gives_one_engines_alerts() {
         .output()
         .unwrap();
     assert!(generated.status.success(), "{generated:?}");
-    let rules = common::rules(&[rules_dir]);
+    (events, common::rules(&[rules_dir]))
+}
+
+/// Regression: hits of no regular stage (`until`, absence: stage bits 0) were refused as
+/// records, and W500's 3,146 alerts became 185 through the two stages.
+#[test]
+fn the_w500_workload_through_the_two_stages_gives_one_engines_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, rules) = w500(dir.path());
     let (one, staged) = both_ways(&rules, &[events], dir.path());
     assert!(one.len() >= 20, "W500 chains alert: {}", one.len());
     assert_eq!(staged.len(), one.len());
@@ -331,16 +336,7 @@ fn stage2(
 #[test]
 fn a_stage_two_suspended_anywhere_and_restored_gives_the_alerts_of_one_that_went_on() {
     let dir = tempfile::tempdir().unwrap();
-    let (events, rules_dir) = (dir.path().join("e.jsonl"), dir.path().join("rules"));
-    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_credtrail"))
-        .args(["gen", "--preset", "w500", "--events", "40000", "--out"])
-        .arg(&events)
-        .arg("--rules-out")
-        .arg(&rules_dir)
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{generated:?}");
-    let rules = common::rules(&[rules_dir]);
+    let (events, rules) = w500(dir.path());
     // A short lateness: stage 2's clock (its stamps) moves through the records, so a cut
     // falls among live chains as well as waiting hits.
     let hits = route_with(&rules, &[events], dir.path(), "2s");

@@ -28,6 +28,23 @@ impl Sink for Nothing {
     }
 }
 
+/// One shard and one worker, as a service sets them up.
+fn one_shard() -> Setup {
+    Setup {
+        shards: 1,
+        workers: 1,
+        shard_limits: Default::default(),
+        mint: Default::default(),
+        lineage: Default::default(),
+        lineage_hold: Span::ZERO,
+        reference: Reference::RecentMedian,
+        alert: Default::default(),
+        cluster_inputs: None,
+        shared_lineage: false,
+        part: Default::default(),
+    }
+}
+
 /// Engine time after two partitions are assigned, one restored with `resume` and one that
 /// spoke up to `other`: the service's engine on nothing but those signals.
 fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
@@ -43,19 +60,7 @@ fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
     }
     let sources = std::sync::Arc::new(std::sync::RwLock::new(sources));
     let metrics = Metrics::new();
-    let setup = Setup {
-        shards: 1,
-        workers: 1,
-        shard_limits: Default::default(),
-        mint: Default::default(),
-        lineage: Default::default(),
-        lineage_hold: Span::ZERO,
-        reference: Reference::RecentMedian,
-        alert: Default::default(),
-        cluster_inputs: None,
-        shared_lineage: false,
-        part: Default::default(),
-    };
+    let setup = one_shard();
     let assessor = std::sync::Arc::new(crate::score::LiveAssessor::new(Default::default()));
     thread::scope(|s| {
         let (inputs, engine) = super::super::start(
@@ -181,19 +186,7 @@ correlation:
         partition: 0,
     });
     let sources = std::sync::Arc::new(std::sync::RwLock::new(sources));
-    let setup = Setup {
-        shards: 1,
-        workers: 1,
-        shard_limits: Default::default(),
-        mint: Default::default(),
-        lineage: Default::default(),
-        lineage_hold: Span::ZERO,
-        reference: Reference::RecentMedian,
-        alert: Default::default(),
-        cluster_inputs: None,
-        shared_lineage: false,
-        part: Default::default(),
-    };
+    let setup = one_shard();
     let assessor = std::sync::Arc::new(crate::score::LiveAssessor::new(Default::default()));
     let alerts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let batch = || {
