@@ -137,12 +137,14 @@ struct ReplayArgs {
     /// Play stage 2 of a cluster: the inputs are record files `--route-to` wrote.
     #[arg(long)]
     records: bool,
-    /// With `--records`: go on from the states a `--suspend-to` run wrote to FILE.
-    #[arg(long, value_name = "FILE", requires = "records")]
+    /// With `--records --no-incidents`: go on from the states a `--suspend-to` run wrote to
+    /// FILE.
+    #[arg(long, value_name = "FILE", requires_all = ["records", "no_incidents"])]
     restore: Option<PathBuf>,
-    /// With `--records`: at the end of the input, write the states to FILE instead of
-    /// deciding them to the end of time (a later `--restore FILE` run goes on from them).
-    #[arg(long, value_name = "FILE", requires = "records")]
+    /// With `--records --no-incidents`: at the end of the input, write the states to FILE
+    /// instead of deciding them to the end of time (a later `--restore FILE` run goes on from
+    /// them). A snapshot holds correlation state, not open incidents.
+    #[arg(long, value_name = "FILE", requires_all = ["records", "no_incidents"])]
     suspend_to: Option<PathBuf>,
     /// Group the findings of one identity whose events overlap, or follow within this window,
     /// into one incident (one `finding_info.uid`: Create, Updates, Close).

@@ -216,3 +216,76 @@ fn identity_priority_lists_and_inventory_come_from_files() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("add up to 200"));
 }
+
+/// `--suspend-to` and `--restore` through the binary: stage 2 on the first half of a hits
+/// partition's records, suspended, then on the second half restored, writes the alert lines
+/// of one run over all of them; without `--records --no-incidents` the flags are refused.
+#[test]
+fn a_suspended_stage_two_restored_by_the_cli_writes_the_alerts_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let hits = path("hits");
+    let o = credtrail(&[
+        "replay",
+        "datasets/demo/events.jsonl",
+        "--rules",
+        "rules",
+        "--route-to",
+        &hits,
+        "--hit-partitions",
+        "1",
+        "--dead-letter",
+        &path("d0"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let records = format!("{hits}/hits-0.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&records)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let half = lines.len() / 2;
+    std::fs::write(path("head"), lines[..half].join("\n") + "\n").unwrap();
+    std::fs::write(path("tail"), lines[half..].join("\n") + "\n").unwrap();
+    let stage2 = |input: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "replay",
+            input,
+            "--records",
+            "--no-incidents",
+            "--rules",
+            "rules",
+            "--dead-letter",
+        ];
+        let dead = path(&format!("dead-{}", extra.len()));
+        args.push(&dead);
+        args.extend_from_slice(extra);
+        let o = credtrail(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let mut whole = stage2(&records, &[]);
+    let snap = path("snap");
+    let mut split = stage2(&path("head"), &["--suspend-to", &snap]);
+    split.extend(stage2(
+        &path("tail"),
+        &["--restore", &snap, "--format", "json"],
+    ));
+    whole.sort();
+    split.sort();
+    assert_eq!(whole.len(), 7, "the demo's alerts");
+    assert_eq!(split, whole);
+    let o = credtrail(&[
+        "replay",
+        &records,
+        "--rules",
+        "rules",
+        "--suspend-to",
+        &snap,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

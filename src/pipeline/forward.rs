@@ -55,8 +55,13 @@ pub struct FileHits {
 }
 
 impl FileHits {
-    /// Creates (truncates) the `partitions` files in `dir`, which must exist.
+    /// Creates (truncates) the `partitions` files in `dir`, making `dir` if it is missing.
     pub fn create(dir: &Path, partitions: u32) -> Result<FileHits, SinkError> {
+        // The directory is made as `--out`'s file would be: a missing one is no reason to stop.
+        std::fs::create_dir_all(dir).map_err(|e| SinkError {
+            target: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let files = (0..partitions.max(1))
             .map(|p| {
                 let path = FileHits::path(dir, p as i32);
