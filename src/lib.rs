@@ -56,7 +56,8 @@
 //!   breakdown whose points add up to the score.
 //! - [`correlate`]: the per-shard event-time state machines (`temporal_ordered`, `temporal`,
 //!   `event_count`, `value_count`, the value aggregations, windows decided at close, the
-//!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets.
+//!   `credtrail:` extension's gaps, `until` and absence) with watermarks, timers and budgets;
+//!   a shard's states written out and read back ([`correlate::engine::Snapshot`]).
 //! - [`alert`]: a finding as an OCSF Detection Finding with a deterministic id: evidence in
 //!   OCSF's own objects ([`alert::evidence`], bounded), severity, confidence, risk in words,
 //!   message and remediation ([`alert::triage`]), incidents ([`alert::incident`]: findings of one
@@ -69,11 +70,12 @@
 //! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
 //!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
 //!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end;
-//!   [`pipeline::budget`] splits the one memory budget over state, hits, links and caches.
+//!   [`pipeline::budget`] splits the one memory budget over state, hits, links and caches;
+//!   a cluster's stage 2 suspended into a snapshot and restored from one ([`pipeline::suspend`]).
 //! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,
 //!   secret files), validated.
 //! - [`metrics`]: the service's Prometheus metrics and its `/metrics`, `/livez`, `/readyz`
-//!   endpoint.
+//!   endpoint; a cluster member's two engines each with their gauges ([`metrics::Gauges`]).
 //! - [`service`]: `credtrail run`, the Kafka front end of the same engine: intake (consumer
 //!   group, per-partition batches), the delivery sink (alert and dead-letter producer, the
 //!   ledger that decides which offsets may be committed), checkpoints, the live inventory and

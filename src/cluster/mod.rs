@@ -30,7 +30,7 @@
 //! passed it, as one engine releases a hit only when every source's watermark has: the links a
 //! hit resolves through are applied first. A restarted stage 1 produces again what it produced
 //! after its last commit; stage 2 drops a record whose input position it has seen
-//! ([`frontier::Frontier::admit`]), so a hit counts once.
+//! ([`frontier::Frontier::admits`]), so a hit counts once.
 //!
 //! Records are JSON, one per Kafka message, validated into engine types before use: a record of
 //! another rule set (instances must load the same rules, [`placement::RulesFingerprint`]), of an

@@ -75,7 +75,7 @@ pub struct SlotScan {
 /// A field's automaton. Most are DFAs, searched through their own type so that the step per
 /// byte is inlined (through [`AhoCorasick`] every byte's step is a call through a trait
 /// object: a quarter of a worker's time on SigmaHQ's CloudTrail rules); past
-/// [`DFA_MAX_BYTES`] of literals, the contiguous NFA.
+/// 4 KiB of literals (`DFA_MAX_BYTES`), the contiguous NFA.
 #[derive(Clone, Debug)]
 pub enum Scanner {
     Dfa(Arc<aho_corasick::dfa::DFA>),

@@ -6,7 +6,7 @@ mod findings;
 mod snapshot;
 mod store;
 
-pub use snapshot::{Changes, ImportError, Snapshot, StateImage};
+pub use snapshot::{Changes, ImportError, STATE_FORMAT, Snapshot, StateImage};
 
 use store::{Slot, StateIds, Usage};
 
