@@ -404,6 +404,16 @@ fn a_snapshot_that_does_not_fit_stops_the_replay_naming_it() {
         .expect_err("refused")
         .to_string();
     assert!(err.contains("bad.snapshot"), "{err}");
+    // A file larger than the run's state budget is not read at all.
+    opts.shard_limits.max_state_bytes = 4;
+    let err = replay(rules.clone(), &opts)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("bad.snapshot") && err.contains("state budget"),
+        "{err}"
+    );
+    opts.shard_limits = Default::default();
     // With incidents on, a suspension would lose the open ones: refused, saying so.
     opts.alert.incidents = Some(Default::default());
     let err = replay(rules, &opts).expect_err("refused").to_string();

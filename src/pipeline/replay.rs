@@ -109,6 +109,10 @@ pub enum PipelineError {
         path: String,
         source: crate::correlate::engine::ImportError,
     },
+    #[error(
+        "snapshot {path} is {size} bytes, more than the state budget of this run ({limit} bytes): raise the memory budget or the shards"
+    )]
+    SnapshotTooLarge { path: String, size: u64, limit: u64 },
     #[error("cannot write the snapshot {path}: {source}")]
     SnapshotWrite { path: String, source: io::Error },
     #[error(
@@ -370,7 +374,11 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
     }
     let restore = match restore {
         None => None,
-        Some(path) => Some(suspend::read(&path, &rules)?),
+        Some(path) => {
+            let budget = (opts.shard_limits.max_state_bytes as u64)
+                .saturating_mul(opts.shards.max(1) as u64);
+            Some(suspend::read(&path, &rules, budget)?)
+        }
     };
 
     thread::scope(|s| -> Result<Summary, PipelineError> {

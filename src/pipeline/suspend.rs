@@ -22,13 +22,23 @@ pub struct Suspension {
 }
 
 /// Reads the snapshot at `path` and checks it against `rules`: a file that is not a
-/// snapshot, or one of other rules, stops the replay naming it.
-pub fn read(path: &Path, rules: &RuleSet) -> Result<Snapshot, PipelineError> {
+/// snapshot, one of other rules, or one larger than `limit` bytes (what the run's state budget
+/// holds: a snapshot is smaller than the state it was taken of) stops the replay naming it.
+pub fn read(path: &Path, rules: &RuleSet, limit: u64) -> Result<Snapshot, PipelineError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| PipelineError::SnapshotRead {
+    let read_err = |source| PipelineError::SnapshotRead {
         path: shown.clone(),
         source,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size > limit {
+        return Err(PipelineError::SnapshotTooLarge {
+            path: shown,
+            size,
+            limit,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
     Snapshot::from_bytes(&bytes)
         .and_then(|s| s.check(rules).map(|()| s))
         .map_err(|source| PipelineError::Snapshot {
