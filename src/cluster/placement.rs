@@ -8,7 +8,7 @@
 //! never correctness, and a partition's state stays bounded by the memory budget.
 
 use crate::matcher::RuleSet;
-use crate::vocab::{GROUP_SEPARATOR, Target};
+use crate::vocab::GROUP_SEPARATOR;
 
 /// The hits-topic partition that owns `group` among `partitions` (at least 1): by the whole
 /// key, or by the values at `route` (a correlation routed by the group-by of the correlation
@@ -34,14 +34,7 @@ pub fn partition_of(group: &str, route: Option<&[usize]>, partitions: u32) -> i3
 
 /// The partition of `hit` in a rule set: correlations by their route.
 pub fn partition_of_hit(rules: &RuleSet, hit: &crate::vocab::Hit, partitions: u32) -> i32 {
-    let route = match hit.target {
-        Target::Correlation(c) => rules
-            .correlations
-            .get(c as usize)
-            .and_then(|c| c.route.as_deref()),
-        Target::Detection(_) => None,
-    };
-    partition_of(&hit.group, route, partitions)
+    partition_of(&hit.group, rules.route_of(hit.target), partitions)
 }
 
 /// A hash of what a hit record's indices mean: each rule's id (or title) and kind, in load
@@ -78,11 +71,6 @@ fn push_rule(text: &mut String, kind: char, meta: &crate::sigma::RuleMeta) {
     text.push(kind);
     text.push_str(meta.id.as_deref().unwrap_or(&meta.title));
     text.push('\u{1f}');
-}
-
-/// Whether `target` names a rule of `rules`.
-pub fn target_exists(rules: &RuleSet, target: Target) -> bool {
-    rules.has_target(target)
 }
 
 #[cfg(test)]

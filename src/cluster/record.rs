@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::placement::{RulesFingerprint, target_exists};
+use super::placement::RulesFingerprint;
 use crate::matcher::RuleSet;
 use crate::time::{EventTime, Span};
 use crate::vocab::{
@@ -249,7 +249,7 @@ impl HitRecord {
             WireTarget::Correlation(c) => Target::Correlation(c),
             WireTarget::Detection(d) => Target::Detection(d),
         };
-        if !target_exists(rules, target) {
+        if !rules.has_target(target) {
             return Err(RecordError::NoSuchTarget(format!("{target:?}")));
         }
         for (field, s) in [("group", &self.group), ("id", &self.id)] {

@@ -224,6 +224,18 @@ impl RuleSet {
         }
     }
 
+    /// The group-by positions hits of `target` are routed by (a correlation referenced by
+    /// another routes by that one's group-by); `None`: by the whole group key.
+    pub fn route_of(&self, target: crate::vocab::Target) -> Option<&[usize]> {
+        match target {
+            crate::vocab::Target::Correlation(c) => self
+                .correlations
+                .get(c as usize)
+                .and_then(|c| c.route.as_deref()),
+            crate::vocab::Target::Detection(_) => None,
+        }
+    }
+
     pub fn detection_meta(&self, d: u32) -> &RuleMeta {
         &self.meta[self.detections[d as usize].rule as usize]
     }

@@ -15,7 +15,7 @@ use crate::cluster::record::{Record, RecordError, Stamp};
 use crate::input::{Batch, Position};
 use crate::matcher::RuleSet;
 use crate::time::EventTime;
-use crate::vocab::{Target, shard_key};
+use crate::vocab::shard_key;
 
 /// What one line of a records batch carried.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,14 +69,7 @@ impl RecordDecoder {
                 Record::Hit(h) => {
                     let (topic, partition) = (h.origin.topic.clone(), h.origin.partition);
                     let hit = h.into_hit(rules, ours, pos, |group, target| {
-                        let route = match target {
-                            Target::Correlation(c) => rules
-                                .correlations
-                                .get(c as usize)
-                                .and_then(|c| c.route.as_deref()),
-                            Target::Detection(_) => None,
-                        };
-                        shard_key(group, route)
+                        shard_key(group, rules.route_of(target))
                     })?;
                     Ok((
                         Carried::Hit {

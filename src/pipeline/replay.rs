@@ -451,11 +451,6 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
     })
 }
 
-/// The front end: every file announced as a source, then its batches in order, then the end
-/// of input. An input that cannot be opened or read to its end (a truncated or corrupt
-/// compressed file) is reported to the engine as a failed source (an `input_error` dead
-/// letter) and returned, and the next input is read. Stops early when the engine is gone (an
-/// output error, reported by the engine).
 /// How a replay's input begins and ends beyond its files.
 struct Ends {
     /// States to go on from, before the first batch.
@@ -464,6 +459,11 @@ struct Ends {
     suspend: bool,
 }
 
+/// The front end: every file announced as a source, then its batches in order, then the end
+/// of input. An input that cannot be opened or read to its end (a truncated or corrupt
+/// compressed file) is reported to the engine as a failed source (an `input_error` dead
+/// letter) and returned, and the next input is read. Stops early when the engine is gone (an
+/// output error, reported by the engine).
 fn read_inputs(
     opts: &ReplayOptions,
     ids: &[u32],

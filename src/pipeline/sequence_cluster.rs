@@ -57,13 +57,7 @@ impl State<'_> {
     pub(super) fn restore(&mut self, snapshot: Snapshot) -> bool {
         let n = self.shards.len().max(1) as u64;
         let rules = self.rules.clone();
-        let route = |target: Target| match target {
-            Target::Correlation(c) => rules
-                .correlations
-                .get(c as usize)
-                .and_then(|c| c.route.as_deref()),
-            Target::Detection(_) => None,
-        };
+        let route = |target: Target| rules.route_of(target);
         let mut parts: Vec<Snapshot> = (0..n)
             .map(|_| Snapshot {
                 watermark: snapshot.watermark,

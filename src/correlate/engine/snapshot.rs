@@ -15,8 +15,9 @@
 //! tombstone per end). Tracking is bounded: past a state budget's worth of ends between two
 //! calls it stops counting and the next call gives every state, marked whole.
 //!
-//! The machines are written with serde (JSON by the caller); [`crate::vocab::EventDetails`]
-//! are read back through their bounded constructor.
+//! The machines are written with serde, in postcard behind a version byte
+//! ([`StateImage::to_bytes`], [`Snapshot::to_bytes`]); [`crate::vocab::EventDetails`] are read
+//! back through their bounded constructor.
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
@@ -92,47 +93,46 @@ impl Changes {
 /// The version byte that opens a state record; a reader refuses others.
 pub const STATE_FORMAT: u8 = 1;
 
+/// `value` as a record: [`STATE_FORMAT`], then postcard (serde's compact binary form: a million
+/// chains in flight write about 500 bytes each, a third of JSON).
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Only strings, numbers, vectors and enums: writing to a vector cannot fail.
+    postcard::to_extend::<_, Vec<u8>>(value, vec![STATE_FORMAT]).unwrap_or_default()
+}
+
+/// Reads a record [`encode`] wrote (a `what`, for the error); nothing is checked against the
+/// rules yet (see [`Snapshot::check`]).
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ImportError> {
+    match bytes.split_first() {
+        Some((&STATE_FORMAT, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| ImportError::Malformed(e.to_string()))
+        }
+        Some((v, _)) => Err(ImportError::Malformed(format!(
+            "{what} version {v}, this build reads version {STATE_FORMAT}"
+        ))),
+        None => Err(ImportError::Malformed(format!("an empty {what}"))),
+    }
+}
+
 impl StateImage {
-    /// The state record: [`STATE_FORMAT`], then the image in postcard (serde's compact binary
-    /// form: a million chains in flight write about 500 bytes each, a third of JSON).
+    /// One state's record (a changelog's value).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let out = vec![STATE_FORMAT];
-        // Only strings, numbers, vectors and enums: writing to a vector cannot fail.
-        postcard::to_extend::<_, Vec<u8>>(self, out).unwrap_or_default()
+        encode(self)
     }
 
-    /// Reads a state record back; nothing is checked against the rules yet (see
-    /// [`ShardEngine::import`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<StateImage, ImportError> {
-        match bytes.split_first() {
-            Some((&STATE_FORMAT, rest)) => {
-                postcard::from_bytes(rest).map_err(|e| ImportError::Malformed(e.to_string()))
-            }
-            Some((v, _)) => Err(ImportError::Malformed(format!(
-                "state record version {v}, this build reads version {STATE_FORMAT}"
-            ))),
-            None => Err(ImportError::Malformed("an empty state record".into())),
-        }
+        decode(bytes, "state record")
     }
 }
 
 impl Snapshot {
-    /// The whole snapshot in one record: [`STATE_FORMAT`], then postcard.
+    /// The whole snapshot in one record (a suspended replay's file).
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_extend::<_, Vec<u8>>(self, vec![STATE_FORMAT]).unwrap_or_default()
+        encode(self)
     }
 
-    /// Reads [`Snapshot::to_bytes`] back; nothing is checked against the rules yet.
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, ImportError> {
-        match bytes.split_first() {
-            Some((&STATE_FORMAT, rest)) => {
-                postcard::from_bytes(rest).map_err(|e| ImportError::Malformed(e.to_string()))
-            }
-            Some((v, _)) => Err(ImportError::Malformed(format!(
-                "snapshot version {v}, this build reads version {STATE_FORMAT}"
-            ))),
-            None => Err(ImportError::Malformed("an empty snapshot".into())),
-        }
+        decode(bytes, "snapshot")
     }
 
     /// Checks every state and waiting hit against `rules`, as [`ShardEngine::import`] does
