@@ -56,8 +56,7 @@ impl State<'_> {
     /// are this process's own: a snapshot never carries them).
     pub(super) fn restore(&mut self, snapshot: Snapshot) -> bool {
         let n = self.shards.len().max(1) as u64;
-        let rules = self.rules.clone();
-        let route = |target: Target| rules.route_of(target);
+        let rules = &self.rules;
         let mut parts: Vec<Snapshot> = (0..n)
             .map(|_| Snapshot {
                 watermark: snapshot.watermark,
@@ -65,15 +64,15 @@ impl State<'_> {
             })
             .collect();
         for s in snapshot.states {
-            let k = shard_key(&s.group, route(Target::Correlation(s.target))) % n;
+            let k = shard_key(&s.group, rules.route_of(Target::Correlation(s.target))) % n;
             parts[k as usize].states.push(s);
         }
         for mut h in snapshot.pending {
-            h.shard_key = shard_key(&h.group, route(h.target));
+            h.shard_key = shard_key(&h.group, rules.route_of(h.target));
             parts[(h.shard_key % n) as usize].pending.push(h);
         }
         if let Some(last) = snapshot.last {
-            let k = shard_key(&last.3, route(last.2)) % n;
+            let k = shard_key(&last.3, rules.route_of(last.2)) % n;
             parts[k as usize].last = Some(last);
         }
         self.shards

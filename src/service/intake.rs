@@ -96,6 +96,11 @@ pub struct Intake {
 }
 
 impl Intake {
+    /// The gauges of the engine this intake feeds.
+    fn gauges(&self) -> &crate::metrics::Gauges {
+        self.metrics.gauges(self.part)
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq - 1
@@ -250,10 +255,7 @@ impl Intake {
             Ok(()) => {
                 self.paused = paused;
                 let n = if paused { self.parts.len() as i64 } else { 0 };
-                self.metrics
-                    .gauges(self.part)
-                    .partitions_paused
-                    .store(n, Ordering::Relaxed);
+                self.gauges().partitions_paused.store(n, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, paused, "cannot pause or resume partitions"),
         }

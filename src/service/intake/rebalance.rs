@@ -119,14 +119,10 @@ impl Intake {
     /// The assignment gauges: partitions held, and ready while any is.
     fn publish_assignment(&self) {
         let n = self.parts.len();
-        self.metrics
-            .gauges(self.part)
+        self.gauges()
             .partitions_assigned
             .store(n as i64, Ordering::Relaxed);
-        self.metrics
-            .gauges(self.part)
-            .ready
-            .store(n > 0, Ordering::Relaxed);
+        self.gauges().ready.store(n > 0, Ordering::Relaxed);
     }
 
     pub(in crate::service) fn revoke(
@@ -143,10 +139,7 @@ impl Intake {
             return;
         }
         tracing::info!(partitions = sources.len(), "draining revoked partitions");
-        self.metrics
-            .gauges(self.part)
-            .draining
-            .store(true, Ordering::Relaxed);
+        self.gauges().draining.store(true, Ordering::Relaxed);
         let points = self.drain();
         self.commit(consumer, points, CommitMode::Sync);
         self.signal(Signal::Revoke {
@@ -158,9 +151,6 @@ impl Intake {
             }
         }
         self.publish_assignment();
-        self.metrics
-            .gauges(self.part)
-            .draining
-            .store(false, Ordering::Relaxed);
+        self.gauges().draining.store(false, Ordering::Relaxed);
     }
 }
