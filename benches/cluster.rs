@@ -21,7 +21,6 @@ mod broker;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -158,13 +157,7 @@ fn run(addr: &str, input: &str, n: usize, instances: usize, cluster: bool) -> Ou
             (&format!("{run}-lineage"), 1),
         ],
     );
-    let rules = Arc::new(
-        credtrail::matcher::compile(
-            &credtrail::sigma::load(&["rules".into()], &Default::default()).expect("rules"),
-            &Default::default(),
-        )
-        .expect("compile"),
-    );
+    let rules = common::pack();
     let members: Vec<_> = (0..instances)
         .map(|_| {
             let c = config(addr, input, &run, cluster);
