@@ -36,6 +36,7 @@
 //! another rule set (instances must load the same rules, [`placement::RulesFingerprint`]), of an
 //! unknown version or out of bounds is refused with its reason, never guessed at.
 
+pub mod changelog;
 pub mod frontier;
 pub mod placement;
 pub mod record;

@@ -6,6 +6,9 @@ mod findings;
 mod snapshot;
 mod store;
 
+#[cfg(test)]
+pub(crate) use snapshot::tests as snapshot_tests;
+pub(crate) use snapshot::{decode, encode};
 pub use snapshot::{Changes, ImportError, STATE_FORMAT, Snapshot, StateImage};
 
 use store::{Slot, StateIds, Usage};

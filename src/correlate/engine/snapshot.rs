@@ -95,14 +95,17 @@ pub const STATE_FORMAT: u8 = 1;
 
 /// `value` as a record: [`STATE_FORMAT`], then postcard (serde's compact binary form: a million
 /// chains in flight write about 500 bytes each, a third of JSON).
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Only strings, numbers, vectors and enums: writing to a vector cannot fail.
     postcard::to_extend::<_, Vec<u8>>(value, vec![STATE_FORMAT]).unwrap_or_default()
 }
 
 /// Reads a record [`encode`] wrote (a `what`, for the error); nothing is checked against the
 /// rules yet (see [`Snapshot::check`]).
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ImportError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ImportError> {
     match bytes.split_first() {
         Some((&STATE_FORMAT, rest)) => {
             postcard::from_bytes(rest).map_err(|e| ImportError::Malformed(e.to_string()))
@@ -122,6 +125,15 @@ impl StateImage {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<StateImage, ImportError> {
         decode(bytes, "state record")
+    }
+
+    /// Every event the state holds (its evidence, and that of decisions awaiting their
+    /// deadline), for a reader that checks where they come from.
+    pub fn for_each_event(&self, f: &mut dyn FnMut(&crate::vocab::EventRef)) {
+        self.machine.for_each_event(f);
+        for (_, d) in &self.awaiting {
+            d.events.iter().for_each(|(e, _)| e.visit(f));
+        }
     }
 }
 
@@ -261,6 +273,11 @@ impl ShardEngine {
         })
     }
 
+    /// The hits waiting for the watermark (a changelog marker carries them).
+    pub fn waiting_hits(&self) -> Vec<Hit> {
+        self.pending.iter().map(|Reverse(p)| p.hit.0.clone()).collect()
+    }
+
     /// The states and waiting hits `keep(target, group)` selects.
     pub fn export(&self, keep: impl Fn(Target, &str) -> bool) -> Snapshot {
         let mut states: Vec<StateImage> = self
@@ -356,4 +373,4 @@ fn image(e: &Entry) -> StateImage {
 
 #[cfg(test)]
 #[path = "snapshot_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -16,7 +16,7 @@ use crate::vocab::{DetailKind, EventDetails, Position, TouchKind};
 
 /// One rule of each machine: an ordered chain, an unordered one, a sliding count, a distinct
 /// count, and a count decided when its window closes.
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 title: read
 name: read
 detection: {sel: {eventName: GetSecretValue}, condition: sel}
@@ -72,7 +72,7 @@ correlation:
 type Ev = (u8, u8, u16, u8);
 
 /// The hits of event number `n` for every correlation its detection is a stage of.
-fn hits(rules: &RuleSet, n: usize, (group, det, _, value): Ev, time: EventTime) -> Vec<Hit> {
+pub(crate) fn hits(rules: &RuleSet, n: usize, (group, det, _, value): Ev, time: EventTime) -> Vec<Hit> {
     let id = format!("ev-{n}");
     let details = EventDetails::new([(DetailKind::Operation, "GetSecretValue")]).map(Arc::new);
     let event = EventRef {
@@ -112,7 +112,7 @@ fn hits(rules: &RuleSet, n: usize, (group, det, _, value): Ev, time: EventTime) 
 }
 
 /// Feeds events `from..to` (times in `times`), each followed by a watermark 30 s behind it.
-fn feed(
+pub(crate) fn feed(
     engine: &mut ShardEngine,
     rules: &RuleSet,
     events: &[Ev],
@@ -128,7 +128,7 @@ fn feed(
     }
 }
 
-fn times(events: &[Ev]) -> Vec<EventTime> {
+pub(crate) fn times(events: &[Ev]) -> Vec<EventTime> {
     let mut t = EventTime::from_millis(1_700_000_000_000);
     events
         .iter()
@@ -139,7 +139,7 @@ fn times(events: &[Ev]) -> Vec<EventTime> {
         .collect()
 }
 
-fn engine(rules: &Arc<RuleSet>) -> ShardEngine {
+pub(crate) fn engine(rules: &Arc<RuleSet>) -> ShardEngine {
     ShardEngine::new(Arc::clone(rules), ShardLimits::default())
 }
 
@@ -150,7 +150,7 @@ fn through_json(snap: &Snapshot) -> Snapshot {
 }
 
 /// The rules, the events' times, and what a shard fed every event decides to the end of time.
-fn uninterrupted(events: &[Ev]) -> (Arc<RuleSet>, Vec<EventTime>, Vec<Finding>) {
+pub(crate) fn uninterrupted(events: &[Ev]) -> (Arc<RuleSet>, Vec<EventTime>, Vec<Finding>) {
     let rules = Arc::new(ruleset(RULES));
     let ts = times(events);
     let mut whole = engine(&rules);
@@ -170,12 +170,12 @@ fn uninterrupted(events: &[Ev]) -> (Arc<RuleSet>, Vec<EventTime>, Vec<Finding>) 
 /// Findings in the output's order. A shard decides the timers of one instant in the order of
 /// its state ids, which are keyed per shard (see `StateIds`); the output orders findings by
 /// their contents ([`Finding::sort_key`]), so that is the order that counts.
-fn ordered(mut findings: Vec<Finding>) -> Vec<Finding> {
+pub(crate) fn ordered(mut findings: Vec<Finding>) -> Vec<Finding> {
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     findings
 }
 
-fn events() -> impl Strategy<Value = Vec<Ev>> {
+pub(crate) fn events() -> impl Strategy<Value = Vec<Ev>> {
     prop::collection::vec((0u8..5, 0u8..3, 0u16..200, 0u8..3), 1..120)
 }
 
