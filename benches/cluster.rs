@@ -133,6 +133,7 @@ listen = ""
 enabled = {cluster}
 hits_topic = "{run}-hits"
 lineage_topic = "{run}-lineage"
+changelog_topic = "{run}-changelog"
 "#
     );
     credtrail::config::load_str(
@@ -155,6 +156,7 @@ fn run(addr: &str, input: &str, n: usize, instances: usize, cluster: bool) -> Ou
             (&format!("{run}-checkpoints"), 1),
             (&format!("{run}-hits"), PARTITIONS),
             (&format!("{run}-lineage"), 1),
+            (&format!("{run}-changelog"), PARTITIONS),
         ],
     );
     let rules = common::pack();

@@ -127,6 +127,16 @@ pub struct Metrics {
     pub cluster_records_in: AtomicU64,
     /// A cluster's stage 2: hits dropped as copies a restarted stage 1 wrote again.
     pub cluster_copies: AtomicU64,
+    /// Stage 2's changelog: state records and tombstones written, markers written.
+    pub changelog_records: AtomicU64,
+    pub changelog_markers: AtomicU64,
+    /// Hits partitions restored from their changelog on assignment, their states, and the
+    /// hit records the restore spared replaying.
+    pub changelog_restores: AtomicU64,
+    pub changelog_restored_states: AtomicU64,
+    pub changelog_skipped_records: AtomicU64,
+    /// Hits partitions whose changelog could not be restored from (replayed from the commit).
+    pub changelog_unusable: AtomicU64,
     /// Endpoint connections closed to make room under the connection cap.
     pub http_connections_evicted: AtomicU64,
     /// Correlation states evicted under the memory budget (cumulative, from the shards).

@@ -285,6 +285,10 @@ fn the_config_validates_and_sets_only_documented_keys() {
     );
     assert_eq!(c.cluster.hits_topic, env["HITS_TOPIC"]);
     assert_eq!(c.cluster.lineage_topic, env["LINEAGE_TOPIC"]);
+    assert_eq!(
+        c.cluster.changelog_topic.as_deref(),
+        Some(env["CHANGELOG_TOPIC"].as_str())
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ struct ClusterTopics {
     base: Topics,
     hits: String,
     lineage: String,
+    changelog: String,
 }
 
 fn cluster_topics(name: &str, addr: &str) -> ClusterTopics {
@@ -30,6 +31,7 @@ fn cluster_topics(name: &str, addr: &str) -> ClusterTopics {
     let t = ClusterTopics {
         hits: broker::unique(&format!("{name}-hits")),
         lineage: broker::unique(&format!("{name}-lineage")),
+        changelog: broker::unique(&format!("{name}-changelog")),
         base,
     };
     broker::create_topics(
@@ -41,6 +43,7 @@ fn cluster_topics(name: &str, addr: &str) -> ClusterTopics {
             (&t.base.checkpoints, 1),
             (&t.hits, HIT_PARTITIONS),
             (&t.lineage, 1),
+            (&t.changelog, HIT_PARTITIONS),
         ],
     );
     t
@@ -48,8 +51,8 @@ fn cluster_topics(name: &str, addr: &str) -> ClusterTopics {
 
 fn cluster_config(addr: &str, t: &ClusterTopics) -> credtrail::config::ServiceConfig {
     let extra = format!(
-        "[cluster]\nenabled = true\nhits_topic = \"{}\"\nlineage_topic = \"{}\"\n",
-        t.hits, t.lineage
+        "[cluster]\nenabled = true\nhits_topic = \"{}\"\nlineage_topic = \"{}\"\nchangelog_topic = \"{}\"\n",
+        t.hits, t.lineage, t.changelog
     );
     let mut c = service_config_with(addr, &t.base, &extra);
     // tansu serves a fetch from inside a record batch from the next batch: one record per
@@ -256,6 +259,7 @@ format = "text"
 enabled = true
 hits_topic = "{hits}"
 lineage_topic = "{lineage}"
+changelog_topic = "{changelog}"
 "#,
         group = t.base.group,
         alerts = t.base.alerts,
@@ -264,6 +268,7 @@ lineage_topic = "{lineage}"
         input = t.base.input,
         hits = t.hits,
         lineage = t.lineage,
+        changelog = t.changelog,
         rules = common::root().join("rules").display(),
     );
     let path = dir.join("cluster.toml");
@@ -340,4 +345,113 @@ fn three_processes_one_killed_and_restarted_and_a_fourth_joining_give_the_alert_
     }
     assert_eq!(seen, expected, "the alert ids on the topic = replay's");
     assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
+}
+
+/// The changelog's partitions as read now: per partition, the marker if it is the last record
+/// (fences aside), and how many state records and tombstones were written.
+fn changelog_tail(
+    addr: &str,
+    topic: &str,
+) -> Vec<(Option<credtrail::cluster::changelog::Marker>, usize)> {
+    use credtrail::cluster::changelog::{FENCE_KEY, MARKER_KEY, Marker};
+    let mut r = broker::Reader::new(addr, topic, HIT_PARTITIONS);
+    r.read(usize::MAX, Duration::from_secs(3), Duration::from_secs(1));
+    (0..HIT_PARTITIONS)
+        .map(|p| {
+            let recs: Vec<&broker::Read> = (r.seen.iter())
+                .filter(|m| m.partition == p && m.key.as_deref() != Some(FENCE_KEY))
+                .collect();
+            let states = recs
+                .iter()
+                .filter(|m| m.key.as_deref() != Some(MARKER_KEY))
+                .count();
+            let marker = recs
+                .last()
+                .filter(|m| m.key.as_deref() == Some(MARKER_KEY))
+                .and_then(|m| Marker::from_bytes(&m.payload).ok());
+            (marker, states)
+        })
+        .collect()
+}
+
+/// Restore after SIGKILL: a member is killed while chains are in flight, after its changelog
+/// recorded them; the member started in its place restores the states from the changelog
+/// (reading the hits topic from the marker's end, not from the commit), and the alert topic
+/// holds exactly the ids `replay` gives.
+#[test]
+fn a_member_killed_with_chains_in_flight_is_restored_from_the_changelog() {
+    let b = broker::broker();
+    let t = cluster_topics("cluster-restore", &b.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&b.addr, &t, dir.path());
+    let lines = dataset();
+    let expected: std::collections::BTreeSet<String> = replay_ids(&lines).into_keys().collect();
+    let messages = round_robin(&lines);
+    let (events, ticks) = messages.split_at(messages.len() - INPUT_PARTITIONS as usize);
+    let (first, second) = events.split_at(events.len() / 2);
+    broker::produce(&b.addr, &t.base.input, first);
+
+    let member = Member::spawn(&config, dir.path(), "first");
+    // Wait until some partition's changelog ends in a marker over live states (before the
+    // idle timeout decides them all).
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let live = loop {
+        let tail = changelog_tail(&b.addr, &t.changelog);
+        let live: u64 = tail
+            .iter()
+            .filter_map(|(m, _)| m.as_ref())
+            .map(|m| m.live)
+            .sum();
+        if live > 0 || std::time::Instant::now() > deadline {
+            break live;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        live > 0,
+        "the changelog holds states in flight behind a marker"
+    );
+    member.kill();
+
+    let again = Member::spawn(&config, dir.path(), "again");
+    broker::produce(&b.addr, &t.base.input, second);
+    broker::produce(&b.addr, &t.base.input, ticks);
+    let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while id_set(&alerts.seen).len() < expected.len() && std::time::Instant::now() < deadline {
+        alerts.read(
+            alerts.seen.len() + 1,
+            Duration::from_secs(5),
+            Duration::ZERO,
+        );
+    }
+    alerts.read(0, Duration::from_secs(3), Duration::from_secs(3));
+    let log = again.log.clone();
+    assert!(again.stop().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let restored: u64 = (text.lines())
+        .filter(|l| l.contains("partition restored from the changelog"))
+        .filter_map(|l| {
+            let plain: String = l
+                .split('\u{1b}')
+                .map(|s| s.split_once('m').map_or(s, |x| x.1))
+                .collect();
+            plain
+                .split("states=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(
+        restored > 0,
+        "the new member restored states from the changelog:\n{text}"
+    );
+    assert_eq!(
+        id_set(&alerts.seen),
+        expected,
+        "the alert ids on the topic = replay's"
+    );
 }

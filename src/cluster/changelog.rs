@@ -120,8 +120,7 @@ impl Book {
         out: &mut Vec<Record>,
     ) {
         if whole {
-            let now: BTreeSet<(u32, &str)> =
-                states.iter().map(|s| (s.target, &*s.group)).collect();
+            let now: BTreeSet<(u32, &str)> = states.iter().map(|s| (s.target, &*s.group)).collect();
             let gone: Vec<StateKey> = (self.live.iter())
                 .filter(|(t, g)| !now.contains(&(*t, &**g)))
                 .cloned()
@@ -180,7 +179,7 @@ pub struct Replica {
 }
 
 /// A partition's state at its last marker, ready for the engine.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Restored {
     pub marker: Marker,
     /// The states and waiting hits (shard keys not set: the importer keys them).

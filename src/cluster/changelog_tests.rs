@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::correlate::engine::snapshot_tests::{engine, events, feed, ordered, uninterrupted};
-use crate::correlate::engine::ShardEngine;
 use crate::correlate::Finding;
+use crate::correlate::engine::ShardEngine;
+use crate::correlate::engine::snapshot_tests::{engine, events, feed, ordered, uninterrupted};
 
 /// What Kafka's compaction may leave of a log: the latest record of each key, tombstones
 /// dropped or kept, in the order of their offsets.
@@ -88,7 +88,12 @@ proptest! {
 }
 
 /// A shard with a few states, its first barrier written.
-fn written() -> (std::sync::Arc<crate::matcher::RuleSet>, ShardEngine, Book, Vec<Record>) {
+fn written() -> (
+    std::sync::Arc<crate::matcher::RuleSet>,
+    ShardEngine,
+    Book,
+    Vec<Record>,
+) {
     let evs = [(0, 0, 0, 0), (1, 0, 100, 1), (2, 1, 100, 0), (1, 1, 100, 1)];
     let (rules, ts, _) = uninterrupted(&evs);
     let mut shard = engine(&rules);
@@ -198,7 +203,10 @@ fn a_whole_barrier_tombstones_the_keys_the_writer_does_not_hold() {
 #[test]
 fn state_keys_read_back() {
     let k = state_key(42, "arn:aws:iam::1:user/a\u{1f}x");
-    assert_eq!(parse_state_key(&k), Some((42, "arn:aws:iam::1:user/a\u{1f}x".into())));
+    assert_eq!(
+        parse_state_key(&k),
+        Some((42, "arn:aws:iam::1:user/a\u{1f}x".into()))
+    );
     assert_eq!(parse_state_key(b"s\x00\x00"), None);
     assert_eq!(parse_state_key(MARKER_KEY), None);
 }

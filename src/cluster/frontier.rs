@@ -121,6 +121,16 @@ impl Frontier {
         Ok(moved)
     }
 
+    /// Every input partition's latest stamp: topic, partition, frontier (a changelog marker
+    /// carries them), sorted.
+    pub fn stamps(&self) -> Vec<(String, i32, i64)> {
+        let mut out: Vec<_> = (self.stamps.iter())
+            .map(|((t, p), at)| (t.to_string(), *p, at.0))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The minimum over every input partition's latest stamp; [`EventTime::MIN`] while one has
     /// not stamped.
     pub fn time(&self) -> EventTime {

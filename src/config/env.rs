@@ -45,6 +45,8 @@ const ENV_SETTINGS: &[&str] = &[
     "cluster.enabled",
     "cluster.hits_topic",
     "cluster.lineage_topic",
+    "cluster.changelog",
+    "cluster.changelog_topic",
 ];
 
 fn env_name(path: &str) -> String {

@@ -311,6 +311,9 @@ pub struct ClusterConfig {
     pub hits_topic: String,
     /// Credential links and stamps, read whole by every instance (compacted).
     pub lineage_topic: String,
+    /// Stage 2's state per hits partition (compacted, as many partitions as the hits topic;
+    /// see [`crate::cluster::changelog`]); `None`: off, a new owner replays from the commit.
+    pub changelog_topic: Option<String>,
 }
 
 /// How alerts on the topic are signed (see [`crate::alert::signature`]).

@@ -56,6 +56,10 @@ pub struct RawCluster {
     pub hits_topic: String,
     #[serde(default = "default_lineage_topic")]
     pub lineage_topic: String,
+    #[serde(default = "default_true")]
+    pub changelog: bool,
+    #[serde(default = "default_changelog_topic")]
+    pub changelog_topic: String,
 }
 
 impl Default for RawCluster {
@@ -64,8 +68,14 @@ impl Default for RawCluster {
             enabled: false,
             hits_topic: default_hits_topic(),
             lineage_topic: default_lineage_topic(),
+            changelog: true,
+            changelog_topic: default_changelog_topic(),
         }
     }
+}
+
+fn default_changelog_topic() -> String {
+    "credtrail-changelog".into()
 }
 
 fn default_hits_topic() -> String {
@@ -486,12 +496,25 @@ impl RawConfig {
             enabled: self.cluster.enabled,
             hits_topic: self.cluster.hits_topic.clone(),
             lineage_topic: self.cluster.lineage_topic.clone(),
+            changelog_topic: (self.cluster.changelog).then(|| self.cluster.changelog_topic.clone()),
         };
         if cluster.enabled {
-            for (key, topic) in [
+            let mut own = vec![
                 ("cluster.hits_topic", &cluster.hits_topic),
                 ("cluster.lineage_topic", &cluster.lineage_topic),
-            ] {
+            ];
+            if let Some(t) = &cluster.changelog_topic {
+                own.push(("cluster.changelog_topic", t));
+            }
+            for (i, (key, topic)) in own.iter().enumerate() {
+                if let Some((other, _)) = own[..i].iter().find(|(_, t)| t == topic) {
+                    return Err(invalid(
+                        key,
+                        format!("is {other}; each cluster topic needs a topic of its own"),
+                    ));
+                }
+            }
+            for (key, topic) in own {
                 if topic.is_empty() || taken.contains(&topic.as_str()) {
                     return Err(invalid(
                         key,
@@ -500,12 +523,6 @@ impl RawConfig {
                         ),
                     ));
                 }
-            }
-            if cluster.hits_topic == cluster.lineage_topic {
-                return Err(invalid(
-                    "cluster.lineage_topic",
-                    "is cluster.hits_topic; the lineage needs a topic of its own".into(),
-                ));
             }
         }
         let scoring = self.scoring.validate(base, &taken)?;

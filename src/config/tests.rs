@@ -436,10 +436,21 @@ fn a_cluster_needs_two_topics_of_its_own_and_the_environment_turns_it_on() {
             "[cluster]\nenabled = true\nhits_topic = \"x\"\nlineage_topic = \"x\"\n",
             "cluster.lineage_topic",
         ),
+        (
+            "[cluster]\nenabled = true\nchangelog_topic = \"credtrail-hits\"\n",
+            "cluster.changelog_topic",
+        ),
     ] {
         let (k, reason) = invalid_key(load_text(&format!("{MINIMAL}{extra}"), &[]));
         assert_eq!(k, key, "{reason}");
     }
+    assert_eq!(
+        on.cluster.changelog_topic.as_deref(),
+        Some("credtrail-changelog"),
+        "a changelog unless turned off"
+    );
+    let off = load_text(&format!("{MINIMAL}[cluster]\nchangelog = false\n"), &[]).unwrap();
+    assert_eq!(off.cluster.changelog_topic, None);
     let err = load_text(&format!("{MINIMAL}[cluster]\nenable = true\n"), &[]).unwrap_err();
     assert!(err.to_string().contains("enabled"), "{err}");
 }

@@ -114,6 +114,27 @@ impl Resolver {
         self.lineage.oldest_positions(links_since, out);
     }
 
+    /// The hits waiting here that `pick` selects, copied (a changelog marker carries them).
+    pub fn waiting_hits(&self, pick: &dyn Fn(&Hit) -> bool) -> Vec<Hit> {
+        (self.pending.iter())
+            .filter_map(|Reverse(i)| match &i.payload {
+                Payload::Hit(h, _) if pick(h) => Some((**h).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drops the hits waiting here that `gone` selects (a revoked partition's); returns how
+    /// many.
+    pub fn forget_hits(&mut self, gone: &dyn Fn(&Hit) -> bool) -> usize {
+        let before = self.pending.len();
+        let pending = std::mem::take(&mut self.pending);
+        self.pending = (pending.into_iter())
+            .filter(|Reverse(i)| !matches!(&i.payload, Payload::Hit(h, _) if gone(h)))
+            .collect();
+        before - self.pending.len()
+    }
+
     /// A reloaded rule set: hits waiting here move to their rule's new index (see
     /// [`TargetMap`]), hits of changed or removed rules are dropped; returns how many.
     pub fn reload(&mut self, routes: Vec<Option<Vec<usize>>>, map: &TargetMap) -> u64 {

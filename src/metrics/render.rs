@@ -33,6 +33,36 @@ impl Metrics {
                 g(&self.cluster_copies),
             ),
             (
+                "credtrail_changelog_records_total",
+                "Cluster stage 2: state records and tombstones written to the changelog.",
+                g(&self.changelog_records),
+            ),
+            (
+                "credtrail_changelog_markers_total",
+                "Cluster stage 2: changelog markers written (a partition restorable at that barrier).",
+                g(&self.changelog_markers),
+            ),
+            (
+                "credtrail_changelog_restores_total",
+                "Cluster stage 2: hits partitions restored from their changelog on assignment.",
+                g(&self.changelog_restores),
+            ),
+            (
+                "credtrail_changelog_restored_states_total",
+                "Cluster stage 2: correlation states restored from the changelog.",
+                g(&self.changelog_restored_states),
+            ),
+            (
+                "credtrail_changelog_skipped_records_total",
+                "Cluster stage 2: hits-topic records a restore did not replay (marker end minus committed offset).",
+                g(&self.changelog_skipped_records),
+            ),
+            (
+                "credtrail_changelog_unusable_total",
+                "Cluster stage 2: assigned partitions whose changelog could not be restored from; replayed from the commit.",
+                g(&self.changelog_unusable),
+            ),
+            (
                 "credtrail_late_events_total",
                 "Events older than their partition's watermark, dead-lettered.",
                 g(&self.late_events),

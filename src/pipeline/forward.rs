@@ -184,6 +184,8 @@ pub fn run(
                 f.unflushed.clear();
                 output
                     .send(OutputMsg::Bookkeeping(Bookkeeping::Holds {
+                        changes: None,
+                        unsent: Vec::new(),
                         epoch,
                         holds: HashMap::new(),
                         states: 0,
@@ -209,7 +211,7 @@ pub fn run(
             }
             // Snapshots are stage 2's (the front end refuses them for stage 1): a forwarder
             // holds no state.
-            ShardMsg::Restore(_) => Ok(true),
+            ShardMsg::Restore(_) | ShardMsg::Forget(_) => Ok(true),
             ShardMsg::Suspend | ShardMsg::Stop => break,
         };
         match result {

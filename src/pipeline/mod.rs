@@ -20,7 +20,7 @@
 //! Stage 1 of a cluster ([`Stage::Route`]) puts a [`forward`]er in place of the shards: resolved
 //! hits and stamps go out to the hits topic (or record files). Stage 2 reads those records as
 //! sources of [`Format::Records`] ([`carried`]), whose clock is their stamps' frontier; it can
-//! be suspended into a snapshot of its shards' states and restored from one ([`suspend`]).
+//! be suspended into a snapshot ([`suspend`]), and keeps a changelog per partition ([`changes`]).
 //!
 //! Every channel is bounded: a slow stage blocks the one before it, back to the front end, and
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
@@ -28,6 +28,7 @@
 
 pub mod budget;
 pub mod carried;
+pub mod changes;
 pub mod clock;
 pub mod forward;
 pub mod replay;
@@ -45,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+pub use changes::{ChangelogRead, PartChanges, ShardChanges, SourceMark};
 pub use replay::{
     ClusterReplay, PipelineError, ReplayOptions, SignedOutput, Summary, Suspension, replay,
 };
@@ -134,6 +136,13 @@ pub enum Signal {
     /// Stage 2 (records): the input stops here but nothing is decided to its end: the shards
     /// write their states out ([`shard::ShardReport::snapshot`]) for a later run to restore.
     Suspend,
+    /// Stage 2 with a changelog: what the changelog of the partition just assigned held
+    /// (sent right after its `Assign`). `restored`: its state at the last marker, when usable;
+    /// reading then resumes at the marker's end (the `Assign`'s start). `committed`: the
+    /// offset committed for the partition, which commits stay behind while the state holds
+    /// events before it (should the next owner find the changelog unusable, it replays from
+    /// there). `keys`: the states the changelog holds, which the writer goes on from.
+    ChangelogRead(Box<ChangelogRead>),
     /// Test hook: shard 0 ends at once, as a crashed shard thread would, so that tests can show
     /// a front end noticing a dead engine.
     #[doc(hidden)]
@@ -248,6 +257,9 @@ pub enum ShardMsg {
     Finish,
     /// Adopt these states and waiting hits (this shard's part of a snapshot).
     Restore(crate::correlate::engine::Snapshot),
+    /// Stage 2 with a changelog: drop the states and waiting hits of these hits partitions
+    /// (revoked: their next owner restores them).
+    Forget(Vec<i32>),
     /// Write every state and waiting hit out into the report, decide nothing more, end.
     Suspend,
     /// Test hook ([`Signal::StopShardForTest`]): end the thread now.
@@ -284,6 +296,10 @@ pub enum Bookkeeping {
         ends: Vec<SequencedEnd>,
         /// Lineage links evicted under the budget since the start (cumulative).
         links_evicted: u64,
+        /// Stage 2 with a changelog: per assigned partition, what its marker needs from the
+        /// sequencer, and the engine time the shards were given.
+        marks: Vec<SourceMark>,
+        watermark: EventTime,
     },
     Holds {
         epoch: u64,
@@ -292,6 +308,18 @@ pub enum Bookkeeping {
         state_bytes: u64,
         /// States the shard evicted under its budgets since the start (cumulative).
         evicted: u64,
+        /// Stage 2 with a changelog: what changed in the shard since the last barrier.
+        changes: Option<Box<ShardChanges>>,
+        /// Sources with findings of this shard still waiting in the output's merge (filled in
+        /// by the output thread).
+        unsent: Vec<u32>,
+    },
+    /// Stage 2 with a changelog: a partition was assigned and its changelog read; `keys` per
+    /// shard (the shard keys are this process's).
+    ChangelogKeys {
+        source: u32,
+        committed: Option<u64>,
+        keys: Vec<Vec<crate::cluster::changelog::StateKey>>,
     },
     /// When the last event of a batch was read, for the latency histogram.
     Arrival {
@@ -324,6 +352,9 @@ pub struct Setup {
     pub shared_lineage: bool,
     /// Which of the instance's gauges this engine writes (a cluster member runs two engines).
     pub part: crate::metrics::Part,
+    /// Stage 2 with a changelog: the hits topic's partition count. Shards track what changes
+    /// and report it per partition at each barrier; a revoked partition's state is dropped.
+    pub changelog: Option<u32>,
 }
 
 /// The most shard threads, and the most worker threads, an engine starts: far more than cores
@@ -449,11 +480,12 @@ where
             }
             let (rules, rx, tx) = (rules.clone(), rx.clone(), output_tx.clone());
             let (assessor, limits) = (assessor.clone(), setup.shard_limits);
+            let changelog = setup.changelog;
             let heartbeat = metrics.heartbeats.register(format!("shard-{i}"));
             thread::Builder::new()
                 .name(format!("credtrail-shard-{i}"))
                 .spawn_scoped(s, move || {
-                    shard::run(i, rules, limits, assessor, rx, tx, heartbeat)
+                    shard::run(i, rules, limits, changelog, assessor, rx, tx, heartbeat)
                 })
                 .map_err(spawn_err("shard"))
         })
@@ -471,6 +503,7 @@ where
             shared_lineage: setup.shared_lineage,
             routing,
             part: setup.part,
+            changelog: setup.changelog,
         };
         let (rules, hold, reference) = (rules.clone(), setup.lineage_hold, setup.reference);
         let names = sources.clone();

@@ -342,6 +342,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
         sources.clone(),
     )?;
     let setup = Setup {
+        changelog: None,
         shards: opts.shards.max(1),
         workers: opts.workers.max(1),
         shard_limits: opts.shard_limits,

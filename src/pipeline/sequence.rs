@@ -29,10 +29,10 @@ use crossbeam_channel::{Receiver, Sender};
 use super::clock::{self, Reference, SourceTime};
 use super::sequencer::{Sequencer, SequencerStats, SourceClock};
 use super::worker::DecodedBatch;
-use super::{Bookkeeping, Decoded, NewRules, OutputMsg, SequencedEnd, ShardMsg, Signal};
+use super::{Bookkeeping, Decoded, NewRules, OutputMsg, ShardMsg, Signal};
 use crate::correlate::Hit;
 use crate::identity::{LineageStats, Resolver};
-use crate::input::{Batch, SourceInfo, Sources};
+use crate::input::{Batch, Sources};
 use crate::matcher::{RuleSet, TargetMap};
 use crate::metrics::Metrics;
 use crate::time::{EventTime, Span};
@@ -73,6 +73,8 @@ struct State<'a> {
     part: crate::metrics::Part,
     sources: Arc<RwLock<Sources>>,
     held_back: HeldBack,
+    /// Stage 2 with a changelog: the hits topic's partition count.
+    changelog: Option<u32>,
 }
 
 /// How often the sources holding event time back are published (gauge) and, while time is
@@ -97,6 +99,8 @@ pub struct Cluster {
     pub routing: bool,
     /// Which of the instance's gauges this engine writes.
     pub part: crate::metrics::Part,
+    /// Stage 2 with a changelog: the hits topic's partition count.
+    pub changelog: Option<u32>,
 }
 
 /// What the sequence thread is given.
@@ -152,6 +156,7 @@ pub fn run(ctx: Context<'_>) -> SequenceReport {
         metrics: ctx.metrics,
         part: ctx.cluster.part,
         sources: ctx.sources,
+        changelog: ctx.cluster.changelog,
         held_back: HeldBack {
             next: Instant::now() + HELD_BACK_EVERY,
             watermark: EventTime::MIN,
@@ -324,48 +329,6 @@ impl State<'_> {
             .all(|tx| tx.send(ShardMsg::Watermark(w)).is_ok())
     }
 
-    /// Every [`HELD_BACK_EVERY`]: publishes which sources hold engine time back and, when
-    /// engine time did not move since the last time, says so in the log.
-    fn report_held_back(&mut self, w: EventTime) {
-        let now = Instant::now();
-        if now < self.held_back.next {
-            return;
-        }
-        self.held_back.next = now + HELD_BACK_EVERY;
-        let holders = self.seq.holders();
-        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
-        let mut names = Vec::new();
-        let mut gauge = Vec::new();
-        for (s, at) in &holders {
-            let never = *at == EventTime::MIN;
-            let name = match sources.get(*s) {
-                Some(SourceInfo::Kafka { topic, partition }) => {
-                    gauge.push((topic.clone(), *partition));
-                    format!("{topic}/{partition}")
-                }
-                Some(SourceInfo::File(p)) => p.display().to_string(),
-                Some(SourceInfo::Stdin) => "-".into(),
-                None => format!("source#{s}"),
-            };
-            names.push(if never {
-                format!("{name} (never spoke)")
-            } else {
-                name
-            });
-        }
-        drop(sources);
-        self.metrics.set_time_holders(self.part, gauge);
-        let stalled = w <= self.held_back.watermark;
-        self.held_back.watermark = w;
-        if stalled && !names.is_empty() {
-            tracing::warn!(
-                holders = names.join(", "),
-                watermark = %w,
-                "event time is held back: these sources have the oldest watermark (a source that never spoke holds time until the idle timeout)"
-            );
-        }
-    }
-
     fn signal(&mut self, signal: Signal) -> bool {
         match signal {
             Signal::Assign {
@@ -374,8 +337,12 @@ impl State<'_> {
                 start,
                 resume,
             } => {
+                // Sources registered before and not assigned here (a stage 2 registers every
+                // hits partition up front) hold nothing back.
                 while self.seq.clock_mut(source).is_none() {
-                    self.seq.add_source(SourceClock::new(time));
+                    let mut unassigned = SourceClock::new(time);
+                    unassigned.quiet = true;
+                    self.seq.add_source(unassigned);
                 }
                 if let Some(c) = self.seq.clock_mut(source) {
                     *c = SourceClock::new(time);
@@ -440,9 +407,11 @@ impl State<'_> {
                         c.quiet = true;
                     }
                 }
+                let forget = self.forget(&sources);
                 self.delivery
                     .send(OutputMsg::Bookkeeping(Bookkeeping::Revoke(sources)))
                     .is_ok()
+                    && forget
                     && self.tell_owned()
                     && self.advance()
             }
@@ -477,6 +446,7 @@ impl State<'_> {
                     && self.advance()
             }
             Signal::Restore(snapshot) => self.restore(*snapshot),
+            Signal::ChangelogRead(read) => self.changelog_read(*read),
             Signal::Suspend => self.suspend(),
             Signal::StopShardForTest => {
                 tracing::warn!("test hook: stopping shard 0");
@@ -527,58 +497,13 @@ impl State<'_> {
                         .iter()
                         .all(|tx| tx.send(ShardMsg::Finish).is_ok())
             }
-            Signal::Barrier { epoch, drain } => {
-                if !self.flush_hits() {
-                    return false;
-                }
-                // Barriers come every commit interval, also while nothing else arrives.
-                let w = self.seq.watermark().unwrap_or(EventTime::MIN);
-                self.report_held_back(w);
-                // What the resolver still needs replayed after a restart. Measured from the
-                // engine time the shards were last given, which idle partitions cannot move back.
-                let links_since = match self.sent_watermark {
-                    EventTime::MIN => EventTime::MIN,
-                    w => w.minus(self.lineage_hold),
-                };
-                let mut held = HashMap::new();
-                self.seq.resolver().oldest_positions(links_since, &mut held);
-                let mut ends = Vec::new();
-                for (s, p) in &self.parts {
-                    if !p.assigned {
-                        continue;
-                    }
-                    let Some(end) = p.end else { continue };
-                    let clock = self
-                        .seq
-                        .clock_mut(*s)
-                        .map_or(EventTime::MIN, |c| c.max_seen);
-                    // Until the replay passes the restored end, the restored clock is the
-                    // partition's true clock.
-                    let clock = p.restored_clock.map_or(clock, |r| r.max(clock));
-                    ends.push(SequencedEnd {
-                        source: *s,
-                        end,
-                        clock,
-                        hold: held.get(s).copied(),
-                    });
-                }
-                ends.sort_by_key(|e| e.source);
-                self.delivery
-                    .send(OutputMsg::Bookkeeping(Bookkeeping::Barrier {
-                        epoch,
-                        drain,
-                        ends,
-                        links_evicted: self.seq.resolver().lineage().stats().evicted,
-                    }))
-                    .is_ok()
-                    && self
-                        .shards
-                        .iter()
-                        .all(|tx| tx.send(ShardMsg::Report(epoch)).is_ok())
-            }
+            Signal::Barrier { epoch, drain } => self.barrier(epoch, drain),
         }
     }
 }
+
+#[path = "sequence_barrier.rs"]
+mod barrier_part;
 
 #[path = "sequence_cluster.rs"]
 mod cluster_part;

@@ -5,7 +5,8 @@
 use super::State;
 use crate::correlate::Target;
 use crate::correlate::engine::Snapshot;
-use crate::pipeline::ShardMsg;
+use crate::input::SourceInfo;
+use crate::pipeline::{Bookkeeping, ChangelogRead, OutputMsg, ShardMsg};
 use crate::time::EventTime;
 use crate::vocab::shard_key;
 
@@ -79,6 +80,54 @@ impl State<'_> {
             .iter()
             .zip(parts)
             .all(|(tx, part)| tx.send(ShardMsg::Restore(part)).is_ok())
+    }
+
+    /// Stage 2 with a changelog: a partition's changelog was read on assignment. The delivery
+    /// learns its keys (per shard, by this process's shard keys) and where commits stay
+    /// behind; a usable state is restored with the stamps it had read.
+    pub(super) fn changelog_read(&mut self, read: ChangelogRead) -> bool {
+        let n = self.shards.len().max(1) as u64;
+        let mut keys = vec![Vec::new(); n as usize];
+        for k in read.keys {
+            let route = self.rules.route_of(Target::Correlation(k.0));
+            keys[(shard_key(&k.1, route) % n) as usize].push(k);
+        }
+        let told = self
+            .delivery
+            .send(OutputMsg::Bookkeeping(Bookkeeping::ChangelogKeys {
+                source: read.source,
+                committed: read.committed,
+                keys,
+            }))
+            .is_ok();
+        match read.restored {
+            Some(r) => {
+                self.seq.restore_stamps(read.source, &r.marker.stamps);
+                told && self.restore(r.snapshot) && self.advance()
+            }
+            None => told,
+        }
+    }
+
+    /// Stage 2 with a changelog: revoked partitions' stamps, waiting hits and states go; their
+    /// next owner restores them from the changelog (or replays).
+    pub(super) fn forget(&mut self, sources: &[u32]) -> bool {
+        if self.changelog.is_none() {
+            return true;
+        }
+        let mut parts = Vec::new();
+        for &s in sources {
+            self.seq.forget_source(s);
+            let names = self.sources.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(SourceInfo::Kafka { partition, .. }) = names.get(s) {
+                parts.push(*partition);
+            }
+        }
+        parts.is_empty()
+            || self
+                .shards
+                .iter()
+                .all(|tx| tx.send(ShardMsg::Forget(parts.clone())).is_ok())
     }
 
     /// Hands every hit still waiting in the sequencer to its shard, undecided, and has the

@@ -31,6 +31,7 @@ impl Sink for Nothing {
 /// One shard and one worker, as a service sets them up.
 fn one_shard() -> Setup {
     Setup {
+        changelog: None,
         shards: 1,
         workers: 1,
         shard_limits: Default::default(),

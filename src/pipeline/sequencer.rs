@@ -135,6 +135,52 @@ impl Sequencer {
         }
     }
 
+    /// Stage 2 with a changelog: the stamps read in `source` and its hits waiting here.
+    pub fn mark(&self, source: u32) -> super::SourceMark {
+        super::SourceMark {
+            source,
+            stamps: self
+                .frontiers
+                .get(&source)
+                .map(Frontier::stamps)
+                .unwrap_or_default(),
+            pending: self
+                .resolver
+                .waiting_hits(&|h: &Hit| h.event.pos.source == source),
+        }
+    }
+
+    /// Stage 2 with a changelog: `source` was revoked; its stamps and waiting hits go (its
+    /// next owner restores them, or replays).
+    pub fn forget_source(&mut self, source: u32) -> usize {
+        self.frontiers.remove(&source);
+        self.resolver
+            .forget_hits(&|h: &Hit| h.event.pos.source == source)
+    }
+
+    /// Stage 2 with a changelog: the stamps a restored partition had read.
+    pub fn restore_stamps(&mut self, source: u32, stamps: &[(String, i32, i64)]) {
+        let inputs = self.inputs.clone();
+        let f = self
+            .frontiers
+            .entry(source)
+            .or_insert_with(|| Frontier::new(inputs));
+        for (topic, partition, at) in stamps {
+            let s = crate::cluster::record::Stamp {
+                v: crate::cluster::record::VERSION,
+                topic: topic.clone(),
+                partition: *partition,
+                frontier: *at,
+            };
+            if let Err(e) = f.stamp(&s) {
+                tracing::warn!(source, error = %e, "restored stamp ignored");
+            }
+        }
+        if let Some(clock) = self.clocks.get_mut(source as usize) {
+            clock.max_seen = clock.max_seen.max(f.time());
+        }
+    }
+
     /// The links accepted from this engine's sources since the last call.
     pub fn take_outbound(&mut self) -> Vec<crate::identity::Link> {
         self.outbound

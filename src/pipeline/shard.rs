@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Bookkeeping, OutputMsg, ShardMsg};
-use crate::correlate::{Finding, ShardEngine, ShardLimits, ShardStats};
+use super::{Bookkeeping, OutputMsg, ShardChanges, ShardMsg};
+use crate::cluster::placement::partition_of;
+use crate::correlate::{Finding, ShardEngine, ShardLimits, ShardStats, Target};
 use crate::matcher::RuleSet;
 use crate::score::LiveAssessor;
 use crate::time::EventTime;
@@ -30,10 +31,14 @@ pub struct ShardReport {
 }
 
 /// Runs shard `index` until its channel closes, its input finishes, or the output is gone.
+/// `changelog`: stage 2 with a changelog, the hits topic's partition count (see
+/// [`super::Setup::changelog`]).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     index: usize,
     rules: Arc<RuleSet>,
     limits: ShardLimits,
+    changelog: Option<u32>,
     assessor: Arc<LiveAssessor>,
     rx: Receiver<ShardMsg>,
     output: Sender<OutputMsg>,
@@ -41,6 +46,9 @@ pub fn run(
 ) -> ShardReport {
     let (mut version, current) = assessor.current();
     let mut engine = ShardEngine::new(rules.clone(), limits).with_assessor(current);
+    if changelog.is_some() {
+        engine.track_changes();
+    }
     let mut rules = rules;
     let mut out = Vec::new();
     let mut report = ShardReport::default();
@@ -66,6 +74,7 @@ pub fn run(
             ShardMsg::Report(epoch) => {
                 let mut holds = HashMap::new();
                 engine.oldest_positions(&mut holds);
+                let changes = changelog.map(|n| Box::new(changes(index, &mut engine, &rules, n)));
                 output
                     .send(OutputMsg::Bookkeeping(Bookkeeping::Holds {
                         epoch,
@@ -73,6 +82,8 @@ pub fn run(
                         states: engine.live_states() as u64,
                         state_bytes: engine.state_bytes() as u64,
                         evicted: engine.stats().evicted + engine.stats().budget_evicted,
+                        changes,
+                        unsent: Vec::new(),
                     }))
                     .is_ok()
             }
@@ -84,6 +95,19 @@ pub fn run(
                 sent
             }
             ShardMsg::Owned(_) | ShardMsg::Lineage { .. } => true,
+            ShardMsg::Forget(parts) => {
+                let n = changelog.unwrap_or(1);
+                let gone = engine.forget(|target, group| {
+                    parts.contains(&partition_of(group, rules.route_of(target), n))
+                });
+                tracing::info!(
+                    shard = index,
+                    states = gone,
+                    ?parts,
+                    "revoked partitions' states dropped"
+                );
+                true
+            }
             ShardMsg::Restore(snapshot) => match engine.import(snapshot) {
                 Ok((adopted, held)) => {
                     tracing::info!(shard = index, adopted, held, "states restored");
@@ -121,6 +145,32 @@ pub fn run(
     }
     report.stats = engine.stats().clone();
     report
+}
+
+/// What changed in the shard since the last barrier, per hits partition of `n`.
+fn changes(index: usize, engine: &mut ShardEngine, rules: &RuleSet, n: u32) -> ShardChanges {
+    let mut out = ShardChanges {
+        shard: index,
+        ..ShardChanges::default()
+    };
+    let Some(c) = engine.take_changes() else {
+        return out;
+    };
+    out.whole = c.whole;
+    let part = |target: Target, group: &str| partition_of(group, rules.route_of(target), n);
+    for s in c.states {
+        let p = part(Target::Correlation(s.target), &s.group);
+        out.parts.entry(p).or_default().states.push(s);
+    }
+    for (t, g) in c.ended {
+        let p = part(Target::Correlation(t), &g);
+        out.parts.entry(p).or_default().ended.push((t, g));
+    }
+    for h in engine.waiting_hits() {
+        let p = part(h.target, &h.group);
+        out.parts.entry(p).or_default().pending.push(h);
+    }
+    out
 }
 
 fn flush(

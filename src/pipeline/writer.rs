@@ -173,17 +173,26 @@ pub fn run<K: Sink>(
                 states,
                 state_bytes,
                 evicted,
+                changes,
+                unsent: _,
             })) => {
                 // A shard's findings reach this thread before its holds report, and leave the
                 // shard's state with it: while they wait here for the other shards, their
                 // events are held by the merge, or a commit could pass an alert never sent.
-                merge.hold_positions(&mut holds);
+                let mut waiting = HashMap::new();
+                merge.hold_positions(&mut waiting);
+                for (&s, &o) in &waiting {
+                    let h = holds.entry(s).or_insert(o);
+                    *h = (*h).min(o);
+                }
                 sink.control(Bookkeeping::Holds {
                     epoch,
                     holds,
                     states,
                     state_bytes,
                     evicted,
+                    changes,
+                    unsent: waiting.into_keys().collect(),
                 })?
             }
             Ok(OutputMsg::Bookkeeping(c)) => sink.control(c)?,

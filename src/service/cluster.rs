@@ -45,6 +45,18 @@ pub struct Deliveries {
 
 impl ClientContext for Deliveries {}
 
+impl Deliveries {
+    /// Failed deliveries since the last call.
+    pub fn take_failed(&self) -> u64 {
+        self.failed.swap(0, Ordering::Relaxed)
+    }
+
+    /// The last failure's reason, if any since the last call.
+    pub fn take_last(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
@@ -154,9 +166,9 @@ impl HitSink for KafkaHits {
             .flush(IO_LIMIT)
             .map_err(|e| self.err(e.to_string()))?;
         let ctx = self.producer.context();
-        let failed = ctx.failed.swap(0, Ordering::Relaxed);
+        let failed = ctx.take_failed();
         if failed > 0 {
-            let last = ctx.last.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let last = ctx.take_last();
             return Err(self.err(format!(
                 "{failed} record(s) not delivered, last: {}",
                 last.unwrap_or_default()

@@ -86,6 +86,12 @@ struct Barrier {
     evicted: u64,
     links_evicted: u64,
     started: Instant,
+    /// Stage 2 with a changelog: what the sequencer and the shards gave for it.
+    marks: Vec<crate::pipeline::SourceMark>,
+    watermark: crate::time::EventTime,
+    changes: Vec<crate::pipeline::ShardChanges>,
+    /// Sources with findings waiting in the output's merge when a shard reported.
+    unsent: std::collections::HashSet<u32>,
 }
 
 /// The service's sink: the producer, what it has in flight, and the ledger.
@@ -103,6 +109,8 @@ pub struct Delivery<'a> {
     errors: super::errorlog::ErrorLog,
     /// Most bytes of an event's raw payload a dead letter carries (see [`dead_letter_limit`]).
     dead_letter_limit: usize,
+    /// Stage 2 with a changelog.
+    changelog: Option<super::changelog::ChangelogWriter>,
 }
 
 impl<'a> Delivery<'a> {
@@ -118,8 +126,15 @@ impl<'a> Delivery<'a> {
             report: DeliveryReport::default(),
             errors: Default::default(),
             dead_letter_limit: dead_letter_limit(ctx.config),
+            changelog: None,
             ctx,
         }
+    }
+
+    /// Stage 2 with a changelog: writes it at each barrier.
+    pub fn with_changelog(mut self, writer: super::changelog::ChangelogWriter) -> Self {
+        self.changelog = Some(writer);
+        self
     }
 }
 
@@ -129,8 +144,7 @@ impl Sink for Delivery<'_> {
 
     fn poll(&mut self) -> Result<(), ServiceError> {
         self.handle_acks()?;
-        self.complete_barriers();
-        Ok(())
+        self.complete_barriers()
     }
 
     fn alert(&mut self, a: Rendered<'_>) -> Result<(), ServiceError> {
@@ -176,6 +190,23 @@ impl Delivery<'_> {
                 for s in sources {
                     self.ledger.revoke(s);
                     self.arrivals.remove(&s);
+                    if let Some(w) = &mut self.changelog {
+                        w.revoked(s);
+                    }
+                }
+            }
+            Bookkeeping::ChangelogKeys {
+                source,
+                committed,
+                keys,
+            } => {
+                self.ledger.keep_commit(source, committed);
+                let partition = match self.ctx.sources.read().map(|s| s.get(source).cloned()) {
+                    Ok(Some(crate::input::SourceInfo::Kafka { partition, .. })) => Some(partition),
+                    _ => None,
+                };
+                if let (Some(w), Some(p)) = (&mut self.changelog, partition) {
+                    w.assigned(source, p, keys);
                 }
             }
             Bookkeeping::Barrier {
@@ -183,7 +214,13 @@ impl Delivery<'_> {
                 drain,
                 ends,
                 links_evicted,
+                marks,
+                watermark,
             } => self.barriers.push_back(Barrier {
+                marks,
+                watermark,
+                changes: Vec::new(),
+                unsent: Default::default(),
                 epoch,
                 drain,
                 ends,
@@ -201,9 +238,13 @@ impl Delivery<'_> {
                 states,
                 state_bytes,
                 evicted,
+                changes,
+                unsent,
             } => {
                 if let Some(b) = self.barriers.iter_mut().find(|b| b.epoch == epoch) {
                     b.reports += 1;
+                    b.changes.extend(changes.map(|c| *c));
+                    b.unsent.extend(unsent);
                     b.states += states;
                     b.state_bytes += state_bytes;
                     b.evicted += evicted;
@@ -229,19 +270,35 @@ impl Delivery<'_> {
 
     /// Completes barriers in order once every shard reported (and, for a drain, once nothing is
     /// in flight or the flush deadline passed).
-    fn complete_barriers(&mut self) {
+    fn complete_barriers(&mut self) -> Result<(), ServiceError> {
         let flush_limit = self.ctx.config.shutdown.step(ShutdownStep::Flush);
         while let Some(b) = self.barriers.front() {
             if b.reports < self.ctx.shards {
-                return;
+                return Ok(());
             }
             let idle = self.inflight.is_empty() && self.retry.is_empty();
             if b.drain && !idle && b.started.elapsed() < flush_limit {
-                return;
+                return Ok(());
             }
-            let Some(b) = self.barriers.pop_front() else {
-                return;
+            let Some(mut b) = self.barriers.pop_front() else {
+                return Ok(());
             };
+            if let Some(w) = &mut self.changelog {
+                let mut unsettled = self.ledger.unsettled();
+                unsettled.extend(b.unsent.iter().copied());
+                w.barrier(super::changelog::BarrierState {
+                    ends: &b.ends,
+                    marks: std::mem::take(&mut b.marks),
+                    changes: std::mem::take(&mut b.changes),
+                    watermark: b.watermark,
+                    unsettled: &unsettled,
+                })?;
+                // The next owner reads what a drain wrote (a rebalance, a shutdown).
+                let left = flush_limit.saturating_sub(b.started.elapsed());
+                if b.drain && !w.flush(left.max(Duration::from_secs(1))) {
+                    tracing::warn!("changelog writes not acknowledged by the drain's end");
+                }
+            }
             let m = &self.ctx.metrics;
             let g = m.gauges(self.ctx.part);
             g.state_groups
@@ -252,6 +309,7 @@ impl Delivery<'_> {
             let points = self.ledger.commit_points(&b.ends, &b.holds);
             self.ctx.mailbox.post(b.epoch, points);
         }
+        Ok(())
     }
 
     fn produce_alert(&mut self, a: Rendered<'_>) -> Result<(), ServiceError> {

@@ -53,6 +53,18 @@ pub struct Context<'a> {
     pub lineage: Option<crossbeam_channel::Receiver<super::cluster::LineageUpdate>>,
     /// Which of the instance's gauges this engine writes.
     pub part: crate::metrics::Part,
+    /// Stage 2 with a changelog: where assigned partitions are restored from.
+    pub changelog: Option<ChangelogSource>,
+}
+
+/// Stage 2's changelog as the intake reads it on assignment.
+#[derive(Clone, Debug)]
+pub struct ChangelogSource {
+    pub topic: String,
+    /// Most bytes of state one partition's changelog may hold to be restored.
+    pub limit: u64,
+    /// How long reading the assigned partitions' changelogs may take.
+    pub read_limit: Duration,
 }
 
 struct PartitionIntake {
@@ -93,6 +105,8 @@ pub struct Intake {
     gone: bool,
     /// Which of the instance's gauges this engine writes.
     part: crate::metrics::Part,
+    changelog: Option<ChangelogSource>,
+    config: ServiceConfig,
 }
 
 impl Intake {
@@ -370,6 +384,8 @@ pub fn run(ctx: Context<'_>) -> Result<Vec<(String, i32, i64)>, ServiceError> {
         last_tick: Instant::now(),
         gone: false,
         part: ctx.part,
+        changelog: ctx.changelog,
+        config: config.clone(),
     });
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer

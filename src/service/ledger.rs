@@ -234,6 +234,30 @@ impl Ledger {
         self.parts.insert(source, p);
     }
 
+    /// A partition restored from its changelog reads on from the changelog's end, past its
+    /// committed offset: commits stay at or after `committed` (they are held back to the
+    /// restored state's events as to any), not at the end reading resumed from.
+    pub fn keep_commit(&mut self, source: u32, committed: Option<u64>) {
+        if let Some(p) = self.parts.get_mut(&source) {
+            p.committed = committed;
+        }
+    }
+
+    /// The partitions with an alert decided and not acknowledged, or a dead letter not
+    /// acknowledged: what a changelog marker must wait for.
+    pub fn unsettled(&self) -> std::collections::HashSet<u32> {
+        let mut out: std::collections::HashSet<u32> = (self.parts.iter())
+            .filter(|(_, p)| !p.dead.is_empty())
+            .map(|(s, _)| *s)
+            .collect();
+        for u in self.units.values() {
+            if u.state == UnitState::Pending || !u.complete {
+                out.extend(u.spans.iter().map(|s| s.source));
+            }
+        }
+        out
+    }
+
     /// A partition was revoked: forget it (units touching it stay until delivered).
     pub fn revoke(&mut self, source: u32) {
         self.parts.remove(&source);

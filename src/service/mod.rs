@@ -29,6 +29,7 @@
 //! buffered hits and state of the rules that did not change. The live inventory ([`inventory`])
 //! swaps the shards' scorer between two messages.
 
+pub mod changelog;
 pub mod checkpoint;
 pub mod cluster;
 pub mod commit;
@@ -348,6 +349,33 @@ fn run_cluster(
     })
 }
 
+/// Stage 2 with a changelog: its topic must have the hits topic's partition count (partition
+/// `P` of one holds the state of partition `P` of the other). The hits partitions are
+/// registered in order, so a source id is its partition number in every process: the
+/// positions a changelog carries mean the same to its next reader.
+fn stage_two_changelog(
+    config: &ServiceConfig,
+    topic: &str,
+    sources: &RwLock<Sources>,
+) -> Result<(u32, String), ServiceError> {
+    let hits = &config.cluster.hits_topic;
+    let n = cluster::partition_count(config, hits)?;
+    let m = cluster::partition_count(config, topic)?;
+    if n != m {
+        return Err(ServiceError::Cluster(format!(
+            "changelog topic `{topic}` has {m} partitions, hits topic `{hits}` {n}: they must be equal"
+        )));
+    }
+    let mut names = sources.write().unwrap_or_else(|e| e.into_inner());
+    for p in 0..n as i32 {
+        names.register(crate::input::SourceInfo::Kafka {
+            topic: hits.clone(),
+            partition: p,
+        });
+    }
+    Ok((n, topic.to_string()))
+}
+
 fn run_engine(
     config: &ServiceConfig,
     rules: Arc<RuleSet>,
@@ -383,7 +411,12 @@ fn run_engine(
         ),
     };
     let routing = matches!(stage, pipeline::Stage::Route { .. });
+    let changelog = match (part, &config.cluster.changelog_topic) {
+        (Part::Correlate, Some(topic)) => Some(stage_two_changelog(config, topic, &sources)?),
+        _ => None,
+    };
     let setup = Setup {
+        changelog: changelog.as_ref().map(|(n, _)| *n),
         // Stage 1 forwards through one thread in place of the shards; the ledger waits for as
         // many reports as there are.
         shards: stage.shards(config.engine.shards),
@@ -435,7 +468,7 @@ fn run_engine(
     let producer = delivery::create_producer(config)?;
     let consumer = consumer::create_consumer(config, metrics.clone())?;
     let checkpoints = checkpoint::Checkpoints::new(config)?;
-    let sink = delivery::Delivery::new(
+    let mut sink = delivery::Delivery::new(
         delivery::Context {
             config,
             sources: sources.clone(),
@@ -446,6 +479,26 @@ fn run_engine(
         },
         &producer,
     );
+    let changelog = match changelog {
+        Some((_, topic)) => {
+            sink = sink.with_changelog(changelog::ChangelogWriter::new(
+                config,
+                &topic,
+                metrics.clone(),
+            )?);
+            Some(intake::ChangelogSource {
+                topic,
+                // What the state budget holds: a partition's changelog is at most all of it.
+                limit: (setup.shard_limits.max_state_bytes as u64)
+                    .saturating_mul(setup.shards.max(1) as u64),
+                read_limit: config
+                    .shutdown
+                    .step(crate::config::ShutdownStep::Close)
+                    .max(Duration::from_secs(60)),
+            })
+        }
+        None => None,
+    };
 
     thread::scope(|s| -> Result<RunReport, ServiceError> {
         let (inputs, engine) = pipeline::start(
@@ -485,6 +538,7 @@ fn run_engine(
             rules: rules.clone(),
             lineage: lineage_feed,
             part,
+            changelog,
         });
 
         let deadline = Instant::now() + config.shutdown.step(crate::config::ShutdownStep::Close);

@@ -8,8 +8,8 @@ mod store;
 
 #[cfg(test)]
 pub(crate) use snapshot::tests as snapshot_tests;
-pub(crate) use snapshot::{decode, encode};
 pub use snapshot::{Changes, ImportError, STATE_FORMAT, Snapshot, StateImage};
+pub(crate) use snapshot::{decode, encode};
 
 use store::{Slot, StateIds, Usage};
 

@@ -273,9 +273,30 @@ impl ShardEngine {
         })
     }
 
+    /// Drops the states and waiting hits `gone(target, group)` selects (a revoked partition's:
+    /// its next owner restores them), states as ended for tracking. Returns how many states.
+    pub fn forget(&mut self, gone: impl Fn(Target, &str) -> bool) -> usize {
+        let ids: Vec<u128> = (self.states.iter())
+            .filter(|(_, e)| gone(Target::Correlation(e.target), &e.group))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            self.drop_state(*id);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending = pending
+            .into_iter()
+            .filter(|Reverse(p)| !gone(p.hit.0.target, &p.hit.0.group))
+            .collect();
+        ids.len()
+    }
+
     /// The hits waiting for the watermark (a changelog marker carries them).
     pub fn waiting_hits(&self) -> Vec<Hit> {
-        self.pending.iter().map(|Reverse(p)| p.hit.0.clone()).collect()
+        self.pending
+            .iter()
+            .map(|Reverse(p)| p.hit.0.clone())
+            .collect()
     }
 
     /// The states and waiting hits `keep(target, group)` selects.

@@ -72,7 +72,12 @@ correlation:
 type Ev = (u8, u8, u16, u8);
 
 /// The hits of event number `n` for every correlation its detection is a stage of.
-pub(crate) fn hits(rules: &RuleSet, n: usize, (group, det, _, value): Ev, time: EventTime) -> Vec<Hit> {
+pub(crate) fn hits(
+    rules: &RuleSet,
+    n: usize,
+    (group, det, _, value): Ev,
+    time: EventTime,
+) -> Vec<Hit> {
     let id = format!("ev-{n}");
     let details = EventDetails::new([(DetailKind::Operation, "GetSecretValue")]).map(Arc::new);
     let event = EventRef {

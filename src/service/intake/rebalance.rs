@@ -8,8 +8,12 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{BATCH_BYTES, Intake, PartitionIntake};
+use crate::cluster::changelog::{Replica, Unusable};
 use crate::input::{Batch, SourceInfo};
+use crate::metrics::Metrics;
+use crate::pipeline::ChangelogRead;
 use crate::service::Signal;
+use crate::service::changelog;
 use crate::service::consumer::InputConsumer;
 
 impl Intake {
@@ -39,6 +43,7 @@ impl Intake {
                 HashMap::new()
             }
         };
+        let mut replicas = self.read_changelog(&committed);
         for el in committed.elements() {
             let topic = el.topic().to_string();
             let partition = el.partition();
@@ -53,11 +58,12 @@ impl Intake {
                     topic: topic.clone(),
                     partition,
                 });
-            let start = match el.offset() {
+            let committed_at = match el.offset() {
                 Offset::Offset(o) if o >= 0 => Some(o as u64),
                 _ => None,
             };
-            let resume = match checkpoints.remove(&(topic.clone(), partition)) {
+            let mut start = committed_at;
+            let mut resume = match checkpoints.remove(&(topic.clone(), partition)) {
                 Some(c) if Some(c.offset) == start => Some(c.resume),
                 Some(c) => {
                     tracing::warn!(
@@ -71,6 +77,17 @@ impl Intake {
                 }
                 None => None,
             };
+            let read = replicas
+                .remove(&partition)
+                .map(|replica| self.restore(source, partition, committed_at, replica));
+            if let Some(r) = read.as_ref().and_then(|r| r.restored.as_ref()) {
+                start = Some(r.marker.end);
+                resume = Some(super::super::ledger::Resume {
+                    end: r.marker.end,
+                    clock: Some(r.marker.clock),
+                    ..Default::default()
+                });
+            }
             let cut_at = resume.as_ref().map(|r| r.end);
             if let Some(s) = start {
                 starts.push((topic.clone(), partition, s as i64));
@@ -111,9 +128,94 @@ impl Intake {
                 start,
                 resume,
             });
+            if let Some(read) = read {
+                self.signal(Signal::ChangelogRead(Box::new(read)));
+            }
         }
         self.publish_assignment();
         starts
+    }
+
+    /// Stage 2 with a changelog: the assigned partitions' changelogs, read to their end; none
+    /// when it cannot be read (the partitions are replayed from their commits).
+    fn read_changelog(&self, tpl: &TopicPartitionList) -> HashMap<i32, Replica> {
+        let Some(c) = &self.changelog else {
+            return HashMap::new();
+        };
+        let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        if parts.is_empty() {
+            return HashMap::new();
+        }
+        let started = Instant::now();
+        match changelog::read(&self.config, &c.topic, &parts, c.limit, c.read_limit) {
+            Ok(r) => {
+                tracing::info!(
+                    partitions = parts.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "changelog read"
+                );
+                r
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the changelog; replaying the assigned partitions from their commits");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// What a partition's changelog gives: its state at the last marker when that is usable
+    /// and not behind the commit (then reading resumes at the marker's end), and its keys.
+    fn restore(
+        &self,
+        source: u32,
+        partition: i32,
+        committed: Option<u64>,
+        replica: Replica,
+    ) -> ChangelogRead {
+        let keys = replica.keys();
+        let restored = match replica.restore(&self.rules, source) {
+            Ok(r) if committed.is_none_or(|c| r.marker.end >= c) => Some(r),
+            Ok(r) => {
+                tracing::info!(
+                    partition,
+                    marker = r.marker.end,
+                    ?committed,
+                    "changelog marker behind the commit; replaying from the commit"
+                );
+                None
+            }
+            Err(why) => {
+                if why != Unusable::NoMarker || !keys.is_empty() {
+                    Metrics::add(&self.metrics.changelog_unusable, 1);
+                    tracing::warn!(partition, reason = %why, "changelog not restored from; replaying from the commit");
+                }
+                None
+            }
+        };
+        if let Some(r) = &restored {
+            let skipped = r.marker.end.saturating_sub(committed.unwrap_or(0));
+            Metrics::add(&self.metrics.changelog_restores, 1);
+            Metrics::add(
+                &self.metrics.changelog_restored_states,
+                r.snapshot.states.len() as u64,
+            );
+            Metrics::add(&self.metrics.changelog_skipped_records, skipped);
+            tracing::info!(
+                partition,
+                states = r.snapshot.states.len(),
+                waiting = r.snapshot.pending.len(),
+                ?committed,
+                resume_at = r.marker.end,
+                skipped,
+                "partition restored from the changelog"
+            );
+        }
+        ChangelogRead {
+            source,
+            committed,
+            restored,
+            keys,
+        }
     }
 
     /// The assignment gauges: partitions held, and ready while any is.

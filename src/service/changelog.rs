@@ -1,0 +1,286 @@
+//! Stage 2's changelog through Kafka (see [`crate::cluster::changelog`] for the records and
+//! the rule that makes a partition restorable).
+//!
+//! - [`ChangelogWriter`], owned by the delivery thread: at each completed barrier it writes
+//!   each owned hits partition's changed states and ended ones, then its marker when nothing
+//!   decided in the partition is unacknowledged. A drain barrier (rebalance, shutdown) waits
+//!   for the writes before the commit, so the next owner reads them.
+//! - [`read`], on the intake thread at assignment: reads the assigned partitions of the
+//!   changelog to their end (a fence per partition, as the checkpoint reader does) into
+//!   [`Replica`]s.
+//!
+//! What is not fenced: an owner cut off from the group that keeps writing (a zombie). Kafka
+//! Streams fences one with transactions; here its records would land after the new owner's,
+//! the new owner's next marker covers them only for the keys it writes again, and a restore
+//! after that could adopt a stale state. A revoked owner stops writing the partition at the
+//! revocation, and the drain before it waits for what it wrote (within the flush limit).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::ServiceError;
+use super::cluster::Deliveries;
+use super::consumer::side_reader_config;
+use crate::cluster::changelog::{Book, FENCE_KEY, MARKER_KEY, Marker, Record, Replica, StateKey};
+use crate::config::ServiceConfig;
+use crate::metrics::Metrics;
+use crate::pipeline::{SequencedEnd, ShardChanges, SourceMark};
+use crate::time::EventTime;
+
+/// How long a full producer queue may hold a write.
+const QUEUE_LIMIT: Duration = Duration::from_secs(30);
+
+fn producer(config: &ServiceConfig, id: &str) -> Result<BaseProducer<Deliveries>, ServiceError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers)
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("client.id", id);
+    for (k, v) in &config.kafka.producer {
+        c.set(k, v.expose());
+    }
+    c.set("enable.idempotence", "true").set("acks", "all");
+    c.create_with_context(Deliveries::default())
+        .map_err(|source| ServiceError::Client {
+            role: "changelog producer",
+            source,
+        })
+}
+
+/// What one barrier hands the writer.
+pub struct BarrierState<'a> {
+    pub ends: &'a [SequencedEnd],
+    pub marks: Vec<SourceMark>,
+    pub changes: Vec<ShardChanges>,
+    pub watermark: EventTime,
+    /// Sources with something decided and not yet acknowledged: no marker for them.
+    pub unsettled: &'a HashSet<u32>,
+}
+
+/// Writes the changelog of the partitions this instance owns.
+pub struct ChangelogWriter {
+    topic: String,
+    producer: BaseProducer<Deliveries>,
+    /// Per owned source: its partition number, and one book per shard.
+    owned: HashMap<u32, (i32, Vec<Book>)>,
+    metrics: Arc<Metrics>,
+    /// A write failed: no marker is written again by this process (a restore would trust
+    /// a table with a hole).
+    broken: bool,
+}
+
+impl ChangelogWriter {
+    pub fn new(
+        config: &ServiceConfig,
+        topic: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<ChangelogWriter, ServiceError> {
+        Ok(ChangelogWriter {
+            topic: topic.to_string(),
+            producer: producer(config, "credtrail-changelog")?,
+            owned: HashMap::new(),
+            metrics,
+            broken: false,
+        })
+    }
+
+    /// A partition was assigned and its changelog read: it holds `keys` (per shard).
+    pub fn assigned(&mut self, source: u32, partition: i32, keys: Vec<Vec<StateKey>>) {
+        let books = keys.into_iter().map(Book::with_keys).collect();
+        self.owned.insert(source, (partition, books));
+    }
+
+    /// A partition was revoked: nothing more is written to it.
+    pub fn revoked(&mut self, source: u32) {
+        self.owned.remove(&source);
+    }
+
+    /// Writes a barrier's changes and, for each owned partition that is settled, its marker.
+    pub fn barrier(&mut self, b: BarrierState<'_>) -> Result<(), ServiceError> {
+        self.check_failures();
+        let mut pending: HashMap<u32, Vec<crate::vocab::Hit>> = HashMap::new();
+        let mut records: HashMap<i32, Vec<Record>> = HashMap::new();
+        for mut c in b.changes {
+            for (&source, (partition, books)) in &mut self.owned {
+                let part = c.parts.remove(partition).unwrap_or_default();
+                let Some(book) = books.get_mut(c.shard) else {
+                    continue;
+                };
+                if c.whole || !part.states.is_empty() || !part.ended.is_empty() {
+                    let out = records.entry(*partition).or_default();
+                    book.records(c.whole, &part.states, &part.ended, out);
+                }
+                pending.entry(source).or_default().extend(part.pending);
+            }
+            // What is left is of partitions this instance does not own (revoked since).
+        }
+        for (partition, recs) in records {
+            for (k, v) in recs {
+                self.send(partition, &k, v.as_deref())?;
+                Metrics::add(&self.metrics.changelog_records, 1);
+            }
+        }
+        if self.broken {
+            return Ok(());
+        }
+        for mark in b.marks {
+            let Some((partition, books)) = self.owned.get(&mark.source) else {
+                continue;
+            };
+            let Some(end) = b.ends.iter().find(|e| e.source == mark.source) else {
+                continue;
+            };
+            if b.unsettled.contains(&mark.source) {
+                continue;
+            }
+            let mut waiting = mark.pending;
+            waiting.extend(pending.remove(&mark.source).unwrap_or_default());
+            let marker = Marker {
+                end: end.end,
+                clock: end.clock,
+                watermark: b.watermark,
+                stamps: mark.stamps,
+                pending: waiting,
+                live: books.iter().map(Book::live).sum(),
+            };
+            let partition = *partition;
+            self.send(partition, MARKER_KEY, Some(&marker.to_bytes()))?;
+            Metrics::add(&self.metrics.changelog_markers, 1);
+        }
+        Ok(())
+    }
+
+    /// Waits up to `limit` for every write so far; false when one failed or is still out.
+    pub fn flush(&mut self, limit: Duration) -> bool {
+        let flushed = self.producer.flush(limit).is_ok();
+        self.check_failures();
+        flushed && !self.broken
+    }
+
+    fn check_failures(&mut self) {
+        let ctx = self.producer.context();
+        if ctx.take_failed() > 0 && !self.broken {
+            self.broken = true;
+            tracing::error!(
+                topic = %self.topic,
+                last = ?ctx.take_last(),
+                "a changelog write failed: no more markers from this process (the next owner of its partitions replays from the commit)"
+            );
+        }
+    }
+
+    fn send(&self, partition: i32, key: &[u8], value: Option<&[u8]>) -> Result<(), ServiceError> {
+        let deadline = Instant::now() + QUEUE_LIMIT;
+        loop {
+            let mut r = BaseRecord::<[u8], [u8]>::to(&self.topic)
+                .partition(partition)
+                .key(key);
+            if let Some(v) = value {
+                r = r.payload(v);
+            }
+            match self.producer.send(r) {
+                Ok(()) => {
+                    self.producer.poll(Duration::ZERO);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if Instant::now() < deadline =>
+                {
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((source, _)) => {
+                    return Err(ServiceError::ProduceRefused {
+                        topic: self.topic.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Reads `partitions` of the changelog `topic` to their end, each into a [`Replica`] that
+/// keeps at most `limit` bytes of state.
+pub fn read(
+    config: &ServiceConfig,
+    topic: &str,
+    partitions: &[i32],
+    limit: u64,
+    within: Duration,
+) -> Result<HashMap<i32, Replica>, ServiceError> {
+    let err = |source| ServiceError::Subscribe {
+        topics: topic.to_string(),
+        source,
+    };
+    let mut out: HashMap<i32, Replica> = partitions
+        .iter()
+        .map(|p| (*p, Replica::new(limit)))
+        .collect();
+    if partitions.is_empty() {
+        return Ok(out);
+    }
+    let deadline = Instant::now() + within;
+    let fence = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let fencer = producer(config, "credtrail-changelog-fence")?;
+    for p in partitions {
+        let r = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(*p)
+            .key(FENCE_KEY)
+            .payload(fence.as_bytes());
+        fencer.send(r).map_err(|(e, _)| err(e))?;
+    }
+    fencer.flush(within).map_err(err)?;
+    let consumer: BaseConsumer = side_reader_config(config, "changelog-reader", false)
+        .create()
+        .map_err(|source| ServiceError::Client {
+            role: "changelog reader",
+            source,
+        })?;
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(err)?;
+    }
+    consumer.assign(&tpl).map_err(err)?;
+    let mut open: HashSet<i32> = partitions.iter().copied().collect();
+    while !open.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(ServiceError::Cluster(format!(
+                "changelog topic `{topic}`: partitions {open:?} not read to their end within {within:?}"
+            )));
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(50)) else {
+            continue;
+        };
+        let m = m.map_err(err)?;
+        let (p, key) = (m.partition(), m.key().unwrap_or(&[]));
+        if key == FENCE_KEY {
+            if m.payload() == Some(fence.as_bytes()) {
+                open.remove(&p);
+            }
+            continue;
+        }
+        if let Some(r) = out.get_mut(&p)
+            && open.contains(&p)
+        {
+            r.apply(key, m.payload());
+        }
+    }
+    Ok(out)
+}
