@@ -455,3 +455,82 @@ fn a_member_killed_with_chains_in_flight_is_restored_from_the_changelog() {
         "the alert ids on the topic = replay's"
     );
 }
+
+/// Rebalance handoff: a second member joins while the first holds chains in flight, then the
+/// first leaves. At each rebalance the old owner writes its partitions out before it gives
+/// them up (the drain) and the new owner restores them from the changelog; in the end every
+/// chain went through it, and the alert topic holds exactly `replay`'s ids.
+#[test]
+fn members_joining_and_leaving_hand_chains_in_flight_over_through_the_changelog() {
+    let b = broker::broker();
+    let t = cluster_topics("cluster-handoff", &b.addr);
+    let lines = dataset();
+    let expected: std::collections::BTreeSet<String> = replay_ids(&lines).into_keys().collect();
+    let messages = round_robin(&lines);
+    let (events, ticks) = messages.split_at(messages.len() - INPUT_PARTITIONS as usize);
+    let (first, second) = events.split_at(events.len() / 2);
+    broker::produce(&b.addr, &t.base.input, first);
+
+    let one = start(cluster_config(&b.addr, &t));
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    while (changelog_tail(&b.addr, &t.changelog).iter())
+        .filter_map(|(m, _)| m.as_ref())
+        .map(|m| m.live)
+        .sum::<u64>()
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no state in the changelog"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let two = start(cluster_config(&b.addr, &t));
+    let count =
+        |r: &Running, c: fn(&credtrail::metrics::Metrics) -> &std::sync::atomic::AtomicU64| {
+            c(&r.metrics).load(std::sync::atomic::Ordering::Relaxed)
+        };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count(&two, |m| &m.changelog_restores) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the joining member restored nothing"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The first leaves: the second takes every partition over, with its state.
+    let restores = count(&two, |m| &m.changelog_restores);
+    let first_restored = count(&one, |m| &m.changelog_restored_states);
+    let first_unusable = count(&one, |m| &m.changelog_unusable);
+    one.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while count(&two, |m| &m.changelog_restores) == restores {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partitions left were not restored"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    broker::produce(&b.addr, &t.base.input, second);
+    broker::produce(&b.addr, &t.base.input, ticks);
+    let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while id_set(&alerts.seen).len() < expected.len() && std::time::Instant::now() < deadline {
+        alerts.read(
+            alerts.seen.len() + 1,
+            Duration::from_secs(5),
+            Duration::ZERO,
+        );
+    }
+    alerts.read(0, Duration::from_secs(3), Duration::from_secs(3));
+    let restored = first_restored + count(&two, |m| &m.changelog_restored_states);
+    let unusable = first_unusable + count(&two, |m| &m.changelog_unusable);
+    two.stop();
+    assert!(restored > 0, "states moved through the changelog");
+    assert_eq!(unusable, 0, "every partition handed over was restorable");
+    assert_eq!(
+        id_set(&alerts.seen),
+        expected,
+        "the alert ids on the topic = replay's"
+    );
+}

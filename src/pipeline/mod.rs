@@ -320,6 +320,8 @@ pub enum Bookkeeping {
         source: u32,
         committed: Option<u64>,
         keys: Vec<Vec<crate::cluster::changelog::StateKey>>,
+        /// The states were restored (else the shards rebuild them by replay).
+        restored: bool,
     },
     /// When the last event of a batch was read, for the latency histogram.
     Arrival {

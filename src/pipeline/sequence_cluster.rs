@@ -98,6 +98,7 @@ impl State<'_> {
                 source: read.source,
                 committed: read.committed,
                 keys,
+                restored: read.restored.is_some(),
             }))
             .is_ok();
         match read.restored {

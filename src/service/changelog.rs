@@ -30,7 +30,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::ServiceError;
 use super::cluster::Deliveries;
 use super::consumer::side_reader_config;
-use crate::cluster::changelog::{Book, FENCE_KEY, MARKER_KEY, Marker, Record, Replica, StateKey};
+use crate::cluster::changelog::{
+    Book, FENCE_KEY, MARKER_KEY, Marker, Record, Replica, StateKey, state_key,
+};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use crate::pipeline::{SequencedEnd, ShardChanges, SourceMark};
@@ -94,9 +96,30 @@ impl ChangelogWriter {
     }
 
     /// A partition was assigned and its changelog read: it holds `keys` (per shard).
-    pub fn assigned(&mut self, source: u32, partition: i32, keys: Vec<Vec<StateKey>>) {
-        let books = keys.into_iter().map(Book::with_keys).collect();
+    /// `restored`: the shards hold those states now; otherwise they rebuild theirs by replay,
+    /// so every key goes (tombstones, before anything the replay changes is written).
+    pub fn assigned(
+        &mut self,
+        source: u32,
+        partition: i32,
+        keys: Vec<Vec<StateKey>>,
+        restored: bool,
+    ) -> Result<(), ServiceError> {
+        let shards = keys.len();
+        let books = if restored {
+            keys.into_iter().map(Book::with_keys).collect()
+        } else {
+            for (t, g) in keys.into_iter().flatten() {
+                if let Err(e) = self.send(partition, &state_key(t, &g), None) {
+                    self.broken = true;
+                    return Err(e);
+                }
+                Metrics::add(&self.metrics.changelog_records, 1);
+            }
+            (0..shards).map(|_| Book::default()).collect()
+        };
         self.owned.insert(source, (partition, books));
+        Ok(())
     }
 
     /// A partition was revoked: nothing more is written to it.

@@ -199,14 +199,17 @@ impl Delivery<'_> {
                 source,
                 committed,
                 keys,
+                restored,
             } => {
                 self.ledger.keep_commit(source, committed);
                 let partition = match self.ctx.sources.read().map(|s| s.get(source).cloned()) {
                     Ok(Some(crate::input::SourceInfo::Kafka { partition, .. })) => Some(partition),
                     _ => None,
                 };
-                if let (Some(w), Some(p)) = (&mut self.changelog, partition) {
-                    w.assigned(source, p, keys);
+                if let (Some(w), Some(p)) = (&mut self.changelog, partition)
+                    && let Err(e) = w.assigned(source, p, keys, restored)
+                {
+                    tracing::error!(error = %e, "cannot write the changelog's tombstones");
                 }
             }
             Bookkeeping::Barrier {

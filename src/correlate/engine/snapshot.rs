@@ -205,12 +205,11 @@ pub(super) struct Tracker {
 }
 
 impl ShardEngine {
-    /// Starts keeping what changes, for [`take_changes`](Self::take_changes).
+    /// Starts keeping what changes, for [`take_changes`](Self::take_changes): call it before
+    /// the shard holds states. States adopted by [`import`](Self::import) are not changes
+    /// (they come from where a changelog's reader found them).
     pub fn track_changes(&mut self) {
-        self.tracker.get_or_insert_with(|| Tracker {
-            lost: true,
-            ..Tracker::default()
-        });
+        self.tracker.get_or_insert_with(Tracker::default);
     }
 
     /// Called by the store after a state changed.
@@ -249,8 +248,7 @@ impl ShardEngine {
         }
     }
 
-    /// What changed since the last call (everything, on the first call); `None` when tracking
-    /// is off.
+    /// What changed since the last call; `None` when tracking is off.
     pub fn take_changes(&mut self) -> Option<Changes> {
         let t = std::mem::take(self.tracker.as_mut()?);
         if t.lost {
@@ -274,15 +272,19 @@ impl ShardEngine {
     }
 
     /// Drops the states and waiting hits `gone(target, group)` selects (a revoked partition's:
-    /// its next owner restores them), states as ended for tracking. Returns how many states.
+    /// its next owner restores them), untracked. Returns how many states.
     pub fn forget(&mut self, gone: impl Fn(Target, &str) -> bool) -> usize {
         let ids: Vec<u128> = (self.states.iter())
             .filter(|(_, e)| gone(Target::Correlation(e.target), &e.group))
             .map(|(id, _)| *id)
             .collect();
+        // Not ends: the partition's next owner keeps its changelog (tombstones written here
+        // would delete states a restore brings back).
+        let tracker = self.tracker.take();
         for id in &ids {
             self.drop_state(*id);
         }
+        self.tracker = tracker;
         let pending = std::mem::take(&mut self.pending);
         self.pending = pending
             .into_iter()
@@ -373,7 +375,6 @@ impl ShardEngine {
         };
         entry.bytes = entry.approx_bytes();
         self.adopt(id, displaced, entry);
-        self.note_changed(id);
         true
     }
 }
