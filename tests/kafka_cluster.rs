@@ -528,9 +528,11 @@ fn members_joining_and_leaving_hand_chains_in_flight_over_through_the_changelog(
     two.stop();
     assert!(restored > 0, "states moved through the changelog");
     assert_eq!(unusable, 0, "every partition handed over was restorable");
+    // Each once: what the old owner acknowledged and the marker did not cover is suppressed.
+    let want: BTreeMap<String, usize> = expected.iter().map(|id| (id.clone(), 1)).collect();
     assert_eq!(
-        id_set(&alerts.seen),
-        expected,
-        "the alert ids on the topic = replay's"
+        alert_ids(&alerts.seen),
+        want,
+        "the alerts on the topic = replay's, each once"
     );
 }

@@ -11,6 +11,11 @@ pub struct ChangelogRead {
     pub committed: Option<u64>,
     pub restored: Option<crate::cluster::changelog::Restored>,
     pub keys: Vec<crate::cluster::changelog::StateKey>,
+    /// With `restored`: the short ids of alerts acknowledged before the commit that reading
+    /// on from the marker may decide again (the checkpoint's, see the ledger), and the end
+    /// past which they cannot recur.
+    pub suppress: Vec<u64>,
+    pub suppress_end: u64,
 }
 
 /// One hits partition's changes in one shard since the last barrier.

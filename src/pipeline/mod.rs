@@ -322,6 +322,9 @@ pub enum Bookkeeping {
         keys: Vec<Vec<crate::cluster::changelog::StateKey>>,
         /// The states were restored (else the shards rebuild them by replay).
         restored: bool,
+        /// See [`ChangelogRead::suppress`].
+        suppress: Vec<u64>,
+        suppress_end: u64,
     },
     /// When the last event of a batch was read, for the latency histogram.
     Arrival {

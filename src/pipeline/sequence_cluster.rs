@@ -99,6 +99,8 @@ impl State<'_> {
                 committed: read.committed,
                 keys,
                 restored: read.restored.is_some(),
+                suppress: read.suppress,
+                suppress_end: read.suppress_end,
             }))
             .is_ok();
         match read.restored {

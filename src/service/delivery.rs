@@ -200,8 +200,11 @@ impl Delivery<'_> {
                 committed,
                 keys,
                 restored,
+                suppress,
+                suppress_end,
             } => {
-                self.ledger.keep_commit(source, committed);
+                self.ledger
+                    .keep_commit(source, committed, suppress, suppress_end);
                 let partition = match self.ctx.sources.read().map(|s| s.get(source).cloned()) {
                     Ok(Some(crate::input::SourceInfo::Kafka { partition, .. })) => Some(partition),
                     _ => None,

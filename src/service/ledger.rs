@@ -237,9 +237,21 @@ impl Ledger {
     /// A partition restored from its changelog reads on from the changelog's end, past its
     /// committed offset: commits stay at or after `committed` (they are held back to the
     /// restored state's events as to any), not at the end reading resumed from.
-    pub fn keep_commit(&mut self, source: u32, committed: Option<u64>) {
+    /// `suppress` (ids of alerts acknowledged before the commit, up to `end`) goes on being
+    /// suppressed, as a replay from the commit would.
+    pub fn keep_commit(
+        &mut self,
+        source: u32,
+        committed: Option<u64>,
+        suppress: Vec<u64>,
+        end: u64,
+    ) {
         if let Some(p) = self.parts.get_mut(&source) {
             p.committed = committed;
+            if !suppress.is_empty() {
+                p.restored = suppress;
+                p.restored_end = end;
+            }
         }
     }
 

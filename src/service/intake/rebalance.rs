@@ -80,8 +80,17 @@ impl Intake {
             let read = replicas
                 .remove(&partition)
                 .map(|replica| self.restore(source, partition, committed_at, replica));
-            if let Some(r) = read.as_ref().and_then(|r| r.restored.as_ref()) {
+            let mut read = read;
+            if let Some(read) = read.as_mut()
+                && let Some(r) = &read.restored
+            {
                 start = Some(r.marker.end);
+                // A marker older than the last alerts acknowledged (one was unsettled at the
+                // drain) decides them again: the checkpoint's ids keep suppressing them.
+                if let Some(c) = resume.take() {
+                    read.suppress = c.suppress;
+                    read.suppress_end = c.end;
+                }
                 resume = Some(super::super::ledger::Resume {
                     end: r.marker.end,
                     clock: Some(r.marker.clock),
@@ -211,6 +220,8 @@ impl Intake {
             );
         }
         ChangelogRead {
+            suppress: Vec::new(),
+            suppress_end: 0,
             source,
             committed,
             restored,
