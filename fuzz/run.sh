@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 seconds="${1:?usage: fuzz/run.sh SECONDS [TARGET...]}"
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode rules pipeline config checkpoint records)
+[ ${#targets[@]} -gt 0 ] || targets=(decode rules pipeline config checkpoint records changelog)
 
 cargo afl build --release --locked --quiet
 # A shared machine: no CPU binding, no frequency check, no core-dump handler needed.
