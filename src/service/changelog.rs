@@ -74,6 +74,14 @@ pub struct ChangelogWriter {
     producer: BaseProducer<Deliveries>,
     /// Per owned source: its partition number, and one book per shard.
     owned: HashMap<u32, (i32, Vec<Book>)>,
+    /// Per owned source: the end its last marker gave (a marker is written again only when
+    /// the partition moved).
+    marked: HashMap<u32, u64>,
+    /// Owned sources with a state record too large for the producer: no marker for them
+    /// while they are owned (their changelog lacks that state).
+    oversize: HashSet<u32>,
+    /// The largest record the producer takes (`message.max.bytes` less header room).
+    max_record: usize,
     metrics: Arc<Metrics>,
     /// A write failed: no marker is written again by this process (a restore would trust
     /// a table with a hole).
@@ -90,6 +98,9 @@ impl ChangelogWriter {
             topic: topic.to_string(),
             producer: producer(config, "credtrail-changelog")?,
             owned: HashMap::new(),
+            marked: HashMap::new(),
+            oversize: HashSet::new(),
+            max_record: super::producer::dead_letter_limit(config),
             metrics,
             broken: false,
         })
@@ -125,13 +136,15 @@ impl ChangelogWriter {
     /// A partition was revoked: nothing more is written to it.
     pub fn revoked(&mut self, source: u32) {
         self.owned.remove(&source);
+        self.marked.remove(&source);
+        self.oversize.remove(&source);
     }
 
     /// Writes a barrier's changes and, for each owned partition that is settled, its marker.
     pub fn barrier(&mut self, b: BarrierState<'_>) -> Result<(), ServiceError> {
         self.check_failures();
         let mut pending: HashMap<u32, Vec<crate::vocab::Hit>> = HashMap::new();
-        let mut records: HashMap<i32, Vec<Record>> = HashMap::new();
+        let mut records: HashMap<u32, (i32, Vec<Record>)> = HashMap::new();
         for mut c in b.changes {
             for (&source, (partition, books)) in &mut self.owned {
                 let part = c.parts.remove(partition).unwrap_or_default();
@@ -139,16 +152,29 @@ impl ChangelogWriter {
                     continue;
                 };
                 if c.whole || !part.states.is_empty() || !part.ended.is_empty() {
-                    let out = records.entry(*partition).or_default();
+                    let out = &mut records.entry(source).or_insert((*partition, Vec::new())).1;
                     book.records(c.whole, &part.states, &part.ended, out);
                 }
                 pending.entry(source).or_default().extend(part.pending);
             }
             // What is left is of partitions this instance does not own (revoked since).
         }
-        for (partition, recs) in records {
+        for (&source, (partition, recs)) in &records {
             for (k, v) in recs {
-                self.send(partition, &k, v.as_deref())?;
+                if v.as_ref()
+                    .is_some_and(|v| k.len() + v.len() > self.max_record)
+                {
+                    if self.oversize.insert(source) {
+                        tracing::warn!(
+                            partition,
+                            bytes = v.as_ref().map_or(0, Vec::len),
+                            limit = self.max_record,
+                            "a state is larger than the producer's message.max.bytes: no changelog marker for its partition while it is owned here (its next owner replays)"
+                        );
+                    }
+                    continue;
+                }
+                self.send(*partition, k, v.as_deref())?;
                 Metrics::add(&self.metrics.changelog_records, 1);
             }
         }
@@ -162,7 +188,10 @@ impl ChangelogWriter {
             let Some(end) = b.ends.iter().find(|e| e.source == mark.source) else {
                 continue;
             };
-            if b.unsettled.contains(&mark.source) {
+            let moved = self.marked.get(&mark.source) != Some(&end.end)
+                || records.contains_key(&mark.source);
+            if b.unsettled.contains(&mark.source) || self.oversize.contains(&mark.source) || !moved
+            {
                 continue;
             }
             let mut waiting = mark.pending;
@@ -176,7 +205,17 @@ impl ChangelogWriter {
                 live: books.iter().map(Book::live).sum(),
             };
             let partition = *partition;
-            self.send(partition, MARKER_KEY, Some(&marker.to_bytes()))?;
+            let bytes = marker.to_bytes();
+            if bytes.len() > self.max_record {
+                tracing::debug!(
+                    partition,
+                    bytes = bytes.len(),
+                    "marker larger than a record may be: not written this barrier"
+                );
+                continue;
+            }
+            self.send(partition, MARKER_KEY, Some(&bytes))?;
+            self.marked.insert(mark.source, end.end);
             Metrics::add(&self.metrics.changelog_markers, 1);
         }
         Ok(())
