@@ -276,6 +276,44 @@ changelog_topic = "{changelog}"
     path
 }
 
+/// The demo round-robin over the input partitions in two halves and the ticks after them, and
+/// the alert ids `replay` gives on it.
+struct Halves {
+    expected: std::collections::BTreeSet<String>,
+    first: Vec<(i32, Vec<u8>)>,
+    second: Vec<(i32, Vec<u8>)>,
+    ticks: Vec<(i32, Vec<u8>)>,
+}
+
+fn halves() -> Halves {
+    let lines = dataset();
+    let mut events = round_robin(&lines);
+    let ticks = events.split_off(events.len() - INPUT_PARTITIONS as usize);
+    let second = events.split_off(events.len() / 2);
+    Halves {
+        expected: replay_ids(&lines).into_keys().collect(),
+        first: events,
+        second,
+        ticks,
+    }
+}
+
+/// Reads the alert topic until `n` distinct ids came or `limit` passed, then a few seconds
+/// more for any copy.
+fn read_alerts(addr: &str, t: &ClusterTopics, n: usize, limit: Duration) -> broker::Reader {
+    let mut alerts = broker::Reader::new(addr, &t.base.alerts, 1);
+    let deadline = std::time::Instant::now() + limit;
+    while id_set(&alerts.seen).len() < n && std::time::Instant::now() < deadline {
+        alerts.read(
+            alerts.seen.len() + 1,
+            Duration::from_secs(5),
+            Duration::ZERO,
+        );
+    }
+    alerts.read(0, Duration::from_secs(3), Duration::from_secs(3));
+    alerts
+}
+
 /// The ids seen, each once, and whether any id was outside `expected`.
 fn id_set(reads: &[broker::Read]) -> std::collections::BTreeSet<String> {
     alert_ids(reads).into_keys().collect()
@@ -287,12 +325,13 @@ fn three_processes_one_killed_and_restarted_and_a_fourth_joining_give_the_alert_
     let t = cluster_topics("cluster-procs", &b.addr);
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&b.addr, &t, dir.path());
-    let lines = dataset();
-    let expected: std::collections::BTreeSet<String> = replay_ids(&lines).into_keys().collect();
-    let messages = round_robin(&lines);
-    let (events, ticks) = messages.split_at(messages.len() - INPUT_PARTITIONS as usize);
-    let (first, second) = events.split_at(events.len() / 2);
-    broker::produce(&b.addr, &t.base.input, first);
+    let Halves {
+        expected,
+        first,
+        second,
+        ticks,
+    } = halves();
+    broker::produce(&b.addr, &t.base.input, &first);
 
     let mut members: Vec<Member> = (0..3)
         .map(|i| Member::spawn(&config, dir.path(), &format!("m{i}")))
@@ -305,18 +344,9 @@ fn three_processes_one_killed_and_restarted_and_a_fourth_joining_give_the_alert_
     members.push(Member::spawn(&config, dir.path(), "m0-again"));
     members.push(Member::spawn(&config, dir.path(), "m3"));
     broker::produce(&b.addr, &t.base.input, &second[second.len() / 2..]);
-    broker::produce(&b.addr, &t.base.input, ticks);
+    broker::produce(&b.addr, &t.base.input, &ticks);
 
-    let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    while id_set(&alerts.seen).len() < expected.len() && std::time::Instant::now() < deadline {
-        alerts.read(
-            alerts.seen.len() + 1,
-            Duration::from_secs(5),
-            Duration::ZERO,
-        );
-    }
-    alerts.read(0, Duration::from_secs(5), Duration::from_secs(5));
+    let alerts = read_alerts(&b.addr, &t, expected.len(), Duration::from_secs(240));
     let statuses: Vec<_> = members.into_iter().map(Member::stop).collect();
     let seen = id_set(&alerts.seen);
     if seen != expected {
@@ -384,12 +414,13 @@ fn a_member_killed_with_chains_in_flight_is_restored_from_the_changelog() {
     let t = cluster_topics("cluster-restore", &b.addr);
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&b.addr, &t, dir.path());
-    let lines = dataset();
-    let expected: std::collections::BTreeSet<String> = replay_ids(&lines).into_keys().collect();
-    let messages = round_robin(&lines);
-    let (events, ticks) = messages.split_at(messages.len() - INPUT_PARTITIONS as usize);
-    let (first, second) = events.split_at(events.len() / 2);
-    broker::produce(&b.addr, &t.base.input, first);
+    let Halves {
+        expected,
+        first,
+        second,
+        ticks,
+    } = halves();
+    broker::produce(&b.addr, &t.base.input, &first);
 
     let member = Member::spawn(&config, dir.path(), "first");
     // Wait until some partition's changelog ends in a marker over live states (before the
@@ -414,18 +445,9 @@ fn a_member_killed_with_chains_in_flight_is_restored_from_the_changelog() {
     member.kill();
 
     let again = Member::spawn(&config, dir.path(), "again");
-    broker::produce(&b.addr, &t.base.input, second);
-    broker::produce(&b.addr, &t.base.input, ticks);
-    let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while id_set(&alerts.seen).len() < expected.len() && std::time::Instant::now() < deadline {
-        alerts.read(
-            alerts.seen.len() + 1,
-            Duration::from_secs(5),
-            Duration::ZERO,
-        );
-    }
-    alerts.read(0, Duration::from_secs(3), Duration::from_secs(3));
+    broker::produce(&b.addr, &t.base.input, &second);
+    broker::produce(&b.addr, &t.base.input, &ticks);
+    let alerts = read_alerts(&b.addr, &t, expected.len(), Duration::from_secs(120));
     let log = again.log.clone();
     assert!(again.stop().success());
     let text = std::fs::read_to_string(&log).unwrap();
@@ -464,12 +486,13 @@ fn a_member_killed_with_chains_in_flight_is_restored_from_the_changelog() {
 fn members_joining_and_leaving_hand_chains_in_flight_over_through_the_changelog() {
     let b = broker::broker();
     let t = cluster_topics("cluster-handoff", &b.addr);
-    let lines = dataset();
-    let expected: std::collections::BTreeSet<String> = replay_ids(&lines).into_keys().collect();
-    let messages = round_robin(&lines);
-    let (events, ticks) = messages.split_at(messages.len() - INPUT_PARTITIONS as usize);
-    let (first, second) = events.split_at(events.len() / 2);
-    broker::produce(&b.addr, &t.base.input, first);
+    let Halves {
+        expected,
+        first,
+        second,
+        ticks,
+    } = halves();
+    broker::produce(&b.addr, &t.base.input, &first);
 
     let one = start(cluster_config(&b.addr, &t));
     let deadline = std::time::Instant::now() + Duration::from_secs(25);
@@ -511,18 +534,9 @@ fn members_joining_and_leaving_hand_chains_in_flight_over_through_the_changelog(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    broker::produce(&b.addr, &t.base.input, second);
-    broker::produce(&b.addr, &t.base.input, ticks);
-    let mut alerts = broker::Reader::new(&b.addr, &t.base.alerts, 1);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while id_set(&alerts.seen).len() < expected.len() && std::time::Instant::now() < deadline {
-        alerts.read(
-            alerts.seen.len() + 1,
-            Duration::from_secs(5),
-            Duration::ZERO,
-        );
-    }
-    alerts.read(0, Duration::from_secs(3), Duration::from_secs(3));
+    broker::produce(&b.addr, &t.base.input, &second);
+    broker::produce(&b.addr, &t.base.input, &ticks);
+    let alerts = read_alerts(&b.addr, &t, expected.len(), Duration::from_secs(120));
     let restored = first_restored + count(&two, |m| &m.changelog_restored_states);
     let unusable = first_unusable + count(&two, |m| &m.changelog_unusable);
     two.stop();

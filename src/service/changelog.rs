@@ -19,16 +19,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::ServiceError;
-use super::cluster::Deliveries;
+use super::cluster::{Deliveries, idempotent_producer, send_to};
 use super::consumer::side_reader_config;
 use crate::cluster::changelog::{
     Book, FENCE_KEY, MARKER_KEY, Marker, Record, Replica, StateKey, state_key,
@@ -38,24 +35,8 @@ use crate::metrics::Metrics;
 use crate::pipeline::{SequencedEnd, ShardChanges, SourceMark};
 use crate::time::EventTime;
 
-/// How long a full producer queue may hold a write.
-const QUEUE_LIMIT: Duration = Duration::from_secs(30);
-
 fn producer(config: &ServiceConfig, id: &str) -> Result<BaseProducer<Deliveries>, ServiceError> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.kafka.brokers)
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("client.id", id);
-    for (k, v) in &config.kafka.producer {
-        c.set(k, v.expose());
-    }
-    c.set("enable.idempotence", "true").set("acks", "all");
-    c.create_with_context(Deliveries::default())
-        .map_err(|source| ServiceError::Client {
-            role: "changelog producer",
-            source,
-        })
+    idempotent_producer(config, id, "changelog producer")
 }
 
 /// What one barrier hands the writer.
@@ -241,32 +222,12 @@ impl ChangelogWriter {
     }
 
     fn send(&self, partition: i32, key: &[u8], value: Option<&[u8]>) -> Result<(), ServiceError> {
-        let deadline = Instant::now() + QUEUE_LIMIT;
-        loop {
-            let mut r = BaseRecord::<[u8], [u8]>::to(&self.topic)
-                .partition(partition)
-                .key(key);
-            if let Some(v) = value {
-                r = r.payload(v);
+        send_to(&self.producer, &self.topic, partition, key, value).map_err(|source| {
+            ServiceError::ProduceRefused {
+                topic: self.topic.clone(),
+                source,
             }
-            match self.producer.send(r) {
-                Ok(()) => {
-                    self.producer.poll(Duration::ZERO);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                    if Instant::now() < deadline =>
-                {
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((source, _)) => {
-                    return Err(ServiceError::ProduceRefused {
-                        topic: self.topic.clone(),
-                        source,
-                    });
-                }
-            }
-        }
+        })
     }
 }
 
@@ -291,14 +252,7 @@ pub fn read(
         return Ok(out);
     }
     let deadline = Instant::now() + within;
-    let fence = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
+    let fence = super::checkpoint::fence_token();
     let fencer = producer(config, "credtrail-changelog-fence")?;
     for p in partitions {
         let r = BaseRecord::<[u8], [u8]>::to(topic)

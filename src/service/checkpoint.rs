@@ -69,6 +69,19 @@ pub struct Checkpoints {
     reader_config: ClientConfig,
 }
 
+/// A value no other reader writes: this process and the time, for a fence record that says
+/// the topic was read to its end when it comes back.
+pub(super) fn fence_token() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
 fn key(group: &str, topic: &str, partition: i32) -> String {
     format!("{group}\u{1f}{topic}\u{1f}{partition}")
 }
@@ -142,14 +155,7 @@ impl Checkpoints {
     ) -> Result<HashMap<(String, i32), Checkpoint>, CheckpointError> {
         let deadline = Instant::now() + limit;
         let fence_key = format!("{}\u{1f}fence", self.group);
-        let fence = format!(
-            "{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
+        let fence = fence_token();
         let consumer: BaseConsumer = self.reader_config.create().map_err(|e| self.err(e))?;
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), limit)

@@ -101,24 +101,63 @@ pub fn partition_count(config: &ServiceConfig, topic: &str) -> Result<u32, Servi
     Ok(n)
 }
 
+/// An idempotent producer (acks from every in-sync replica) for the cluster's own topics,
+/// with the operator's producer settings.
+pub fn idempotent_producer(
+    config: &ServiceConfig,
+    client_id: &str,
+    role: &'static str,
+) -> Result<BaseProducer<Deliveries>, ServiceError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers)
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("client.id", client_id);
+    for (k, v) in &config.kafka.producer {
+        c.set(k, v.expose());
+    }
+    c.set("enable.idempotence", "true").set("acks", "all");
+    c.create_with_context(Deliveries::default())
+        .map_err(|source| ServiceError::Client { role, source })
+}
+
+/// Hands one record (`value` `None`: a tombstone) to `producer` for an explicit partition,
+/// waiting while its queue is full, up to [`IO_LIMIT`].
+pub fn send_to(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    partition: i32,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + IO_LIMIT;
+    loop {
+        let mut r = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(partition)
+            .key(key);
+        if let Some(v) = value {
+            r = r.payload(v);
+        }
+        match producer.send(r) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                if Instant::now() < deadline =>
+            {
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 impl KafkaHits {
     pub fn new(config: &ServiceConfig, topic: &str) -> Result<KafkaHits, ServiceError> {
         let partitions = partition_count(config, topic)?;
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &config.kafka.brokers)
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .set("client.id", format!("credtrail-{topic}"));
-        for (k, v) in &config.kafka.producer {
-            c.set(k, v.expose());
-        }
-        c.set("enable.idempotence", "true").set("acks", "all");
-        let producer = c
-            .create_with_context(Deliveries::default())
-            .map_err(|source| ServiceError::Client {
-                role: "cluster producer",
-                source,
-            })?;
+        let producer =
+            idempotent_producer(config, &format!("credtrail-{topic}"), "cluster producer")?;
         Ok(KafkaHits {
             topic: topic.to_string(),
             producer,
@@ -140,25 +179,14 @@ impl HitSink for KafkaHits {
     }
 
     fn send(&mut self, partition: i32, key: &str, record: &[u8]) -> Result<(), SinkError> {
-        let deadline = Instant::now() + IO_LIMIT;
-        loop {
-            let r = BaseRecord::to(&self.topic)
-                .partition(partition)
-                .key(key)
-                .payload(record);
-            match self.producer.send(r) {
-                Ok(()) => {
-                    self.producer.poll(Duration::ZERO);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                    if Instant::now() < deadline =>
-                {
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(self.err(e.to_string())),
-            }
-        }
+        send_to(
+            &self.producer,
+            &self.topic,
+            partition,
+            key.as_bytes(),
+            Some(record),
+        )
+        .map_err(|e| self.err(e.to_string()))
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
