@@ -412,6 +412,14 @@ fn run_engine(
     };
     let routing = matches!(stage, pipeline::Stage::Route { .. });
     let changelog = match (part, &config.cluster.changelog_topic) {
+        // Open incidents live in the output thread, not in the shards' states: a restore
+        // would skip the input that rebuilds them, so with incidents a new owner replays.
+        (Part::Correlate, Some(_)) if config.alerts.incidents => {
+            tracing::warn!(
+                "incidents are on: the state changelog is not used (a new owner of a hits partition replays it from the commit)"
+            );
+            None
+        }
         (Part::Correlate, Some(topic)) => Some(stage_two_changelog(config, topic, &sources)?),
         _ => None,
     };
