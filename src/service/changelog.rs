@@ -36,7 +36,19 @@ use crate::pipeline::{SequencedEnd, ShardChanges, SourceMark};
 use crate::time::EventTime;
 
 fn producer(config: &ServiceConfig, id: &str) -> Result<BaseProducer<Deliveries>, ServiceError> {
-    idempotent_producer(config, id, "changelog producer")
+    // A changelog is always read from its beginning, never resumed inside a record batch, so
+    // its records are batched whatever the operator's producer settings say for the topics a
+    // consumer resumes in (one record per batch there, against brokers that answer a fetch
+    // from inside a batch with the next one, made a 100,000-state changelog take minutes to
+    // read).
+    let mut config = config.clone();
+    for (k, v) in [("batch.num.messages", "10000"), ("linger.ms", "20")] {
+        config
+            .kafka
+            .producer
+            .insert(k.into(), crate::config::PropertyValue::Plain(v.into()));
+    }
+    idempotent_producer(&config, id, "changelog producer")
 }
 
 /// What one barrier hands the writer.
