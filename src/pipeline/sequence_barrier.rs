@@ -48,8 +48,19 @@ impl State<'_> {
             });
         }
         ends.sort_by_key(|e| e.source);
+        // No marker for a partition still replaying up to its restored end: its clock is the
+        // one at that end, not at the sequenced end, and a restore from such a marker would
+        // judge the rest of the replay against it.
+        let replaying = |e: &SequencedEnd| {
+            self.parts
+                .get(&e.source)
+                .is_some_and(|p| e.end < p.replay_end)
+        };
         let marks = match self.changelog {
-            Some(_) => ends.iter().map(|e| self.seq.mark(e.source)).collect(),
+            Some(_) => (ends.iter())
+                .filter(|e| !replaying(e))
+                .map(|e| self.seq.mark(e.source))
+                .collect(),
             None => Vec::new(),
         };
         self.delivery

@@ -256,3 +256,107 @@ correlation:
         "two events counted twice"
     );
 }
+
+/// The marks of each barrier a changelog stage 2 reports, by source.
+struct Marks(std::sync::Arc<std::sync::Mutex<Vec<(Vec<u32>, Vec<u32>)>>>);
+
+impl Sink for Marks {
+    type Report = ();
+    type Error = serde_json::Error;
+    fn alert(&mut self, _: Rendered<'_>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn dead_letter(&mut self, _: DeadLetter, _: bool) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn control(&mut self, b: Bookkeeping) -> Result<(), Self::Error> {
+        if let Bookkeeping::Barrier { ends, marks, .. } = b {
+            let ends = ends.iter().map(|e| e.source).collect();
+            let marks = marks.iter().map(|m| m.source).collect();
+            self.0.lock().unwrap().push((ends, marks));
+        }
+        Ok(())
+    }
+    fn finish(self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// A partition replaying toward the end its checkpoint restored reports the clock of that end
+/// at a barrier, not the clock of where its replay stands: a changelog marker taken then would
+/// restore that clock at the replay's position and judge the rest of the replay late. It gets
+/// no marker until the replay passes the restored end; a partition with nothing to replay does.
+#[test]
+fn a_partition_still_replaying_gets_no_changelog_marker() {
+    let rules = std::sync::Arc::new(crate::matcher::tests::ruleset(
+        "title: t\ndetection: {sel: {eventName: X}, condition: sel}\n",
+    ));
+    let mut sources = Sources::new();
+    for p in 0..2 {
+        sources.register(SourceInfo::Kafka {
+            topic: "t".into(),
+            partition: p,
+        });
+    }
+    let sources = std::sync::Arc::new(std::sync::RwLock::new(sources));
+    let setup = Setup {
+        changelog: Some(2),
+        ..one_shard()
+    };
+    let assessor = std::sync::Arc::new(crate::score::LiveAssessor::new(Default::default()));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    thread::scope(|s| {
+        let (inputs, engine) = super::super::start(
+            s,
+            &setup,
+            8,
+            rules,
+            assessor,
+            sources,
+            Metrics::new(),
+            Stage::Whole,
+            Marks(seen.clone()),
+        )
+        .unwrap();
+        let time = SourceTime::with_lateness(Span::ZERO);
+        let restored = |end| Resume {
+            end,
+            clock: Some(EventTime(1_700_000_000_000_000_000)),
+            ..Resume::default()
+        };
+        let signals = [
+            Signal::Assign {
+                source: 0,
+                time,
+                start: Some(0),
+                resume: Some(restored(50)),
+            },
+            Signal::Assign {
+                source: 1,
+                time,
+                start: Some(7),
+                resume: Some(restored(7)),
+            },
+            Signal::Barrier {
+                epoch: 1,
+                drain: false,
+            },
+            Signal::EndOfInput,
+        ];
+        for (seq, signal) in signals.into_iter().enumerate() {
+            inputs
+                .items
+                .send(Item::Signal {
+                    seq: seq as u64,
+                    signal,
+                })
+                .unwrap();
+        }
+        drop(inputs);
+        engine
+            .join(Some(Instant::now() + Duration::from_secs(5)))
+            .unwrap();
+    });
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.first(), Some(&(vec![0, 1], vec![1])), "{seen:?}");
+}

@@ -151,6 +151,43 @@ fn restored_ids_are_consumed_once_and_carried_until_the_replay_range_is_passed()
     assert!(p[0].resume.late.is_empty());
 }
 
+/// Found by `benches/kafka_restore.rs`: a replay-only stage 2 killed one barrier after its
+/// assignment wrote `e=0` with the clock at the restored end (the sequencer's clock mid-replay),
+/// and its successor, starting at 0 with nothing to replay, put that clock on the partition at
+/// once and dropped every replayed hit as late: no state, no alert. Mid-replay, a checkpoint
+/// names the restored end, the end its clock belongs to, with the late offsets before it.
+#[test]
+fn a_checkpoint_taken_mid_replay_names_the_restored_end_its_clock_belongs_to() {
+    let mut l = Ledger::new();
+    let r = Resume {
+        end: 50,
+        clock: Some(EventTime(9_000)),
+        late: vec![20, 40],
+        suppress: vec![],
+    };
+    l.assign(0, Some(0), Some(&r));
+    let mid = SequencedEnd {
+        source: 0,
+        end: 0,
+        clock: EventTime(9_000),
+        hold: None,
+    };
+    let p = l.commit_points(&[mid], &HashMap::from([(0, 0)]));
+    assert_eq!(p[0].offset, 0);
+    assert_eq!(p[0].resume.end, 50, "{:?}", p[0].resume);
+    assert_eq!(p[0].resume.late, vec![20, 40]);
+    let p = l.commit_points(&[end(0, 30)], &HashMap::from([(0, 0)]));
+    assert_eq!(
+        (p[0].resume.end, p[0].resume.late.clone()),
+        (50, vec![20, 40])
+    );
+    let p = l.commit_points(&[end(0, 70)], &HashMap::from([(0, 0)]));
+    assert_eq!(
+        p[0].resume.end, 70,
+        "past the restored end, the sequenced end"
+    );
+}
+
 /// Issue 11: incident state lives only in the output thread, so an open incident must hold its
 /// input until its `Close` is acknowledged, and the lines already on the topic must be listed,
 /// or a restart would write a second `Create` (or an `Update` of an id never created).
