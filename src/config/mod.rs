@@ -18,6 +18,7 @@ mod env;
 mod keys;
 pub mod raw;
 pub mod scoring;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
