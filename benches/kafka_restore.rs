@@ -59,8 +59,17 @@ use std::time::{Duration, Instant};
 use input::{Names, RULES, config_text, produce};
 use process::{Process, Sample, broker_rss_mib, free_port, read_changelog};
 
-const INPUT_PARTITIONS: i32 = 6;
-const HIT_PARTITIONS: i32 = 4;
+/// Input partitions (BENCH_INPUT_PARTITIONS, default 6). tansu 0.6 in memory lists every
+/// object of a partition to answer a fetch, and a one-record batch is an object: a fetch costs
+/// the partition's length, so a million identities need more partitions to be built in time.
+fn input_partitions() -> i32 {
+    env_usize("BENCH_INPUT_PARTITIONS", 6) as i32
+}
+
+/// Hits (and changelog) partitions (BENCH_HIT_PARTITIONS, default 4).
+fn hit_partitions() -> i32 {
+    env_usize("BENCH_HIT_PARTITIONS", 4) as i32
+}
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// The consumers' `session.timeout.ms`.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
@@ -217,7 +226,7 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
         "p1-build",
         port,
     );
-    let events = (2 * n + INPUT_PARTITIONS as usize) as f64;
+    let events = (2 * n + input_partitions() as usize) as f64;
     p1.wait("done reading the input", limit, |s| s.get(EVENTS) >= events);
     p1.wait(&format!("holding {n} states"), limit, |s| {
         s.get(STATES) >= n64 as f64
@@ -226,7 +235,7 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
     // sample (stage 1 may add stamps after).
     let deadline = Instant::now() + limit;
     let (build, sample) = loop {
-        let end: i64 = broker::end_offsets(addr, &t.hits, HIT_PARTITIONS)
+        let end: i64 = broker::end_offsets(addr, &t.hits, hit_partitions())
             .iter()
             .sum();
         let (at, s) = p1.wait("answering", limit, |_| true);
@@ -253,7 +262,7 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
             (last, since, written_at) = (written(&s), Instant::now(), at);
         } else if since.elapsed() >= 3 * COMMIT_INTERVAL {
             let c = read_changelog(addr, &t.changelog, limit);
-            if (c.records, c.markers) == last && c.ending_in_marker == HIT_PARTITIONS as usize {
+            if (c.records, c.markers) == last && c.ending_in_marker == hit_partitions() as usize {
                 break (written_at, c);
             }
             eprintln!(
@@ -312,14 +321,15 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
         let name = format!("p2-snapshot-{}", pair + 1);
         let r = restart(&config, &dir, &name, port, n64, watermark, limit);
         eprintln!("run {}.{}: snapshot {r:?}", round + 1, pair + 1);
-        if r.restores != HIT_PARTITIONS as u64 || r.restored != n64 || r.unusable > 0 {
+        if r.restores != hit_partitions() as u64 || r.restored != n64 || r.unusable > 0 {
             eprintln!(
-                "WARNING run {}.{}: the snapshot process restored {} states in {} partitions ({} unusable), not {n} in {HIT_PARTITIONS}",
+                "WARNING run {}.{}: the snapshot process restored {} states in {} partitions ({} unusable), not {n} in {}",
                 round + 1,
                 pair + 1,
                 r.restored,
                 r.restores,
-                r.unusable
+                r.unusable,
+                hit_partitions()
             );
         }
         r

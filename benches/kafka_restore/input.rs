@@ -8,7 +8,7 @@ use rdkafka::producer::BaseRecord;
 use rdkafka::producer::{BaseProducer, Producer};
 
 use super::{
-    COMMIT_INTERVAL, HIT_PARTITIONS, INPUT_PARTITIONS, PRODUCER_QUEUE, SESSION_TIMEOUT, broker,
+    COMMIT_INTERVAL, PRODUCER_QUEUE, SESSION_TIMEOUT, broker, hit_partitions, input_partitions,
 };
 
 /// `benches/restore.rs`'s rules: every identity with a GetSecretValue and a ListUsers holds a
@@ -73,7 +73,7 @@ pub(super) fn produce(addr: &str, topic: &str, n: usize) {
         .create()
         .expect("producer");
     let send = |k: usize, payload: &[u8]| {
-        let partition = (k % INPUT_PARTITIONS as usize) as i32;
+        let partition = (k % input_partitions() as usize) as i32;
         while p
             .send(
                 BaseRecord::<(), [u8]>::to(topic)
@@ -106,7 +106,7 @@ pub(super) fn produce(addr: &str, topic: &str, n: usize) {
         k += 1;
     }
     let end = base + span_ms + 1000 + 60_000;
-    for partition in 0..INPUT_PARTITIONS {
+    for partition in 0..input_partitions() {
         let e = format!(
             r#"{{"awsRegion":"eu-west-1","eventID":"clock-{partition}","eventName":"GetCallerIdentity","eventSource":"sts.amazonaws.com","eventTime":"{}","eventType":"AwsApiCall","eventVersion":"1.08","recipientAccountId":"111122223333","userIdentity":{{"type":"IAMUser","accountId":"111122223333","arn":"arn:aws:iam::111122223333:user/clock"}}}}"#,
             credtrail::time::EventTime::from_millis(end)
@@ -147,13 +147,13 @@ impl Names {
         broker::create_topics(
             addr,
             &[
-                (&self.input, INPUT_PARTITIONS),
+                (&self.input, input_partitions()),
                 (&self.alerts, 1),
                 (&self.dead, 1),
                 (&self.checkpoints, 1),
-                (&self.hits, HIT_PARTITIONS),
+                (&self.hits, hit_partitions()),
                 (&self.lineage, 1),
-                (&self.changelog, HIT_PARTITIONS),
+                (&self.changelog, hit_partitions()),
             ],
         );
     }

@@ -12,7 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::{
-    ASSIGNED, EVENTS, HIT_PARTITIONS, MARKERS, RECORDS_IN, STATES, WATERMARK, broker, common,
+    ASSIGNED, EVENTS, MARKERS, RECORDS_IN, STATES, WATERMARK, broker, common, hit_partitions,
 };
 
 pub(super) fn free_port() -> u16 {
@@ -229,7 +229,7 @@ pub(super) fn read_changelog(addr: &str, topic: &str, limit: Duration) -> Change
         .set("bootstrap.servers", addr)
         .create()
         .expect("fence producer");
-    for p in 0..HIT_PARTITIONS {
+    for p in 0..hit_partitions() {
         let r = BaseRecord::<[u8], [u8]>::to(topic)
             .partition(p)
             .key(FENCE_KEY)
@@ -244,13 +244,13 @@ pub(super) fn read_changelog(addr: &str, topic: &str, limit: Duration) -> Change
         .create()
         .expect("consumer");
     let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..HIT_PARTITIONS {
+    for p in 0..hit_partitions() {
         tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
             .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
-    let mut open = vec![true; HIT_PARTITIONS as usize];
-    let mut last_is_marker = vec![false; HIT_PARTITIONS as usize];
+    let mut open = vec![true; hit_partitions() as usize];
+    let mut last_is_marker = vec![false; hit_partitions() as usize];
     let mut c = ChangelogTopic::default();
     let deadline = Instant::now() + limit;
     while open.iter().any(|o| *o) {
