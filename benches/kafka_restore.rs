@@ -41,7 +41,9 @@
 //! `CREDTRAIL_TEST_BROKER` (`deploy/local-broker.sh -- cargo bench --bench kafka_restore`).
 //! Logs and configs stay in `target/kafka-restore/`. P1 builds about 500 identities a second
 //! on tansu (its hits producer, one record per batch, is the bottleneck): 20,000 take a
-//! minute a run, 200,000 nine minutes, 1,000,000 about forty.
+//! minute a run, 200,000 nine minutes. 1,000,000 did not build on tansu 0.6 in memory: its
+//! fetch lists every object (batch) of the partition, so reading slows as a partition grows
+//! (85 hits a second past 400,000 on 4 partitions); see BENCHMARKS.md.
 
 #[path = "kafka_restore/input.rs"]
 mod input;
