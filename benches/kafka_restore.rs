@@ -82,6 +82,10 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// process holds no partitions for good. Starting after the dead members' sessions ended
 /// avoids it.
 const AFTER_KILL: Duration = Duration::from_secs(10);
+/// How long a restarted process's state count and records read must stay put, once it has read
+/// nearly the hits P1 read, to count as done short of N (records lost on the broker, see
+/// `input::batched`).
+const SETTLED: Duration = Duration::from_secs(5);
 /// The producers' queue (`queue.buffering.max.messages`; librdkafka's default is 100,000).
 /// One record per batch, tansu takes about a thousand records a second from the idempotent
 /// producers; stage 1 reads its input far faster and flushes the hits it queued at each
@@ -137,6 +141,7 @@ fn restart(
     name: &str,
     port: u16,
     n: u64,
+    hits: u64,
     watermark: f64,
     limit: Duration,
 ) -> Restart {
@@ -145,11 +150,30 @@ fn restart(
     let (assigned, _) = p.wait("assigned its hits partitions", limit, |s| {
         s.get(ASSIGNED) > 0.0
     });
-    let (total, s) = p.wait(
+    // Done at N states at P1's watermark; or, should records be lost on the way (tansu and
+    // batches, see `input::batched`), once the whole hits topic was read at that watermark and
+    // the state count has not moved for SETTLED: then the time it last moved, with a warning.
+    let spawned = p.spawned;
+    let (mut last, mut changed_at) = ((-1.0, -1.0), Duration::ZERO);
+    let (reached, s) = p.wait(
         &format!("holding {n} states at watermark {watermark}"),
         limit,
-        |s| s.get(STATES) >= n as f64 && s.get(WATERMARK) >= watermark,
+        |s| {
+            let (states, read) = (s.get(STATES), s.get(RECORDS_IN));
+            if (states, read) != last {
+                (last, changed_at) = ((states, read), spawned.elapsed());
+            }
+            let at_mark = s.get(WATERMARK) >= watermark;
+            // Nearly all of what P1 read, and neither the states nor the records read moved.
+            let settled = read >= 0.99 * hits as f64 && spawned.elapsed() >= changed_at + SETTLED;
+            at_mark && (states >= n as f64 || settled)
+        },
     );
+    let total = if s.get(STATES) >= n as f64 {
+        reached
+    } else {
+        changed_at
+    };
     let r = Restart {
         total,
         assigned,
@@ -321,7 +345,16 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
         let port = free_port();
         let config = config_text(addr, &t, rules, port, true);
         let name = format!("p2-snapshot-{}", pair + 1);
-        let r = restart(&config, &dir, &name, port, n64, watermark, limit);
+        let r = restart(
+            &config,
+            &dir,
+            &name,
+            port,
+            n64,
+            outcome.hits_records,
+            watermark,
+            limit,
+        );
         eprintln!("run {}.{}: snapshot {r:?}", round + 1, pair + 1);
         if r.restores != hit_partitions() as u64 || r.restored != n64 || r.unusable > 0 {
             eprintln!(
@@ -340,7 +373,16 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
         let port = free_port();
         let config = config_text(addr, &t, rules, port, false);
         let name = format!("p3-replay-{}", pair + 1);
-        let r = restart(&config, &dir, &name, port, n64, watermark, limit);
+        let r = restart(
+            &config,
+            &dir,
+            &name,
+            port,
+            n64,
+            outcome.hits_records,
+            watermark,
+            limit,
+        );
         eprintln!("run {}.{}: replay-only {r:?}", round + 1, pair + 1);
         assert_eq!(r.restored, 0, "the replay-only process restores nothing");
         r
