@@ -31,26 +31,9 @@ use credtrail::vocab::{DetailKind, EventDetails, Position, TouchKind};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const RULES: &str = r#"
-title: read
-name: read
-detection: {sel: {eventName: GetSecretValue}, condition: sel}
----
-title: enum
-name: enum
-detection: {sel: {eventName: ListUsers}, condition: sel}
----
-title: persist
-name: persist
-detection: {sel: {eventName: CreateAccessKey}, condition: sel}
----
-title: chain
-correlation:
-  type: temporal_ordered
-  rules: [read, enum, persist]
-  group-by: [userIdentity.arn]
-  timespan: 1h
-"#;
+/// Every identity with a GetSecretValue and a ListUsers holds a live state two steps into a
+/// three-stage chain.
+const RULES: &str = include_str!("data/restore_chain.yml");
 
 fn rules() -> Arc<RuleSet> {
     let dir = tempfile::tempdir().expect("tempdir");
