@@ -37,7 +37,10 @@ pub struct SequencedEnd {
     pub source: u32,
     /// First offset not yet sequenced.
     pub end: u64,
-    /// Largest event time seen.
+    /// The end of what is decided: `end`, or, while a replay has not reached the end its
+    /// checkpoint restored, that end. A checkpoint names it; `clock` is the clock there.
+    pub decided: u64,
+    /// Largest event time seen up to `decided`.
     pub clock: EventTime,
     /// The oldest offset the sequencer itself still needs replayed after a restart (hits and
     /// credential links waiting for event time, recent credential links).

@@ -43,22 +43,18 @@ impl State<'_> {
             ends.push(SequencedEnd {
                 source: *s,
                 end,
+                decided: end.max(p.replay_end),
                 clock,
                 hold: held.get(s).copied(),
             });
         }
         ends.sort_by_key(|e| e.source);
         // No marker for a partition still replaying up to its restored end: its clock is the
-        // one at that end, not at the sequenced end, and a restore from such a marker would
-        // judge the rest of the replay against it.
-        let replaying = |e: &SequencedEnd| {
-            self.parts
-                .get(&e.source)
-                .is_some_and(|p| e.end < p.replay_end)
-        };
+        // one at that end, and a restore from the sequenced end would judge the rest of the
+        // replay against it.
         let marks = match self.changelog {
             Some(_) => (ends.iter())
-                .filter(|e| !replaying(e))
+                .filter(|e| e.end == e.decided)
                 .map(|e| self.seq.mark(e.source))
                 .collect(),
             None => Vec::new(),

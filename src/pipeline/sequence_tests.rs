@@ -257,8 +257,10 @@ correlation:
     );
 }
 
-/// The marks of each barrier a changelog stage 2 reports, by source.
-struct Marks(std::sync::Arc<std::sync::Mutex<Vec<(Vec<u32>, Vec<u32>)>>>);
+/// The ends (source, decided end) and the marks (sources) of each barrier a changelog stage 2
+/// reports.
+type Barriers = Vec<(Vec<(u32, u64)>, Vec<u32>)>;
+struct Marks(std::sync::Arc<std::sync::Mutex<Barriers>>);
 
 impl Sink for Marks {
     type Report = ();
@@ -271,7 +273,7 @@ impl Sink for Marks {
     }
     fn control(&mut self, b: Bookkeeping) -> Result<(), Self::Error> {
         if let Bookkeeping::Barrier { ends, marks, .. } = b {
-            let ends = ends.iter().map(|e| e.source).collect();
+            let ends = ends.iter().map(|e| (e.source, e.decided)).collect();
             let marks = marks.iter().map(|m| m.source).collect();
             self.0.lock().unwrap().push((ends, marks));
         }
@@ -285,7 +287,8 @@ impl Sink for Marks {
 /// A partition replaying toward the end its checkpoint restored reports the clock of that end
 /// at a barrier, not the clock of where its replay stands: a changelog marker taken then would
 /// restore that clock at the replay's position and judge the rest of the replay late. It gets
-/// no marker until the replay passes the restored end; a partition with nothing to replay does.
+/// no marker until the replay passes the restored end, and the barrier names that end as decided;
+/// a partition with nothing to replay gets its marker.
 #[test]
 fn a_partition_still_replaying_gets_no_changelog_marker() {
     let rules = std::sync::Arc::new(crate::matcher::tests::ruleset(
@@ -358,5 +361,11 @@ fn a_partition_still_replaying_gets_no_changelog_marker() {
             .unwrap();
     });
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.first(), Some(&(vec![0, 1], vec![1])), "{seen:?}");
+    // Source 0 replays toward 50: the barrier says 50 is decided (its clock is the one there)
+    // and takes no marker for it; source 1 has nothing to replay.
+    assert_eq!(
+        seen.first(),
+        Some(&(vec![(0, 50), (1, 7)], vec![1])),
+        "{seen:?}"
+    );
 }

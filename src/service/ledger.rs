@@ -195,9 +195,6 @@ struct Partition {
     /// restored end beyond which they can no longer be replayed.
     restored: Vec<u64>,
     restored_end: u64,
-    /// The end the assignment's metadata said was decided: until the sequencer passes it, a
-    /// checkpoint says it, not the sequenced end (see [`Ledger::commit_points`]).
-    replay_end: u64,
 }
 
 /// The per-partition bookkeeping of delivery. Partitions are sources ([`crate::input::Sources`]).
@@ -233,7 +230,6 @@ impl Ledger {
             p.late = r.late.iter().copied().collect();
             p.restored = r.suppress.clone();
             p.restored_end = r.end;
-            p.replay_end = r.end;
         }
         self.parts.insert(source, p);
     }
@@ -478,12 +474,10 @@ impl Ledger {
             if offset >= p.restored_end {
                 p.restored.clear();
             }
-            // Mid-replay, the sequencer's clock is the restored one, the clock at the restored
-            // end: the checkpoint names that end, so a process killed before its replay passed
-            // it replays the same range with the same lateness decisions, not every record as
-            // late against a clock from further on.
-            let decided = e.end.max(p.replay_end);
-            let mut late: Vec<u64> = p.late.range(..decided).copied().collect();
+            // Mid-replay the checkpoint names the restored end, the end its clock belongs to:
+            // a process killed before its replay passed it replays the same range with the
+            // same lateness decisions, not every record as late against a clock from further on.
+            let mut late: Vec<u64> = p.late.range(..e.decided).copied().collect();
             if late.len() > MAX_LATE_OFFSETS {
                 self.stats.late_overflow += (late.len() - MAX_LATE_OFFSETS) as u64;
                 late.truncate(MAX_LATE_OFFSETS);
@@ -493,7 +487,7 @@ impl Ledger {
                 source: e.source,
                 offset,
                 resume: Resume {
-                    end: decided,
+                    end: e.decided,
                     clock: (e.clock != EventTime::MIN).then_some(e.clock),
                     late,
                     suppress: std::mem::take(&mut suppress),

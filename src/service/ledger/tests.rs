@@ -6,6 +6,7 @@ fn end(source: u32, end: u64) -> SequencedEnd {
     SequencedEnd {
         source,
         end,
+        decided: end,
         clock: EventTime(1_000),
         hold: None,
     }
@@ -166,17 +167,19 @@ fn a_checkpoint_taken_mid_replay_names_the_restored_end_its_clock_belongs_to() {
         suppress: vec![],
     };
     l.assign(0, Some(0), Some(&r));
-    let mid = SequencedEnd {
+    // The sequencer reports how far is decided (see `sequence_barrier`); the clock is there.
+    let mid = |end| SequencedEnd {
         source: 0,
-        end: 0,
+        end,
+        decided: 50,
         clock: EventTime(9_000),
         hold: None,
     };
-    let p = l.commit_points(&[mid], &HashMap::from([(0, 0)]));
+    let p = l.commit_points(&[mid(0)], &HashMap::from([(0, 0)]));
     assert_eq!(p[0].offset, 0);
     assert_eq!(p[0].resume.end, 50, "{:?}", p[0].resume);
     assert_eq!(p[0].resume.late, vec![20, 40]);
-    let p = l.commit_points(&[end(0, 30)], &HashMap::from([(0, 0)]));
+    let p = l.commit_points(&[mid(30)], &HashMap::from([(0, 0)]));
     assert_eq!(
         (p[0].resume.end, p[0].resume.late.clone()),
         (50, vec![20, 40])
