@@ -341,21 +341,21 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
         changelog.largest_marker >> 10
     );
 
-    let snapshot = |pair: usize| {
+    // A restart in place of P1: from the changelog (`changelog` on) or replaying the hits.
+    let start = |pair: usize, changelog: bool| {
         let port = free_port();
-        let config = config_text(addr, &t, rules, port, true);
-        let name = format!("p2-snapshot-{}", pair + 1);
-        let r = restart(
-            &config,
-            &dir,
-            &name,
-            port,
-            n64,
-            outcome.hits_records,
-            watermark,
-            limit,
-        );
-        eprintln!("run {}.{}: snapshot {r:?}", round + 1, pair + 1);
+        let config = config_text(addr, &t, rules, port, changelog);
+        let (name, what) = match changelog {
+            true => (format!("p2-snapshot-{}", pair + 1), "snapshot"),
+            false => (format!("p3-replay-{}", pair + 1), "replay-only"),
+        };
+        let hits = outcome.hits_records;
+        let r = restart(&config, &dir, &name, port, n64, hits, watermark, limit);
+        eprintln!("run {}.{}: {what} {r:?}", round + 1, pair + 1);
+        r
+    };
+    let snapshot = |pair: usize| {
+        let r = start(pair, true);
         if r.restores != hit_partitions() as u64 || r.restored != n64 || r.unusable > 0 {
             eprintln!(
                 "WARNING run {}.{}: the snapshot process restored {} states in {} partitions ({} unusable), not {n} in {}",
@@ -370,20 +370,7 @@ fn run(rules: &Path, out: &Path, n: usize, round: usize, restarts: usize) -> Vec
         r
     };
     let replay = |pair: usize| {
-        let port = free_port();
-        let config = config_text(addr, &t, rules, port, false);
-        let name = format!("p3-replay-{}", pair + 1);
-        let r = restart(
-            &config,
-            &dir,
-            &name,
-            port,
-            n64,
-            outcome.hits_records,
-            watermark,
-            limit,
-        );
-        eprintln!("run {}.{}: replay-only {r:?}", round + 1, pair + 1);
+        let r = start(pair, false);
         assert_eq!(r.restored, 0, "the replay-only process restores nothing");
         r
     };
