@@ -46,9 +46,11 @@ fn one_shard() -> Setup {
     }
 }
 
-/// Engine time after two partitions are assigned, one restored with `resume` and one that
-/// spoke up to `other`: the service's engine on nothing but those signals.
-fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
+/// A one-rule set and the sources of two partitions of topic `t`.
+fn one_rule_two_partitions() -> (
+    std::sync::Arc<crate::matcher::RuleSet>,
+    std::sync::Arc<std::sync::RwLock<Sources>>,
+) {
     let rules = std::sync::Arc::new(crate::matcher::tests::ruleset(
         "title: t\ndetection: {sel: {eventName: X}, condition: sel}\n",
     ));
@@ -59,7 +61,26 @@ fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
             partition: p,
         });
     }
-    let sources = std::sync::Arc::new(std::sync::RwLock::new(sources));
+    (rules, std::sync::Arc::new(std::sync::RwLock::new(sources)))
+}
+
+/// Sends `signals` in order, numbered from 0.
+fn send_signals(inputs: &super::super::Inputs, signals: impl IntoIterator<Item = Signal>) {
+    for (seq, signal) in signals.into_iter().enumerate() {
+        inputs
+            .items
+            .send(Item::Signal {
+                seq: seq as u64,
+                signal,
+            })
+            .unwrap();
+    }
+}
+
+/// Engine time after two partitions are assigned, one restored with `resume` and one that
+/// spoke up to `other`: the service's engine on nothing but those signals.
+fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
+    let (rules, sources) = one_rule_two_partitions();
     let metrics = Metrics::new();
     let setup = one_shard();
     let assessor = std::sync::Arc::new(crate::score::LiveAssessor::new(Default::default()));
@@ -95,15 +116,7 @@ fn engine_time_after_assign(resume: Option<Resume>, other: EventTime) -> i64 {
                 }),
             },
         ];
-        for (seq, signal) in signals.into_iter().enumerate() {
-            inputs
-                .items
-                .send(Item::Signal {
-                    seq: seq as u64,
-                    signal,
-                })
-                .unwrap();
-        }
+        send_signals(&inputs, signals);
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut seen = metrics.input.watermark_ms.load(Ordering::Relaxed);
         while seen == 0 && Instant::now() < deadline {
@@ -291,17 +304,7 @@ impl Sink for Marks {
 /// a partition with nothing to replay gets its marker.
 #[test]
 fn a_partition_still_replaying_gets_no_changelog_marker() {
-    let rules = std::sync::Arc::new(crate::matcher::tests::ruleset(
-        "title: t\ndetection: {sel: {eventName: X}, condition: sel}\n",
-    ));
-    let mut sources = Sources::new();
-    for p in 0..2 {
-        sources.register(SourceInfo::Kafka {
-            topic: "t".into(),
-            partition: p,
-        });
-    }
-    let sources = std::sync::Arc::new(std::sync::RwLock::new(sources));
+    let (rules, sources) = one_rule_two_partitions();
     let setup = Setup {
         changelog: Some(2),
         ..one_shard()
@@ -346,15 +349,7 @@ fn a_partition_still_replaying_gets_no_changelog_marker() {
             },
             Signal::EndOfInput,
         ];
-        for (seq, signal) in signals.into_iter().enumerate() {
-            inputs
-                .items
-                .send(Item::Signal {
-                    seq: seq as u64,
-                    signal,
-                })
-                .unwrap();
-        }
+        send_signals(&inputs, signals);
         drop(inputs);
         engine
             .join(Some(Instant::now() + Duration::from_secs(5)))
