@@ -18,12 +18,9 @@
 //! with every scalar of every event, half of the matching time on SigmaHQ's Windows rules.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-
-use aho_corasick::automaton::{Automaton, OverlappingState};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 
 use super::predicate::{Pred, Test};
+pub use super::scanner::Scanner;
 use super::{CompiledDetection, Expr};
 use crate::decode::{Schema, Slot};
 use crate::sigma::Catalog;
@@ -70,60 +67,6 @@ pub struct SlotScan {
     /// usize..target_start[p + 1] as usize]` (empty for fields that are not eager).
     pub target_start: Vec<u32>,
     pub targets: Vec<Target>,
-}
-
-/// A field's automaton. Most are DFAs, searched through their own type so that the step per
-/// byte is inlined (through [`AhoCorasick`] every byte's step is a call through a trait object;
-/// searched directly, SigmaHQ's Windows and CloudTrail slices ran 6-8 % faster); past 4 KiB of
-/// literals (`DFA_MAX_BYTES`), the contiguous NFA.
-#[derive(Clone, Debug)]
-pub enum Scanner {
-    Dfa(Arc<aho_corasick::dfa::DFA>),
-    Nfa(AhoCorasick),
-}
-
-impl Scanner {
-    /// The automaton of `texts`, ignoring ASCII case, every occurrence reported.
-    pub fn build(texts: &[&str]) -> Option<Scanner> {
-        match automaton_kind(texts) {
-            AhoCorasickKind::DFA => aho_corasick::dfa::DFA::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(texts)
-                .ok()
-                .map(|d| Scanner::Dfa(Arc::new(d))),
-            kind => AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(kind))
-                .build(texts)
-                .ok()
-                .map(Scanner::Nfa),
-        }
-    }
-
-    /// Calls `f` with the pattern index of every occurrence in `text`, overlapping ones too.
-    #[inline]
-    pub fn each_match(&self, text: &str, mut f: impl FnMut(usize)) {
-        match self {
-            Scanner::Dfa(dfa) => {
-                let input = Input::new(text);
-                let mut state = OverlappingState::start();
-                // An unanchored overlapping search of a standard DFA cannot fail.
-                while dfa.try_find_overlapping(&input, &mut state).is_ok() {
-                    match state.get_match() {
-                        Some(m) => f(m.pattern().as_usize()),
-                        None => break,
-                    }
-                }
-            }
-            Scanner::Nfa(ac) => {
-                for m in ac.find_overlapping_iter(text) {
-                    f(m.pattern().as_usize());
-                }
-            }
-        }
-    }
 }
 
 /// A clause of a detection that a literal belongs to.
@@ -300,21 +243,6 @@ pub fn build_plans(
         .collect()
 }
 
-/// Most literal bytes a field's automaton may hold for it to be built as a DFA.
-const DFA_MAX_BYTES: usize = 4 << 10;
-
-/// The automaton for a field's literals. A DFA scans fastest, but building one walks failure
-/// links for every state and byte class, and a long repetitive literal (`abab...`, 30 KB; rule
-/// files are untrusted) makes those walks quadratic: a rule set took a minute to load. Beyond
-/// [`DFA_MAX_BYTES`] of literals the contiguous NFA is built instead, in time linear in them.
-fn automaton_kind(texts: &[&str]) -> AhoCorasickKind {
-    if texts.iter().map(|t| t.len()).sum::<usize>() <= DFA_MAX_BYTES {
-        AhoCorasickKind::DFA
-    } else {
-        AhoCorasickKind::ContiguousNFA
-    }
-}
-
 /// The most selective necessary literal set of `expr`, or `None` when there is none.
 pub fn necessary_set(expr: &Expr, preds: &[Pred], literals: &LiteralTable) -> Option<Vec<u32>> {
     necessary_clauses(expr, preds, literals).into_iter().next()
@@ -387,30 +315,4 @@ fn selectivity(set: &[u32], literals: &LiteralTable) -> (usize, std::cmp::Revers
         .min()
         .unwrap_or(0);
     (shortest.min(16), std::cmp::Reverse(set.len()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Whatever the literals (a small alphabet, so they overlap often) and the text, every
-        /// literal that occurs, ignoring ASCII case, is reported, and no other.
-        #[test]
-        fn a_scanner_reports_exactly_the_literals_that_occur(
-            lits in prop::collection::btree_set("[abC]{1,4}", 1..6),
-            text in "[aAbBcC]{0,24}",
-        ) {
-            let lits: std::collections::BTreeSet<String> =
-                lits.into_iter().map(|l| l.to_ascii_lowercase()).collect();
-            let texts: Vec<&str> = lits.iter().map(String::as_str).collect();
-            let scanner = Scanner::build(&texts).expect("builds");
-            let mut found = vec![false; texts.len()];
-            scanner.each_match(&text, |p| found[p] = true);
-            let lower = text.to_ascii_lowercase();
-            let expected: Vec<bool> = texts.iter().map(|t| lower.contains(t)).collect();
-            prop_assert_eq!(found, expected);
-        }
-    }
 }
