@@ -167,7 +167,10 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
     } = b;
     let mut schema = Schema::new(fields, specs, opts.limits, opts.forced_profile);
     schema.finish();
-    let plans = prefilter::build_plans(&schema, catalog, &detections, &preds, &literals);
+    let prefilter::Plans {
+        plans,
+        index: plan_index,
+    } = prefilter::build_plans(&schema, catalog, &detections, &preds, &literals);
     let identity_slot = schema.fields.get(IDENTITY_FIELD);
     Ok(RuleSet {
         meta: catalog.rules.iter().map(|r| r.meta.clone()).collect(),
@@ -178,6 +181,7 @@ pub fn compile(catalog: &Catalog, opts: &CompileOptions) -> Result<RuleSet, Load
         regexes,
         literals,
         plans,
+        plan_index,
         identity_slot,
     })
 }

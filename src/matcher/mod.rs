@@ -14,6 +14,7 @@ pub mod correlation;
 pub mod literal;
 pub mod loadable;
 pub mod logsource;
+pub mod partition;
 pub mod predicate;
 pub mod prefilter;
 pub mod remap;
@@ -212,7 +213,10 @@ pub struct RuleSet {
     /// Distinct regex patterns, indexed by [`Test::Regex`](predicate::Test::Regex).
     pub regexes: Vec<FieldRegex>,
     pub literals: LiteralTable,
+    /// Every profile's prefilter plans ([`partition`]).
     pub plans: Vec<ProfilePlan>,
+    /// Per profile: which of `plans` an event gets.
+    pub plan_index: Vec<partition::PlanIndex>,
     pub identity_slot: Option<Slot>,
 }
 
@@ -235,6 +239,13 @@ impl RuleSet {
                 .and_then(|c| c.route.as_deref()),
             crate::vocab::Target::Detection(_) => None,
         }
+    }
+
+    /// The plan of every rule that can run on the profile `profile` (an index into the
+    /// schema's profiles).
+    pub fn whole_plan(&self, profile: u16) -> Option<&ProfilePlan> {
+        let p = self.plan_index.get(profile as usize)?.whole();
+        self.plans.get(p as usize)
     }
 
     pub fn detection_meta(&self, d: u32) -> &RuleMeta {
@@ -426,13 +437,19 @@ impl Matcher {
             self.generation = 1;
         }
         let generation = self.generation;
-        let plan = &rules.plans[view.profile_index() as usize];
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let plan = match rules.plan_index.get(view.profile_index() as usize) {
+            Some(index) => &rules.plans[index.plan_of(view, &mut scratch) as usize],
+            None => {
+                self.scratch = scratch;
+                return;
+            }
+        };
         self.candidates.clear();
         for &d in &plan.always {
             self.candidate_seen[d as usize] = generation;
             self.candidates.push(d);
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
         for (k, scan) in plan.scans.iter().enumerate() {
             if !scan.eager {
                 continue;

@@ -19,7 +19,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::logsource::{self, Guard};
+use super::partition::{Partition, PlanIndex, partition};
 use super::predicate::{Pred, Test};
+use super::scanner::DFA_MAX_BYTES;
 pub use super::scanner::Scanner;
 use super::{CompiledDetection, Expr};
 use crate::decode::{Schema, Slot};
@@ -93,28 +96,36 @@ impl SlotScan {
 /// Most clauses a detection keeps (the bits of its mask).
 pub const MAX_CLAUSES: usize = 32;
 
-/// The prefilter for one source profile.
+/// The prefilter for the events of one source profile whose guard key holds one combination
+/// of values ([`super::partition`]).
 pub struct ProfilePlan {
     pub scans: Vec<SlotScan>,
     /// Slot → index in `scans`.
     pub scan_of_slot: HashMap<Slot, usize>,
-    /// Detection → the mask of its clauses kept on this profile (0: not applicable or always a
+    /// Detection → the mask of its clauses kept on this plan (0: not in it or always a
     /// candidate): a detection is a candidate once every bit of it was hit.
     pub full_mask: Vec<u32>,
-    /// Detections that run on this profile with no necessary literal.
+    /// Detections of this plan with no necessary literal.
     pub always: Vec<u32>,
-    /// Number of detections that can run on this profile.
+    /// Number of detections in this plan.
     pub applicable: usize,
 }
 
-/// Builds a plan per profile of `schema`.
+/// Every profile's plans, and per profile how its events find theirs.
+pub struct Plans {
+    pub plans: Vec<ProfilePlan>,
+    /// Per profile of the schema.
+    pub index: Vec<PlanIndex>,
+}
+
+/// Builds the plans of every profile of `schema`.
 pub fn build_plans(
     schema: &Schema,
     catalog: &Catalog,
     detections: &[CompiledDetection],
     preds: &[Pred],
     literals: &LiteralTable,
-) -> Vec<ProfilePlan> {
+) -> Plans {
     let clauses: Vec<Vec<Vec<u32>>> = detections
         .iter()
         .map(|d| necessary_clauses(&d.cond, preds, literals))
@@ -138,109 +149,166 @@ pub fn build_plans(
             out
         })
         .collect();
-    let slot_of = |l: u32| literals.entries[l as usize].0;
-    // Profiles that serve the same products ask for the same literal sets: each automaton is
-    // built once (building them was most of the load time of SigmaHQ's Windows rules).
-    let mut built: HashMap<Vec<u32>, Scanner> = HashMap::new();
-    schema
-        .profiles
-        .iter()
-        .map(|profile| {
-            let kind = profile.spec.kind;
-            let mut by_slot: HashMap<Slot, Vec<u32>> = HashMap::new();
-            let mut eager_slots: HashSet<Slot> = HashSet::new();
-            let mut always = Vec::new();
-            let mut applicable_detections = Vec::new();
-            for (i, d) in detections.iter().enumerate() {
-                let product = catalog.rules[d.rule as usize]
-                    .meta
-                    .logsource
-                    .product
-                    .as_deref();
-                if !kind.serves_product(product) {
-                    continue;
-                }
-                applicable_detections.push(i);
-                for &lit in &detection_literals[i] {
-                    by_slot.entry(slot_of(lit)).or_default().push(lit);
-                }
-                match clauses[i].first() {
-                    Some(primary) => eager_slots.extend(primary.iter().map(|&l| slot_of(l))),
-                    None => always.push(i as u32),
-                }
+    let mut builder = PlanBuilder {
+        literals,
+        clauses: &clauses,
+        detection_literals: &detection_literals,
+        detections: detections.len(),
+        built: HashMap::new(),
+    };
+    let mut plans = Vec::new();
+    let mut index = Vec::new();
+    for profile in &schema.profiles {
+        let kind = profile.spec.kind;
+        let applicable: Vec<usize> = detections
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                let meta = &catalog.rules[d.rule as usize].meta;
+                kind.serves_product(meta.logsource.product.as_deref())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let guards: Vec<Option<Guard>> = applicable
+            .iter()
+            .map(|&i| {
+                let meta = &catalog.rules[detections[i].rule as usize].meta;
+                logsource::guard(&meta.logsource, kind)
+            })
+            .collect();
+        let Partition {
+            index: mut plan_index,
+            subsets,
+        } = partition(&guards, &schema.fields);
+        plan_index.offset(plans.len() as u32);
+        // The first subset is the whole plan: the others reuse its large automata.
+        let first = plans.len();
+        for subset in subsets {
+            let members: Vec<usize> = subset.into_iter().map(|k| applicable[k]).collect();
+            let plan = builder.plan(&members, plans.get(first));
+            plans.push(plan);
+        }
+        index.push(plan_index);
+    }
+    Plans { plans, index }
+}
+
+/// Builds plans, sharing automata between plans that ask for the same literal set.
+struct PlanBuilder<'a> {
+    literals: &'a LiteralTable,
+    /// Per detection: its necessary clauses, most selective first.
+    clauses: &'a [Vec<Vec<u32>>],
+    /// Per detection: every literal its predicates ask about.
+    detection_literals: &'a [Vec<u32>],
+    detections: usize,
+    /// Literal set → its scanner. Profiles that serve the same products, and plans of one
+    /// profile, ask for the same sets: each is built once (building them was most of the load
+    /// time of SigmaHQ's Windows rules).
+    built: HashMap<Vec<u32>, Scanner>,
+}
+
+impl PlanBuilder<'_> {
+    /// The plan of `members` (detection indices). A field whose literals are past
+    /// [`DFA_MAX_BYTES`] is scanned with `whole`'s automaton for it: scanning a superset of
+    /// the literals is sound (the others have no targets here, and marking them present
+    /// answers only what they are asked), and building a large automaton per plan made SigmaHQ's
+    /// Windows rules load in 0.87 s instead of 0.49 s.
+    fn plan(&mut self, members: &[usize], whole: Option<&ProfilePlan>) -> ProfilePlan {
+        let literals = self.literals;
+        let slot_of = |l: u32| literals.entries[l as usize].0;
+        let mut by_slot: HashMap<Slot, Vec<u32>> = HashMap::new();
+        let mut eager_slots: HashSet<Slot> = HashSet::new();
+        let mut always = Vec::new();
+        for &i in members {
+            for &lit in &self.detection_literals[i] {
+                by_slot.entry(slot_of(lit)).or_default().push(lit);
             }
-            // Every clause whose fields are scanned anyway narrows its rule's candidacy for free.
-            let mut targets_of_literal: HashMap<u32, Vec<Target>> = HashMap::new();
-            let mut full_mask = vec![0u32; detections.len()];
-            for &i in &applicable_detections {
-                let kept = clauses[i]
-                    .iter()
-                    .filter(|c| c.iter().all(|&l| eager_slots.contains(&slot_of(l))))
-                    .take(MAX_CLAUSES);
-                for (c, clause) in kept.enumerate() {
-                    full_mask[i] |= 1 << c;
-                    for &lit in clause {
-                        targets_of_literal.entry(lit).or_default().push(Target {
-                            detection: i as u32,
-                            clause: c as u8,
-                        });
-                    }
-                }
+            match self.clauses[i].first() {
+                Some(primary) => eager_slots.extend(primary.iter().map(|&l| slot_of(l))),
+                None => always.push(i as u32),
             }
-            let mut slots: Vec<Slot> = by_slot.keys().copied().collect();
-            slots.sort_unstable();
-            let scans: Vec<SlotScan> = slots
-                .into_iter()
-                .filter_map(|slot| {
-                    let mut lits = by_slot.remove(&slot).unwrap_or_default();
-                    lits.sort_unstable();
-                    lits.dedup();
-                    let automaton = match built.get(&lits) {
-                        // Cloning shares the automaton.
-                        Some(a) => a.clone(),
-                        None => {
-                            let texts: Vec<&str> = lits
-                                .iter()
-                                .map(|&l| &*literals.entries[l as usize].1)
-                                .collect();
-                            let a = Scanner::build(&texts)?;
-                            built.insert(lits.clone(), a.clone());
-                            a
-                        }
-                    };
-                    let mut target_start = Vec::with_capacity(lits.len() + 1);
-                    let mut targets = Vec::new();
-                    for lit in &lits {
-                        target_start.push(targets.len() as u32);
-                        if let Some(t) = targets_of_literal.get(lit) {
-                            targets.extend_from_slice(t);
-                        }
-                    }
-                    target_start.push(targets.len() as u32);
-                    Some(SlotScan {
-                        slot,
-                        eager: eager_slots.contains(&slot),
-                        automaton,
-                        literal_of_pattern: lits,
-                        target_start,
-                        targets,
-                    })
-                })
-                .collect();
-            let scan_of_slot = scans
+        }
+        // Every clause whose fields are scanned anyway narrows its rule's candidacy for free.
+        let mut targets_of_literal: HashMap<u32, Vec<Target>> = HashMap::new();
+        let mut full_mask = vec![0u32; self.detections];
+        for &i in members {
+            let kept = self.clauses[i]
                 .iter()
-                .enumerate()
-                .map(|(i, s): (usize, &SlotScan)| (s.slot, i))
-                .collect();
-            ProfilePlan {
-                scans,
-                scan_of_slot,
-                full_mask,
-                always,
-                applicable: applicable_detections.len(),
+                .filter(|c| c.iter().all(|&l| eager_slots.contains(&slot_of(l))))
+                .take(MAX_CLAUSES);
+            for (c, clause) in kept.enumerate() {
+                full_mask[i] |= 1 << c;
+                for &lit in clause {
+                    targets_of_literal.entry(lit).or_default().push(Target {
+                        detection: i as u32,
+                        clause: c as u8,
+                    });
+                }
             }
-        })
-        .collect()
+        }
+        let mut slots: Vec<Slot> = by_slot.keys().copied().collect();
+        slots.sort_unstable();
+        let scans: Vec<SlotScan> = slots
+            .into_iter()
+            .filter_map(|slot| {
+                let mut lits = by_slot.remove(&slot).unwrap_or_default();
+                lits.sort_unstable();
+                lits.dedup();
+                let bytes: usize = lits
+                    .iter()
+                    .map(|&l| literals.entries[l as usize].1.len())
+                    .sum();
+                let reuse = whole
+                    .filter(|_| bytes > DFA_MAX_BYTES)
+                    .and_then(|w| w.scan_of_slot.get(&slot).map(|&k| &w.scans[k]));
+                if let Some(w) = reuse {
+                    lits = w.literal_of_pattern.clone();
+                }
+                let automaton = match self.built.get(&lits) {
+                    // Cloning shares the automaton.
+                    Some(a) => a.clone(),
+                    None => {
+                        let texts: Vec<&str> = lits
+                            .iter()
+                            .map(|&l| &*literals.entries[l as usize].1)
+                            .collect();
+                        let a = Scanner::build(&texts)?;
+                        self.built.insert(lits.clone(), a.clone());
+                        a
+                    }
+                };
+                let mut target_start = Vec::with_capacity(lits.len() + 1);
+                let mut targets = Vec::new();
+                for lit in &lits {
+                    target_start.push(targets.len() as u32);
+                    if let Some(t) = targets_of_literal.get(lit) {
+                        targets.extend_from_slice(t);
+                    }
+                }
+                target_start.push(targets.len() as u32);
+                Some(SlotScan {
+                    slot,
+                    eager: eager_slots.contains(&slot),
+                    automaton,
+                    literal_of_pattern: lits,
+                    target_start,
+                    targets,
+                })
+            })
+            .collect();
+        let scan_of_slot = scans
+            .iter()
+            .enumerate()
+            .map(|(i, s): (usize, &SlotScan)| (s.slot, i))
+            .collect();
+        ProfilePlan {
+            scans,
+            scan_of_slot,
+            full_mask,
+            always,
+            applicable: members.len(),
+        }
+    }
 }
 
 /// The most selective necessary literal set of `expr`, or `None` when there is none.

@@ -310,11 +310,15 @@ fn lazily_scanned_fields_answer_contains_tests_exactly() {
         "title: t\nlogsource:\n  product: aws\ndetection:\n{}",
         filter.replace("{}", "terraform")
     ));
-    let plan = &plan_rules.plans[plan_rules
-        .schema
-        .profile(ProfileKind::CloudTrail)
-        .unwrap()
-        .0 as usize];
+    let plan = plan_rules
+        .whole_plan(
+            plan_rules
+                .schema
+                .profile(ProfileKind::CloudTrail)
+                .unwrap()
+                .0,
+        )
+        .unwrap();
     let agent = plan_rules.schema.fields.get("userAgent").unwrap();
     let scan = plan.scans.iter().find(|s| s.slot == agent).unwrap();
     assert!(
@@ -551,4 +555,33 @@ fn a_caseless_piece_of_a_one_character_wildcard_is_its_needle() {
         matches_and_candidates(&rules, &ev("a \u{1F648}--x b")),
         (0, 1)
     );
+}
+
+/// A keyword rule of the Application channel is not even a candidate on a Sysmon event that
+/// holds its word (the partition left it out of that channel's plan), and still matches on
+/// the Application channel; an event with two channels gets the whole plan.
+#[test]
+fn a_services_keyword_rule_is_no_candidate_on_another_channel() {
+    let rules = ruleset(
+        "title: app\nlogsource:\n  product: windows\n  service: application\ndetection:\n  keywords:\n    - 'mimidrv'\n  condition: keywords\n",
+    );
+    let event = |channel: &str| {
+        format!(
+            r#"{{"EventID":1,"Channel":{channel},"@timestamp":"2024-01-01T00:00:00Z","Data":"load mimidrv.sys"}}"#
+        )
+    };
+    assert_eq!(
+        matches_and_candidates(&rules, &event(r#""Microsoft-Windows-Sysmon/Operational""#)),
+        (0, 0)
+    );
+    assert_eq!(
+        matches_and_candidates(&rules, &event(r#""APPLICATION""#)),
+        (1, 1)
+    );
+    assert_eq!(
+        matches_and_candidates(&rules, &event(r#"["Application","Security"]"#)),
+        (1, 1)
+    );
+    let windows = rules.schema.profile(ProfileKind::Windows).unwrap().0;
+    assert_eq!(rules.whole_plan(windows).unwrap().applicable, 1);
 }
