@@ -44,7 +44,9 @@
 //! - [`matcher`]: rules compiled to predicates, an Aho-Corasick prefilter per field, literal
 //!   wildcard matchers and one small regex engine per `re` pattern; per event, the detections
 //!   it satisfies. On a rule reload, which correlations of the old set carry their open state
-//!   into the new one. Log-source guards per profile ([`matcher::logsource`]); a public corpus
+//!   into the new one. Log-source guards per profile ([`matcher::logsource`]), which also pick
+//!   the plan an event gets ([`matcher::partition`]); field scanners that skip text no literal
+//!   can start in ([`matcher::scanner`]); a public corpus
 //!   loaded best-effort ([`matcher::corpus`]); a rule set with errors loaded as far as it can
 //!   for the rule tools ([`matcher::loadable`]).
 //! - [`identity`]: who is really acting: credential lineage across `AssumeRole` and new access

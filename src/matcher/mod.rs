@@ -2,9 +2,11 @@
 //!
 //! A [`RuleSet`] is compiled once from the loaded rules (see [`compile()`]) and shared read-only by
 //! every worker; each worker owns a [`Matcher`] with its scratch state (literal hits, candidate
-//! list, one regex cache per field set). Per event: the profile's prefilter scans the needed
-//! fields once with Aho-Corasick, only candidate rules are evaluated, and the result is the
-//! list of matched detections. No rule text is interpreted per event.
+//! list, one regex cache per field set). Per event: the values of its log-source guard fields
+//! pick one of its profile's plans ([`partition`]), the plan's prefilter scans the needed
+//! fields once ([`scanner`]: Aho-Corasick, entered where a packed searcher finds a literal can
+//! start), only candidate rules are evaluated, and the result is the list of matched
+//! detections. No rule text is interpreted per event.
 //!
 //! [`literal`] finds the fixed piece of a `re` pattern, so regex rules are prefiltered too.
 
