@@ -9,6 +9,7 @@ pub mod condition;
 pub mod correlation;
 pub mod error;
 pub mod extension;
+pub mod files;
 pub mod filter;
 pub mod processing;
 pub mod rule;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub use correlation::{Correlation, CorrelationType, Threshold};
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
 pub use extension::{Extension, TieOrder};
+pub use files::{collect_files, parse_file, parse_files};
 pub use filter::Filter;
 pub use rule::{Body, Detection, Level, LogSource, Rule, RuleMeta, Selection};
 pub use value::{FieldItem, Pattern, Placeholders, SigmaString};
@@ -134,99 +136,6 @@ pub fn is_rule_file(p: &Path) -> bool {
         && !name.ends_with(".tests.yaml")
 }
 
-/// Every rule file under `paths`, sorted; a path that is a file is taken as given.
-/// Directories are followed through symbolic links, but a link that leads back to a directory
-/// already being walked (a loop, which would load its rules again and again) is an error
-/// naming the link, and a file reached twice is listed once.
-pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(p, &mut Vec::new(), &mut out)?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            return Err(LoadError {
-                declared: Vec::new(),
-                file: p.clone(),
-                loc: Loc::default(),
-                rule: None,
-                kind: LoadErrorKind::Io("no such file or directory".into()),
-            });
-        }
-    }
-    out.sort();
-    out.dedup();
-    // The same file under two names (a link to a file, or to a directory walked elsewhere).
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
-    Ok(out)
-}
-
-/// Most directories one walk enters: a tree of links that never loops can still fan out.
-const MAX_DIRECTORIES: usize = 10_000;
-
-fn walk(dir: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let error = |kind: LoadErrorKind| LoadError {
-        declared: Vec::new(),
-        file: dir.to_path_buf(),
-        loc: Loc::default(),
-        rule: None,
-        kind,
-    };
-    let io = |e: std::io::Error| error(LoadErrorKind::Io(e.to_string()));
-    let real = std::fs::canonicalize(dir).map_err(io)?;
-    if stack.contains(&real) {
-        return Err(error(LoadErrorKind::Limit(format!(
-            "a symbolic link loop: this directory is {}, which is already being walked",
-            real.display()
-        ))));
-    }
-    if out.len() + stack.len() > MAX_DIRECTORIES {
-        return Err(error(LoadErrorKind::Limit(format!(
-            "more than {MAX_DIRECTORIES} directories and files under the rule paths"
-        ))));
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    stack.push(real);
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, stack, out)?;
-        } else if is_rule_file(&p) {
-            out.push(p);
-        }
-    }
-    stack.pop();
-    Ok(())
-}
-
-/// Parses the rules of one file; errors are appended to `errors`.
-pub fn parse_file(
-    path: &Path,
-    opts: &LoadOptions,
-    rules: &mut Vec<Rule>,
-    errors: &mut Vec<LoadError>,
-) {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            errors.push(LoadError {
-                declared: Vec::new(),
-                file: path.to_path_buf(),
-                loc: Loc::default(),
-                rule: None,
-                kind: LoadErrorKind::Io(e.to_string()),
-            });
-            return;
-        }
-    };
-    parse_text(path, &text, opts, rules, errors);
-}
-
 /// Parses rules from `text` as if read from `path`.
 ///
 /// Each document stands alone: a document that is not valid YAML or not a valid rule is one
@@ -308,11 +217,7 @@ pub fn declared_by(r: &Rule) -> Vec<String> {
 /// Loads every rule under `paths`. All errors are collected; any error fails the load.
 pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Catalog, LoadErrors> {
     let files = collect_files(paths).map_err(|e| LoadErrors(vec![e]))?;
-    let mut rules = Vec::new();
-    let mut errors = Vec::new();
-    for f in &files {
-        parse_file(f, opts, &mut rules, &mut errors);
-    }
+    let (rules, mut errors) = parse_files(&files, opts);
     let catalog = resolve(rules, &mut errors);
     if errors.is_empty() {
         Ok(catalog)
