@@ -12,7 +12,7 @@
 //! it, so the layers can be drawn without a circle (`tests/module_graph.rs` keeps it so):
 //!
 //! ```text
-//! engine:  time, vocab < input < decode < sigma < matcher < identity < inventory < score
+//! engine:  time, vocab, cores < input < decode < sigma < matcher < identity < inventory < score
 //!            < correlate < alert < deadletter < cluster < pipeline < config < metrics < service
 //! tooling: generator < eval, ruletest;  lint;  sarif < lint, ruletest  (each may use any engine module)
 //! ```
@@ -23,6 +23,7 @@
 //! of the [`pipeline`], which a replay (files) and the service (Kafka) drive alike.
 //!
 //! - [`time`]: event time and durations.
+//! - [`cores`]: work spread over the machine's cores, results in input order (loading rules).
 //! - [`vocab`]: the words every stage shares and none owns: where an event was read
 //!   ([`Position`](vocab::Position)) and the [`EventRef`](vocab::EventRef) evidence points at,
 //!   the [`Hit`](vocab::Hit) and its [`Target`](vocab::Target), the evidence details the
@@ -102,6 +103,7 @@
 pub mod alert;
 pub mod cluster;
 pub mod config;
+pub mod cores;
 pub mod correlate;
 pub mod deadletter;
 pub mod decode;

@@ -126,8 +126,9 @@ impl Scanner {
         self.separator
     }
 
-    /// Calls `f` with the pattern index of every occurrence in `joined`: texts lowercased
-    /// (ASCII) and joined with [`Scanner::separator`].
+    /// Calls `f` with the pattern index of every occurrence in `joined`: texts joined with
+    /// [`Scanner::separator`], lowercased (ASCII) when the skip may search them (a scanner with
+    /// a skip, `joined` at least [`SKIP_MIN_TEXT`] bytes long).
     #[inline]
     pub fn each_match_joined(&self, joined: &[u8], mut f: impl FnMut(usize)) {
         for &p in self.empty.iter() {
@@ -158,33 +159,16 @@ impl Scanner {
     /// Calls `f` with the pattern index of every occurrence in `text`, overlapping ones too.
     /// `lower` is scratch space for the lowercased text the skip searches.
     #[inline]
-    pub fn each_match(&self, text: &str, lower: &mut Vec<u8>, mut f: impl FnMut(usize)) {
-        for &p in self.empty.iter() {
-            f(p as usize);
-        }
-        let index = &*self.pattern_index;
-        let mut report = |p: usize| {
-            if let Some(&i) = index.get(p) {
-                f(i as usize);
-            }
-        };
+    pub fn each_match(&self, text: &str, lower: &mut Vec<u8>, f: impl FnMut(usize)) {
         let hay = text.as_bytes();
-        match &self.skip {
-            Some(skip) if hay.len() >= SKIP_MIN_TEXT => {
-                lower.clear();
-                lower.extend_from_slice(hay);
-                lower.make_ascii_lowercase();
-                match &self.walk {
-                    Walk::Dfa(a) => skip.each(&**a, lower, &mut report),
-                    Walk::Nfa(a) => skip.each(&**a, lower, &mut report),
-                }
-            }
-            _ => {
-                match &self.walk {
-                    Walk::Dfa(a) => walk(&**a, hay, 0, false, &mut report),
-                    Walk::Nfa(a) => walk(&**a, hay, 0, false, &mut report),
-                };
-            }
+        if self.skip.is_some() && hay.len() >= SKIP_MIN_TEXT {
+            lower.clear();
+            lower.extend_from_slice(hay);
+            lower.make_ascii_lowercase();
+            self.each_match_joined(lower, f);
+        } else {
+            // Walked without the skip: the automata fold ASCII case themselves.
+            self.each_match_joined(hay, f);
         }
     }
 }
@@ -311,6 +295,22 @@ mod tests {
         texts.iter().map(|t| lower.contains(t)).collect()
     }
 
+    /// The scanner of `lits` (lowercased) reports exactly the literals `text` holds, ignoring
+    /// ASCII case; with `skip`, through a skip.
+    fn reports_exactly(
+        lits: &std::collections::BTreeSet<String>,
+        text: &str,
+        skip: bool,
+    ) -> Result<(), TestCaseError> {
+        let lits: std::collections::BTreeSet<String> =
+            lits.iter().map(|l| l.to_ascii_lowercase()).collect();
+        let texts: Vec<&str> = lits.iter().map(String::as_str).collect();
+        let scanner = Scanner::build(&texts).expect("builds");
+        prop_assert!(!skip || scanner.has_skip());
+        prop_assert_eq!(found(&scanner, texts.len(), text), expected(&texts, text));
+        Ok(())
+    }
+
     proptest! {
         /// Whatever the literals (a small alphabet, so they overlap often) and the text, every
         /// literal that occurs, ignoring ASCII case, is reported, and no other.
@@ -319,11 +319,7 @@ mod tests {
             lits in prop::collection::btree_set("[abC]{1,4}", 1..6),
             text in "[aAbBcC]{0,24}",
         ) {
-            let lits: std::collections::BTreeSet<String> =
-                lits.into_iter().map(|l| l.to_ascii_lowercase()).collect();
-            let texts: Vec<&str> = lits.iter().map(String::as_str).collect();
-            let scanner = Scanner::build(&texts).expect("builds");
-            prop_assert_eq!(found(&scanner, texts.len(), &text), expected(&texts, &text));
+            reports_exactly(&lits, &text, false)?;
         }
 
         /// The same through the skip: literals of three bytes or more, texts long enough for
@@ -333,12 +329,7 @@ mod tests {
             lits in prop::collection::btree_set("[abC]{3,7}", 1..12),
             text in "[aAbBcC ]{0,300}",
         ) {
-            let lits: std::collections::BTreeSet<String> =
-                lits.into_iter().map(|l| l.to_ascii_lowercase()).collect();
-            let texts: Vec<&str> = lits.iter().map(String::as_str).collect();
-            let scanner = Scanner::build(&texts).expect("builds");
-            prop_assert!(scanner.has_skip());
-            prop_assert_eq!(found(&scanner, texts.len(), &text), expected(&texts, &text));
+            reports_exactly(&lits, &text, true)?;
         }
     }
 

@@ -3,8 +3,6 @@
 //! of a 0.5 s load).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{LoadError, LoadErrorKind, LoadOptions, Loc, Rule, is_rule_file, parse_text};
 
@@ -104,40 +102,16 @@ pub fn parse_file(
 /// Fewest files per parsing thread: below it a thread costs more than it saves.
 const FILES_PER_THREAD: usize = 64;
 
-/// Parses every file of `files`: the rules and errors come out in file order, exactly as
-/// [`parse_file`] one file after another gives them.
+/// Parses every file of `files` on every core: the rules and errors come out in file order,
+/// exactly as [`parse_file`] one file after another gives them.
 pub fn parse_files(files: &[PathBuf], opts: &LoadOptions) -> (Vec<Rule>, Vec<LoadError>) {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len() / FILES_PER_THREAD)
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let parsed: Mutex<Vec<(usize, Vec<Rule>, Vec<LoadError>)>> = Mutex::new(Vec::new());
-    let work = || {
-        let mut mine = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(f) = files.get(i) else { break };
-            let (mut rules, mut errors) = (Vec::new(), Vec::new());
-            parse_file(f, opts, &mut rules, &mut errors);
-            mine.push((i, rules, errors));
-        }
-        // A poisoned lock only means another parser panicked; what it holds is whole.
-        parsed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(mine);
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
+    let parsed = crate::cores::map_in_order(files, FILES_PER_THREAD, |f| {
+        let (mut rules, mut errors) = (Vec::new(), Vec::new());
+        parse_file(f, opts, &mut rules, &mut errors);
+        (rules, errors)
     });
-    let mut parsed = parsed.into_inner().unwrap_or_else(|e| e.into_inner());
-    parsed.sort_unstable_by_key(|(i, _, _)| *i);
     let (mut rules, mut errors) = (Vec::new(), Vec::new());
-    for (_, r, e) in parsed {
+    for (r, e) in parsed {
         rules.extend(r);
         errors.extend(e);
     }

@@ -4,8 +4,6 @@
 //! plans themselves.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{LiteralTable, MAX_CLAUSES, ProfilePlan, SlotScan, Target, necessary_clauses};
 use crate::decode::{Schema, Slot};
@@ -204,36 +202,18 @@ fn build_scanners(drafts: &[Draft], literals: &LiteralTable) -> HashMap<Vec<u32>
             .sum()
     };
     distinct.sort_unstable_by(|a, b| size(b).cmp(&size(a)).then(a.cmp(b)));
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(distinct.len())
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let built: Mutex<HashMap<Vec<u32>, Scanner>> = Mutex::new(HashMap::new());
-    let work = || {
-        let mut mine = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(lits) = distinct.get(i) else { break };
-            let texts: Vec<&str> = lits
-                .iter()
-                .map(|&l| &*literals.entries[l as usize].1)
-                .collect();
-            if let Some(s) = Scanner::build(&texts) {
-                mine.push(((*lits).clone(), s));
-            }
-        }
-        // A poisoned lock only means another builder panicked; its scanners are still whole.
-        let mut all = built.lock().unwrap_or_else(|e| e.into_inner());
-        all.extend(mine);
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
+    let scanners = crate::cores::map_in_order(&distinct, 1, |lits| {
+        let texts: Vec<&str> = lits
+            .iter()
+            .map(|&l| &*literals.entries[l as usize].1)
+            .collect();
+        Scanner::build(&texts)
     });
-    built.into_inner().unwrap_or_else(|e| e.into_inner())
+    distinct
+        .into_iter()
+        .zip(scanners)
+        .filter_map(|(lits, s)| Some((lits.clone(), s?)))
+        .collect()
 }
 
 /// The plan of `draft`, its scanners from `built` (cloning shares them).
