@@ -4,8 +4,9 @@
 //! the detection matches, at least one literal of every clause occurs in its field, ignoring
 //! ASCII case. An `and` keeps the clauses of all its children, an `or` needs one clause of each
 //! child joined into one (we take each child's most selective), a `not` gives nothing. Per
-//! source profile and field, one Aho-Corasick automaton holds every literal of the rules that
-//! can run on that profile; scanning an event's fields with them marks the literals present,
+//! plan (a profile's rules whose log-source guard can hold on the event's guard key, see
+//! [`super::partition`]) and field, one scanner ([`super::scanner`]) holds every literal of
+//! the plan's rules; scanning an event's fields with them marks the literals present,
 //! which (a) answers every case-insensitive `contains` test outright and (b) makes candidates of
 //! the rules whose clauses were all hit. The most selective clause of a rule decides which
 //! fields are scanned for every event (the *eager* fields); its other clauses are kept where
