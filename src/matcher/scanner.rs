@@ -128,7 +128,7 @@ impl Scanner {
 
     /// Calls `f` with the pattern index of every occurrence in `joined`: texts joined with
     /// [`Scanner::separator`], lowercased (ASCII) when the skip may search them (a scanner with
-    /// a skip, `joined` at least [`SKIP_MIN_TEXT`] bytes long).
+    /// a skip, `joined` at least `SKIP_MIN_TEXT` (32) bytes long).
     #[inline]
     pub fn each_match_joined(&self, joined: &[u8], mut f: impl FnMut(usize)) {
         for &p in self.empty.iter() {
