@@ -377,9 +377,10 @@ fn each_text(
 }
 
 /// Calls `f` with the pattern index of every literal of `scanner` that occurs in a value of
-/// `slot`. The values are lowercased into `lower`, joined with the scanner's separator, and
-/// scanned in one call (the keyword slot's fifty-odd scalars of a Windows event cost one
-/// search instead of fifty).
+/// `slot`. For a scanner with a skip, the values are lowercased into `lower`, joined with the
+/// scanner's separator, and searched in one call (the keyword slot's fifty-odd scalars of a
+/// Windows event cost one search instead of fifty); without one, each value is walked as it
+/// is (the automata fold case themselves: a lowercased copy would only cost).
 fn scan_slot(
     scanner: &prefilter::Scanner,
     view: &EventView<'_, '_>,
@@ -388,7 +389,7 @@ fn scan_slot(
     lower: &mut Vec<u8>,
     f: &mut dyn FnMut(usize),
 ) {
-    match scanner.separator() {
+    match scanner.separator().filter(|_| scanner.has_skip()) {
         Some(sep) => {
             lower.clear();
             each_text(view, slot, scratch, &mut |text| {
@@ -400,7 +401,6 @@ fn scan_slot(
             lower.make_ascii_lowercase();
             scanner.each_match_joined(lower, f);
         }
-        // Every byte value is in some literal: one text at a time.
         None => each_text(view, slot, scratch, &mut |text| {
             scanner.each_match(text, lower, &mut *f);
         }),

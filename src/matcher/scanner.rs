@@ -140,19 +140,13 @@ impl Scanner {
                 f(i as usize);
             }
         };
-        match (&self.skip, &self.walk) {
-            (Some(skip), Walk::Dfa(a)) if joined.len() >= SKIP_MIN_TEXT => {
-                skip.each(&**a, joined, &mut report)
-            }
-            (Some(skip), Walk::Nfa(a)) if joined.len() >= SKIP_MIN_TEXT => {
-                skip.each(&**a, joined, &mut report)
-            }
-            (_, Walk::Dfa(a)) => {
-                walk(&**a, joined, 0, false, &mut report);
-            }
-            (_, Walk::Nfa(a)) => {
-                walk(&**a, joined, 0, false, &mut report);
-            }
+        let skip = self
+            .skip
+            .as_deref()
+            .filter(|_| joined.len() >= SKIP_MIN_TEXT);
+        match &self.walk {
+            Walk::Dfa(a) => search(&**a, skip, joined, &mut report),
+            Walk::Nfa(a) => search(&**a, skip, joined, &mut report),
         }
     }
 
@@ -228,6 +222,17 @@ impl Skip {
                 return;
             }
             at = walk(aut, hay, start, true, f);
+        }
+    }
+}
+
+/// Every occurrence of `aut`'s patterns in `hay`: through `skip` when given, else walked whole.
+#[inline]
+fn search<A: Automaton>(aut: &A, skip: Option<&Skip>, hay: &[u8], f: &mut impl FnMut(usize)) {
+    match skip {
+        Some(skip) => skip.each(aut, hay, f),
+        None => {
+            walk(aut, hay, 0, false, f);
         }
     }
 }
