@@ -49,6 +49,8 @@ pub struct PlanIndex {
 /// One key field and the values guards name for it.
 #[derive(Clone, Debug)]
 struct KeyField {
+    /// The field's name, as the guards write it.
+    field: &'static str,
     slot: Slot,
     /// Lowercased value → its index (from 1; 0 is any other value).
     values: HashMap<Box<[u8]>, u32>,
@@ -105,9 +107,15 @@ impl PlanIndex {
     /// The plan (an index into the profile's plans) for `view`.
     #[inline]
     pub fn plan_of(&self, view: &EventView<'_, '_>, scratch: &mut String) -> u32 {
+        self.plan_by(|k| k.value_of(view, scratch))
+    }
+
+    /// The plan for the value index of each key field (`None`: several values, the whole plan).
+    #[inline]
+    fn plan_by(&self, mut value_of: impl FnMut(&KeyField) -> Option<u32>) -> u32 {
         let mut at = 0usize;
         for k in &self.keys {
-            let Some(i) = k.value_of(view, scratch) else {
+            let Some(i) = value_of(k) else {
                 return self.whole;
             };
             at = at * k.count() + i as usize;
@@ -123,15 +131,14 @@ impl PlanIndex {
     /// The plan for an event whose key fields hold `texts` (by key field slot; a slot not
     /// listed is absent), the way [`PlanIndex::plan_of`] finds it.
     pub fn plan_of_texts(&self, texts: &[(Slot, &str)]) -> u32 {
-        let mut at = 0usize;
-        for k in &self.keys {
-            let i = texts
-                .iter()
-                .find(|(slot, _)| *slot == k.slot)
-                .map_or(0, |(_, t)| k.index_of(t));
-            at = at * k.count() + i as usize;
-        }
-        self.table.get(at).copied().unwrap_or(self.whole)
+        self.plan_by(|k| {
+            Some(
+                texts
+                    .iter()
+                    .find(|(slot, _)| *slot == k.slot)
+                    .map_or(0, |(_, t)| k.index_of(t)),
+            )
+        })
     }
 
     /// Shifts every plan index by `by` (the profile's first plan among all profiles').
@@ -185,18 +192,7 @@ pub fn partition(guards: &[Option<Guard>], fields: &FieldTable) -> Partition {
 }
 
 /// The partition by `keys`.
-fn partition_by(keys: &[(&str, usize, KeyField)], guards: &[Option<Guard>]) -> Partition {
-    // Value names per key, in index order (index 0: another value).
-    let names: Vec<Vec<&[u8]>> = keys
-        .iter()
-        .map(|(_, _, k)| {
-            let mut v: Vec<(&[u8], u32)> = k.values.iter().map(|(n, &i)| (&**n, i)).collect();
-            v.sort_by_key(|&(_, i)| i);
-            std::iter::once(&b""[..])
-                .chain(v.into_iter().map(|(n, _)| n))
-                .collect()
-        })
-        .collect();
+fn partition_by(keys: &[KeyField], guards: &[Option<Guard>]) -> Partition {
     let mut distinct: Vec<&Guard> = Vec::new();
     let mut guard_of: Vec<Option<usize>> = Vec::with_capacity(guards.len());
     for g in guards {
@@ -211,7 +207,7 @@ fn partition_by(keys: &[(&str, usize, KeyField)], guards: &[Option<Guard>]) -> P
                 }),
         );
     }
-    let combinations: usize = names.iter().map(Vec::len).product();
+    let combinations: usize = keys.iter().map(KeyField::count).product();
     let mut table = Vec::with_capacity(combinations);
     let mut plan_of_signature: HashMap<Vec<bool>, u32> = HashMap::new();
     let mut subsets: Vec<Vec<usize>> = Vec::new();
@@ -235,13 +231,13 @@ fn partition_by(keys: &[(&str, usize, KeyField)], guards: &[Option<Guard>]) -> P
     for _ in 0..combinations {
         let signature = distinct
             .iter()
-            .map(|g| holds_somewhere(g, keys, &names, &combination))
+            .map(|g| holds_somewhere(g, keys, &combination))
             .collect();
         table.push(subset_of(signature, &mut subsets));
         // The next combination, the last key varying fastest.
         for k in (0..combination.len()).rev() {
             combination[k] += 1;
-            if combination[k] < names[k].len() {
+            if combination[k] < keys[k].count() {
                 break;
             }
             combination[k] = 0;
@@ -249,7 +245,7 @@ fn partition_by(keys: &[(&str, usize, KeyField)], guards: &[Option<Guard>]) -> P
     }
     Partition {
         index: PlanIndex {
-            keys: keys.iter().map(|(_, _, k)| k.clone()).collect(),
+            keys: keys.to_vec(),
             table,
             whole: whole_plan,
         },
@@ -257,45 +253,36 @@ fn partition_by(keys: &[(&str, usize, KeyField)], guards: &[Option<Guard>]) -> P
     }
 }
 
-/// Whether some alternative of `guard` can hold when each key field holds the value
-/// `combination` names (index 0: a value no guard names).
-fn holds_somewhere(
-    guard: &Guard,
-    keys: &[(&str, usize, KeyField)],
-    names: &[Vec<&[u8]>],
-    combination: &[usize],
-) -> bool {
+/// Whether some alternative of `guard` can hold when each key field holds the value of index
+/// `combination` (0: a value no guard names).
+fn holds_somewhere(guard: &Guard, keys: &[KeyField], combination: &[usize]) -> bool {
     guard.alternatives.iter().any(|conditions| {
         conditions.iter().all(|c| {
-            let Some(k) = keys.iter().position(|(field, _, _)| *field == c.field) else {
+            let Some(k) = keys.iter().position(|key| key.field == c.field) else {
                 // Not a key field: it may hold.
                 return true;
             };
-            let value = names[k][combination[k]];
             combination[k] != 0
                 && c.values
                     .iter()
-                    .any(|v| v.as_bytes().eq_ignore_ascii_case(value))
+                    .any(|v| keys[k].index_of(v) as usize == combination[k])
         })
     })
 }
 
 /// The fields the guards test most (most alternatives naming them first, then by name), at
 /// most [`MAX_KEYS`] and [`MAX_COMBINATIONS`] combinations, with the values named for each.
-fn key_fields<'g>(
-    guards: &'g [Option<Guard>],
-    fields: &FieldTable,
-) -> Vec<(&'g str, usize, KeyField)> {
-    let mut uses: HashMap<&str, usize> = HashMap::new();
+fn key_fields(guards: &[Option<Guard>], fields: &FieldTable) -> Vec<KeyField> {
+    let mut uses: HashMap<&'static str, usize> = HashMap::new();
     for g in guards.iter().flatten() {
         for c in g.alternatives.iter().flatten() {
             *uses.entry(c.field).or_default() += 1;
         }
     }
-    let mut ranked: Vec<(&str, usize)> = uses.into_iter().collect();
+    let mut ranked: Vec<(&'static str, usize)> = uses.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let mut keys: Vec<(&str, usize, KeyField)> = Vec::new();
-    for (field, n) in ranked.into_iter().take(MAX_KEYS) {
+    let mut keys: Vec<KeyField> = Vec::new();
+    for (field, _) in ranked.into_iter().take(MAX_KEYS) {
         let Some(slot) = fields.get(field) else {
             continue;
         };
@@ -313,16 +300,13 @@ fn key_fields<'g>(
         if longest > KEY_VALUE_MAX {
             continue;
         }
-        keys.push((
+        keys.push(KeyField {
             field,
-            n,
-            KeyField {
-                slot,
-                values,
-                longest,
-            },
-        ));
-        if keys.iter().map(|(_, _, k)| k.count()).product::<usize>() > MAX_COMBINATIONS {
+            slot,
+            values,
+            longest,
+        });
+        if keys.iter().map(KeyField::count).product::<usize>() > MAX_COMBINATIONS {
             keys.pop();
             break;
         }
