@@ -21,7 +21,9 @@
 //!
 //! It prints medians of events/s, CPU-seconds per million events, peak RSS, credtrail's
 //! per-event latency (p50 / p99 / p99.9 of decode + match, from its summary), the load times,
-//! and the ratios pair by pair.
+//! and the ratios pair by pair. Events/s and ratios come twice: whole process (load included),
+//! and after load (each run's wall time less its engine's empty-input wall time of the same
+//! round), the figure issue tables quote for engines whose load differs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +40,7 @@ mod harness;
 mod public_data;
 
 use copies::{TIME_FIELDS, captures, write_copies};
-use harness::{Series, after, count_lines, median, ratio, run};
+use harness::{Series, after, count_lines, median, rate_after, ratio, ratio_after, run};
 
 struct Args {
     slices: Vec<String>,
@@ -199,14 +201,14 @@ fn main() {
             a.runs
         );
         text += &format!(
-            "{:<46} {:>10} {:>13} {:>10} {:>26}\n",
-            "", "events/s", "CPU-s / M ev", "peak RSS", "latency p50/p99/p99.9 us"
+            "{:<46} {:>10} {:>12} {:>13} {:>10} {:>26}\n",
+            "", "events/s", "after load", "CPU-s / M ev", "peak RSS", "latency p50/p99/p99.9 us"
         );
-        let mut all: Vec<&Series> = replays.iter().collect();
+        let mut all: Vec<(&Series, &Series)> = replays.iter().map(|s| (s, &load)).collect();
         if rsigma {
-            all.push(&peer);
+            all.push((&peer, &peer_load));
         }
-        for s in &all {
+        for (s, its_load) in &all {
             let lat = if s.p50.is_empty() {
                 "-".to_string()
             } else {
@@ -218,9 +220,10 @@ fn main() {
                 )
             };
             text += &format!(
-                "{:<46} {:>10.0} {:>13.2} {:>7.1} MB {:>26}\n",
+                "{:<46} {:>10.0} {:>12.0} {:>13.2} {:>7.1} MB {:>26}\n",
                 s.name,
                 median(s.rate(lines)),
+                median(rate_after(s, its_load, lines)),
                 median(s.usage.iter().map(|u| u.cpu / lines * 1e6).collect()),
                 median(
                     s.usage
@@ -244,17 +247,22 @@ fn main() {
         for s in &replays {
             text += &format!("{}: {:.0} alerts\n", s.name, s.alerts);
             if rsigma {
-                text += &format!("  throughput / rsigma: {:.2}\n", ratio(s, &peer));
+                text += &format!(
+                    "  throughput / rsigma: {:.2} (after load: {:.2})\n",
+                    ratio(s, &peer),
+                    ratio_after(s, &load, &peer, &peer_load)
+                );
             }
         }
         if replays.len() >= 2 {
             text += &format!(
-                "{} + {} / {} + {}: {:.2}\n",
+                "{} + {} / {} + {}: {:.2} (after load: {:.2})\n",
                 a.shards[1],
                 a.shards[1],
                 a.shards[0],
                 a.shards[0],
-                ratio(&replays[1], &replays[0])
+                ratio(&replays[1], &replays[0]),
+                ratio_after(&replays[1], &load, &replays[0], &load)
             );
         }
         eprintln!("{text}");
