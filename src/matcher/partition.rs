@@ -20,6 +20,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
+
 use super::logsource::Guard;
 use super::predicate::with_text;
 use crate::decode::{EventView, FieldTable, Slot};
@@ -52,8 +54,10 @@ struct KeyField {
     /// The field's name, as the guards write it.
     field: &'static str,
     slot: Slot,
-    /// Lowercased value → its index (from 1; 0 is any other value).
-    values: HashMap<Box<[u8]>, u32>,
+    /// Lowercased value → its index (from 1; 0 is any other value). Looked up for every
+    /// event, with Windows channel names of up to 68 bytes: a fixed fast hash (the keys are
+    /// the rules' own values, not the events').
+    values: HashMap<Box<[u8]>, u32, FixedState>,
     longest: usize,
 }
 
@@ -286,7 +290,7 @@ fn key_fields(guards: &[Option<Guard>], fields: &FieldTable) -> Vec<KeyField> {
         let Some(slot) = fields.get(field) else {
             continue;
         };
-        let mut values: HashMap<Box<[u8]>, u32> = HashMap::new();
+        let mut values: HashMap<Box<[u8]>, u32, FixedState> = HashMap::default();
         for g in guards.iter().flatten() {
             for c in g.alternatives.iter().flatten().filter(|c| c.field == field) {
                 for v in c.values {
