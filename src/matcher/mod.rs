@@ -303,7 +303,7 @@ impl EventFacts for Facts<'_> {
         else {
             return false;
         };
-        let Some(&k) = self.plan.scan_of_slot.get(&slot) else {
+        let Some(k) = self.plan.scan_of(slot) else {
             return false;
         };
         if self.scan_done[k] == self.generation {

@@ -249,14 +249,8 @@ fn finish(draft: Draft, built: &HashMap<Vec<u32>, Scanner>) -> ProfilePlan {
             })
         })
         .collect();
-    let scan_of_slot = scans
-        .iter()
-        .enumerate()
-        .map(|(i, s): (usize, &SlotScan)| (s.slot, i))
-        .collect();
     ProfilePlan {
         scans,
-        scan_of_slot,
         full_mask,
         always,
         applicable: members,
