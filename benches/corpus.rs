@@ -192,7 +192,8 @@ fn main() {
         let mut peer = Series::new("rsigma engine eval (1 thread)".into());
         for round in 0..a.runs {
             eprintln!("{slice}: round {} of {}", round + 1, a.runs);
-            load.usage.push(median_run(|| run(&mut replay(&empty, 1)).0));
+            load.usage
+                .push(median_run(|| run(&mut replay(&empty, 1)).0));
             for (i, n) in a.shards.iter().enumerate() {
                 let (u, err) = run(&mut replay(&events, *n));
                 let s = &mut replays[i];
@@ -203,7 +204,9 @@ fn main() {
                 s.alerts = after(&err, "alerts:").unwrap_or(f64::NAN);
             }
             if rsigma {
-                peer_load.usage.push(median_run(|| run(&mut rsigma_cmd(&rules, &empty)).0));
+                peer_load
+                    .usage
+                    .push(median_run(|| run(&mut rsigma_cmd(&rules, &empty)).0));
                 peer.usage.push(run(&mut rsigma_cmd(&rules, &events)).0);
             }
         }

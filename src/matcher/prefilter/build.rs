@@ -256,3 +256,51 @@ fn finish(draft: Draft, built: &HashMap<Vec<u32>, Scanner>) -> ProfilePlan {
         applicable: members,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::matcher::KEYWORD_SLOT;
+    use crate::matcher::tests::{matched, ruleset};
+
+    /// `ProfilePlan::scan_of` searches `scans` by slot: every plan keeps them strictly sorted,
+    /// the keyword slot (the largest) included, and each is found where it is. A scan out of
+    /// order would make its literals look absent: a rule silently missed.
+    #[test]
+    fn every_plans_scans_are_sorted_by_field_and_found_by_it() {
+        let rules = ruleset(
+            r"
+title: Eager and lazy fields
+logsource: {product: windows, category: process_creation}
+detection:
+    sel:
+        Image|endswith: '\tool.exe'
+        CommandLine|contains: ' -secret '
+    filter:
+        ParentImage|endswith: '\explorer.exe'
+        User|contains: 'svc_'
+    condition: sel and not filter
+---
+title: Keywords
+logsource: {product: windows}
+detection:
+    words: ['mimikatz', 'sekurlsa']
+    condition: words
+",
+        );
+        let mut seen_keyword = false;
+        for plan in &rules.plans {
+            assert!(plan.scans.windows(2).all(|w| w[0].slot < w[1].slot));
+            for (i, scan) in plan.scans.iter().enumerate() {
+                assert_eq!(plan.scan_of(scan.slot), Some(i));
+                seen_keyword |= scan.slot == KEYWORD_SLOT;
+            }
+            assert_eq!(plan.scan_of(KEYWORD_SLOT - 1), None);
+        }
+        assert!(seen_keyword, "the keyword scan sorts last and is found too");
+        // The filter's fields are scanned only when the candidate asks: found all the same.
+        let hit = r#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Image":"C:\\x\\tool.exe","CommandLine":"tool -secret x","ParentImage":"C:\\Windows\\explorer.exe","User":"svc_backup","UtcTime":"2024-01-01 00:00:00.000"}"#;
+        assert!(matched(&rules, hit).is_empty());
+        let other_parent = hit.replace("explorer.exe", "cmd.exe");
+        assert_eq!(matched(&rules, &other_parent), ["Eager and lazy fields"]);
+    }
+}
