@@ -47,19 +47,13 @@ pub fn load_with_corpus(
         .into_iter()
         .filter(|f| !own_files.contains(f))
         .collect();
-    let mut rules: Vec<Rule> = Vec::new();
-    let mut errors = Vec::new();
-    for f in &own_files {
-        sigma::parse_file(f, load, &mut rules, &mut errors);
-    }
+    let (mut rules, errors): (Vec<Rule>, _) = sigma::parse_files(&own_files, load);
     if !errors.is_empty() {
         return Err(LoadErrors(errors));
     }
     let own = rules.len();
-    let mut left_out = Vec::new();
-    for f in &corpus_files {
-        sigma::parse_file(f, load, &mut rules, &mut left_out);
-    }
+    let (corpus_rules, mut left_out) = sigma::parse_files(&corpus_files, load);
+    rules.extend(corpus_rules);
     let in_corpus: HashSet<&PathBuf> = corpus_files.iter().collect();
     let mut last = Vec::new();
     for _ in 0..MAX_ATTEMPTS {

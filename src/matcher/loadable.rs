@@ -70,12 +70,10 @@ pub fn load_loadable(
         }
     };
     out.files = files.len();
-    let mut rules = Vec::new();
-    for f in &files {
-        let (rules_before, errors_before) = (rules.len(), out.errors.len());
-        sigma::parse_file(f, load, &mut rules, &mut out.errors);
-        out.documents += rules.len() - rules_before + out.errors.len() - errors_before;
-    }
+    let (mut rules, errors) = sigma::parse_files(&files, load);
+    // Each document is a rule or an error.
+    out.documents = rules.len() + errors.len();
+    out.errors.extend(errors);
     out.parsed = rules.clone();
     for _ in 0..MAX_ROUNDS {
         let mut round = out.errors.clone();
