@@ -158,29 +158,27 @@ pub fn ratio(a: &Series, b: &Series) -> f64 {
     )
 }
 
-/// Per round: `events` over the wall time `s` took beyond `load`'s (the same engine on an
-/// empty input, measured in the same round): throughput once the rules are loaded.
-pub fn rate_after(s: &Series, load: &Series, events: f64) -> Vec<f64> {
+/// Per round: the wall time `s` took beyond `load`'s (the same engine on an empty input,
+/// measured in the same round): its time once the rules are loaded.
+fn after_load(s: &Series, load: &Series) -> Vec<f64> {
     s.usage
         .iter()
         .zip(&load.usage)
-        .map(|(u, l)| events / (u.wall - l.wall))
+        .map(|(u, l)| u.wall - l.wall)
         .collect()
+}
+
+/// Per round: `events` over [`after_load`]'s time: throughput once the rules are loaded.
+pub fn rate_after(s: &Series, load: &Series, events: f64) -> Vec<f64> {
+    after_load(s, load).iter().map(|t| events / t).collect()
 }
 
 /// [`ratio`] of the times beyond each engine's load (`a_load`, `b_load`), round by round.
 pub fn ratio_after(a: &Series, a_load: &Series, b: &Series, b_load: &Series) -> f64 {
-    let after = |s: &Series, l: &Series| -> Vec<f64> {
-        s.usage
-            .iter()
-            .zip(&l.usage)
-            .map(|(u, l)| u.wall - l.wall)
-            .collect()
-    };
     median(
-        after(a, a_load)
+        after_load(a, a_load)
             .iter()
-            .zip(after(b, b_load))
+            .zip(after_load(b, b_load))
             .map(|(x, y)| y / x)
             .collect(),
     )
