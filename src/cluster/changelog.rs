@@ -11,7 +11,8 @@
 //!    `P`, its clock and stamps, the hits of `P` still waiting for event time, and how many
 //!    states `P` holds. The marker is written only when nothing decided before the barrier is
 //!    still unacknowledged in `P` (an alert in the merge or in flight, a dead letter): resuming
-//!    at `D` replays nothing before `D`, so such an alert would be lost.
+//!    at `D` replays nothing before `D`, so such an alert would be lost. It is written again
+//!    at the next settled barrier that would restore something else ([`LastMarkers`]).
 //!
 //! A reader ([`Replica`]) applies the records in order. The table is `P`'s state at the
 //! marker's barrier when the marker is the last record: records after it are a barrier whose
@@ -25,7 +26,8 @@
 //! in order before reading, so a source id is its partition number in every process, and a
 //! reader refuses a state holding an event of another partition.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +92,73 @@ impl Marker {
     pub fn from_bytes(bytes: &[u8]) -> Result<Marker, ImportError> {
         crate::correlate::engine::decode(bytes, "changelog marker")
     }
+}
+
+/// What the last marker written for each partition said, so that the next one is written
+/// when a restore would find something else, and only then:
+///
+/// - state records were written since it (a reader refuses records after the last marker);
+/// - or what a restore takes from it changed: the end, the clock, the stamps, the waiting
+///   hits, the count of states.
+///
+/// The end alone is not enough. Waiting hits decided when event time passed them change
+/// nothing but the marker's `pending` (their states may begin and end between two barriers),
+/// and a barrier with such an alert unacknowledged writes no marker: the next one must,
+/// though nothing new was read. A stale marker there gave the next owner the decided hits
+/// again, and it alerted again. The watermark alone does not make a marker due: a restore
+/// takes it as a floor, and event time that moved without changing the partition's hits or
+/// states decided nothing in it.
+#[derive(Debug, Default)]
+pub struct LastMarkers {
+    digests: HashMap<u32, u64>,
+    records_since: HashSet<u32>,
+}
+
+impl LastMarkers {
+    /// State records of `source` were written.
+    pub fn records_written(&mut self, source: u32) {
+        self.records_since.insert(source);
+    }
+
+    /// Whether `marker` must be written for `source`.
+    pub fn due(&self, source: u32, marker: &Marker) -> bool {
+        self.records_since.contains(&source)
+            || self.digests.get(&source) != Some(&content_digest(marker))
+    }
+
+    /// `marker` was written for `source`.
+    pub fn written(&mut self, source: u32, marker: &Marker) {
+        self.records_since.remove(&source);
+        self.digests.insert(source, content_digest(marker));
+    }
+
+    /// `source` is no longer owned: its next owner starts afresh.
+    pub fn forget(&mut self, source: u32) {
+        self.records_since.remove(&source);
+        self.digests.remove(&source);
+    }
+}
+
+/// A hash of what a restore takes from a marker, its watermark left out.
+fn content_digest(m: &Marker) -> u64 {
+    #[derive(Serialize)]
+    struct Content<'a> {
+        end: u64,
+        clock: EventTime,
+        stamps: &'a [(String, i32, i64)],
+        pending: &'a [Hit],
+        live: u64,
+    }
+    let bytes = crate::correlate::engine::encode(&Content {
+        end: m.end,
+        clock: m.clock,
+        stamps: &m.stamps,
+        pending: &m.pending,
+        live: m.live,
+    });
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 /// One record to write: key and value (`None`: a tombstone).

@@ -210,3 +210,126 @@ fn state_keys_read_back() {
     assert_eq!(parse_state_key(b"s\x00\x00"), None);
     assert_eq!(parse_state_key(MARKER_KEY), None);
 }
+
+#[test]
+fn a_marker_is_due_when_a_restore_would_find_something_else_and_only_then() {
+    let m = Marker {
+        end: 7,
+        live: 2,
+        watermark: crate::time::EventTime::from_millis(1_000),
+        ..Marker::default()
+    };
+    let mut last = LastMarkers::default();
+    assert!(last.due(3, &m), "a partition's first marker");
+    last.written(3, &m);
+    assert!(!last.due(3, &m), "nothing changed");
+    let later = Marker {
+        watermark: crate::time::EventTime::from_millis(9_000),
+        ..m.clone()
+    };
+    assert!(!last.due(3, &later), "event time alone moved");
+    for changed in [
+        Marker {
+            end: 8,
+            ..m.clone()
+        },
+        Marker {
+            live: 1,
+            ..m.clone()
+        },
+        Marker {
+            clock: crate::time::EventTime::from_millis(5),
+            ..m.clone()
+        },
+        Marker {
+            stamps: vec![("in".into(), 0, 5)],
+            ..m.clone()
+        },
+    ] {
+        assert!(last.due(3, &changed), "{changed:?}");
+    }
+    last.records_written(3);
+    assert!(last.due(3, &m), "state records written since the marker");
+    last.written(3, &m);
+    assert!(!last.due(3, &m));
+    assert!(last.due(4, &m), "another partition");
+    last.forget(3);
+    assert!(last.due(3, &m), "a partition owned again");
+}
+
+/// Regression (the flaky `three_members_give_the_alerts_of_replay`): a chain's hits waited
+/// for event time at one barrier; event time passed them and the chain alerted, with the
+/// alert unacknowledged at the next barrier (no marker); at the barrier after, nothing had
+/// been read, and the writer, which compared only ends, wrote no marker. The next owner
+/// restored the hits from the stale marker and alerted again.
+#[test]
+fn waiting_hits_decided_at_an_unsettled_barrier_get_a_marker_at_the_next_one() {
+    // One identity: read, enumerate, persist a second apart: all wait for event time.
+    let evs = [(0, 0, 0, 0), (0, 1, 1, 0), (0, 2, 1, 0)];
+    let (rules, ts, expected) = uninterrupted(&evs);
+    assert!(!expected.is_empty(), "the chain alerts");
+    let mut shard = engine(&rules);
+    shard.track_changes();
+    let mut got = Vec::new();
+    feed(&mut shard, &rules, &evs, &ts, 0..evs.len(), &mut got);
+    assert!(got.is_empty() && !shard.waiting_hits().is_empty());
+    let (mut book, mut log, mut last) = (Book::default(), Vec::new(), LastMarkers::default());
+    let end = evs.len() as u64;
+    let marker_of = |shard: &ShardEngine, book: &Book| Marker {
+        end,
+        pending: shard.waiting_hits(),
+        watermark: shard.watermark(),
+        live: book.live(),
+        ..Marker::default()
+    };
+    // Barrier 1: the hits wait; its marker is written.
+    let c = shard.take_changes().expect("tracking is on");
+    book.records(c.whole, &c.states, &c.ended, &mut log);
+    let first = marker_of(&shard, &book);
+    assert!(last.due(0, &first));
+    last.written(0, &first);
+    log.push((MARKER_KEY.to_vec(), Some(first.to_bytes())));
+    // Event time passes them: the chain alerts.
+    shard.advance(crate::time::EventTime::MAX, &mut got);
+    assert_eq!(ordered(got.clone()), expected);
+    // Barrier 2: the alert is in flight, so no marker; its records (if any) are written.
+    let c = shard.take_changes().expect("tracking is on");
+    let before = log.len();
+    book.records(c.whole, &c.states, &c.ended, &mut log);
+    if log.len() > before {
+        last.records_written(0);
+    }
+    // Barrier 3: nothing read since (same end), the alert acknowledged: the marker is due.
+    let c = shard.take_changes().expect("tracking is on");
+    book.records(c.whole, &c.states, &c.ended, &mut log);
+    let third = marker_of(&shard, &book);
+    assert_eq!(third.end, first.end, "nothing was read");
+    assert!(
+        last.due(0, &third),
+        "the decided hits must leave the marker"
+    );
+    // Without it, the next owner would restore the hits of the first marker and alert again.
+    let stale = read(&compacted(&log, false))
+        .restore(&rules, 0)
+        .expect("ends in the first marker");
+    assert_eq!(stale.snapshot.pending.len(), first.pending.len());
+    let mut next = engine(&rules);
+    next.import(stale.snapshot).expect("fits");
+    let mut again = Vec::new();
+    next.advance(crate::time::EventTime::MAX, &mut again);
+    assert_eq!(
+        ordered(again),
+        expected,
+        "the stale marker decides the chain again"
+    );
+    log.push((MARKER_KEY.to_vec(), Some(third.to_bytes())));
+    // The next owner restores the state after the alert and decides nothing again.
+    let restored = read(&compacted(&log, false))
+        .restore(&rules, 0)
+        .expect("ends in its marker");
+    let mut next = engine(&rules);
+    next.import(restored.snapshot).expect("fits");
+    let mut again = Vec::new();
+    next.advance(crate::time::EventTime::MAX, &mut again);
+    assert!(again.is_empty(), "decided again: {again:?}");
+}

@@ -28,7 +28,7 @@ use super::ServiceError;
 use super::cluster::{Deliveries, idempotent_producer, send_to};
 use super::consumer::side_reader_config;
 use crate::cluster::changelog::{
-    Book, FENCE_KEY, MARKER_KEY, Marker, Record, Replica, StateKey, state_key,
+    Book, FENCE_KEY, LastMarkers, MARKER_KEY, Marker, Record, Replica, StateKey, state_key,
 };
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
@@ -67,9 +67,9 @@ pub struct ChangelogWriter {
     producer: BaseProducer<Deliveries>,
     /// Per owned source: its partition number, and one book per shard.
     owned: HashMap<u32, (i32, Vec<Book>)>,
-    /// Per owned source: the end its last marker gave (a marker is written again only when
-    /// the partition moved).
-    marked: HashMap<u32, u64>,
+    /// What the last marker of each owned source said (a marker is written again only when
+    /// a restore would find something else).
+    marked: LastMarkers,
     /// Owned sources with a state record too large for the producer: no marker for them
     /// while they are owned (their changelog lacks that state).
     oversize: HashSet<u32>,
@@ -91,7 +91,7 @@ impl ChangelogWriter {
             topic: topic.to_string(),
             producer: producer(config, "credtrail-changelog")?,
             owned: HashMap::new(),
-            marked: HashMap::new(),
+            marked: LastMarkers::default(),
             oversize: HashSet::new(),
             max_record: super::producer::dead_letter_limit(config),
             metrics,
@@ -129,7 +129,7 @@ impl ChangelogWriter {
     /// A partition was revoked: nothing more is written to it.
     pub fn revoked(&mut self, source: u32) {
         self.owned.remove(&source);
-        self.marked.remove(&source);
+        self.marked.forget(source);
         self.oversize.remove(&source);
     }
 
@@ -168,6 +168,7 @@ impl ChangelogWriter {
                     continue;
                 }
                 self.send(*partition, k, v.as_deref())?;
+                self.marked.records_written(source);
                 Metrics::add(&self.metrics.changelog_records, 1);
             }
         }
@@ -181,10 +182,7 @@ impl ChangelogWriter {
             let Some(end) = b.ends.iter().find(|e| e.source == mark.source) else {
                 continue;
             };
-            let moved = self.marked.get(&mark.source) != Some(&end.end)
-                || records.contains_key(&mark.source);
-            if b.unsettled.contains(&mark.source) || self.oversize.contains(&mark.source) || !moved
-            {
+            if b.unsettled.contains(&mark.source) || self.oversize.contains(&mark.source) {
                 continue;
             }
             let mut waiting = mark.pending;
@@ -197,6 +195,9 @@ impl ChangelogWriter {
                 pending: waiting,
                 live: books.iter().map(Book::live).sum(),
             };
+            if !self.marked.due(mark.source, &marker) {
+                continue;
+            }
             let partition = *partition;
             let bytes = marker.to_bytes();
             if bytes.len() > self.max_record {
@@ -208,7 +209,7 @@ impl ChangelogWriter {
                 continue;
             }
             self.send(partition, MARKER_KEY, Some(&bytes))?;
-            self.marked.insert(mark.source, end.end);
+            self.marked.written(mark.source, &marker);
             Metrics::add(&self.metrics.changelog_markers, 1);
         }
         Ok(())
