@@ -102,6 +102,8 @@ pub fn start(config: ServiceConfig) -> Running {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("credtrail=info")
         .with_test_writer()
+        .with_thread_ids(true)
+        .with_thread_names(true)
         .try_init();
     let control = Control::new();
     let metrics = Metrics::new();
