@@ -263,7 +263,7 @@ fn main() {
             text += &format!("{}: {:.0} alerts\n", s.name, s.alerts);
             if rsigma {
                 text += &format!(
-                    "  throughput / rsigma: {:.2} (after load: {:.2})\n",
+                    "  throughput / rsigma: whole process {:.2}; after load {:.2}\n",
                     ratio(s, &peer),
                     ratio_after(s, &load, &peer, &peer_load)
                 );
@@ -271,7 +271,7 @@ fn main() {
         }
         if replays.len() >= 2 {
             text += &format!(
-                "{} + {} / {} + {}: {:.2} (after load: {:.2})\n",
+                "{} + {} / {} + {}: whole process {:.2}; after load {:.2}\n",
                 a.shards[1],
                 a.shards[1],
                 a.shards[0],

@@ -146,10 +146,42 @@ impl Series {
     }
 }
 
-/// The median over rounds of `b`'s wall time over `a`'s (a's throughput relative to b's),
-/// pair by pair, so drift of a shared machine cancels out.
-pub fn ratio(a: &Series, b: &Series) -> f64 {
-    median(
+/// Ratios taken round by round: their median, and the smallest and largest, so a reader sees
+/// whether a goal is met by every pair or only by the middle one.
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(v: Vec<f64>) -> Spread {
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Spread {
+            median: median(v),
+            min,
+            max,
+        }
+    }
+}
+
+/// `4.31 (pairs 4.12-4.50)`, with the formatter's precision (2 if none).
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = f.precision().unwrap_or(2);
+        write!(
+            f,
+            "{:.p$} (pairs {:.p$}-{:.p$})",
+            self.median, self.min, self.max
+        )
+    }
+}
+
+/// Round by round, `b`'s wall time over `a`'s (a's throughput relative to b's), pair by pair,
+/// so drift of a shared machine cancels out.
+pub fn ratio(a: &Series, b: &Series) -> Spread {
+    Spread::of(
         a.usage
             .iter()
             .zip(&b.usage)
@@ -174,8 +206,8 @@ pub fn rate_after(s: &Series, load: &Series, events: f64) -> Vec<f64> {
 }
 
 /// [`ratio`] of the times beyond each engine's load (`a_load`, `b_load`), round by round.
-pub fn ratio_after(a: &Series, a_load: &Series, b: &Series, b_load: &Series) -> f64 {
-    median(
+pub fn ratio_after(a: &Series, a_load: &Series, b: &Series, b_load: &Series) -> Spread {
+    Spread::of(
         after_load(a, a_load)
             .iter()
             .zip(after_load(b, b_load))
