@@ -241,6 +241,18 @@ impl Member {
     }
 }
 
+/// A member still running when its test fails (a panic unwinds past `stop`) is killed, not
+/// left behind: orphaned members kept polling and took a sixth of a core each from what ran
+/// after them.
+impl Drop for Member {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn config_file(addr: &str, t: &ClusterTopics, dir: &std::path::Path) -> std::path::PathBuf {
     let text = format!(
         r#"
