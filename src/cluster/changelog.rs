@@ -27,7 +27,7 @@
 //! reader refuses a state holding an event of another partition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{DefaultHasher, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,9 +110,13 @@ impl Marker {
 /// states decided nothing in it.
 #[derive(Debug, Default)]
 pub struct LastMarkers {
-    digests: HashMap<u32, u64>,
+    digests: HashMap<u32, MarkerDigest>,
     records_since: HashSet<u32>,
 }
+
+/// A hash of what a restore takes from a marker, its watermark left out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkerDigest(u64);
 
 impl LastMarkers {
     /// State records of `source` were written.
@@ -120,16 +124,18 @@ impl LastMarkers {
         self.records_since.insert(source);
     }
 
-    /// Whether `marker` must be written for `source`.
-    pub fn due(&self, source: u32, marker: &Marker) -> bool {
-        self.records_since.contains(&source)
-            || self.digests.get(&source) != Some(&content_digest(marker))
+    /// The digest of `marker` when it must be written for `source` (hand it to
+    /// [`LastMarkers::written`] once it is); `None` when a restore would find nothing new.
+    pub fn due(&self, source: u32, marker: &Marker) -> Option<MarkerDigest> {
+        let digest = MarkerDigest::of(marker);
+        (self.records_since.contains(&source) || self.digests.get(&source) != Some(&digest))
+            .then_some(digest)
     }
 
-    /// `marker` was written for `source`.
-    pub fn written(&mut self, source: u32, marker: &Marker) {
+    /// The marker of `digest` was written for `source`.
+    pub fn written(&mut self, source: u32, digest: MarkerDigest) {
         self.records_since.remove(&source);
-        self.digests.insert(source, content_digest(marker));
+        self.digests.insert(source, digest);
     }
 
     /// `source` is no longer owned: its next owner starts afresh.
@@ -139,26 +145,47 @@ impl LastMarkers {
     }
 }
 
-/// A hash of what a restore takes from a marker, its watermark left out.
-fn content_digest(m: &Marker) -> u64 {
-    #[derive(Serialize)]
-    struct Content<'a> {
-        end: u64,
-        clock: EventTime,
-        stamps: &'a [(String, i32, i64)],
-        pending: &'a [Hit],
-        live: u64,
+impl MarkerDigest {
+    /// Serialises the marker's restored content straight into a hasher: no buffer the size of
+    /// its waiting hits.
+    fn of(m: &Marker) -> MarkerDigest {
+        #[derive(Serialize)]
+        struct Content<'a> {
+            end: u64,
+            clock: EventTime,
+            stamps: &'a [(String, i32, i64)],
+            pending: &'a [Hit],
+            live: u64,
+        }
+        struct Hashing(DefaultHasher);
+        impl postcard::ser_flavors::Flavor for Hashing {
+            type Output = u64;
+            fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+                self.0.write_u8(byte);
+                Ok(())
+            }
+            fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+                self.0.write(bytes);
+                Ok(())
+            }
+            fn finalize(self) -> postcard::Result<u64> {
+                Ok(self.0.finish())
+            }
+        }
+        let content = Content {
+            end: m.end,
+            clock: m.clock,
+            stamps: &m.stamps,
+            pending: &m.pending,
+            live: m.live,
+        };
+        // Hashing cannot fail; a serialisation error leaves a digest no marker has, so the
+        // marker is written rather than skipped.
+        MarkerDigest(
+            postcard::serialize_with_flavor(&content, Hashing(DefaultHasher::new()))
+                .unwrap_or(u64::MAX),
+        )
     }
-    let bytes = crate::correlate::engine::encode(&Content {
-        end: m.end,
-        clock: m.clock,
-        stamps: &m.stamps,
-        pending: &m.pending,
-        live: m.live,
-    });
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
 }
 
 /// One record to write: key and value (`None`: a tombstone).

@@ -220,14 +220,14 @@ fn a_marker_is_due_when_a_restore_would_find_something_else_and_only_then() {
         ..Marker::default()
     };
     let mut last = LastMarkers::default();
-    assert!(last.due(3, &m), "a partition's first marker");
-    last.written(3, &m);
-    assert!(!last.due(3, &m), "nothing changed");
+    let first = last.due(3, &m).expect("a partition's first marker");
+    last.written(3, first);
+    assert_eq!(last.due(3, &m), None, "nothing changed");
     let later = Marker {
         watermark: crate::time::EventTime::from_millis(9_000),
         ..m.clone()
     };
-    assert!(!last.due(3, &later), "event time alone moved");
+    assert_eq!(last.due(3, &later), None, "event time alone moved");
     for changed in [
         Marker {
             end: 8,
@@ -246,15 +246,18 @@ fn a_marker_is_due_when_a_restore_would_find_something_else_and_only_then() {
             ..m.clone()
         },
     ] {
-        assert!(last.due(3, &changed), "{changed:?}");
+        assert!(last.due(3, &changed).is_some(), "{changed:?}");
     }
     last.records_written(3);
-    assert!(last.due(3, &m), "state records written since the marker");
-    last.written(3, &m);
-    assert!(!last.due(3, &m));
-    assert!(last.due(4, &m), "another partition");
+    let again = last
+        .due(3, &m)
+        .expect("state records written since the marker");
+    assert_eq!(again, first, "the same content, written again");
+    last.written(3, again);
+    assert_eq!(last.due(3, &m), None);
+    assert!(last.due(4, &m).is_some(), "another partition");
     last.forget(3);
-    assert!(last.due(3, &m), "a partition owned again");
+    assert!(last.due(3, &m).is_some(), "a partition owned again");
 }
 
 /// Regression (the flaky `three_members_give_the_alerts_of_replay`): a chain's hits waited
@@ -286,8 +289,8 @@ fn waiting_hits_decided_at_an_unsettled_barrier_get_a_marker_at_the_next_one() {
     let c = shard.take_changes().expect("tracking is on");
     book.records(c.whole, &c.states, &c.ended, &mut log);
     let first = marker_of(&shard, &book);
-    assert!(last.due(0, &first));
-    last.written(0, &first);
+    let digest = last.due(0, &first).expect("the first marker");
+    last.written(0, digest);
     log.push((MARKER_KEY.to_vec(), Some(first.to_bytes())));
     // Event time passes them: the chain alerts.
     shard.advance(crate::time::EventTime::MAX, &mut got);
@@ -305,7 +308,7 @@ fn waiting_hits_decided_at_an_unsettled_barrier_get_a_marker_at_the_next_one() {
     let third = marker_of(&shard, &book);
     assert_eq!(third.end, first.end, "nothing was read");
     assert!(
-        last.due(0, &third),
+        last.due(0, &third).is_some(),
         "the decided hits must leave the marker"
     );
     // Without it, the next owner would restore the hits of the first marker and alert again.

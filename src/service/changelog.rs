@@ -153,6 +153,7 @@ impl ChangelogWriter {
             // What is left is of partitions this instance does not own (revoked since).
         }
         for (&source, (partition, recs)) in &records {
+            self.marked.records_written(source);
             for (k, v) in recs {
                 if v.as_ref()
                     .is_some_and(|v| k.len() + v.len() > self.max_record)
@@ -168,7 +169,6 @@ impl ChangelogWriter {
                     continue;
                 }
                 self.send(*partition, k, v.as_deref())?;
-                self.marked.records_written(source);
                 Metrics::add(&self.metrics.changelog_records, 1);
             }
         }
@@ -195,9 +195,9 @@ impl ChangelogWriter {
                 pending: waiting,
                 live: books.iter().map(Book::live).sum(),
             };
-            if !self.marked.due(mark.source, &marker) {
+            let Some(digest) = self.marked.due(mark.source, &marker) else {
                 continue;
-            }
+            };
             let partition = *partition;
             let bytes = marker.to_bytes();
             if bytes.len() > self.max_record {
@@ -209,7 +209,7 @@ impl ChangelogWriter {
                 continue;
             }
             self.send(partition, MARKER_KEY, Some(&bytes))?;
-            self.marked.written(mark.source, &marker);
+            self.marked.written(mark.source, digest);
             Metrics::add(&self.metrics.changelog_markers, 1);
         }
         Ok(())
