@@ -184,8 +184,9 @@ fn names(ids: &BTreeSet<String>) -> String {
 
 // Not in the default run: it replays every public capture twice (with and without the SigmaHQ
 // tag stages over the 3,780-rule corpus), 2.3 s in a release build (2026-12-05) but minutes in
-// the debug build the default `cargo test` makes, and it rewrites a committed file. Regenerate with the command above (`COMMAND`); the test
-// below, which does run, checks that DETECTION.md exists and names that command.
+// the debug build the default `cargo test` makes, and it rewrites a committed file. Regenerate
+// with the command above (`COMMAND`); the test below, which does run, checks that DETECTION.md
+// exists and names that command.
 #[test]
 #[ignore = "slow: replays every public capture with the SigmaHQ corpus; writes DETECTION.md"]
 fn regenerate_detection_md() {
