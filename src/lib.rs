@@ -47,7 +47,8 @@
 //!   it satisfies. On a rule reload, which correlations of the old set carry their open state
 //!   into the new one. Log-source guards per profile ([`matcher::logsource`]), which also pick
 //!   the plan an event gets ([`matcher::partition`]); field scanners that skip text no literal
-//!   can start in ([`matcher::scanner`]); a public corpus
+//!   can start in ([`matcher::scanner`]); what a scanner found in a long text walked a
+//!   moment ago, per worker ([`matcher::memo`]); a public corpus
 //!   loaded best-effort ([`matcher::corpus`]); a rule set with errors loaded as far as it can
 //!   for the rule tools ([`matcher::loadable`]).
 //! - [`identity`]: who is really acting: credential lineage across `AssumeRole` and new access

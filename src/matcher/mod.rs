@@ -16,6 +16,7 @@ pub mod correlation;
 pub mod literal;
 pub mod loadable;
 pub mod logsource;
+pub mod memo;
 pub mod partition;
 pub mod predicate;
 pub mod prefilter;
@@ -273,6 +274,7 @@ pub struct Matcher {
     scratch: String,
     /// The lowercased copy of a text the scanners' skips search.
     lower: Vec<u8>,
+    memo: memo::ScanMemo,
 }
 
 struct Facts<'a> {
@@ -286,6 +288,7 @@ struct Facts<'a> {
     regex_hits: &'a mut [bool],
     scratch: String,
     lower: &'a mut Vec<u8>,
+    memo: &'a mut memo::ScanMemo,
 }
 
 impl EventFacts for Facts<'_> {
@@ -318,6 +321,7 @@ impl EventFacts for Facts<'_> {
             scan.slot,
             &mut self.scratch,
             self.lower,
+            self.memo,
             &mut |pattern| {
                 seen[scan.literal_of_pattern[pattern] as usize] = generation;
             },
@@ -380,13 +384,15 @@ fn each_text(
 /// `slot`. For a scanner with a skip, the values are lowercased into `lower`, joined with the
 /// scanner's separator, and searched in one call (the keyword slot's fifty-odd scalars of a
 /// Windows event cost one search instead of fifty); without one, each value is walked as it
-/// is (the automata fold case themselves: a lowercased copy would only cost).
+/// is (the automata fold case themselves: a lowercased copy would only cost), or answered by
+/// the `memo` when the worker walked the same text a moment ago.
 fn scan_slot(
     scanner: &prefilter::Scanner,
     view: &EventView<'_, '_>,
     slot: crate::decode::Slot,
     scratch: &mut String,
     lower: &mut Vec<u8>,
+    memo: &mut memo::ScanMemo,
     f: &mut dyn FnMut(usize),
 ) {
     match scanner.separator().filter(|_| scanner.has_skip()) {
@@ -402,7 +408,7 @@ fn scan_slot(
             scanner.each_match_joined(lower, f);
         }
         None => each_text(view, slot, scratch, &mut |text| {
-            scanner.each_match(text, lower, &mut *f);
+            memo.each_match(scanner, text, lower, &mut *f);
         }),
     }
 }
@@ -425,6 +431,7 @@ impl Matcher {
             regex_hits: vec![false; rules.regexes.len()],
             scratch: String::new(),
             lower: Vec::new(),
+            memo: memo::ScanMemo::new(),
         }
     }
 
@@ -457,12 +464,13 @@ impl Matcher {
                 continue;
             }
             self.scan_done[k] = generation;
-            let (seen, candidate_seen, clause_hits, candidates, lower) = (
+            let (seen, candidate_seen, clause_hits, candidates, lower, memo) = (
                 &mut self.literal_seen,
                 &mut self.candidate_seen,
                 &mut self.clause_hits,
                 &mut self.candidates,
                 &mut self.lower,
+                &mut self.memo,
             );
             scan_slot(
                 &scan.automaton,
@@ -470,6 +478,7 @@ impl Matcher {
                 scan.slot,
                 &mut scratch,
                 lower,
+                memo,
                 &mut |pattern| {
                     let lit = scan.literal_of_pattern[pattern];
                     if seen[lit as usize] == generation {
@@ -506,6 +515,7 @@ impl Matcher {
             regex_hits: &mut self.regex_hits,
             scratch: String::new(),
             lower: &mut self.lower,
+            memo: &mut self.memo,
         };
         for &d in &self.candidates {
             let det = &rules.detections[d as usize];
@@ -524,6 +534,11 @@ impl Matcher {
     /// Number of detections evaluated in full for the last event (for benchmarks).
     pub fn last_candidates(&self) -> usize {
         self.candidates.len()
+    }
+
+    /// What the scan memo saved so far (for benchmarks and tests).
+    pub fn memo_stats(&self) -> memo::MemoStats {
+        self.memo.stats
     }
 }
 

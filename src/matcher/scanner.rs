@@ -18,6 +18,7 @@
 //! inlined.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
@@ -41,9 +42,15 @@ const MAX_SEARCHERS: usize = 4;
 /// Shortest text the skip is used for: below it the walk is as fast as lowercasing a copy.
 const SKIP_MIN_TEXT: usize = 32;
 
+/// Numbers scanners as they are built, so that a [`super::memo::ScanMemo`] can tell whose
+/// findings it holds.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// A field's literal set, compiled.
 #[derive(Clone, Debug)]
 pub struct Scanner {
+    /// Unique in the process (clones share it: they share the automaton too).
+    id: u64,
     walk: Walk,
     /// Automaton pattern → the caller's pattern index (empty literals are left out of the
     /// automaton and reported for every text).
@@ -107,12 +114,18 @@ impl Scanner {
                 .map(|n| Walk::Nfa(Arc::new(n)))?
         };
         Some(Scanner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             walk,
             pattern_index: pattern_index.into(),
             empty: empty.into(),
             skip: Skip::build(&kept).map(Arc::new),
             separator,
         })
+    }
+
+    /// This scanner's number, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Whether this scanner skips text that cannot start an occurrence (for tests and
