@@ -106,6 +106,15 @@ pub fn print(s: &Summary, opts: &ReplayOptions) {
         "  credential lineage: {} credential(s) linked to their minter, {} hit(s) resolved through a link, {} link(s) expired, {} evicted",
         s.lineage.links, s.lineage.resolved_through_links, s.lineage.expired, s.lineage.evicted
     );
+    let memo = s.workers.memo;
+    if memo.hits + memo.misses > 0 {
+        eprintln!(
+            "  scan memo (long texts whose field has no skip): {} of {} answered without a walk ({:.1} %)",
+            memo.hits,
+            memo.hits + memo.misses,
+            100.0 * memo.hits as f64 / (memo.hits + memo.misses) as f64,
+        );
+    }
     let h = &s.workers.latency;
     if !h.is_empty() {
         eprintln!(

@@ -12,6 +12,7 @@ use crate::decode::{DecodeError, Decoder, EventView, MintLifetimes, ProfileKind,
 use crate::identity::resolver::IDENTITY_MARK;
 use crate::identity::{IdentityRef, Link, LinkKind, Sightings};
 use crate::input::{Batch, Position};
+use crate::matcher::memo::MemoStats;
 use crate::matcher::{FieldSource, Matcher, RuleSet};
 use crate::metrics::Metrics;
 use crate::time::EventTime;
@@ -50,6 +51,8 @@ pub struct WorkerStats {
     pub missing_group: Vec<u64>,
     /// Decode-and-match time per event, nanoseconds, one event in [`LATENCY_SAMPLE`].
     pub latency: Histogram<u64>,
+    /// Long texts the matcher's scan memo answered, and the ones it walked.
+    pub memo: MemoStats,
 }
 
 /// Most touched values taken from one event (a policy listing a thousand resources stays small).
@@ -67,6 +70,7 @@ impl WorkerStats {
             matches: vec![0; rules.detections.len()],
             missing_group: vec![0; rules.correlations.len()],
             latency: new_histogram(),
+            memo: MemoStats::default(),
         }
     }
 
@@ -83,6 +87,8 @@ impl WorkerStats {
             *a += b;
         }
         let _ = self.latency.add(&other.latency);
+        self.memo.hits += other.memo.hits;
+        self.memo.misses += other.memo.misses;
     }
 }
 
@@ -179,6 +185,7 @@ impl Worker {
                 }
             }
         }
+        self.stats.memo = self.matcher.memo_stats();
         out
     }
 }
