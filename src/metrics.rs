@@ -139,6 +139,9 @@ pub struct Metrics {
     pub changelog_unusable: AtomicU64,
     /// Endpoint connections closed to make room under the connection cap.
     pub http_connections_evicted: AtomicU64,
+    /// Long texts of fields without a skip the workers' scan memos answered, and walked.
+    pub scan_memo_hits: AtomicU64,
+    pub scan_memo_walks: AtomicU64,
     /// Correlation states evicted under the memory budget (cumulative, from the shards).
     pub state_evicted: AtomicU64,
     /// Credential lineage links evicted under the memory budget (cumulative).

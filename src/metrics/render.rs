@@ -18,6 +18,16 @@ impl Metrics {
                 g(&self.events_in),
             ),
             (
+                "credtrail_scan_memo_hits_total",
+                "Long texts of a field walked without a skip that a worker's scan memo answered.",
+                g(&self.scan_memo_hits),
+            ),
+            (
+                "credtrail_scan_memo_walks_total",
+                "Long texts of a field without a skip that a worker walked (not in its scan memo).",
+                g(&self.scan_memo_walks),
+            ),
+            (
                 "credtrail_cluster_hits_out_total",
                 "Cluster stage 1: resolved hits written to the hits topic.",
                 g(&self.cluster_hits_out),

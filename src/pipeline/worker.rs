@@ -371,6 +371,7 @@ pub fn run(
     let mut w = Worker::new(rules.clone(), mint);
     let mut records = super::carried::RecordDecoder::default();
     let mut reported = vec![0u64; rules.detections.len()];
+    let mut memo_reported = MemoStats::default();
     for item in rx.iter() {
         heartbeat.beat();
         let out = match item {
@@ -386,6 +387,7 @@ pub fn run(
                     rules = batch_rules;
                     w = Worker::new(rules.clone(), mint);
                     reported = vec![0u64; rules.detections.len()];
+                    memo_reported = MemoStats::default();
                 }
                 let decoded = match format {
                     Format::Events(profile) => w.process_as(batch, profile),
@@ -398,6 +400,10 @@ pub fn run(
                         reported[d] = *n;
                     }
                 }
+                let memo = w.stats.memo;
+                Metrics::add(&metrics.scan_memo_hits, memo.hits - memo_reported.hits);
+                Metrics::add(&metrics.scan_memo_walks, memo.misses - memo_reported.misses);
+                memo_reported = memo;
                 Decoded::Batch {
                     seq,
                     decoded,
@@ -411,4 +417,57 @@ pub fn run(
         }
     }
     w.stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::tests::ruleset;
+    use std::sync::atomic::Ordering;
+
+    /// The service's `credtrail_scan_memo_*_total` counters follow the workers' memos: each
+    /// batch adds what its events were answered and walked.
+    #[test]
+    fn the_scan_memo_counters_follow_each_batch() {
+        let rules = Arc::new(ruleset(
+            "title: unknown module\nlogsource: {product: windows}\ndetection:\n  sel:\n    CallTrace|contains: 'UNKNOWN('\n    CallTrace|endswith: ')'\n  condition: sel\n",
+        ));
+        let trace = (0..8)
+            .map(|i| format!("C:\\\\Windows\\\\System32\\\\ntdll.dll+{i:x}"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let (items, rx) = crossbeam_channel::bounded(4);
+        let (tx, decoded) = crossbeam_channel::bounded(4);
+        for seq in 0..2u64 {
+            let mut batch = Batch::default();
+            for n in 0..3u64 {
+                let line = format!(
+                    r#"{{"EventID":10,"Channel":"Microsoft-Windows-Sysmon/Operational","UtcTime":"2024-03-01 10:00:0{n}.000","EventRecordID":{n},"CallTrace":"{trace}|UNKNOWN(00007FF8)"}}"#
+                );
+                batch.push_event(line.as_bytes(), seq * 3 + n);
+            }
+            batch.seal();
+            items
+                .send(Item::Batch {
+                    seq,
+                    batch,
+                    format: Format::Events(None),
+                    rules: rules.clone(),
+                    arrived: Instant::now(),
+                })
+                .unwrap();
+        }
+        drop(items);
+        let metrics = Metrics::default();
+        let heartbeat = metrics.heartbeats.register("worker-0");
+        let stats = run(rules, MintLifetimes::default(), rx, tx, &metrics, heartbeat);
+        assert_eq!(decoded.try_iter().count(), 2);
+        assert_eq!(stats.matches.iter().sum::<u64>(), 6);
+        assert_eq!(
+            stats.memo,
+            crate::matcher::memo::MemoStats { hits: 5, misses: 1 }
+        );
+        assert_eq!(metrics.scan_memo_hits.load(Ordering::Relaxed), 5);
+        assert_eq!(metrics.scan_memo_walks.load(Ordering::Relaxed), 1);
+    }
 }
