@@ -57,7 +57,7 @@ pub struct ScanMemo {
     pub stats: MemoStats,
 }
 
-/// What the memo saved (for benchmarks and tests).
+/// What the memo answered and what it walked (the replay summary, the service's metrics).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoStats {
     pub hits: u64,

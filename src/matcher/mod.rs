@@ -536,7 +536,7 @@ impl Matcher {
         self.candidates.len()
     }
 
-    /// What the scan memo saved so far (for benchmarks and tests).
+    /// What the scan memo answered and walked so far (the replay summary, the metrics).
     pub fn memo_stats(&self) -> memo::MemoStats {
         self.memo.stats
     }
