@@ -3,7 +3,7 @@
 //! on every core (building them is most of the load time of SigmaHQ's Windows rules); then the
 //! plans themselves.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::{LiteralTable, MAX_CLAUSES, ProfilePlan, SlotScan, Target, necessary_clauses};
 use crate::decode::{Schema, Slot};
