@@ -9,6 +9,8 @@
 //! crate::matcher::predicate::GlobTest)), and each remaining pattern has its own engine, run
 //! only for rules the prefilter left as candidates, with a small bounded cache.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use regex_automata::MatchKind;
 use regex_automata::meta;
 
@@ -50,6 +52,9 @@ pub fn regex_cache_capacity(budget: Option<usize>, patterns: usize) -> usize {
         Some(b) => (b / patterns.max(1)).clamp(REGEX_CACHE_FLOOR, REGEX_CACHE_CAPACITY),
     }
 }
+
+/// Fewest patterns per thread worth a thread of their own when compiling them.
+const PATTERNS_PER_THREAD: usize = 32;
 
 /// Longest pattern text accepted, in bytes.
 pub const REGEX_PATTERN_MAX_LEN: usize = 32 << 10;
@@ -129,44 +134,55 @@ impl Builder<'_> {
         Some(Test::Regex(id))
     }
 
-    /// Compiles every pattern on its own, within what is left of the rule set's
+    /// Compiles every pattern on its own, on every core, within what is left of the rule set's
     /// [`RULESET_REGEX_BYTES_LIMIT`]; a pattern that does not compile fails its rule (and so the
-    /// whole set: the ids of the others no longer matter).
+    /// whole set: the ids of the others no longer matter). Patterns compiled side by side
+    /// draw on the budget as they finish, so when a set's patterns pass it together, which
+    /// of them is named can differ from run to run; the set fails in every run.
     pub(super) fn regexes(&mut self, opts: &CompileOptions) -> Vec<FieldRegex> {
         let per_pattern = opts.regex_size_limit.unwrap_or(64 << 20);
-        let mut remaining = RULESET_REGEX_BYTES_LIMIT;
+        let remaining = AtomicUsize::new(RULESET_REGEX_BYTES_LIMIT);
         let cache = regex_cache_capacity(opts.regex_cache_budget, self.regex_patterns.len());
-        let mut out = Vec::with_capacity(self.regex_patterns.len());
-        for (slot, pattern, rule, loc) in std::mem::take(&mut self.regex_patterns) {
-            let config = meta::Config::new()
-                .match_kind(MatchKind::LeftmostFirst)
-                // Each lazy DFA keeps at most this much; past it the cache is cleared and
-                // rebuilt (counted time, bounded memory): a pattern cannot grow a worker
-                // without limit.
-                .hybrid_cache_capacity(cache)
-                // A full DFA per pattern costs load time and memory for every rule set; the
-                // lazy DFA builds only the states events reach.
-                .dfa(false)
-                .nfa_size_limit(Some(per_pattern.min(remaining)));
-            match meta::Regex::builder().configure(config).build(&pattern) {
-                Ok(regex) => {
-                    remaining = remaining.saturating_sub(regex.memory_usage());
-                    out.push(FieldRegex { slot, regex });
+        let patterns = std::mem::take(&mut self.regex_patterns);
+        let built =
+            crate::cores::map_in_order(&patterns, PATTERNS_PER_THREAD, |(_, pattern, ..)| {
+                let left = remaining.load(Ordering::Relaxed);
+                let config = meta::Config::new()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    // Each lazy DFA keeps at most this much; past it the cache is cleared and
+                    // rebuilt (counted time, bounded memory): a pattern cannot grow a worker
+                    // without limit.
+                    .hybrid_cache_capacity(cache)
+                    // A full DFA per pattern costs load time and memory for every rule set; the
+                    // lazy DFA builds only the states events reach.
+                    .dfa(false)
+                    .nfa_size_limit(Some(per_pattern.min(left)));
+                let built = meta::Regex::builder().configure(config).build(pattern);
+                if let Ok(regex) = &built {
+                    let used = regex.memory_usage();
+                    let _ = remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                        Some(r.saturating_sub(used))
+                    });
                 }
-                Err(e) => {
+                built.map_err(|e| (first_line(&e.to_string()), left))
+            });
+        let mut out = Vec::with_capacity(patterns.len());
+        for ((slot, _, rule, loc), built) in patterns.into_iter().zip(built) {
+            match built {
+                Ok(regex) => out.push(FieldRegex { slot, regex }),
+                Err((e, left)) => {
                     self.errors.push(self.err(
                         rule,
                         loc,
                         LoadErrorKind::Limit(format!(
-                            "a pattern of field `{}` does not compile within the rule set's budget ({} MiB left of {}): {}",
+                            "a pattern of field `{}` does not compile within the rule set's budget ({} MiB left of {}): {e}",
                             if slot == KEYWORD_SLOT {
                                 "(keywords)"
                             } else {
                                 self.fields.name(slot)
                             },
-                            remaining >> 20,
+                            left >> 20,
                             RULESET_REGEX_BYTES_LIMIT >> 20,
-                            first_line(&e.to_string())
                         )),
                     ));
                 }
