@@ -34,6 +34,7 @@ pub mod changes;
 pub mod clock;
 pub mod forward;
 pub mod message;
+pub mod outbox;
 pub mod replay;
 pub mod sequence;
 pub mod sequencer;

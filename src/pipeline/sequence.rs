@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::clock::{self, Reference, SourceTime};
+use super::outbox::Outbox;
 use super::sequencer::{Sequencer, SequencerStats, SourceClock};
 use super::worker::DecodedBatch;
 use super::{Bookkeeping, Decoded, NewRules, OutputMsg, ShardMsg, Signal};
-use crate::correlate::Hit;
 use crate::identity::{LineageStats, Resolver};
 use crate::input::{Batch, Sources};
 use crate::matcher::{RuleSet, TargetMap};
@@ -61,7 +61,7 @@ struct State<'a> {
     rules: Arc<RuleSet>,
     parts: HashMap<u32, Partition>,
     fed: u64,
-    per_shard: Vec<Vec<Hit>>,
+    outbox: Outbox,
     shards: Vec<Sender<ShardMsg>>,
     delivery: Sender<OutputMsg>,
     recycle: Sender<Batch>,
@@ -147,7 +147,7 @@ pub fn run(ctx: Context<'_>) -> SequenceReport {
         rules: ctx.rules,
         parts: HashMap::new(),
         fed: 0,
-        per_shard: vec![Vec::new(); shards],
+        outbox: Outbox::new(shards),
         shards: ctx.shards,
         delivery: ctx.output,
         recycle: ctx.recycle,
@@ -239,14 +239,14 @@ impl State<'_> {
         d.batch.seq = self.fed;
         self.fed += 1;
         let events = d.batch.lines.len() as u64;
-        let per_shard = &mut self.per_shard;
+        let mut route = self.outbox.router(&self.shards);
         let delivery = &self.delivery;
         let metrics = self.metrics;
         let recycle = &self.recycle;
         let mut alive = true;
         self.seq.accept(
             d,
-            &mut |shard, hit| per_shard[shard].push(hit),
+            &mut route,
             &mut |letter| {
                 let replayed = letter.pos.offset < replay_end;
                 if letter.kind == "late" && !replayed {
@@ -266,6 +266,7 @@ impl State<'_> {
                 let _ = recycle.try_send(done.batch);
             },
         );
+        drop(route);
         let records = self.seq.clock_mut(source).is_some_and(|c| c.time.stamped);
         if records {
             Metrics::add(&self.metrics.cluster_records_in, events);
@@ -289,16 +290,7 @@ impl State<'_> {
     }
 
     fn flush_hits(&mut self) -> bool {
-        for (i, hits) in self.per_shard.iter_mut().enumerate() {
-            if !hits.is_empty()
-                && self.shards[i]
-                    .send(ShardMsg::Hits(std::mem::take(hits)))
-                    .is_err()
-            {
-                return false;
-            }
-        }
-        true
+        self.outbox.flush(&self.shards)
     }
 
     /// Hands on the hits engine time has passed, then gives the shards engine time if it
@@ -307,9 +299,7 @@ impl State<'_> {
         let Some(w) = self.seq.watermark() else {
             return true;
         };
-        let per_shard = &mut self.per_shard;
-        self.seq
-            .release(w, &mut |shard, hit| per_shard[shard].push(hit));
+        self.seq.release(w, &mut self.outbox.router(&self.shards));
         if !self.flush_hits() {
             return false;
         }
@@ -455,10 +445,8 @@ impl State<'_> {
                     .is_some_and(|tx| tx.send(ShardMsg::Stop).is_ok())
             }
             Signal::Lineage { links, frontier } => {
-                let per_shard = &mut self.per_shard;
-                self.seq.remote_lineage(links, frontier, &mut |shard, hit| {
-                    per_shard[shard].push(hit)
-                });
+                self.seq
+                    .remote_lineage(links, frontier, &mut self.outbox.router(&self.shards));
                 self.flush_hits() && self.advance()
             }
             Signal::Tick { wall } => {
@@ -488,9 +476,8 @@ impl State<'_> {
             }
             Signal::EndOfInput => {
                 // Every hit still waiting for event time, then the end of time for the shards.
-                let per_shard = &mut self.per_shard;
                 self.seq
-                    .release(EventTime::MAX, &mut |shard, hit| per_shard[shard].push(hit));
+                    .release(EventTime::MAX, &mut self.outbox.router(&self.shards));
                 self.flush_hits()
                     && self
                         .shards

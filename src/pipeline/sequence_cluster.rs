@@ -136,9 +136,8 @@ impl State<'_> {
     /// Hands every hit still waiting in the sequencer to its shard, undecided, and has the
     /// shards write their state out instead of deciding it to the end of time.
     pub(super) fn suspend(&mut self) -> bool {
-        let per_shard = &mut self.per_shard;
         self.seq
-            .release(EventTime::MAX, &mut |shard, hit| per_shard[shard].push(hit));
+            .release(EventTime::MAX, &mut self.outbox.router(&self.shards));
         self.flush_hits()
             && self
                 .shards
