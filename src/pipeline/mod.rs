@@ -22,7 +22,8 @@
 //! sources of [`Format::Records`] ([`carried`]), whose clock is their stamps' frontier; it can
 //! be suspended into a snapshot ([`suspend`]), and keeps a changelog per partition ([`changes`]).
 //!
-//! The messages between the threads are in [`message`].
+//! The messages between the threads are in [`message`]; hits reach the shards through the
+//! [`outbox`], in messages of bounded size.
 //!
 //! Every channel is bounded: a slow stage blocks the one before it, back to the front end, and
 //! nothing is dropped. Each shard is the only owner of its state; a hit goes to the shard that
