@@ -226,3 +226,82 @@ pub fn glob_to_regex(s: &SigmaString, cased: bool) -> String {
     out.push('$');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::matcher::tests::matched;
+    use crate::matcher::{CompileOptions, compile};
+    use crate::sigma::{self, LoadOptions};
+
+    #[test]
+    fn invalid_regex_fails_the_load_with_its_location() {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        let yaml =
+            "title: bad\nid: r1\ndetection:\n  sel:\n    a|re: '(?<=x)y'\n  condition: sel\n";
+        sigma::parse_text(
+            Path::new("bad.yml"),
+            yaml,
+            &LoadOptions::default(),
+            &mut rules,
+            &mut errors,
+        );
+        let catalog = sigma::resolve(rules, &mut errors);
+        let errs = compile(&catalog, &CompileOptions::default()).err().unwrap();
+        assert_eq!(errs.0.len(), 1);
+        let e = &errs.0[0];
+        assert_eq!(e.loc.line, 5);
+        assert_eq!(e.construct(), "regex");
+        assert!(e.to_string().contains("bad.yml:5"), "{e}");
+    }
+
+    /// Patterns are compiled on every core once there are enough of them; one over the size
+    /// bound among 100 still fails the load, naming its file, line, rule and field, and the
+    /// others' engines answer as before when the bound allows them all.
+    #[test]
+    fn a_pattern_over_the_size_bound_fails_the_load_among_many_compiled_side_by_side() {
+        let mut yaml = String::new();
+        for i in 0..100 {
+            let pattern = if i == 57 {
+                "(?i)[a-z]{40}\\d{40}x".to_string()
+            } else {
+                format!("^tool{i}\\.(exe|dll)$")
+            };
+            yaml.push_str(&format!(
+                "title: r{i}\nid: r{i}\nlogsource:\n  product: windows\ndetection:\n  sel:\n    Image|re: '{pattern}'\n  condition: sel\n---\n"
+            ));
+        }
+        let load = |limit: Option<usize>| {
+            let (mut rules, mut errors) = (Vec::new(), Vec::new());
+            sigma::parse_text(
+                Path::new("many.yml"),
+                &yaml,
+                &LoadOptions::default(),
+                &mut rules,
+                &mut errors,
+            );
+            assert!(errors.is_empty(), "{errors:?}");
+            let catalog = sigma::resolve(rules, &mut errors);
+            let opts = CompileOptions {
+                regex_size_limit: limit,
+                ..CompileOptions::default()
+            };
+            compile(&catalog, &opts)
+        };
+        let errs = load(Some(4 << 10))
+            .err()
+            .expect("the large pattern is over 4 KiB");
+        assert_eq!(errs.0.len(), 1, "{:?}", errs.0);
+        let e = errs.0[0].to_string();
+        assert!(e.contains("many.yml"), "{e}");
+        assert!(e.contains("r57"), "{e}");
+        assert!(e.contains("`Image`"), "{e}");
+        assert!(e.contains("budget"), "{e}");
+        let rules = load(None).expect("every pattern compiles without the small bound");
+        assert_eq!(rules.regexes.len(), 100);
+        let event = r#"{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Image":"tool42.exe","Computer":"h","UtcTime":"2024-01-01 00:00:00.000","User":"u"}"#;
+        assert_eq!(matched(&rules, event), vec!["r42"]);
+    }
+}
