@@ -30,7 +30,7 @@ pub mod temporal;
 pub mod window;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tie_tests;
 

@@ -47,7 +47,9 @@ fn t(secs: i64) -> EventTime {
     EventTime::from_millis(1_700_000_000_000 + secs * 1000)
 }
 
-pub(super) fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
+/// A hit of correlation `target` at stage mask `stages` for `group`, `secs` into the test day,
+/// event `id` (other modules' tests build theirs with it too).
+pub(crate) fn hit(target: u32, stages: u64, group: &str, secs: i64, id: &str) -> Hit {
     Hit {
         target: Target::Correlation(target),
         stages,

@@ -70,32 +70,9 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::correlate::Target;
-    use crate::input::Position;
-    use crate::time::EventTime;
-    use crate::vocab::EventRef;
 
     fn hit(n: u64) -> Hit {
-        Hit {
-            target: Target::Detection(0),
-            stages: 1,
-            group: "g".into(),
-            value: None,
-            shard_key: n,
-            event: EventRef {
-                time: EventTime::from_millis(n as i64),
-                key: n,
-                pos: Position {
-                    source: 0,
-                    offset: n,
-                },
-                id: format!("e{n}").into(),
-                parts: None,
-                actor: None,
-                details: None,
-            },
-            touched: Vec::new(),
-        }
+        crate::correlate::tests::hit(0, 1, "g", n as i64, &format!("e{n}"))
     }
 
     /// Regression (W500's end of input, one message of 65,612 hits): a release larger than a
@@ -121,9 +98,12 @@ mod tests {
                     panic!("only hits are sent");
                 };
                 assert!(!hits.is_empty() && hits.len() <= HITS_PER_MESSAGE);
-                got.extend(hits.into_iter().map(|h| h.shard_key));
+                got.extend(hits.into_iter().map(|h| h.event.id));
             }
-            let want: Vec<u64> = (0..n).filter(|i| (i % 7 == 0) == (shard == 1)).collect();
+            let want: Vec<Box<str>> = (0..n)
+                .filter(|i| (i % 7 == 0) == (shard == 1))
+                .map(|i| format!("e{i}").into())
+                .collect();
             assert_eq!(got, want, "shard {shard}");
         }
         assert!(outbox.flush(&txs), "nothing left to send");
