@@ -191,9 +191,13 @@ impl<T: Clone> Incidents<T> {
         }
     }
 
-    /// Closes, in the order they were opened, every incident no finding can join any more
-    /// once every finding before `frontier` has been placed (`EventTime::MAX`: all of them).
+    /// Closes every incident no finding can join any more once every finding before
+    /// `frontier` has been placed (`EventTime::MAX`: all of them), in the order of the time
+    /// each closed at, then the order they were opened. Called before each finding is placed
+    /// with its time, and at every frontier, it puts each `Close` after the findings up to its
+    /// time and before those after it, however the frontier moved.
     pub fn close_before(&mut self, frontier: EventTime, closed: &mut Vec<Incident<T>>) {
+        let first = closed.len();
         let mut i = 0;
         while i < self.open.len() {
             if frontier == EventTime::MAX || self.open[i].closes_after < frontier {
@@ -202,6 +206,7 @@ impl<T: Clone> Incidents<T> {
                 i += 1;
             }
         }
+        closed[first..].sort_by_key(|c| c.closes_after);
     }
 }
 
@@ -273,7 +278,8 @@ mod tests {
         assert!(closed.is_empty());
         inc.close_before(t(25 + 3600 + 3600 + 1), &mut closed);
         let uids: Vec<&str> = closed.iter().map(|c| c.uid.as_str()).collect();
-        assert_eq!(uids, vec!["u3", "u5", "u6"], "u1 lasts until 30 s + linger");
+        // In the order they closed (u5 and u6 end at 1 s, u3 at 25 s), not opened.
+        assert_eq!(uids, vec!["u5", "u6", "u3"], "u1 lasts until 30 s + linger");
         inc.close_before(EventTime::MAX, &mut closed);
         assert_eq!(inc.open(), 0);
         let u1 = closed.iter().find(|c| c.uid == "u1").unwrap();

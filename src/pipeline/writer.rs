@@ -99,6 +99,9 @@ pub fn run<K: Sink>(
             let joined = match incidents.as_mut() {
                 Some(inc) => {
                     let f = &d.finding;
+                    // Every finding before this one is placed: what closed before its time
+                    // closes before its line, not at the end of this release.
+                    inc.close_before(f.time, &mut closed);
                     let meta = alert::rule_meta(f, &d.rules);
                     let own = alert::finding_uid(f, &d.rules);
                     let candidate = Candidate {
@@ -114,7 +117,7 @@ pub fn run<K: Sink>(
                 }
                 None => None,
             };
-            // Incidents evicted to make room close before the line that evicted them.
+            // Incidents past their time, and those evicted to make room, close before the line.
             for c in closed.drain(..) {
                 emit(
                     sink,
