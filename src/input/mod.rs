@@ -247,7 +247,6 @@ fn read_magic(r: &mut impl Read) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     #[test]
     fn compressed_inputs_are_recognised_by_magic_bytes() {
