@@ -122,6 +122,9 @@ pub struct Series {
     pub p50: Vec<f64>,
     pub p99: Vec<f64>,
     pub p999: Vec<f64>,
+    /// Seconds by the replay's own clock, from its first read to its last alert written (the
+    /// summary's `events in`): the engine's time without the process's start, load and exit.
+    pub engine: Vec<f64>,
     pub states: f64,
     pub state_kb: f64,
     pub alerts: f64,
@@ -135,6 +138,7 @@ impl Series {
             p50: Vec::new(),
             p99: Vec::new(),
             p999: Vec::new(),
+            engine: Vec::new(),
             states: f64::NAN,
             state_kb: f64::NAN,
             alerts: f64::NAN,
@@ -188,6 +192,12 @@ pub fn ratio(a: &Series, b: &Series) -> Spread {
             .map(|(x, y)| y.wall / x.wall)
             .collect(),
     )
+}
+
+/// [`ratio`] of the replays' own clocks ([`Series::engine`]), round by round: for two runs
+/// of one engine, free of the noise of a second process's load.
+pub fn ratio_engine(a: &Series, b: &Series) -> Spread {
+    Spread::of(a.engine.iter().zip(&b.engine).map(|(x, y)| y / x).collect())
 }
 
 /// Per round: the wall time `s` took beyond `load`'s (the same engine on an empty input,
