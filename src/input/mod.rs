@@ -85,8 +85,10 @@ impl LineRef {
     }
 }
 
-/// Many events of one source, back to back in one buffer with [`BATCH_PADDING`] spare bytes at
-/// the end. `seq` orders batches across the whole run.
+/// Many events of one source in one buffer, each named by its range in [`Batch::lines`], with
+/// [`BATCH_PADDING`] spare bytes at the end. A file's bytes stay as they were read (line
+/// terminators, blank lines and byte order marks between the ranges); Kafka messages are
+/// put back to back. `seq` orders batches across the whole run.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub seq: u64,
