@@ -157,6 +157,13 @@ impl<R: Read> LineBatcher<R> {
                 if batch.lines.len() >= max_events || (whole && filled >= self.limits.batch_bytes) {
                     break;
                 }
+                if !whole && next >= self.limits.batch_bytes {
+                    // Only blank lines so far: drop them, or a file of newlines would grow the
+                    // batch to its own size.
+                    buf.copy_within(next..filled, 0);
+                    filled -= next;
+                    next = 0;
+                }
                 if filled - next > self.limits.max_line_kept {
                     let kept_end = next + self.limits.max_line_kept;
                     overlong = Some(Overlong {

@@ -263,3 +263,26 @@ fn a_line_longer_than_the_batch_is_read_whole() {
     assert_eq!(all[0], (1, long, false));
     assert_eq!(all[1], (2, "{\"after\":1}".to_string(), false));
 }
+
+/// Bug: blank lines are not events, so a batch of nothing but blank lines never filled, and
+/// the reader kept every byte of them: 64 MiB of newlines made a 64 MiB batch. Now they are
+/// dropped as the reader goes, and the line after them keeps its number.
+#[test]
+fn a_file_of_blank_lines_does_not_grow_the_batch() {
+    let blank = 64usize << 20;
+    let mut text = Vec::with_capacity(blank + 16);
+    text.extend(std::iter::repeat_n(b'\n', blank / 2));
+    text.extend(b" \r\n".repeat(blank / 6));
+    text.extend_from_slice(b"{\"x\":1}\n");
+    let mut lines = LineBatcher::new(Cursor::new(text), 0, "t".into(), ReadLimits::default());
+    let mut batch = Batch::default();
+    assert!(lines.next_batch(&mut batch).unwrap());
+    assert_eq!(batch.lines.len(), 1);
+    assert_eq!(batch.line(0), b"{\"x\":1}");
+    assert_eq!(batch.lines[0].offset, (blank / 2 + blank / 6 + 1) as u64);
+    assert!(
+        batch.buf.capacity() < 4 << 20,
+        "{} bytes held",
+        batch.buf.capacity()
+    );
+}
