@@ -6,7 +6,7 @@
 //!
 //! Files are read as JSON lines, plain or compressed (gzip and zstd are recognised by their
 //! magic bytes, not their names), and cut into [`Batch`]es by the [`LineBatcher`]: many lines
-//! back to back in one buffer, so workers parse without an allocation per event.
+//! in one buffer, read straight into it, so workers parse without an allocation per event.
 
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
