@@ -114,6 +114,9 @@ pub struct Candidate<'a> {
 pub struct Incidents<T> {
     options: IncidentOptions,
     open: Vec<Incident<T>>,
+    /// No open incident closes before this: a lower bound, since a join only moves an
+    /// incident's close later. Most calls of [`Incidents::close_before`] stop at it.
+    next_close: EventTime,
     /// Incidents closed early because `max_open` was reached.
     pub evicted: u64,
 }
@@ -123,6 +126,7 @@ impl<T: Clone> Incidents<T> {
         Incidents {
             options,
             open: Vec::new(),
+            next_close: EventTime::MAX,
             evicted: 0,
         }
     }
@@ -177,6 +181,7 @@ impl<T: Clone> Incidents<T> {
                     best: (c.score, keep.clone()),
                     closes_after: c.end.plus(linger),
                 });
+                self.next_close = self.next_close.min(c.end.plus(linger));
                 (Activity::Create, self.open.len() - 1)
             }
         };
@@ -197,16 +202,22 @@ impl<T: Clone> Incidents<T> {
     /// with its time, and at every frontier, it puts each `Close` after the findings up to its
     /// time and before those after it, however the frontier moved.
     pub fn close_before(&mut self, frontier: EventTime, closed: &mut Vec<Incident<T>>) {
-        let first = closed.len();
-        let mut i = 0;
-        while i < self.open.len() {
-            if frontier == EventTime::MAX || self.open[i].closes_after < frontier {
-                closed.push(self.open.remove(i));
-            } else {
-                i += 1;
-            }
+        let all = frontier == EventTime::MAX;
+        if !all && frontier <= self.next_close {
+            return;
         }
+        let first = closed.len();
+        closed.extend(
+            self.open
+                .extract_if(.., |i| all || i.closes_after < frontier),
+        );
         closed[first..].sort_by_key(|c| c.closes_after);
+        self.next_close = self
+            .open
+            .iter()
+            .map(|i| i.closes_after)
+            .min()
+            .unwrap_or(EventTime::MAX);
     }
 }
 
@@ -285,6 +296,33 @@ mod tests {
         let u1 = closed.iter().find(|c| c.uid == "u1").unwrap();
         assert_eq!(u1.best.1, 2, "the highest score, latest on ties");
         assert_eq!(u1.closing().activity, Activity::Close);
+    }
+
+    /// `close_before` stops early at the earliest close it knows of; an incident whose close
+    /// a join moved later, and one opened after it, still close at their own times.
+    #[test]
+    fn incidents_close_at_their_own_times_when_joins_move_them() {
+        let mut inc: Incidents<u32> = Incidents::new(IncidentOptions::default());
+        let linger = 3600 + 3600;
+        let mut closed = Vec::new();
+        let uids =
+            |closed: &mut Vec<Incident<u32>>| closed.drain(..).map(|c| c.uid).collect::<Vec<_>>();
+        inc.join(&cand("a", 0, 0, "r", "ua"), &1, &mut closed);
+        inc.join(&cand("b", 0, 5, "r", "ub"), &2, &mut closed);
+        inc.join(&cand("a", 0, 8, "r", "ua2"), &3, &mut closed);
+        inc.close_before(t(linger), &mut closed);
+        assert!(closed.is_empty());
+        inc.close_before(t(linger + 6), &mut closed);
+        assert_eq!(uids(&mut closed), ["ub"]);
+        inc.close_before(t(linger + 8), &mut closed);
+        assert!(closed.is_empty(), "a closes after {} s", linger + 8);
+        // Opened later, closing earlier than the bound known so far.
+        inc.join(&cand("c", 1, 2, "r", "uc"), &4, &mut closed);
+        inc.close_before(t(linger + 3), &mut closed);
+        assert_eq!(uids(&mut closed), ["uc"]);
+        inc.close_before(t(linger + 9), &mut closed);
+        assert_eq!(uids(&mut closed), ["ua"]);
+        assert_eq!(inc.open(), 0);
     }
 
     #[test]
