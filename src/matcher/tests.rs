@@ -2,13 +2,23 @@ use std::path::Path;
 
 use super::*;
 use crate::decode::Decoder;
-use crate::sigma::{self, LoadOptions};
+use crate::sigma::{self, LoadErrors, LoadOptions};
 
 pub(crate) fn ruleset(yaml: &str) -> RuleSet {
+    compile_text("test.yml", yaml, &CompileOptions::default()).unwrap()
+}
+
+/// Parses `yaml` as the rule file `name` (it must parse and resolve) and compiles it with
+/// `opts`: the load's outcome, for tests of what fails it.
+pub(crate) fn compile_text(
+    name: &str,
+    yaml: &str,
+    opts: &CompileOptions,
+) -> Result<RuleSet, LoadErrors> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     sigma::parse_text(
-        Path::new("test.yml"),
+        Path::new(name),
         yaml,
         &LoadOptions::default(),
         &mut rules,
@@ -17,7 +27,7 @@ pub(crate) fn ruleset(yaml: &str) -> RuleSet {
     assert!(errors.is_empty(), "{errors:?}");
     let catalog = sigma::resolve(rules, &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
-    compile(&catalog, &CompileOptions::default()).unwrap()
+    compile(&catalog, opts)
 }
 
 /// Titles of the detections `event` matches.

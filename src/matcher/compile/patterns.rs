@@ -229,27 +229,16 @@ pub fn glob_to_regex(s: &SigmaString, cased: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::matcher::tests::matched;
-    use crate::matcher::{CompileOptions, compile};
-    use crate::sigma::{self, LoadOptions};
+    use crate::matcher::CompileOptions;
+    use crate::matcher::tests::{compile_text, matched};
 
     #[test]
     fn invalid_regex_fails_the_load_with_its_location() {
-        let mut rules = Vec::new();
-        let mut errors = Vec::new();
         let yaml =
             "title: bad\nid: r1\ndetection:\n  sel:\n    a|re: '(?<=x)y'\n  condition: sel\n";
-        sigma::parse_text(
-            Path::new("bad.yml"),
-            yaml,
-            &LoadOptions::default(),
-            &mut rules,
-            &mut errors,
-        );
-        let catalog = sigma::resolve(rules, &mut errors);
-        let errs = compile(&catalog, &CompileOptions::default()).err().unwrap();
+        let errs = compile_text("bad.yml", yaml, &CompileOptions::default())
+            .err()
+            .unwrap();
         assert_eq!(errs.0.len(), 1);
         let e = &errs.0[0];
         assert_eq!(e.loc.line, 5);
@@ -274,21 +263,11 @@ mod tests {
             ));
         }
         let load = |limit: Option<usize>| {
-            let (mut rules, mut errors) = (Vec::new(), Vec::new());
-            sigma::parse_text(
-                Path::new("many.yml"),
-                &yaml,
-                &LoadOptions::default(),
-                &mut rules,
-                &mut errors,
-            );
-            assert!(errors.is_empty(), "{errors:?}");
-            let catalog = sigma::resolve(rules, &mut errors);
             let opts = CompileOptions {
                 regex_size_limit: limit,
                 ..CompileOptions::default()
             };
-            compile(&catalog, &opts)
+            compile_text("many.yml", &yaml, &opts)
         };
         let errs = load(Some(4 << 10))
             .err()
