@@ -115,6 +115,13 @@ impl<R: Read> LineBatcher<R> {
         // The buffer's old bytes are overwritten, never cleared: growing it to a length it had
         // before costs nothing, where clearing it would zero it again on every batch.
         let buf = &mut batch.buf;
+        // A new buffer gets the room a batch of ordinary lines needs, once: grown by doubling
+        // it would be moved to fresh memory several times, and fresh memory costs a page fault
+        // and the kernel's zeroing on its first touch, on the reader's thread.
+        let room = (self.limits.batch_bytes).saturating_add(MIN_READ + super::BATCH_PADDING);
+        if buf.capacity() < room {
+            buf.reserve_exact(room - buf.len());
+        }
         let carried = self.carry.len();
         grow(buf, carried);
         buf[..carried].copy_from_slice(&self.carry);

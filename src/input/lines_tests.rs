@@ -286,3 +286,34 @@ fn a_file_of_blank_lines_does_not_grow_the_batch() {
         batch.buf.capacity()
     );
 }
+
+/// A batch's buffer is sized once for a batch of ordinary lines, so the reader never moves it
+/// to fresh memory as it fills (grown by doubling, each new buffer moved several times, and on a
+/// machine where fresh memory faults slowly those moves stalled the reader and starved the
+/// workers). Lines of every length up to a few KiB, cut at every point of a batch.
+#[test]
+fn a_batch_buffer_is_allocated_once_for_ordinary_lines() {
+    let mut text = Vec::new();
+    for i in 0..20_000usize {
+        let pad = "p".repeat(i * 37 % 3000);
+        text.extend_from_slice(format!("{{\"n\":{i},\"pad\":\"{pad}\"}}\n").as_bytes());
+    }
+    let limits = ReadLimits::default();
+    let mut lines = LineBatcher::new(Cursor::new(text), 0, "t".into(), limits);
+    let mut batch = Batch::default();
+    let (mut events, mut batches) = (0, 0);
+    let mut first: Option<(*const u8, usize)> = None;
+    while lines.next_batch(&mut batch).unwrap() {
+        let now = (batch.buf.as_ptr(), batch.buf.capacity());
+        assert_eq!(
+            *first.get_or_insert(now),
+            now,
+            "batch {batches} moved the buffer"
+        );
+        events += batch.lines.len();
+        batches += 1;
+    }
+    assert_eq!(events, 20_000);
+    assert!(batches > 50, "{batches} batches");
+    assert!(first.unwrap().1 <= limits.batch_bytes + MIN_READ + BATCH_PADDING);
+}
