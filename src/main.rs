@@ -78,6 +78,11 @@ struct ReplayArgs {
     /// Decode-and-match threads (default: the number of shards).
     #[arg(long)]
     workers: Option<usize>,
+    /// Who cuts the input into batches: `reader` (this thread, ahead of the workers),
+    /// `workers` (each worker its next batch), `auto` (the workers once there are as many as
+    /// cores). The output is the same.
+    #[arg(long, value_enum, default_value = "auto")]
+    cutting: CuttingArg,
     /// How late an event may arrive, in event time, and still count (e.g. 30s, 5m).
     #[arg(long, default_value = "5m")]
     lateness: String,
@@ -324,6 +329,11 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
             }),
             (None, false) => pipeline::ClusterReplay::Whole,
         },
+        cutting: match args.cutting {
+            CuttingArg::Auto => pipeline::Cutting::Auto,
+            CuttingArg::Reader => pipeline::Cutting::Reader,
+            CuttingArg::Workers => pipeline::Cutting::Workers,
+        },
     };
     // The text summary and the report read the alert lines back: without `--out` they go to
     // a temporary file first.
@@ -374,6 +384,14 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         });
     }
     Ok(())
+}
+
+/// `replay --cutting` (see [`pipeline::Cutting`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CuttingArg {
+    Auto,
+    Reader,
+    Workers,
 }
 
 /// How `replay` prints its alerts.

@@ -81,6 +81,7 @@ pub fn run(args: EvalArgs) -> Result<(), Failure> {
             assessor: Arc::new(Assessor::default()),
             signed_out: None,
             cluster: Default::default(),
+            cutting: Default::default(),
             alert: Default::default(),
         },
     };

@@ -169,6 +169,15 @@ pub enum Item {
         seq: u64,
         signal: Signal,
     },
+    /// Cut and decode the batches of this source until it ends ([`feed`](super::feed)).
+    Pull(Arc<dyn Pull>),
+}
+
+/// A source whose batches the workers cut themselves, one at a time.
+pub trait Pull: Send + Sync {
+    /// The next batch, as an [`Item::Batch`] numbered in the front end's order; `None` once
+    /// the source has ended.
+    fn next(&self) -> Option<Item>;
 }
 
 /// What workers hand to the sequence thread.

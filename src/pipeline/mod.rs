@@ -13,7 +13,9 @@
 //! A front end sends [`Item`]s: batches of raw lines and [`Signal`]s (a source assigned or
 //! revoked, idle, a commit barrier, a rule reload, the end of input), each numbered so the
 //! sequence thread handles them exactly in the order the front end cut them, whatever worker
-//! finished first. [`start`] spawns every thread of the engine in the caller's scope;
+//! finished first. Once the workers have every core, replay's front end hands them a
+//! [`Pull`] instead and each worker cuts its next batch itself, numbered the same way
+//! ([`front`], [`feed`]). [`start`] spawns every thread of the engine in the caller's scope;
 //! [`Engine::join`] waits for them, each within a deadline, once the front end has dropped its
 //! sender. The loops exist once: [`replay()`] drives them from files, `service` from Kafka.
 //!
@@ -33,7 +35,9 @@ pub mod budget;
 pub mod carried;
 pub mod changes;
 pub mod clock;
+pub mod feed;
 pub mod forward;
+pub mod front;
 pub mod message;
 pub mod outbox;
 pub mod replay;
@@ -51,6 +55,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 pub use changes::{ChangelogRead, PartChanges, ShardChanges, SourceMark};
+pub use front::Cutting;
 pub use message::*;
 pub use replay::{
     ClusterReplay, PipelineError, ReplayOptions, SignedOutput, Summary, Suspension, replay,
@@ -295,6 +300,11 @@ where
 }
 
 impl<'scope, R> Engine<'scope, R> {
+    /// Whether any worker thread is still running.
+    pub fn working(&self) -> bool {
+        self.workers.iter().any(|w| !w.is_finished())
+    }
+
     /// Waits for every thread, in dataflow order, each until `deadline` (`None`: as long as it
     /// takes, for a replay whose input has ended). Call after dropping the front end's sender.
     pub fn join(self, deadline: Option<Instant>) -> Result<Joined<R>, EngineError> {

@@ -1,6 +1,7 @@
-//! Replay: the engine driven by files. The inputs are read in order on the calling thread
-//! and fed to the [`pipeline`](super) engine; alerts go to a file (or standard output) in a
-//! deterministic order, dead letters to theirs, and a [`Summary`] says what happened.
+//! Replay: the engine driven by files. The inputs are read in order and fed to the
+//! [`pipeline`](super) engine ([`front`](super::front): by this thread or by the workers
+//! themselves); alerts go to a file (or standard output) in a deterministic order, dead
+//! letters to theirs, and a [`Summary`] says what happened.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -12,18 +13,19 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::forward::FileHits;
+use super::front::{Cutting, Ends, Front, read_inputs};
 use super::sequencer::SequencerStats;
 use super::suspend;
 pub use super::suspend::Suspension;
 use super::worker::WorkerStats;
 use super::writer::{Rendered, Sink};
-use super::{EngineError, Format, Inputs, Item, Reference, Setup, Signal, SourceTime, Stage};
+use super::{EngineError, Format, Reference, Setup, SourceTime, Stage};
 use crate::alert::signature::{Envelope, SigningKeys};
 use crate::correlate::{ShardLimits, ShardStats, Target};
 use crate::deadletter::{DeadLetter, DeadLetterFile};
 use crate::decode::MintLifetimes;
 use crate::identity::LineageLimits;
-use crate::input::{self, InputError, LineBatcher, ReadLimits, SourceInfo, Sources};
+use crate::input::{InputError, ReadLimits, SourceInfo, Sources};
 use crate::matcher::RuleSet;
 use crate::metrics::Metrics;
 use crate::score::{Assessor, LiveAssessor};
@@ -61,6 +63,8 @@ pub struct ReplayOptions {
     pub signed_out: Option<SignedOutput>,
     /// Which stage of a cluster this replay plays, if any (see [`crate::cluster`]).
     pub cluster: ClusterReplay,
+    /// Who cuts the inputs into batches.
+    pub cutting: Cutting,
 }
 
 /// A replay as one stage of a cluster, through record files instead of topics.
@@ -315,8 +319,9 @@ impl Sink for FileSink {
 }
 
 /// Runs a replay to the end of its inputs: the files are the front end of the engine, read in
-/// order on this thread, every one a source open from the start (so an earlier file's events
-/// wait for the later files' clocks, as if they were read side by side).
+/// order (cut by this thread or by the workers, as `opts.cutting` says), every one a source
+/// open from the start (so an earlier file's events wait for the later files' clocks, as if
+/// they were read side by side).
 pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let mut registry = Sources::new();
@@ -414,7 +419,33 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             restore,
             suspend: suspend_to.is_some(),
         };
-        let input_errors = read_inputs(opts, &ids, &rules, &inputs, &bytes_read, ends);
+        let records = matches!(opts.cluster, ClusterReplay::Records(_));
+        let front = Front {
+            inputs: &inputs,
+            files: &opts.inputs,
+            ids: &ids,
+            time: if records {
+                SourceTime::stamped()
+            } else {
+                SourceTime {
+                    lateness: opts.lateness,
+                    max_future: opts.max_future,
+                    stamped: false,
+                }
+            },
+            format: if records {
+                Format::Records
+            } else {
+                Format::Events(None)
+            },
+            read: opts.read,
+            rules: &rules,
+            bytes_read: &bytes_read,
+            by_workers: opts.cutting.by_workers(setup.workers),
+            workers: setup.workers,
+            working: &|| engine.working(),
+        };
+        let input_errors = read_inputs(&front, ends);
         drop(inputs);
         let joined = engine.join(None);
         stop.store(true, Ordering::Relaxed);
@@ -450,133 +481,6 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             input_errors: input_errors.into_iter().map(Arc::new).collect(),
         })
     })
-}
-
-/// How a replay's input begins and ends beyond its files.
-struct Ends {
-    /// States to go on from, before the first batch.
-    restore: Option<crate::correlate::engine::Snapshot>,
-    /// Suspend at the end instead of deciding everything to the end of time.
-    suspend: bool,
-}
-
-/// The front end: every file announced as a source, then its batches in order, then the end
-/// of input. An input that cannot be opened or read to its end (a truncated or corrupt
-/// compressed file) is reported to the engine as a failed source (an `input_error` dead
-/// letter) and returned, and the next input is read. Stops early when the engine is gone (an
-/// output error, reported by the engine).
-fn read_inputs(
-    opts: &ReplayOptions,
-    ids: &[u32],
-    rules: &Arc<RuleSet>,
-    inputs: &Inputs,
-    bytes_read: &Arc<AtomicU64>,
-    ends: Ends,
-) -> Vec<InputError> {
-    let mut seq = 0u64;
-    let mut errors = Vec::new();
-    let signal = |seq: &mut u64, signal: Signal| {
-        *seq += 1;
-        inputs
-            .items
-            .send(Item::Signal {
-                seq: *seq - 1,
-                signal,
-            })
-            .is_ok()
-    };
-    for &source in ids {
-        let assign = Signal::Assign {
-            source,
-            time: match opts.cluster {
-                ClusterReplay::Records(_) => SourceTime::stamped(),
-                _ => SourceTime {
-                    lateness: opts.lateness,
-                    max_future: opts.max_future,
-                    stamped: false,
-                },
-            },
-            start: None,
-            resume: None,
-        };
-        if !signal(&mut seq, assign) {
-            return errors;
-        }
-    }
-    if let Some(snapshot) = ends.restore
-        && !signal(&mut seq, Signal::Restore(Box::new(snapshot)))
-    {
-        return errors;
-    }
-    for (path, &id) in opts.inputs.iter().zip(ids) {
-        let (failure, line) = match input::open(path, bytes_read.clone()) {
-            Err(e) => (Some(e), 0),
-            Ok(reader) => {
-                let mut lines = LineBatcher::new(reader, id, path.clone(), opts.read);
-                let (mut last_line, mut early) = (0, None);
-                loop {
-                    let mut batch = inputs.recycle.try_recv().unwrap_or_default();
-                    match lines.next_batch(&mut batch) {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            early = Some(e);
-                            break;
-                        }
-                    }
-                    last_line = batch.lines.last().map_or(last_line, |l| l.offset);
-                    batch.seq = seq;
-                    let done = batch.source_done;
-                    // A suspended input has not ended: its clock stays where its records put it.
-                    batch.source_done &= !ends.suspend;
-                    let item = Item::Batch {
-                        seq,
-                        batch,
-                        format: match opts.cluster {
-                            ClusterReplay::Records(_) => Format::Records,
-                            _ => Format::Events(None),
-                        },
-                        rules: rules.clone(),
-                        arrived: Instant::now(),
-                    };
-                    seq += 1;
-                    if inputs.items.send(item).is_err() {
-                        return errors;
-                    }
-                    if done {
-                        break;
-                    }
-                }
-                (early.or_else(|| lines.take_error()), last_line)
-            }
-        };
-        if let Some(e) = failure {
-            let letter = DeadLetter {
-                pos: crate::input::Position {
-                    source: id,
-                    offset: line + 1,
-                },
-                kind: "input_error",
-                reason: format!("{e}; the rest of this input was not read"),
-                raw: Vec::new(),
-                bytes: 0,
-            };
-            if !signal(&mut seq, Signal::SourceFailed { source: id, letter }) {
-                return errors;
-            }
-            errors.push(e);
-        }
-    }
-    // What was read is decided even when an input failed (or written out, suspended).
-    let _ = inputs.items.send(Item::Signal {
-        seq,
-        signal: if ends.suspend {
-            Signal::Suspend
-        } else {
-            Signal::EndOfInput
-        },
-    });
-    errors
 }
 
 fn draw_progress(total: u64, bytes: Arc<AtomicU64>, events: &AtomicU64, stop: Arc<AtomicBool>) {

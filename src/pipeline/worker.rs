@@ -356,9 +356,10 @@ fn field_values(
 }
 
 /// The worker thread: batches decoded and matched (with their source's profile), signals
-/// passed through in place. Matches are counted into `metrics` as they happen; the stats of
-/// the rule set in force at the end are returned. A batch cut under a reloaded rule set
-/// switches the worker to it.
+/// passed through in place, and a [`Pull`](super::Pull)'s batches cut and decoded until its
+/// source ends. Matches are counted into `metrics` as they happen; the stats of the rule set
+/// in force at the end are returned. A batch cut under a reloaded rule set switches the worker
+/// to it.
 pub fn run(
     rules: Arc<RuleSet>,
     mint: MintLifetimes,
@@ -367,56 +368,99 @@ pub fn run(
     metrics: &Metrics,
     heartbeat: crate::metrics::Heartbeat,
 ) -> WorkerStats {
-    let mut rules = rules;
-    let mut w = Worker::new(rules.clone(), mint);
-    let mut records = super::carried::RecordDecoder::default();
-    let mut reported = vec![0u64; rules.detections.len()];
-    let mut memo_reported = MemoStats::default();
-    for item in rx.iter() {
+    let mut thread = Thread {
+        w: Worker::new(rules.clone(), mint),
+        reported: vec![0u64; rules.detections.len()],
+        rules,
+        mint,
+        records: super::carried::RecordDecoder::default(),
+        memo_reported: MemoStats::default(),
+        metrics,
+    };
+    'items: for item in rx.iter() {
         heartbeat.beat();
         let out = match item {
+            Item::Pull(source) => {
+                // A pull's items are its batches; a pull inside it would be ignored.
+                while let Some(item) = source.next() {
+                    heartbeat.beat();
+                    if let Some(out) = thread.step(item)
+                        && tx.send(out).is_err()
+                    {
+                        break 'items;
+                    }
+                }
+                continue;
+            }
+            item => thread.step(item),
+        };
+        if let Some(out) = out
+            && tx.send(out).is_err()
+        {
+            break;
+        }
+    }
+    thread.w.stats
+}
+
+/// A worker thread's state between items.
+struct Thread<'m> {
+    rules: Arc<RuleSet>,
+    mint: MintLifetimes,
+    w: Worker,
+    records: super::carried::RecordDecoder,
+    /// Matches per detection already added to `metrics`.
+    reported: Vec<u64>,
+    memo_reported: MemoStats,
+    metrics: &'m Metrics,
+}
+
+impl Thread<'_> {
+    /// One item decoded and matched (a batch) or passed on (a signal); a pull is the
+    /// caller's to run.
+    fn step(&mut self, item: Item) -> Option<Decoded> {
+        let (seq, batch, format, batch_rules, arrived) = match item {
             Item::Batch {
                 seq,
                 batch,
                 format,
-                rules: batch_rules,
+                rules,
                 arrived,
-            } => {
-                if !Arc::ptr_eq(&batch_rules, &rules) {
-                    // A reload: this batch and the next ones use the new set.
-                    rules = batch_rules;
-                    w = Worker::new(rules.clone(), mint);
-                    reported = vec![0u64; rules.detections.len()];
-                    memo_reported = MemoStats::default();
-                }
-                let decoded = match format {
-                    Format::Events(profile) => w.process_as(batch, profile),
-                    Format::Records => records.decode(&rules, batch),
-                };
-                for (d, n) in w.stats.matches.iter().enumerate() {
-                    if *n > reported[d] {
-                        metrics
-                            .rule_matches(&rules.detection_meta(d as u32).title, n - reported[d]);
-                        reported[d] = *n;
-                    }
-                }
-                let memo = w.stats.memo;
-                Metrics::add(&metrics.scan_memo_hits, memo.hits - memo_reported.hits);
-                Metrics::add(&metrics.scan_memo_walks, memo.misses - memo_reported.misses);
-                memo_reported = memo;
-                Decoded::Batch {
-                    seq,
-                    decoded,
-                    arrived,
-                }
-            }
-            Item::Signal { seq, signal } => Decoded::Signal { seq, signal },
+            } => (seq, batch, format, rules, arrived),
+            Item::Signal { seq, signal } => return Some(Decoded::Signal { seq, signal }),
+            Item::Pull(_) => return None,
         };
-        if tx.send(out).is_err() {
-            break;
+        if !Arc::ptr_eq(&batch_rules, &self.rules) {
+            // A reload: this batch and the next ones use the new set.
+            self.rules = batch_rules;
+            self.w = Worker::new(self.rules.clone(), self.mint);
+            self.reported = vec![0u64; self.rules.detections.len()];
+            self.memo_reported = MemoStats::default();
         }
+        let decoded = match format {
+            Format::Events(profile) => self.w.process_as(batch, profile),
+            Format::Records => self.records.decode(&self.rules, batch),
+        };
+        for (d, n) in self.w.stats.matches.iter().enumerate() {
+            if *n > self.reported[d] {
+                self.metrics.rule_matches(
+                    &self.rules.detection_meta(d as u32).title,
+                    n - self.reported[d],
+                );
+                self.reported[d] = *n;
+            }
+        }
+        let memo = self.w.stats.memo;
+        let before = self.memo_reported;
+        Metrics::add(&self.metrics.scan_memo_hits, memo.hits - before.hits);
+        Metrics::add(&self.metrics.scan_memo_walks, memo.misses - before.misses);
+        self.memo_reported = memo;
+        Some(Decoded::Batch {
+            seq,
+            decoded,
+            arrived,
+        })
     }
-    w.stats
 }
 
 #[cfg(test)]

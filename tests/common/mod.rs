@@ -59,6 +59,7 @@ pub fn options(inputs: &[PathBuf], dir: &Path, shards: usize, lateness: &str) ->
         assessor: Default::default(),
         signed_out: None,
         cluster: Default::default(),
+        cutting: Default::default(),
         alert: Default::default(),
     }
 }

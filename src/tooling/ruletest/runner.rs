@@ -361,6 +361,7 @@ impl Runner {
             assessor: Default::default(),
             signed_out: None,
             cluster: Default::default(),
+            cutting: Default::default(),
             // Cases count findings (one alert line each, no incident lines) and compare every
             // evidence (cases are small: no bound needed).
             alert: crate::alert::AlertOptions {

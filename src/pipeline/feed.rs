@@ -1,0 +1,165 @@
+//! Feed: one input's batches cut by whichever worker is free, when the workers have every core.
+//!
+//! A replay's reader thread is free parallelism while a core is idle (1 worker on 2 cores): it
+//! reads the next batches while the worker decodes. Once there are as many workers as cores,
+//! the reader only takes turns with them: every batch costs a wake-up of the reader, a hop
+//! through the item queue and the kernel's copy into a buffer the worker then reads again from
+//! a cache it no longer owns; and a reader descheduled for a moment leaves the workers idle
+//! with an empty queue.
+//!
+//! A [`Feed`] instead holds the input's [`LineBatcher`] behind a lock. The front end hands
+//! each worker an [`Item::Pull`](super::Item::Pull); a worker that takes it cuts the next
+//! batch itself, in the lock, numbers it as the front end would have, then decodes it while
+//! another worker cuts the one after. The batches, their numbers and their order through the
+//! sequence thread are exactly those of the reader thread, so the output is the same.
+//!
+//! How far ahead the workers may cut is bounded as the reader's queue bounds it: a batch is
+//! cut into a buffer the sequence thread handed back, and at most [`Feed::buffers`] buffers
+//! exist, so a worker stuck on one batch lets the others run ahead by that many and no more.
+//! When the input ends (or fails), the feed tells the front end where its numbering stands,
+//! and the front end goes on from there.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{Format, Item, Pull};
+use crate::input::{Batch, InputError, LineBatcher};
+use crate::matcher::RuleSet;
+
+/// Where an input's feed stopped: the front end's next number, the input's last line, and the
+/// read error that ended it early, if one did.
+pub struct FeedEnd {
+    pub seq: u64,
+    pub last_line: u64,
+    pub error: Option<InputError>,
+}
+
+/// One input, cut into batches by the workers; see the module doc.
+pub struct Feed {
+    cut: Mutex<Cut>,
+    recycle: Receiver<Batch>,
+    format: Format,
+    rules: Arc<RuleSet>,
+    /// A suspended replay's input has not ended: its last batch does not end its source.
+    suspend: bool,
+    buffers: usize,
+    end: Sender<FeedEnd>,
+}
+
+/// The state behind the lock.
+struct Cut {
+    lines: LineBatcher<Box<dyn Read + Send>>,
+    seq: u64,
+    last_line: u64,
+    /// Buffers this feed allocated (the rest came back through the recycle channel).
+    allocated: usize,
+    finished: bool,
+    early: Option<InputError>,
+}
+
+impl Feed {
+    /// A feed of `lines` numbering its batches from `seq`; `end` hears once where it stopped.
+    /// At most `buffers` batch buffers are in flight at once (at least one per worker and
+    /// one more is sensible).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        lines: LineBatcher<Box<dyn Read + Send>>,
+        seq: u64,
+        recycle: Receiver<Batch>,
+        buffers: usize,
+        format: Format,
+        rules: Arc<RuleSet>,
+        suspend: bool,
+        end: Sender<FeedEnd>,
+    ) -> Feed {
+        Feed {
+            cut: Mutex::new(Cut {
+                lines,
+                seq,
+                last_line: 0,
+                allocated: 0,
+                finished: false,
+                early: None,
+            }),
+            recycle,
+            format,
+            rules,
+            suspend,
+            buffers: buffers.max(1),
+            end,
+        }
+    }
+
+    /// The most batch buffers in flight.
+    pub fn buffers(&self) -> usize {
+        self.buffers
+    }
+
+    /// A buffer handed back, or a new one while fewer than [`Feed::buffers`] exist, or the
+    /// next one handed back. The engine gone (its sequence thread stopped), a new one: the
+    /// worker's send fails next and it stops.
+    fn buffer(&self, cut: &mut Cut) -> Batch {
+        if let Ok(b) = self.recycle.try_recv() {
+            return b;
+        }
+        if cut.allocated < self.buffers {
+            cut.allocated += 1;
+            return Batch::default();
+        }
+        self.recycle.recv().unwrap_or_default()
+    }
+
+    fn finish(&self, cut: &mut Cut) {
+        cut.finished = true;
+        let error = cut.early.take().or_else(|| cut.lines.take_error());
+        let _ = self.end.try_send(FeedEnd {
+            seq: cut.seq,
+            last_line: cut.last_line,
+            error,
+        });
+    }
+}
+
+impl Pull for Feed {
+    /// Cuts the next batch, numbered; `None` once the input has ended (the front end has
+    /// been told).
+    fn next(&self) -> Option<Item> {
+        // A poisoned lock means a worker panicked mid-cut; the engine reports that thread,
+        // and what the batcher holds is still a whole state to end from.
+        let mut cut = self.cut.lock().unwrap_or_else(|e| e.into_inner());
+        if cut.finished {
+            return None;
+        }
+        let mut batch = self.buffer(&mut cut);
+        let got = match cut.lines.next_batch(&mut batch) {
+            Ok(got) => got,
+            Err(e) => {
+                cut.early = Some(e);
+                false
+            }
+        };
+        if !got {
+            self.finish(&mut cut);
+            return None;
+        }
+        cut.last_line = batch.lines.last().map_or(cut.last_line, |l| l.offset);
+        let seq = cut.seq;
+        cut.seq += 1;
+        batch.seq = seq;
+        let done = batch.source_done;
+        batch.source_done &= !self.suspend;
+        if done {
+            self.finish(&mut cut);
+        }
+        Some(Item::Batch {
+            seq,
+            batch,
+            format: self.format,
+            rules: self.rules.clone(),
+            arrived: Instant::now(),
+        })
+    }
+}
