@@ -13,6 +13,11 @@
 //! another worker cuts the one after. The batches, their numbers and their order through the
 //! sequence thread are exactly those of the reader thread, so the output is the same.
 //!
+//! A worker that finds the lock taken spins for it a while before it parks (when there are no
+//! more workers than cores): a parked worker leaves its core idle, and waking it again costs
+//! more than the read it waited for (on this project's 2-core virtual machine, a tenth of
+//! 2 + 2's time went idle that way).
+//!
 //! How far ahead the workers may cut is bounded as the reader's queue bounds it: a batch is
 //! cut into a buffer the sequence thread handed back, and at most [`Feed::buffers`] buffers
 //! exist, so a worker stuck on one batch lets the others run ahead by that many and no more.
@@ -21,13 +26,17 @@
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{Format, Item, Pull};
 use crate::input::{Batch, InputError, LineBatcher};
 use crate::matcher::RuleSet;
+
+/// How long a worker spins for the cut lock before it parks, when there are no more workers
+/// than cores: a cut holds the lock for one read, tens of microseconds.
+pub const SPIN: Duration = Duration::from_micros(200);
 
 /// Where an input's feed stopped: the front end's next number, the input's last line, and the
 /// read error that ended it early, if one did.
@@ -46,6 +55,8 @@ pub struct Feed {
     /// A suspended replay's input has not ended: its last batch does not end its source.
     suspend: bool,
     buffers: usize,
+    /// How long a worker spins for the lock before it parks.
+    spin: Duration,
     end: Sender<FeedEnd>,
 }
 
@@ -63,7 +74,7 @@ struct Cut {
 impl Feed {
     /// A feed of `lines` numbering its batches from `seq`; `end` hears once where it stopped.
     /// At most `buffers` batch buffers are in flight at once (at least one per worker and
-    /// one more is sensible).
+    /// one more is sensible); a worker spins up to `spin` for the lock before it parks.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         lines: LineBatcher<Box<dyn Read + Send>>,
@@ -73,6 +84,7 @@ impl Feed {
         format: Format,
         rules: Arc<RuleSet>,
         suspend: bool,
+        spin: Duration,
         end: Sender<FeedEnd>,
     ) -> Feed {
         Feed {
@@ -89,6 +101,7 @@ impl Feed {
             rules,
             suspend,
             buffers: buffers.max(1),
+            spin,
             end,
         }
     }
@@ -112,6 +125,26 @@ impl Feed {
         self.recycle.recv().unwrap_or_default()
     }
 
+    /// The cut state, waited for by spinning first: a cut holds the lock for one read (tens of
+    /// microseconds), and a worker that parks instead leaves its core idle, so its next cut
+    /// waits for the core to wake as well (on a virtual machine, tens of microseconds more).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cut> {
+        let started = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            match self.cut.try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            std::hint::spin_loop();
+            spins += 1;
+            if spins % 64 == 0 && started.elapsed() > self.spin {
+                return self.cut.lock().unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
     fn finish(&self, cut: &mut Cut) {
         cut.finished = true;
         let error = cut.early.take().or_else(|| cut.lines.take_error());
@@ -129,7 +162,7 @@ impl Pull for Feed {
     fn next(&self) -> Option<Item> {
         // A poisoned lock means a worker panicked mid-cut; the engine reports that thread,
         // and what the batcher holds is still a whole state to end from.
-        let mut cut = self.cut.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cut = self.lock();
         if cut.finished {
             return None;
         }

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::feed::{Feed, FeedEnd};
+use super::feed::{self, Feed, FeedEnd};
 use super::{Format, Inputs, Item, Signal, SourceTime};
 use crate::deadletter::DeadLetter;
 use crate::input::{self, InputError, LineBatcher, ReadLimits};
@@ -36,14 +36,16 @@ impl Cutting {
     /// Whether the workers cut, for `workers` worker threads on this machine.
     pub(super) fn by_workers(self, workers: usize) -> bool {
         match self {
-            Cutting::Auto => {
-                let cores = thread::available_parallelism().map_or(1, |n| n.get());
-                workers >= cores
-            }
+            Cutting::Auto => workers >= cores(),
             Cutting::Reader => false,
             Cutting::Workers => true,
         }
     }
+}
+
+/// The cores this process may run on.
+fn cores() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// What the front end feeds, and how.
@@ -87,6 +89,13 @@ impl Front<'_> {
             self.format,
             self.rules.clone(),
             suspend,
+            // More workers than cores: a spinning worker may hold the core the lock's holder
+            // needs to finish.
+            if self.workers <= cores() {
+                feed::SPIN
+            } else {
+                Duration::ZERO
+            },
             end_tx,
         ));
         for _ in 0..self.workers {
