@@ -47,17 +47,7 @@ type Damage = Box<dyn Fn(&mut Vec<u8>)>;
 
 /// A gzip file of events that match nothing, damaged by `damage`.
 fn damaged_gz(dir: &Path, name: &str, damage: impl Fn(&mut Vec<u8>)) -> String {
-    let mut text = Vec::new();
-    for i in 0..4000 {
-        writeln!(
-            text,
-            r#"{{"eventVersion":"1.08","eventTime":"2026-11-02T09:{:02}:{:02}Z","eventSource":"credtrail.test","eventName":"Noise","eventID":"n{i}","userIdentity":{{"arn":"arn:aws:iam::1:user/noise"}},"pad":"{}"}}"#,
-            (i / 60) % 60,
-            i % 60,
-            i * 7919 % 1_000_003
-        )
-        .unwrap();
-    }
+    let text = common::noise_events(4000);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&text).unwrap();
     let mut bytes = gz.finish().unwrap();

@@ -47,17 +47,7 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     std::fs::write(&a, lines[..640].join("\n") + "\n").unwrap();
     std::fs::write(&b, lines[640..].join("\r\n") + "\r\n").unwrap();
 
-    let mut noise = Vec::new();
-    for i in 0..3000 {
-        writeln!(
-            noise,
-            r#"{{"eventVersion":"1.08","eventTime":"2026-11-02T09:{:02}:{:02}Z","eventSource":"iam.amazonaws.com","eventName":"ListUsers","eventID":"n{i}","userIdentity":{{"arn":"arn:aws:iam::1:user/noise"}},"pad":"{}"}}"#,
-            (i / 60) % 60,
-            i % 60,
-            i * 7919 % 1_000_003
-        )
-        .unwrap();
-    }
+    let noise = common::noise_events(3000);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&noise).unwrap();
     let mut packed = gz.finish().unwrap();

@@ -19,6 +19,24 @@ pub use public_data::shared_path;
 #[allow(unused_imports)] // used by some test crates only
 pub use stitch::stitch_pgustavo;
 
+/// `count` CloudTrail events of one noise identity, a second apart, that match no rule of the
+/// pack: bulk for inputs whose shape, not content, is under test.
+pub fn noise_events(count: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut text = Vec::new();
+    for i in 0..count {
+        writeln!(
+            text,
+            r#"{{"eventVersion":"1.08","eventTime":"2026-11-02T09:{:02}:{:02}Z","eventSource":"credtrail.test","eventName":"Noise","eventID":"n{i}","userIdentity":{{"arn":"arn:aws:iam::1:user/noise"}},"pad":"{}"}}"#,
+            (i / 60) % 60,
+            i % 60,
+            i * 7919 % 1_000_003
+        )
+        .unwrap();
+    }
+    text
+}
+
 /// The project root (tests run from there too).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
