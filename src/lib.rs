@@ -73,7 +73,8 @@
 //!   hits go ([`cluster::placement`]), and event time from stamps ([`cluster::frontier`]).
 //! - [`pipeline`]: the one dataflow of the engine (workers, sequence, shards, output) and the
 //!   bounded channels between them, driven by a front end through [`pipeline::Item`]s and a
-//!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end;
+//!   [`pipeline::Sink`]; [`pipeline::replay()`] is the file front end ([`pipeline::front`]:
+//!   the files cut by the replay's thread, or by the workers through a [`pipeline::feed`]);
 //!   [`pipeline::budget`] splits the one memory budget over state, hits, links and caches;
 //!   a cluster's stage 2 suspended into a snapshot and restored from one ([`pipeline::suspend`]).
 //! - [`config`]: the `credtrail run` service's settings (TOML, `CREDTRAIL_*` environment,

@@ -8,7 +8,7 @@
 //! with an empty queue.
 //!
 //! A [`Feed`] instead holds the input's [`LineBatcher`] behind a lock. The front end hands
-//! each worker an [`Item::Pull`](super::Item::Pull); a worker that takes it cuts the next
+//! each worker an [`Item::Pull`]; a worker that takes it cuts the next
 //! batch itself, in the lock, numbers it as the front end would have, then decodes it while
 //! another worker cuts the one after. The batches, their numbers and their order through the
 //! sequence thread are exactly those of the reader thread, so the output is the same.

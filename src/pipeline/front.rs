@@ -28,7 +28,7 @@ pub enum Cutting {
     Auto,
     /// The calling thread reads ahead of the workers, on a core of its own when one is free.
     Reader,
-    /// Each worker cuts its next batch itself ([`feed`](super::feed)).
+    /// Each worker cuts its next batch itself ([`feed`]).
     Workers,
 }
 
