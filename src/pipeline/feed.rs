@@ -1,4 +1,5 @@
-//! Feed: one input's batches cut by whichever worker is free, when the workers have every core.
+//! Feed: one input cut into numbered batches, by the replay's thread or, when the workers have
+//! every core, by whichever worker is free.
 //!
 //! A replay's reader thread is free parallelism while a core is idle (1 worker on 2 cores): it
 //! reads the next batches while the worker decodes. Once there are as many workers as cores,
@@ -7,20 +8,21 @@
 //! a cache it no longer owns; and a reader descheduled for a moment leaves the workers idle
 //! with an empty queue.
 //!
-//! A [`Feed`] instead holds the input's [`LineBatcher`] behind a lock. The front end hands
-//! each worker an [`Item::Pull`]; a worker that takes it cuts the next
-//! batch itself, in the lock, numbers it as the front end would have, then decodes it while
-//! another worker cuts the one after. The batches, their numbers and their order through the
-//! sequence thread are exactly those of the reader thread, so the output is the same.
+//! A [`Feed`] holds the input's [`LineBatcher`] behind a lock, and its [`Pull::next`] cuts,
+//! numbers and wraps one batch. The reader thread calls it in a loop and queues the items;
+//! with the workers cutting, the front end instead hands each worker an [`Item::Pull`], and a
+//! worker that takes it cuts the next batch itself, in the lock, then decodes it while another
+//! worker cuts the one after. Either way the batches, their numbers and their order through
+//! the sequence thread are the same, so the output is too.
 //!
 //! A worker that finds the lock taken spins for it a while before it parks (when there are no
 //! more workers than cores): a parked worker leaves its core idle, and waking it again costs
 //! more than the read it waited for (on this project's 2-core virtual machine, a tenth of
 //! 2 + 2's time went idle that way).
 //!
-//! How far ahead the workers may cut is bounded as the reader's queue bounds it: a batch is
-//! cut into a buffer the sequence thread handed back, and at most [`Feed::buffers`] buffers
-//! exist, so a worker stuck on one batch lets the others run ahead by that many and no more.
+//! How far ahead the cutting may run is bounded: a batch is cut into a buffer the sequence
+//! thread handed back, and at most `buffers` of them exist ([`Feed::new`]), so a worker stuck
+//! on one batch lets the others run ahead by that many and no more.
 //! When the input ends (or fails), the feed tells the front end where its numbering stands,
 //! and the front end goes on from there.
 
@@ -104,11 +106,6 @@ impl Feed {
             spin,
             end,
         }
-    }
-
-    /// The most batch buffers in flight.
-    pub fn buffers(&self) -> usize {
-        self.buffers
     }
 
     /// A buffer handed back, or a new one while fewer than [`Feed::buffers`] exist, or the

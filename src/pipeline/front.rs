@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::feed::{self, Feed, FeedEnd};
-use super::{Format, Inputs, Item, Signal, SourceTime};
+use super::{Format, Inputs, Item, Pull, Signal, SourceTime};
 use crate::deadletter::DeadLetter;
 use crate::input::{self, InputError, LineBatcher, ReadLimits};
 use crate::matcher::RuleSet;
@@ -69,9 +69,11 @@ pub(super) struct Front<'a> {
 }
 
 impl Front<'_> {
-    /// Hands `lines` to the workers to cut, numbered from `seq`, and waits until they have
-    /// cut the last batch; `None` when the workers stopped first (the engine failed).
-    fn pull(
+    /// Cuts `lines` into batches numbered from `seq` and hands them to the workers: this
+    /// thread cuts them and queues them, or (`by_workers`) the workers cut them themselves
+    /// from a shared [`Feed`] while this thread waits for the last. `None` when the workers
+    /// stopped first (the engine failed).
+    fn feed(
         &self,
         lines: LineBatcher<Box<dyn io::Read + Send>>,
         seq: u64,
@@ -98,10 +100,14 @@ impl Front<'_> {
             },
             end_tx,
         ));
-        for _ in 0..self.workers {
-            if self.inputs.items.send(Item::Pull(feed.clone())).is_err() {
-                return None;
+        if !self.by_workers {
+            while let Some(item) = feed.next() {
+                self.inputs.items.send(item).ok()?;
             }
+            return end_rx.try_recv().ok();
+        }
+        for _ in 0..self.workers {
+            self.inputs.items.send(Item::Pull(feed.clone())).ok()?;
         }
         drop(feed);
         loop {
@@ -128,7 +134,7 @@ pub(super) struct Ends {
 /// letter) and returned, and the next input is read. Stops early when the engine is gone (an
 /// output error, reported by the engine).
 pub(super) fn read_inputs(front: &Front<'_>, ends: Ends) -> Vec<InputError> {
-    let (inputs, format, rules) = (front.inputs, front.format, front.rules);
+    let inputs = front.inputs;
     let mut seq = 0u64;
     let mut errors = Vec::new();
     let signal = |seq: &mut u64, signal: Signal| {
@@ -160,48 +166,13 @@ pub(super) fn read_inputs(front: &Front<'_>, ends: Ends) -> Vec<InputError> {
     for (path, &id) in front.files.iter().zip(front.ids) {
         let (failure, line) = match input::open(path, front.bytes_read.clone()) {
             Err(e) => (Some(e), 0),
-            Ok(reader) if front.by_workers => {
+            Ok(reader) => {
                 let lines = LineBatcher::new(reader, id, path.clone(), front.read);
-                let Some(end) = front.pull(lines, seq, ends.suspend) else {
+                let Some(end) = front.feed(lines, seq, ends.suspend) else {
                     return errors;
                 };
                 seq = end.seq;
                 (end.error, end.last_line)
-            }
-            Ok(reader) => {
-                let mut lines = LineBatcher::new(reader, id, path.clone(), front.read);
-                let (mut last_line, mut early) = (0, None);
-                loop {
-                    let mut batch = inputs.recycle.try_recv().unwrap_or_default();
-                    match lines.next_batch(&mut batch) {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            early = Some(e);
-                            break;
-                        }
-                    }
-                    last_line = batch.lines.last().map_or(last_line, |l| l.offset);
-                    batch.seq = seq;
-                    let done = batch.source_done;
-                    // A suspended input has not ended: its clock stays where its records put it.
-                    batch.source_done &= !ends.suspend;
-                    let item = Item::Batch {
-                        seq,
-                        batch,
-                        format,
-                        rules: rules.clone(),
-                        arrived: Instant::now(),
-                    };
-                    seq += 1;
-                    if inputs.items.send(item).is_err() {
-                        return errors;
-                    }
-                    if done {
-                        break;
-                    }
-                }
-                (early.or_else(|| lines.take_error()), last_line)
             }
         };
         if let Some(e) = failure {
