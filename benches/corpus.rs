@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --bench corpus -- [--slice windows|cloudtrail|whole] [--events 200000]
-//!     [--shards 1,2] [--runs 3] [--no-rsigma] [--data DIR]
+//!     [--shards 1,2] [--runs 3] [--no-rsigma] [--data DIR] [--write-piece 1048576]
 //! ```
 //!
 //! Per slice (default: all three):
@@ -14,7 +14,9 @@
 //! - **events**: the public captures of the slice (Windows: the OTRF Sysmon, Security and
 //!   PowerShell recordings; CloudTrail: invictus and the OTRF export; whole: both), each event
 //!   ordered by its own time, then copied with every time shifted past the previous copy and
-//!   its record id made unique, until there are at least `--events`;
+//!   its record id made unique, until there are at least `--events`; written `--write-piece`
+//!   bytes at a time (1 MiB; 8192 gives a file the kernel caches in small pages, read back at
+//!   under half the speed, see `copies::WRITE_PIECE`);
 //! - **load**: each engine on an empty event file (the whole process: start, load, compile),
 //!   three times per round, the median kept;
 //! - then `--runs` rounds of credtrail with `--shards N --workers N` per N of `--shards`, and
@@ -42,7 +44,7 @@ mod harness;
 #[path = "../tests/common/public_data.rs"]
 mod public_data;
 
-use copies::{TIME_FIELDS, captures, write_copies};
+use copies::{TIME_FIELDS, WRITE_PIECE, captures, write_copies_in};
 use harness::{
     Series, after, count_lines, median, rate_after, ratio, ratio_after, ratio_engine, run,
 };
@@ -54,6 +56,8 @@ struct Args {
     runs: usize,
     rsigma: bool,
     data: PathBuf,
+    /// Bytes per write of the events file (how the kernel caches it; see `WRITE_PIECE`).
+    write_piece: usize,
 }
 
 fn args() -> Args {
@@ -64,6 +68,7 @@ fn args() -> Args {
         runs: 3,
         rsigma: true,
         data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/corpus-harness"),
+        write_piece: WRITE_PIECE,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -80,6 +85,7 @@ fn args() -> Args {
             "--runs" => a.runs = v().parse().expect("--runs N"),
             "--data" => a.data = PathBuf::from(v()),
             "--no-rsigma" => a.rsigma = false,
+            "--write-piece" => a.write_piece = v().parse().expect("--write-piece BYTES"),
             // `cargo bench` passes `--bench`.
             _ => {}
         }
@@ -165,7 +171,7 @@ fn main() {
         let (loaded, total) = loadable_rules(&shared.join("sigmahq-full").join(rule_dir), &rules);
         let events = a.data.join(format!("events-{slice}.jsonl"));
         let dirs: Vec<PathBuf> = capture_dirs.iter().map(|d| shared.join(d)).collect();
-        let lines = write_copies(captures(&dirs), a.events, &events) as f64;
+        let lines = write_copies_in(captures(&dirs), a.events, &events, a.write_piece) as f64;
         let bytes = std::fs::metadata(&events).map(|m| m.len()).unwrap_or(0) as f64;
         assert_eq!(count_lines(&events) as f64, lines);
         let empty = a.data.join("empty.jsonl");

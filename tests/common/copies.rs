@@ -69,9 +69,27 @@ fn own_time(e: &Value) -> Option<EventTime> {
         .find_map(|f| e[*f].as_str().and_then(EventTime::parse))
 }
 
+/// How many bytes [`write_copies`] writes at a time: as a download or a copy does. The kernel
+/// caches a file in pages as large as the writes that made it, and a file written 8 KiB at a
+/// time (`BufWriter`'s default) is read back from the cache at under half the speed (on this
+/// project's VM, 8-9 GB/s against 19-24). That copy is the reader thread's in 1 + 1 but the
+/// workers' in 2 + 2, so the harness's way of writing would skew the scaling it measures
+/// (BENCHMARKS.md shows both).
+pub const WRITE_PIECE: usize = 1 << 20;
+
 /// Writes copies of `events` (ordered by their own time) until `at_least` lines, each copy
 /// shifted past the previous one; returns the number written.
-pub fn write_copies(mut events: Vec<Value>, at_least: usize, path: &Path) -> usize {
+pub fn write_copies(events: Vec<Value>, at_least: usize, path: &Path) -> usize {
+    write_copies_in(events, at_least, path, WRITE_PIECE)
+}
+
+/// [`write_copies`], writing `piece` bytes at a time.
+pub fn write_copies_in(
+    mut events: Vec<Value>,
+    at_least: usize,
+    path: &Path,
+    piece: usize,
+) -> usize {
     events.retain(|e| own_time(e).is_some());
     events.sort_by_key(|e| own_time(e).map(|t| t.as_millis()));
     let (Some(first), Some(last)) = (
@@ -82,7 +100,8 @@ pub fn write_copies(mut events: Vec<Value>, at_least: usize, path: &Path) -> usi
     };
     let span = last.since(first).as_millis() + 60_000;
     let copies = at_least.div_ceil(events.len()).max(1);
-    let mut out = BufWriter::new(std::fs::File::create(path).expect("events file"));
+    let file = std::fs::File::create(path).expect("events file");
+    let mut out = BufWriter::with_capacity(piece.max(1), file);
     for k in 0..copies {
         for e in &events {
             let mut e = e.clone();
