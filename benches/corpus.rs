@@ -2,21 +2,22 @@
 //! on real public captures, side by side in one run with rsigma.
 //!
 //! ```sh
-//! cargo bench --bench corpus -- [--slice windows|cloudtrail|whole] [--events 200000]
+//! cargo bench --bench corpus -- [--slice windows|cloudtrail|whole|all-windows] [--events 200000]
 //!     [--shards 1,2] [--runs 3] [--no-rsigma] [--data DIR] [--write-piece 1048576]
 //! ```
 //!
-//! Per slice (default: all three):
+//! Per slice (default: the first three):
 //!
-//! - **rules**: every rule of `sigmahq-full/rules/<slice>` (all of `rules/` for `whole`) that
-//!   credtrail loads, each file tried on its own first, copied into one folder both engines read;
-//!   how many load is printed;
-//! - **events**: the public captures of the slice (Windows: the OTRF Sysmon, Security and
-//!   PowerShell recordings; CloudTrail: invictus and the OTRF export; whole: both), each event
-//!   ordered by its own time, then copied with every time shifted past the previous copy and
-//!   its record id made unique, until there are at least `--events`; written `--write-piece`
-//!   bytes at a time (1 MiB; 8192 gives a file the kernel caches in small pages, read back at
-//!   under half the speed, see `copies::WRITE_PIECE`);
+//! - **rules**: every rule of `sigmahq-full/rules/<slice>` (all of `rules/` for `whole`; every
+//!   folder of `sigmahq-full`, emerging threats, hunting, compliance and placeholders too, for
+//!   `all-windows`) that credtrail loads, each file tried on its own first, copied into one
+//!   folder both engines read; how many load is printed;
+//! - **events**: the public captures of the slice (Windows and all-windows: the OTRF Sysmon,
+//!   Security and PowerShell recordings; CloudTrail: invictus and the OTRF export; whole: both),
+//!   each event ordered by its own time, then copied with every time shifted past the previous
+//!   copy and its record id made unique, until there are at least `--events`; written
+//!   `--write-piece` bytes at a time (1 MiB; 8192 gives a file the kernel caches in small pages,
+//!   read back at under half the speed, see `copies::WRITE_PIECE`);
 //! - **load**: each engine on an empty event file (the whole process: start, load, compile),
 //!   three times per round, the median kept;
 //! - then `--runs` rounds of credtrail with `--shards N --workers N` per N of `--shards`, and
@@ -165,7 +166,8 @@ fn main() {
             "windows" => ("rules/windows", vec!["datasets/windows"]),
             "cloudtrail" => ("rules/cloud/aws", vec!["datasets/cloudtrail"]),
             "whole" => ("rules", vec!["datasets/windows", "datasets/cloudtrail"]),
-            other => panic!("unknown slice {other}: windows, cloudtrail or whole"),
+            "all-windows" => ("", vec!["datasets/windows"]),
+            other => panic!("unknown slice {other}: windows, cloudtrail, whole or all-windows"),
         };
         let rules = a.data.join(format!("rules-{slice}"));
         let (loaded, total) = loadable_rules(&shared.join("sigmahq-full").join(rule_dir), &rules);
