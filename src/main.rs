@@ -200,6 +200,7 @@ fn runtime(error: anyhow::Error) -> Failure {
 }
 
 fn main() -> ExitCode {
+    cli::huge_pages::turn_off_unless_asked();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay(*args),

@@ -289,3 +289,48 @@ fn a_suspended_stage_two_restored_by_the_cli_writes_the_alerts_of_one_run() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// `THP_enabled` of a replay that reads standard input, once it has printed its first line;
+/// `allow` sets `MIMALLOC_ALLOW_THP`.
+#[cfg(target_os = "linux")]
+fn thp_enabled_of_a_replay(allow: Option<&str>) -> String {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_credtrail"));
+    c.args(["replay", "-", "--rules", "rules", "--out"])
+        .arg(dir.path().join("alerts.jsonl"))
+        .arg("--dead-letter")
+        .arg(dir.path().join("dead.jsonl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MIMALLOC_ALLOW_THP")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(v) = allow {
+        c.env("MIMALLOC_ALLOW_THP", v);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    drop(child.stdin.take());
+    drop(child.stderr.take());
+    let _ = child.wait();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no THP_enabled in /proc/PID/status (after: {first})"))
+}
+
+/// A huge-page fault zeroes 2 MiB, and on a lazily backed VM the host's fault comes with it:
+/// the corpus loaded in about 1 s instead of 0.4 (`cli::huge_pages`). The process turns them
+/// off unless the allocator's own switch says otherwise.
+#[cfg(target_os = "linux")]
+#[test]
+fn transparent_huge_pages_are_off_unless_the_allocator_is_told_to_use_them() {
+    assert_eq!(thp_enabled_of_a_replay(None), "0");
+    assert_eq!(thp_enabled_of_a_replay(Some("1")), "1");
+}

@@ -4,6 +4,7 @@ pub mod alert;
 pub mod eval;
 pub mod generate;
 pub mod health;
+pub mod huge_pages;
 pub mod rules;
 pub mod rules_test;
 pub mod service;
