@@ -4,15 +4,15 @@
 //! on one zeroes 2 MiB at once. On a virtual machine whose host backs the guest's memory
 //! lazily (this project's Firecracker VM; a host that takes freed memory back), that fault is
 //! the host's too, and a credtrail started a few seconds after the last process spent more
-//! than half its load there: the whole SigmaHQ corpus loaded in 0.98-1.08 s with huge pages
-//! against 0.36-0.44 s without, its peak RSS 240-260 MB against 190 MB (a 2 MiB page is
-//! zeroed whole however little of it is used). The matching did not miss them: the Windows
-//! corpus's replay clock and W500's wall time were the same or better without (BENCHMARKS.md).
+//! than half its load there: the whole SigmaHQ corpus loaded in 0.86-1.12 s with huge pages
+//! against 0.35-0.49 s without, its peak RSS 233-259 MB against 189-194 MB (a 2 MiB page is
+//! zeroed whole however little of it is used). The matching hardly misses them: the Windows
+//! corpus's replay clock was about 2 % slower without, and W500 was faster (BENCHMARKS.md).
 //!
-//! So, as Redis does by default (`disable-thp`) and as Splunk and MongoDB advise, the process
-//! turns them off for itself at start (`PR_SET_THP_DISABLE`, which also covers a kernel set to
-//! `always`). `MIMALLOC_ALLOW_THP`, the allocator's own switch, decides instead when it is set:
-//! `MIMALLOC_ALLOW_THP=1` keeps huge pages.
+//! So, as Redis does by default (`disable-thp`) and as Splunk's documentation advises, the
+//! process turns them off for itself at start (`PR_SET_THP_DISABLE`, which also covers a
+//! kernel set to `always`). `MIMALLOC_ALLOW_THP`, the allocator's own switch, decides instead
+//! when it is set: `MIMALLOC_ALLOW_THP=1` keeps huge pages.
 
 /// Turns transparent huge pages off for this process and its children, unless
 /// `MIMALLOC_ALLOW_THP` is set. Call first thing in `main`; memory already faulted keeps its

@@ -1,4 +1,5 @@
-//! Subcommands of the `credtrail` binary that live outside `main.rs`.
+//! Subcommands of the `credtrail` binary that live outside `main.rs`, and the process's own
+//! setup ([`huge_pages`]).
 
 pub mod alert;
 pub mod eval;
