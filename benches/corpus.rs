@@ -38,6 +38,7 @@ use std::process::Command;
 use credtrail::matcher::{self, CompileOptions};
 use credtrail::sigma::{self, LoadOptions};
 
+#[allow(dead_code)] // the bench writes with `write_copies_in`, its own piece size
 #[path = "../tests/common/copies.rs"]
 mod copies;
 mod harness;
