@@ -9,6 +9,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The cores this process may run on (1 when the system cannot say).
+pub fn count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `f` of every item of `items`, in their order, on up to one thread per core; fewer threads
 /// when there are fewer than `min_per_thread` items each (a thread costs more than a few small
 /// items save).
@@ -17,10 +22,7 @@ pub fn map_in_order<T: Sync, R: Send>(
     min_per_thread: usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len() / min_per_thread.max(1))
-        .max(1);
+    let threads = count().min(items.len() / min_per_thread.max(1)).max(1);
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
     let work = || {

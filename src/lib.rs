@@ -23,7 +23,8 @@
 //! of the [`pipeline`], which a replay (files) and the service (Kafka) drive alike.
 //!
 //! - [`time`]: event time and durations.
-//! - [`cores`]: work spread over the machine's cores, results in input order (loading rules).
+//! - [`cores`]: how many cores there are, and work spread over them with results in input order
+//!   (loading rules).
 //! - [`vocab`]: the words every stage shares and none owns: where an event was read
 //!   ([`Position`](vocab::Position)) and the [`EventRef`](vocab::EventRef) evidence points at,
 //!   the [`Hit`](vocab::Hit) and its [`Target`](vocab::Target), the evidence details the

@@ -262,9 +262,7 @@ fn replay(args: ReplayArgs) -> Result<(), Failure> {
         None => Default::default(),
         Some(p) => credtrail::identity::config::load(p).map_err(|e| bad_input(e.into()))?,
     };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = credtrail::cores::count();
     let max = pipeline::MAX_THREADS;
     let shards = count_flag("--shards", args.shards.unwrap_or(cores.min(max)), max)?;
     let workers = count_flag("--workers", args.workers.unwrap_or(shards), max)?;

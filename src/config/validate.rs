@@ -199,9 +199,7 @@ impl RawConfig {
             watch: self.rules.watch,
             watch_interval: duration("rules.watch_interval", &self.rules.watch_interval)?,
         };
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cores = crate::cores::count();
         let e = self.engine;
         let positive =
             |key: &str, v: Option<usize>, default: usize| -> Result<usize, ConfigError> {

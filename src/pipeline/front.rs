@@ -11,11 +11,11 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::thread;
 use std::time::Duration;
 
 use super::feed::{self, Feed, FeedEnd};
 use super::{Format, Inputs, Item, Pull, Signal, SourceTime};
+use crate::cores;
 use crate::deadletter::DeadLetter;
 use crate::input::{self, InputError, LineBatcher, ReadLimits};
 use crate::matcher::RuleSet;
@@ -36,16 +36,11 @@ impl Cutting {
     /// Whether the workers cut, for `workers` worker threads on this machine.
     pub(super) fn by_workers(self, workers: usize) -> bool {
         match self {
-            Cutting::Auto => workers >= cores(),
+            Cutting::Auto => workers >= cores::count(),
             Cutting::Reader => false,
             Cutting::Workers => true,
         }
     }
-}
-
-/// The cores this process may run on.
-fn cores() -> usize {
-    thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// What the front end feeds, and how.
@@ -93,7 +88,7 @@ impl Front<'_> {
             suspend,
             // More workers than cores: a spinning worker may hold the core the lock's holder
             // needs to finish.
-            if self.workers <= cores() {
+            if self.workers <= cores::count() {
                 feed::SPIN
             } else {
                 Duration::ZERO
