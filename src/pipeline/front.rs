@@ -34,7 +34,7 @@ pub enum Cutting {
 
 impl Cutting {
     /// Whether the workers cut, for `workers` worker threads on this machine.
-    pub(super) fn by_workers(self, workers: usize) -> bool {
+    fn by_workers(self, workers: usize) -> bool {
         match self {
             Cutting::Auto => workers >= cores::count(),
             Cutting::Reader => false,
@@ -56,8 +56,8 @@ pub(super) struct Front<'a> {
     pub rules: &'a Arc<RuleSet>,
     /// Bytes read so far, for the progress bar.
     pub bytes_read: &'a Arc<AtomicU64>,
-    /// The workers cut the batches ([`Cutting`]).
-    pub by_workers: bool,
+    /// Who cuts the batches, and for how many workers.
+    pub cutting: Cutting,
     pub workers: usize,
     /// Whether a worker still runs.
     pub working: &'a dyn Fn() -> bool,
@@ -65,7 +65,7 @@ pub(super) struct Front<'a> {
 
 impl Front<'_> {
     /// Cuts `lines` into batches numbered from `seq` and hands them to the workers: this
-    /// thread cuts them and queues them, or (`by_workers`) the workers cut them themselves
+    /// thread cuts them and queues them, or (by [`Cutting`]) the workers cut them themselves
     /// from a shared [`Feed`] while this thread waits for the last. `None` when the workers
     /// stopped first (the engine failed).
     fn feed(
@@ -95,7 +95,7 @@ impl Front<'_> {
             },
             end_tx,
         ));
-        if !self.by_workers {
+        if !self.cutting.by_workers(self.workers) {
             while let Some(item) = feed.next() {
                 self.inputs.items.send(item).ok()?;
             }

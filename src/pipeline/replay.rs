@@ -441,7 +441,7 @@ pub fn replay(rules: Arc<RuleSet>, opts: &ReplayOptions) -> Result<Summary, Pipe
             read: opts.read,
             rules: &rules,
             bytes_read: &bytes_read,
-            by_workers: opts.cutting.by_workers(setup.workers),
+            cutting: opts.cutting,
             workers: setup.workers,
             working: &|| engine.working(),
         };
