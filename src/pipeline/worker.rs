@@ -377,26 +377,17 @@ pub fn run(
         memo_reported: MemoStats::default(),
         metrics,
     };
-    'items: for item in rx.iter() {
+    for item in rx.iter() {
         heartbeat.beat();
-        let out = match item {
-            Item::Pull(source) => {
-                // A pull's items are its batches; a pull inside it would be ignored.
-                while let Some(item) = source.next() {
-                    heartbeat.beat();
-                    if let Some(out) = thread.step(item)
-                        && tx.send(out).is_err()
-                    {
-                        break 'items;
-                    }
-                }
-                continue;
-            }
-            item => thread.step(item),
+        let alive = match item {
+            // A pull's items are its batches, cut here one at a time until its source ends.
+            Item::Pull(source) => std::iter::from_fn(|| source.next()).all(|item| {
+                heartbeat.beat();
+                thread.pass(item, &tx)
+            }),
+            item => thread.pass(item, &tx),
         };
-        if let Some(out) = out
-            && tx.send(out).is_err()
-        {
+        if !alive {
             break;
         }
     }
@@ -416,6 +407,11 @@ struct Thread<'m> {
 }
 
 impl Thread<'_> {
+    /// [`Thread::step`], and what it gives sent on; false once the sequence thread is gone.
+    fn pass(&mut self, item: Item, tx: &crossbeam_channel::Sender<Decoded>) -> bool {
+        self.step(item).is_none_or(|out| tx.send(out).is_ok())
+    }
+
     /// One item decoded and matched (a batch) or passed on (a signal); a pull is the
     /// caller's to run.
     fn step(&mut self, item: Item) -> Option<Decoded> {
